@@ -1,0 +1,109 @@
+"""Shared fixtures: run the real ``vsync`` CLI as a subprocess in temp folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+VSYNC = [sys.executable, "-m", "vsync"]
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes = b""
+
+
+def run_vsync(
+    *args: str | os.PathLike[str],
+    cwd: Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float = 600,
+) -> Run:
+    full_env = dict(os.environ)
+    full_env.setdefault("VSYNC_AUTHOR_NAME", "Test Author")
+    full_env.setdefault("VSYNC_AUTHOR_EMAIL", "test@example.com")
+    full_env.setdefault("VSYNC_HOST", "testhost")
+    full_env.pop("VSYNC_DEBUG", None)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        [*VSYNC, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    result = Run(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+        proc.stdout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"vsync {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """An initialised, empty working folder."""
+    root = tmp_path / "work"
+    root.mkdir()
+    run_vsync("init", cwd=root)
+    return root
+
+
+@pytest.fixture
+def vsync(work: Path) -> Callable[..., Run]:
+    """``vsync(*args, check=True)`` run inside the ``work`` folder."""
+
+    def _run(*args: str | os.PathLike[str], **kw: object) -> Run:
+        kw.setdefault("cwd", work)
+        return run_vsync(*args, **kw)  # type: ignore[arg-type]
+
+    return _run
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[str, bytes | str, bool]]:
+    """Every file and symlink under ``root`` (minus .vsync): kind, content, exec bit."""
+    out: dict[str, tuple[str, bytes | str, bool]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d != ".vsync"]
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if os.path.islink(full):
+                out[rel] = ("link", os.readlink(full), False)
+            elif os.path.isfile(full):
+                with open(full, "rb") as f:
+                    out[rel] = ("file", f.read(), os.access(full, os.X_OK))
+    return out
+
+
+def clear_worktree(root: Path) -> None:
+    for child in root.iterdir():
+        if child.name == ".vsync":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()

@@ -1,0 +1,3 @@
+from vsync.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Commands that make and snapshot a repository: init, status, commit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from vsync.cli.output import short, warn
+from vsync.model.repository import Repository
+from vsync.ops.commit import commit
+from vsync.ops.status import status
+from vsync.ui.progress import human_bytes, progress_for
+
+STATUS_WORDS = {
+    "??": "new file",
+    " M": "modified",
+    " T": "type changed",
+    " D": "deleted",
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="make a folder a vsync repository")
+    p.add_argument("path", nargs="?", default=".")
+    p.add_argument("--bare", action="store_true", help="no working folder (server, USB drive)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("status", help="show what changed since the last commit")
+    p.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("commit", help="snapshot the whole folder")
+    p.add_argument("-m", "--message", required=True)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_commit)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    repo = Repository.init(Path(args.path), bare=args.bare)
+    kind = "bare repository" if args.bare else "repository"
+    print(f"Initialised empty vsync {kind} in {repo.control}")
+    repo.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        repo.require_worktree()
+        result = status(repo, warn)
+    if args.porcelain:
+        out = sys.stdout
+        for code, path in result.entries:
+            out.write(f"{code} {path}\n")
+        return 0
+    print("On branch main" + ("" if result.head else " (no commits yet)"))
+    if result.clean:
+        print("nothing to commit, working folder clean")
+        return 0
+    print("Changes not yet committed:")
+    for code, path in result.entries:
+        print(f"  {STATUS_WORDS.get(code, code.strip()) + ':':<14}{path}")
+    return 0
+
+
+def cmd_commit(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        repo.require_worktree()
+        progress = progress_for("Committing", args.quiet)
+        result = commit(repo, args.message, warn, progress)
+    if result.post_commit_output:
+        sys.stderr.write(result.post_commit_output)
+    if result.commit_id is None:
+        print("nothing to commit, working folder clean")
+        return 0
+    if not args.quiet:
+        subject = args.message.strip().splitlines()[0]
+        print(
+            f"[main {short(result.commit_id)}] {subject}\n"
+            f" {result.files} files, {result.hashed} read, "
+            f"{result.chunks_new} new chunks ({human_bytes(result.bytes_new)} stored)"
+        )
+    return 0

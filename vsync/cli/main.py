@@ -1,0 +1,87 @@
+"""``vsync`` entry point: parse arguments, run the command, map errors to exit codes.
+
+Exit codes: 0 success; 1 stopped on something the user must act on; 2 bad
+usage or input; 3 corrupt or unreadable repository. Errors are one line on
+stderr; ``VSYNC_DEBUG=1`` adds the traceback of unexpected failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sqlite3
+import sys
+import traceback
+
+from vsync import __version__
+from vsync.cli import cmd_history, cmd_maint, cmd_repo
+from vsync.errors import VsyncError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"vsync: error: {message} (see 'vsync {self.prog.split()[-1]} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="vsync", description="Versioned, synchronised folders.")
+    parser.add_argument("--version", action="version", version=f"vsync {__version__}")
+    parser.add_argument("-C", dest="chdir", metavar="PATH", help="run as if started in PATH")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for module in (cmd_repo, cmd_history, cmd_maint):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.chdir:
+            os.chdir(args.chdir)
+        return int(args.func(args) or 0)
+    except VsyncError as exc:
+        print(f"vsync: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vsync: interrupted; the last commit is intact", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"vsync: error: state.db is damaged ({exc}); run 'vsync fsck' to rebuild it",
+            file=sys.stderr,
+        )
+        return 3
+    except OSError as exc:
+        if os.environ.get("VSYNC_DEBUG"):
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        what = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        print(f"vsync: error: {what}{where}; nothing was half-written", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, never a traceback by default
+        if os.environ.get("VSYNC_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"vsync: internal error: {type(exc).__name__}: {exc} "
+            "(set VSYNC_DEBUG=1 for details and report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

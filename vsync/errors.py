@@ -1,0 +1,114 @@
+"""The one exception tree of vsync.
+
+Every error a user can cause derives from :class:`VsyncError` and carries the
+exit code the CLI returns for it::
+
+    VsyncError (exit 2 unless a subclass says otherwise)
+    +-- UsageError                 2  bad arguments or input
+    |   +-- NotARepository         2  no .vsync/ here or above
+    |   +-- UnknownRevision        2  a revision that names nothing
+    |   +-- PathNotInRevision      2  a path the revision does not hold
+    |   +-- UnsafePath             2  a path that would leave the working tree
+    +-- StoppedError               1  ran, but stopped on something to act on
+    |   +-- UncommittedChanges     1  checkout would overwrite local edits
+    |   +-- HookFailed             1  a hook exited non-zero
+    |   +-- LockTimeout            1  another vsync holds the repository lock
+    |   +-- EnvironmentFailure     1  the OS refused (disk full, permissions)
+    +-- DamagedRepository          3  corrupt or unreadable repository data
+        +-- ChunkCorrupt           3  a chunk whose bytes do not match its id
+        +-- ChunkMissing           3  a chunk the index does not know
+        +-- UnsupportedFormat      3  written by a newer vsync
+
+Bugs are any other exception; the CLI reports them in one line too.
+"""
+
+from __future__ import annotations
+
+
+class VsyncError(Exception):
+    """Base of every error a user can meet; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 2
+
+
+class UsageError(VsyncError):
+    """Bad usage or bad input."""
+
+    exit_code = 2
+
+
+class NotARepository(UsageError):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"not a vsync repository (or any parent up to /): {path}; run 'vsync init' first"
+        )
+        self.path = path
+
+
+class UnknownRevision(UsageError):
+    def __init__(self, rev: str, detail: str = "") -> None:
+        msg = f"unknown revision '{rev}'"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+        self.rev = rev
+
+
+class PathNotInRevision(UsageError):
+    def __init__(self, path: str, rev: str) -> None:
+        super().__init__(f"path '{path}' does not exist in revision {rev}")
+        self.path = path
+        self.rev = rev
+
+
+class UnsafePath(UsageError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"refusing unsafe path {path!r}: {reason}")
+        self.path = path
+
+
+class StoppedError(VsyncError):
+    """The command ran but stopped on something the user must act on."""
+
+    exit_code = 1
+
+
+class UncommittedChanges(StoppedError):
+    pass
+
+
+class HookFailed(StoppedError):
+    pass
+
+
+class LockTimeout(StoppedError):
+    pass
+
+
+class EnvironmentFailure(StoppedError):
+    """The operating system refused an operation (disk full, permission denied)."""
+
+
+class DamagedRepository(VsyncError):
+    """Corrupt or unreadable repository data."""
+
+    exit_code = 3
+
+
+class ChunkCorrupt(DamagedRepository):
+    def __init__(self, chunk_id: bytes, where: str) -> None:
+        super().__init__(
+            f"chunk {chunk_id.hex()[:16]} is damaged ({where}); "
+            "its bytes do not match its BLAKE3 id"
+        )
+        self.chunk_id = chunk_id
+
+
+class ChunkMissing(DamagedRepository):
+    def __init__(self, chunk_id: bytes) -> None:
+        super().__init__(f"chunk {chunk_id.hex()[:16]} is missing from the chunk store")
+        self.chunk_id = chunk_id
+
+
+class UnsupportedFormat(DamagedRepository):
+    pass

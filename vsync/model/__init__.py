@@ -1,0 +1,1 @@
+"""Model layer: repository, config, lock, manifests, working-tree scan, snapshots."""

@@ -1,0 +1,137 @@
+"""The repository config file (git-config syntax, read and written with dulwich)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.config import ConfigFile, StackedConfig
+
+from vsync.errors import UnsupportedFormat, UsageError
+from vsync.store.chunker import ALGORITHM, ChunkerParams
+
+FORMAT_VERSION = 1
+DEFAULT_COMPRESSION_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+    host: str
+
+    def git_ident(self) -> bytes:
+        return f"{self.name} <{self.email}>".encode()
+
+
+class RepoConfig:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.cf = ConfigFile.from_path(str(path))
+        except FileNotFoundError:
+            self.cf = ConfigFile()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UnsupportedFormat(f"cannot parse {path}: {exc}") from None
+
+    def get(self, section: tuple[str, ...], key: str, default: str | None = None) -> str | None:
+        try:
+            return self.cf.get(tuple(s.encode() for s in section), key.encode()).decode()
+        except KeyError:
+            return default
+
+    def set(self, section: tuple[str, ...], key: str, value: str | int | bool) -> None:
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        self.cf.set(tuple(s.encode() for s in section), key.encode(), str(value).encode())
+
+    def remove_section(self, section: tuple[str, ...]) -> bool:
+        key = tuple(s.encode() for s in section)
+        if key in self.cf:
+            del self.cf[key]
+            return True
+        return False
+
+    def sections(self) -> list[tuple[str, ...]]:
+        return [tuple(p.decode() for p in s) for s in self.cf.sections()]
+
+    def save(self) -> None:
+        self.cf.write_to_path(str(self.path))  # GitFile: lock file, fsync, rename
+
+    # -- typed views -----------------------------------------------------------
+
+    def check_format(self) -> None:
+        raw = self.get(("vsync",), "format")
+        if raw is None:
+            raise UnsupportedFormat(f"{self.path} has no vsync format version")
+        try:
+            version = int(raw)
+        except ValueError:
+            raise UnsupportedFormat(f"{self.path}: bad format version {raw!r}") from None
+        if version > FORMAT_VERSION:
+            raise UnsupportedFormat(
+                f"repository format {version} is newer than this vsync reads "
+                f"({FORMAT_VERSION}); upgrade vsync"
+            )
+
+    @property
+    def bare(self) -> bool:
+        return self.get(("vsync",), "bare", "false") == "true"
+
+    def chunker_params(self) -> ChunkerParams:
+        algo = self.get(("chunking",), "algorithm", ALGORITHM)
+        if algo != ALGORITHM:
+            raise UnsupportedFormat(f"unknown chunking algorithm {algo!r}")
+        d = ChunkerParams()
+        return ChunkerParams(
+            min_size=int(self.get(("chunking",), "minSize", str(d.min_size)) or d.min_size),
+            avg_size=int(self.get(("chunking",), "avgSize", str(d.avg_size)) or d.avg_size),
+            max_size=int(self.get(("chunking",), "maxSize", str(d.max_size)) or d.max_size),
+            normalization=int(self.get(("chunking",), "normalization", str(d.normalization)) or 1),
+        )
+
+    def compression_level(self) -> int:
+        return int(self.get(("compression",), "level", str(DEFAULT_COMPRESSION_LEVEL)) or 3)
+
+    def identity(self) -> Identity:
+        host = os.environ.get("VSYNC_HOST") or socket.gethostname()
+        name = os.environ.get("VSYNC_AUTHOR_NAME") or self.get(("user",), "name")
+        email = os.environ.get("VSYNC_AUTHOR_EMAIL") or self.get(("user",), "email")
+        if not name or not email:
+            try:
+                user_cfg = StackedConfig.default()
+                name = name or user_cfg.get((b"user",), b"name").decode()
+                email = email or user_cfg.get((b"user",), b"email").decode()
+            except (KeyError, OSError, UnicodeDecodeError):
+                pass
+        login = _login()
+        return Identity(name or login, email or f"{login}@{host}", host)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "vsync"
+
+
+def write_new_config(path: Path, bare: bool, params: ChunkerParams, level: int) -> None:
+    cfg = RepoConfig(path)
+    cfg.set(("vsync",), "format", FORMAT_VERSION)
+    cfg.set(("vsync",), "bare", bare)
+    cfg.set(("chunking",), "algorithm", ALGORITHM)
+    cfg.set(("chunking",), "minSize", params.min_size)
+    cfg.set(("chunking",), "avgSize", params.avg_size)
+    cfg.set(("chunking",), "maxSize", params.max_size)
+    cfg.set(("chunking",), "normalization", params.normalization)
+    cfg.set(("compression",), "algorithm", "zstd")
+    cfg.set(("compression",), "level", level)
+    cfg.save()
+
+
+def check_remote_name(name: str) -> None:
+    if not name or any(c in name for c in ' \t\n"\\/[]') or name.startswith("-"):
+        raise UsageError(f"invalid remote name {name!r}")

@@ -1,0 +1,214 @@
+"""A vsync repository: where its parts live, opening, creating and locking it.
+
+Layout (docs/format.md)::
+
+    <root>/.vsync/           (a bare repository is this directory itself)
+        config               git-config syntax: format version, chunking, remotes
+        git/                 bare git repository (dulwich): commits, trees, refs
+        chunks/              chunk packs
+        state.db             SQLite cache: stat cache, chunk index
+        hooks/               executables run around commit, push, merge
+        lock                 flock target
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo as GitRepo
+
+from vsync.errors import DamagedRepository, NotARepository, UsageError
+from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
+from vsync.model.lock import RepoLock
+from vsync.store.chunker import ChunkerParams
+from vsync.store.chunkstore import ChunkStore, fsync_dir
+from vsync.store.statedb import StateDB
+
+CONTROL_DIR = ".vsync"
+BRANCH = b"refs/heads/main"
+LOCK_TIMEOUT = float(os.environ.get("VSYNC_LOCK_TIMEOUT", "60"))
+
+
+def hook_samples_dir() -> Path | None:
+    """The sample hooks shipped with vsync (package data, or the source tree)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "hook_samples", here.parent / "hooks"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def is_control_dir(path: Path) -> bool:
+    return (path / "config").is_file() and (path / "git").is_dir() and (path / "chunks").is_dir()
+
+
+class Repository:
+    def __init__(self, control: Path, root: Path | None) -> None:
+        self.control = control
+        self.root = root
+        self.config = RepoConfig(control / "config")
+        self.config.check_format()
+        self._git: GitRepo | None = None
+        self._db: StateDB | None = None
+        self._chunks: ChunkStore | None = None
+        self._write_locked = False
+
+    # -- construction ------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: Path, bare: bool = False) -> Repository:
+        path = path.absolute()
+        control = path if bare else path / CONTROL_DIR
+        if bare and path.exists() and any(path.iterdir()):
+            raise UsageError(
+                f"{path} exists and is not empty; a bare repository needs a new folder"
+            )
+        if not bare and control.exists():
+            raise UsageError(f"{path} is already a vsync repository")
+        if not bare and path.exists() and not path.is_dir():
+            raise UsageError(f"{path} is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        staging = control.with_name(control.name + ".init-tmp")
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        (staging / "chunks").mkdir()
+        (staging / "hooks").mkdir()
+        git = GitRepo.init_bare(str(staging / "git"), mkdir=True)
+        try:
+            git.refs.set_symbolic_ref(b"HEAD", BRANCH)
+            gcfg = git.get_config()
+            gcfg.set((b"core",), b"fsyncObjectFiles", b"true")
+            gcfg.set((b"core",), b"logAllRefUpdates", b"always")
+            gcfg.write_to_path()
+        finally:
+            git.close()
+        write_new_config(staging / "config", bare, ChunkerParams(), DEFAULT_COMPRESSION_LEVEL)
+        samples = hook_samples_dir()
+        if samples is not None:
+            for sample in sorted(samples.iterdir()):
+                if sample.is_file() and not sample.name.startswith("."):
+                    dest = staging / "hooks" / (sample.name + ".sample")
+                    shutil.copyfile(sample, dest)
+                    dest.chmod(0o755)
+        if bare:
+            for child in staging.iterdir():
+                os.replace(child, path / child.name)
+            staging.rmdir()
+        else:
+            os.replace(staging, control)
+        fsync_dir(path)
+        return cls(control, None if bare else path)
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Repository:
+        here = (start or Path.cwd()).absolute()
+        for candidate in (here, *here.parents):
+            control = candidate / CONTROL_DIR
+            if is_control_dir(control):
+                return cls(control, candidate)
+            if is_control_dir(candidate) and RepoConfig(candidate / "config").bare:
+                return cls(candidate, None)
+        raise NotARepository(str(here))
+
+    @classmethod
+    def open_path(cls, path: Path) -> Repository:
+        """Open the repository at exactly ``path`` (a bare repo or a working folder)."""
+        path = path.absolute()
+        if is_control_dir(path / CONTROL_DIR):
+            return cls(path / CONTROL_DIR, path)
+        if is_control_dir(path):
+            return cls(path, None)
+        raise NotARepository(str(path))
+
+    # -- parts --------------------------------------------------------------------
+
+    @property
+    def bare(self) -> bool:
+        return self.root is None
+
+    def require_worktree(self) -> Path:
+        if self.root is None:
+            raise UsageError("this is a bare repository; it has no working folder")
+        return self.root
+
+    @property
+    def git(self) -> GitRepo:
+        if self._git is None:
+            try:
+                self._git = GitRepo(str(self.control / "git"))
+            except NotGitRepository:
+                raise DamagedRepository(f"{self.control / 'git'} is not a git repository") from None
+        return self._git
+
+    @property
+    def db(self) -> StateDB:
+        if self._db is None:
+            self._db = StateDB(self.control / "state.db")
+        return self._db
+
+    @property
+    def chunks(self) -> ChunkStore:
+        if self._chunks is None:
+            store = ChunkStore(self.control / "chunks", self.db, self.config.compression_level())
+            if self.db.rebuilt:
+                store.rebuild_index()
+                self.db.rebuilt = False
+            else:
+                store.reconcile()
+            self._chunks = store
+        return self._chunks
+
+    @property
+    def hooks_dir(self) -> Path:
+        return self.control / "hooks"
+
+    def reset_state_db(self) -> None:
+        """Discard a damaged state.db and rebuild the chunk index from the packs."""
+        if self._chunks is not None:
+            self._chunks.close_files()
+        self.db.reset()
+        self._chunks = None
+        _ = self.chunks
+
+    # -- refs ---------------------------------------------------------------------
+
+    def head(self) -> bytes | None:
+        """The commit id the branch points at, or None before the first commit."""
+        try:
+            return self.git.refs[BRANCH]
+        except KeyError:
+            return None
+
+    # -- locking --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, exclusive: bool = True) -> Iterator[None]:
+        with RepoLock(self.control / "lock", exclusive, LOCK_TIMEOUT):
+            if exclusive:
+                self._write_locked = True
+                self.chunks.recover_temp_packs()
+            try:
+                yield
+            finally:
+                self._write_locked = False
+
+    def close(self) -> None:
+        if self._chunks is not None:
+            self._chunks.close_files()
+        if self._db is not None:
+            self._db.close()
+        if self._git is not None:
+            self._git.close()
+        self._git = self._db = self._chunks = None
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

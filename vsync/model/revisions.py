@@ -1,0 +1,174 @@
+"""Revision names: what ``HEAD~2``, ``a1b2c3``, ``origin/main`` or ``HEAD@{2 days ago}`` mean.
+
+Grammar (docs/user-guide.md)::
+
+    rev     := base [ "@{" when "}" ] { "~" [N] | "^" [N] }
+    base    := "HEAD" | "@" | ref name | full or abbreviated (>= 4 hex) commit id
+    when    := N (the Nth earlier position of the ref) | a date: "yesterday",
+               "3 days ago", "2026-11-01", "2026-11-01 14:00[:SS]", a Unix time
+
+A date selects where the ref pointed at that moment, from its reflog.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+from dulwich.approxidate import parse_approxidate
+from dulwich.objects import Commit
+
+from vsync.errors import UnknownRevision
+from vsync.model.repository import BRANCH, Repository
+
+_SUFFIX = re.compile(r"([~^])(\d*)")
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+_MINUTES = re.compile(r"^(\d{4}[-/]\d{2}[-/]\d{2})[ T](\d{1,2}):(\d{2})$")
+
+
+def parse_when(text: str) -> int:
+    """A Unix time for a date expression; raises ValueError."""
+    t = text.strip()
+    m = _MINUTES.match(t)
+    if m:
+        t = f"{m.group(1)} {int(m.group(2)):02d}:{m.group(3)}:00"
+    if t in ("yesterday",):
+        return int(time.time()) - 86400
+    if re.fullmatch(r"\d+\s+\w+", t):  # "3 days" means "3 days ago"
+        t += " ago"
+    try:
+        return parse_approxidate(t)
+    except ValueError:
+        pass
+    try:
+        return int(datetime.fromisoformat(t).timestamp())
+    except ValueError:
+        raise ValueError(f"cannot understand the date {text!r}") from None
+
+
+def _ref_candidates(name: str) -> list[bytes]:
+    if name in ("HEAD", "@"):
+        return [BRANCH]
+    if name.startswith("refs/"):
+        return [name.encode()]
+    return [
+        f"refs/heads/{name}".encode(),
+        f"refs/remotes/{name}".encode(),
+        f"refs/tags/{name}".encode(),
+        f"refs/remotes/{name}/main".encode(),
+    ]
+
+
+def _split(spec: str) -> tuple[str, str | None, list[tuple[str, int]]]:
+    when = None
+    rest = spec
+    suffix_start = len(rest)
+    # peel ~N / ^N suffixes from the end
+    ops: list[tuple[str, int]] = []
+    m = re.search(r"((?:[~^]\d*)+)$", rest)
+    if m and "}" not in m.group(1):
+        suffix_start = m.start(1)
+        ops = [(op, int(n) if n else 1) for op, n in _SUFFIX.findall(m.group(1))]
+    rest = rest[:suffix_start]
+    if rest.endswith("}") and "@{" in rest:
+        idx = rest.index("@{")
+        when = rest[idx + 2 : -1]
+        rest = rest[:idx] or "HEAD"
+    return rest, when, ops
+
+
+def _as_commit(repo: Repository, oid: bytes, spec: str) -> Commit:
+    try:
+        obj = repo.git.object_store[oid]
+    except KeyError:
+        raise UnknownRevision(spec, "no such commit") from None
+    if not isinstance(obj, Commit):
+        raise UnknownRevision(spec, "not a commit")
+    return obj
+
+
+def resolve(repo: Repository, spec: str) -> bytes:
+    """The commit id ``spec`` names. Raises UnknownRevision."""
+    spec = spec.strip()
+    if not spec:
+        raise UnknownRevision(spec, "empty revision")
+    base, when, ops = _split(spec)
+    refs = repo.git.refs
+    ref_name: bytes | None = None
+    oid: bytes | None = None
+    for cand in _ref_candidates(base):
+        try:
+            oid = refs[cand]
+            ref_name = cand
+            break
+        except KeyError:
+            continue
+    if oid is None and base in ("HEAD", "@"):
+        raise UnknownRevision(spec, "there are no commits yet")
+    if oid is None and _HEX.fullmatch(base):
+        prefix = base.lower().encode()
+        if len(prefix) == 40:
+            oid = prefix if prefix in repo.git.object_store else None
+        else:
+            matches = [
+                o
+                for o in repo.git.object_store.iter_prefix(prefix)
+                if isinstance(repo.git.object_store[o], Commit)
+            ]
+            if len(matches) > 1:
+                raise UnknownRevision(spec, f"ambiguous: {len(matches)} commits start with {base}")
+            oid = matches[0] if matches else None
+    if oid is None:
+        raise UnknownRevision(spec)
+    if when is not None:
+        if ref_name is None:
+            raise UnknownRevision(spec, "@{...} needs a ref name such as HEAD or main")
+        oid = _reflog_at(repo, ref_name, when, spec)
+    commit = _as_commit(repo, oid, spec)
+    for op, n in ops:
+        if op == "~":
+            for _ in range(n):
+                if not commit.parents:
+                    raise UnknownRevision(spec, "history is not that long")
+                commit = _as_commit(repo, commit.parents[0], spec)
+        else:
+            if n == 0:
+                continue
+            if n > len(commit.parents):
+                raise UnknownRevision(spec, f"commit has no parent #{n}")
+            commit = _as_commit(repo, commit.parents[n - 1], spec)
+    return commit.id
+
+
+def _reflog_at(repo: Repository, ref: bytes, when: str, spec: str) -> bytes:
+    entries = list(repo.git.read_reflog(ref))
+    if not entries:
+        raise UnknownRevision(spec, "no history of where the ref pointed is recorded")
+    if when.isdigit() and int(when) < 100000:
+        n = int(when)
+        if n >= len(entries):
+            raise UnknownRevision(spec, f"the ref has only {len(entries)} recorded positions")
+        return entries[-1 - n].new_sha
+    try:
+        target = parse_when(when)
+    except ValueError as exc:
+        raise UnknownRevision(spec, str(exc)) from None
+    for entry in reversed(entries):
+        if entry.timestamp <= target:
+            if entry.new_sha == b"0" * 40:
+                break
+            return entry.new_sha
+    first = datetime.fromtimestamp(entries[0].timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    raise UnknownRevision(spec, f"that is before the first recorded commit ({first})")
+
+
+def resolve_rev_path(repo: Repository, spec: str) -> tuple[bytes, str]:
+    """Split ``REV:PATH`` (``:PATH`` means HEAD) into a commit id and a path."""
+    if ":" not in spec:
+        raise UnknownRevision(spec, "expected REV:PATH")
+    # a date inside @{...} may hold ':'; split at the first ':' after any '}'
+    brace = spec.rfind("}")
+    idx = spec.index(":", brace + 1 if brace >= 0 else 0)
+    rev, path = spec[:idx] or "HEAD", spec[idx + 1 :].strip("/")
+    return resolve(repo, rev), path

@@ -1,0 +1,82 @@
+"""The stat cache: which manifest a working file had when last hashed.
+
+An entry is trusted only when the file's size, mtime, ctime, inode and mode
+are unchanged *and* the file was last modified comfortably before it was
+hashed. A file modified within ``RACY_NS`` of its hashing (the timestamp
+granularity problem git calls "racily clean") is hashed again next time;
+2 s covers FAT's timestamps on USB drives.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vsync.store.statedb import StateDB
+
+RACY_NS = 2_000_000_000
+
+Row = tuple[int, int, int, int, int, bytes, int]
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+
+
+class StatCache:
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+        self._rows: dict[str, Row] | None = None
+        self._pending: dict[str, Row | None] = {}
+
+    def _load(self) -> dict[str, Row]:
+        if self._rows is None:
+            rows = self.db.conn.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, mode, manifest, hashed_at_ns"
+                " FROM files"
+            ).fetchall()
+            self._rows = {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
+        return self._rows
+
+    def lookup(self, path: str, st: os.stat_result) -> bytes | None:
+        row = self._load().get(path)
+        if row is None:
+            return None
+        size, mtime, ctime, ino, mode, manifest, hashed_at = row
+        if (size, mtime, ctime, ino, mode) != stat_key(st):
+            return None
+        if max(mtime, ctime) >= hashed_at - RACY_NS:
+            return None  # racily clean: cannot tell a same-tick edit apart
+        return manifest
+
+    def record(self, path: str, st: os.stat_result, manifest: bytes, hashed_at_ns: int) -> None:
+        row: Row = (*stat_key(st), manifest, hashed_at_ns)
+        self._load()[path] = row
+        self._pending[path] = row
+
+    def forget(self, path: str) -> None:
+        if self._load().pop(path, None) is not None:
+            self._pending[path] = None
+
+    def paths(self) -> list[str]:
+        return list(self._load())
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for path, row in self._pending.items():
+                if row is None:
+                    conn.execute("DELETE FROM files WHERE path=?", (path,))
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, mode,"
+                        " manifest, hashed_at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (path, *row),
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._pending.clear()

@@ -1,0 +1,97 @@
+"""Scanning the working folder: what files and symlinks it holds, by NFC path."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsync.model.ignore import Ignore
+from vsync.model.paths import CONTROL_NAME, is_under, nfc
+
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_LINK = 0o120000
+MODE_TREE = 0o040000
+
+Warn = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class WorkFile:
+    path: str  # NFC, '/'-separated, relative to the root
+    disk: str  # absolute path as it is named on disk
+    st: os.stat_result
+
+    @property
+    def is_link(self) -> bool:
+        return stat.S_ISLNK(self.st.st_mode)
+
+    @property
+    def mode(self) -> int:
+        if self.is_link:
+            return MODE_LINK
+        return MODE_EXEC if self.st.st_mode & 0o111 else MODE_FILE
+
+
+def git_mode_of(st: os.stat_result) -> int:
+    if stat.S_ISLNK(st.st_mode):
+        return MODE_LINK
+    return MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
+
+
+def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str, WorkFile]:
+    """Every regular file and symlink under ``root`` that is not ignored.
+
+    ``prefixes`` limits the walk to those repository paths (files or folders).
+    Special files are skipped with a warning; so are names that are not
+    valid UTF-8 and names that collide once NFC-normalised.
+    """
+    ignore = Ignore(root)
+    out: dict[str, WorkFile] = {}
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    while stack:
+        disk_dir, rel_dir = stack.pop()
+        try:
+            it = os.scandir(disk_dir)
+        except OSError as exc:
+            warn(f"skipping unreadable folder '{rel_dir or '.'}': {exc.strerror}")
+            continue
+        with it:
+            for entry in it:
+                name = entry.name
+                if not rel_dir and name == CONTROL_NAME:
+                    continue
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    warn(f"skipping '{os.path.join(rel_dir, name)!r}': name is not valid UTF-8")
+                    continue
+                rel = f"{rel_dir}/{nfc(name)}" if rel_dir else nfc(name)
+                if prefixes is not None and not any(
+                    is_under(rel, p) or is_under(p, rel) for p in prefixes
+                ):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    warn(f"skipping '{rel}': {exc.strerror}")
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if name == CONTROL_NAME or ignore.ignored(rel, True):
+                        continue
+                    stack.append((entry.path, rel))
+                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                    if ignore.ignored(rel, False):
+                        continue
+                    if rel in out:
+                        warn(f"skipping '{entry.path}': its name collides with '{out[rel].disk}'")
+                        continue
+                    out[rel] = WorkFile(rel, entry.path, st)
+                else:
+                    warn(f"skipping '{rel}': not a regular file, folder or symlink")
+    if prefixes is not None:
+        out = {p: w for p, w in out.items() if any(is_under(p, pre) for pre in prefixes)}
+    return dict(sorted(out.items()))

@@ -1,0 +1,69 @@
+"""``vsync status``: the working folder against the last commit.
+
+Codes follow git's porcelain v1 (XY PATH). With no staging area, X is blank
+outside a merge: ``??`` new file (the next commit adds it), `` M`` modified
+(content or exec bit), `` T`` type changed (file <-> symlink), `` D`` deleted.
+During a merge, X carries what the merge already changed and unresolved
+paths carry git's unmerged codes (UU, AA, DU, UD, DD, AU, UA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vsync.model.ingest import Ingester
+from vsync.model.repository import Repository
+from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.working import ProgressSink, read_working
+from vsync.model.worktree import MODE_LINK
+
+
+@dataclass
+class StatusResult:
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (code, path)
+    head: bytes | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.entries
+
+
+def head_flat(repo: Repository) -> FlatMap:
+    head = repo.head()
+    if head is None:
+        return {}
+    return flatten(repo.git.object_store, commit_tree(repo.git.object_store, head))
+
+
+def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:
+    """Status codes for ``new`` (the working folder) against ``old`` (a commit)."""
+    out: list[tuple[str, str]] = []
+    for path in sorted(old.keys() | new.keys()):
+        a, b = old.get(path), new.get(path)
+        if a == b:
+            continue
+        if a is None:
+            out.append(("??", path))
+        elif b is None:
+            out.append((" D", path))
+        elif (a[0] == MODE_LINK) != (b[0] == MODE_LINK):
+            out.append((" T", path))
+        else:
+            out.append((" M", path))
+    return out
+
+
+def status(
+    repo: Repository,
+    warn: Callable[[str], None],
+    progress: ProgressSink | None = None,
+) -> StatusResult:
+    base = head_flat(repo)
+    params = repo.config.chunker_params()
+    with Ingester(params, repo.config.compression_level()) as ingester:
+        state = read_working(repo, ingester, warn, None, progress)
+    for path in state.skipped:  # kept changing while read: certainly not clean
+        state.flat[path] = (0, b"")
+    return StatusResult(compare(base, state.flat), repo.head(), state.skipped)

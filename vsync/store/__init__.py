@@ -1,0 +1,1 @@
+"""Storage layer: chunker, chunk packs and their index, git object access, state.db."""

@@ -1,0 +1,327 @@
+"""The chunk store: pack files under ``chunks/`` and their index in state.db.
+
+Write order (crash safety): a pack is written as ``pack-X.vpk.tmp``, sealed
+with its trailer, fsynced, renamed to ``pack-X.vpk`` and the directory
+fsynced; only then are its chunks entered in the index. The index is a
+cache: :meth:`ChunkStore.reconcile` re-enters any pack the index does not
+know and drops packs that are gone, and :meth:`ChunkStore.recover_temp_packs`
+seals the complete records of a pack whose writer was killed, so chunks
+written before a crash or an interrupted transfer stay stored.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsync.errors import ChunkMissing, DamagedRepository
+from vsync.store import chunkpack, codec
+from vsync.store.chunkpack import PackEntry
+from vsync.store.statedb import StateDB
+
+PACK_TARGET_SIZE = 64 * 1024 * 1024
+_OPEN_PACKS = 32
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as it sits in a pack: compressed payload plus what decodes it."""
+
+    chunk_id: bytes
+    compression: int
+    raw_len: int
+    payload: bytes
+    pack_name: str
+
+
+class ChunkStore:
+    def __init__(self, chunks_dir: Path, db: StateDB, compression_level: int = 3) -> None:
+        self.dir = chunks_dir
+        self.db = db
+        self.compression_level = compression_level
+        self._fds: OrderedDict[int, int] = OrderedDict()
+        self._pack_names: dict[int, str] = {}
+
+    # -- index ---------------------------------------------------------------
+
+    def has(self, cid: bytes) -> bool:
+        row = self.db.conn.execute("SELECT 1 FROM chunks WHERE id=?", (cid,)).fetchone()
+        return row is not None
+
+    def missing(self, cids: Iterable[bytes]) -> list[bytes]:
+        """The ids among ``cids`` that the store lacks, in their given order."""
+        out = []
+        for cid in cids:
+            if not self.has(cid):
+                out.append(cid)
+        return out
+
+    def lookup(self, cid: bytes) -> tuple[int, PackEntry] | None:
+        row = self.db.conn.execute(
+            "SELECT pack, offset, stored_len, raw_len, compression FROM chunks WHERE id=?",
+            (cid,),
+        ).fetchone()
+        if row is None:
+            return None
+        pack, offset, stored, raw, comp = row
+        return pack, PackEntry(cid, offset, stored, raw, comp)
+
+    def count(self) -> int:
+        return int(self.db.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def stored_bytes(self) -> int:
+        return sum((self.dir / name).stat().st_size for name in chunkpack.iter_pack_names(self.dir))
+
+    def _index_pack(self, name: str, entries: list[PackEntry], size: int) -> None:
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute("INSERT INTO packs(name, size) VALUES (?, ?)", (name, size))
+            pack = cur.lastrowid
+            conn.executemany(
+                "INSERT OR IGNORE INTO chunks(id, pack, offset, stored_len, raw_len, compression)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (e.chunk_id, pack, e.offset, e.stored_len, e.raw_len, e.compression)
+                    for e in entries
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def reconcile(self) -> None:
+        """Make the index agree with the pack files on disk."""
+        on_disk = set(chunkpack.iter_pack_names(self.dir))
+        known = dict(self.db.conn.execute("SELECT name, pack FROM packs").fetchall())
+        for name, pack in known.items():
+            if name not in on_disk:
+                self._forget_pack(pack)
+        for name in sorted(on_disk - known.keys()):
+            path = self.dir / name
+            entries = chunkpack.read_trailer(path)
+            if entries is None:
+                entries, _end = chunkpack.scan_records(path)
+            self._index_pack(name, entries, path.stat().st_size)
+
+    def _forget_pack(self, pack: int) -> None:
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM chunks WHERE pack=?", (pack,))
+        conn.execute("DELETE FROM packs WHERE pack=?", (pack,))
+        conn.execute("COMMIT")
+        fd = self._fds.pop(pack, None)
+        if fd is not None:
+            os.close(fd)
+        self._pack_names.pop(pack, None)
+
+    def rebuild_index(self) -> None:
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM chunks")
+        conn.execute("DELETE FROM packs")
+        conn.execute("COMMIT")
+        self.close_files()
+        self.reconcile()
+
+    def recover_temp_packs(self) -> int:
+        """Seal what a killed writer left in ``*.vpk.tmp``; needs the write lock.
+
+        Returns how many chunks were recovered. A record whose payload does not
+        hash to its id (a torn write) ends the recovery of that file.
+        """
+        recovered = 0
+        for name in sorted(os.listdir(self.dir)):
+            if not name.endswith(chunkpack.TEMP_SUFFIX):
+                continue
+            path = self.dir / name
+            try:
+                entries, _end = chunkpack.scan_records(path)
+            except DamagedRepository:
+                entries = []
+            good: list[PackEntry] = []
+            if entries:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    for e in entries:
+                        payload = chunkpack.read_payload(fd, e, name)
+                        try:
+                            codec.decode(e.compression, payload, e.raw_len, e.chunk_id, name)
+                        except DamagedRepository:
+                            break
+                        good.append(e)
+                finally:
+                    os.close(fd)
+            if not good:
+                path.unlink()
+                continue
+            end = good[-1].offset + chunkpack.RECORD.size + good[-1].stored_len
+            with open(path, "r+b") as f:
+                f.truncate(end)
+                f.seek(end)
+                f.write(chunkpack.trailer_bytes(good, end))
+                f.flush()
+                os.fsync(f.fileno())
+            final = self.dir / name[: -len(chunkpack.TEMP_SUFFIX)]
+            final = final.with_name(final.name + chunkpack.PACK_SUFFIX)
+            os.replace(path, final)
+            fsync_dir(self.dir)
+            recovered += len(good)
+        if recovered:
+            self.reconcile()
+        return recovered
+
+    # -- reading -------------------------------------------------------------
+
+    def _fd(self, pack: int) -> tuple[int, str]:
+        fd = self._fds.get(pack)
+        if fd is not None:
+            self._fds.move_to_end(pack)
+            return fd, self._pack_names[pack]
+        row = self.db.conn.execute("SELECT name FROM packs WHERE pack=?", (pack,)).fetchone()
+        if row is None:
+            raise DamagedRepository(f"chunk index names pack #{pack}, which is not in the index")
+        name = row[0]
+        try:
+            fd = os.open(self.dir / name, os.O_RDONLY)
+        except FileNotFoundError:
+            raise DamagedRepository(f"chunk pack {name} is missing") from None
+        self._fds[pack] = fd
+        self._pack_names[pack] = name
+        while len(self._fds) > _OPEN_PACKS:
+            _old, old_fd = self._fds.popitem(last=False)
+            os.close(old_fd)
+        return fd, name
+
+    def read_stored(self, cid: bytes) -> StoredChunk:
+        """A chunk's payload as stored (still compressed), header-checked."""
+        found = self.lookup(cid)
+        if found is None:
+            raise ChunkMissing(cid)
+        pack, entry = found
+        fd, name = self._fd(pack)
+        payload = chunkpack.read_payload(fd, entry, name)
+        return StoredChunk(cid, entry.compression, entry.raw_len, payload, name)
+
+    def read(self, cid: bytes) -> bytes:
+        """A chunk's raw bytes, verified against its BLAKE3 id."""
+        s = self.read_stored(cid)
+        return codec.decode(s.compression, s.payload, s.raw_len, cid, f"pack {s.pack_name}")
+
+    def iter_index(self) -> Iterator[tuple[bytes, str, PackEntry]]:
+        rows = self.db.conn.execute(
+            "SELECT c.id, p.name, c.offset, c.stored_len, c.raw_len, c.compression"
+            " FROM chunks c JOIN packs p ON p.pack = c.pack ORDER BY p.name, c.offset"
+        ).fetchall()
+        for cid, name, off, stored, raw, comp in rows:
+            yield cid, name, PackEntry(cid, off, stored, raw, comp)
+
+    def close_files(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._pack_names.clear()
+
+    # -- writing -------------------------------------------------------------
+
+    def writer(self) -> PackWriter:
+        return PackWriter(self)
+
+
+class PackWriter:
+    """Appends chunks to new packs; call :meth:`flush` (or leave the ``with``)
+    to seal and index them. Chunks are visible to :meth:`ChunkStore.has` only
+    after the pack holding them is sealed; :meth:`pending` covers the gap."""
+
+    def __init__(self, store: ChunkStore, target_size: int = PACK_TARGET_SIZE) -> None:
+        self.store = store
+        self.target_size = target_size
+        self._file = None
+        self._path: Path | None = None
+        self._entries: list[PackEntry] = []
+        self._pending: set[bytes] = set()
+        self._pos = 0
+        self.bytes_written = 0
+        self.chunks_written = 0
+
+    def __enter__(self) -> PackWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self.abandon()
+
+    def pending(self, cid: bytes) -> bool:
+        return cid in self._pending
+
+    def known(self, cid: bytes) -> bool:
+        return cid in self._pending or self.store.has(cid)
+
+    def add(self, cid: bytes, raw_len: int, compression: int, payload: bytes) -> bool:
+        """Store one encoded chunk unless it is already stored. True if written."""
+        if self.known(cid):
+            return False
+        if self._file is None:
+            self._start()
+        assert self._file is not None
+        entry = PackEntry(cid, self._pos, len(payload), raw_len, compression)
+        self._file.write(chunkpack.record_header(entry))
+        self._file.write(payload)
+        self._pos += chunkpack.RECORD.size + len(payload)
+        self._entries.append(entry)
+        self._pending.add(cid)
+        self.bytes_written += len(payload)
+        self.chunks_written += 1
+        if self._pos >= self.target_size:
+            self.flush()
+        return True
+
+    def _start(self) -> None:
+        name = f"pack-{secrets.token_hex(16)}"
+        self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
+        self._file = open(self._path, "xb")  # noqa: SIM115 - closed in flush/abandon
+        self._file.write(chunkpack.header_bytes())
+        self._pos = chunkpack.HEADER.size
+        self._entries = []
+
+    def flush(self) -> None:
+        """Seal the current pack (trailer, fsync, rename) and index it."""
+        if self._file is None or self._path is None:
+            return
+        f, path, entries = self._file, self._path, self._entries
+        f.write(chunkpack.trailer_bytes(entries, self._pos))
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        final = path.with_name(path.name[: -len(chunkpack.TEMP_SUFFIX)] + chunkpack.PACK_SUFFIX)
+        os.replace(path, final)
+        fsync_dir(self.store.dir)
+        self.store._index_pack(final.name, entries, final.stat().st_size)
+        self._file = None
+        self._path = None
+        self._entries = []
+        self._pending.clear()
+
+    def abandon(self) -> None:
+        """Close without sealing; the temp pack is recovered by the next writer."""
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._path = None
+        self._entries = []
+        self._pending.clear()

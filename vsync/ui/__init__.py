@@ -1,0 +1,1 @@
+"""User interface pieces: progress lines, conflict shell, history browser."""
