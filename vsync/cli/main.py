@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from vsync import __version__
-from vsync.cli import cmd_history, cmd_maint, cmd_repo
+from vsync.cli import cmd_history, cmd_maint, cmd_repo, cmd_restore
 from vsync.errors import VsyncError
 
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-C", dest="chdir", metavar="PATH", help="run as if started in PATH")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (cmd_repo, cmd_history, cmd_maint):
+    for module in (cmd_repo, cmd_history, cmd_restore, cmd_maint):
         module.register(sub)
     return parser
 
