@@ -21,7 +21,9 @@ from vsync.errors import VsyncError
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"vsync: error: {message} (see 'vsync {self.prog.split()[-1]} --help')\n")
+        cmd = " ".join(self.prog.split()[1:])
+        hint = f"vsync {cmd} --help" if cmd else "vsync --help"
+        self.exit(2, f"vsync: error: {message} (see '{hint}')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
