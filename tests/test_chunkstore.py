@@ -114,3 +114,17 @@ def test_damaged_state_db_is_set_aside(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "state.db")
     assert db.rebuilt
     assert any(n.startswith("state.db.damaged-") for n in os.listdir(tmp_path))
+
+
+def test_recovery_leaves_a_live_writers_pack_alone(tmp_path: Path) -> None:
+    """Two processes may write chunks at once: recovery only takes abandoned packs."""
+    store = make_store(tmp_path)
+    other = ChunkStore(tmp_path / "chunks", StateDB(tmp_path / "state.db"))
+    with store.writer() as w:
+        cid = add(store, w, os.urandom(2000))
+        w._file.flush()  # type: ignore[union-attr]
+        assert other.recover_temp_packs() == 0
+        assert w._path is not None and w._path.exists()
+    assert store.read(cid)
+    other.reconcile()
+    assert other.has(cid)

@@ -56,7 +56,6 @@ class Repository:
         self._git: GitRepo | None = None
         self._db: StateDB | None = None
         self._chunks: ChunkStore | None = None
-        self._write_locked = False
 
     # -- construction ------------------------------------------------------------
 
@@ -189,14 +188,10 @@ class Repository:
 
     @contextlib.contextmanager
     def lock(self, exclusive: bool = True) -> Iterator[None]:
+        """Writers of chunks and refs take it shared; gc takes it exclusive."""
         with RepoLock(self.control / "lock", exclusive, LOCK_TIMEOUT):
-            if exclusive:
-                self._write_locked = True
-                self.chunks.recover_temp_packs()
-            try:
-                yield
-            finally:
-                self._write_locked = False
+            self.chunks.recover_temp_packs()
+            yield
 
     def close(self) -> None:
         if self._chunks is not None:

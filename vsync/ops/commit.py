@@ -85,7 +85,8 @@ def commit(
         from vsync.errors import UsageError
 
         raise UsageError("empty commit message; pass -m MESSAGE")
-    with repo.lock():
+    # A shared lock: gc (exclusive) waits; the branch moves by compare-and-swap.
+    with repo.lock(exclusive=False):
         require_hook_ok(repo, "pre-commit")
         head = repo.head()
         store = repo.chunks

@@ -11,6 +11,7 @@ written before a crash or an interrupted transfer stay stored.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from collections import OrderedDict
@@ -88,6 +89,9 @@ class ChunkStore:
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if conn.execute("SELECT 1 FROM packs WHERE name=?", (name,)).fetchone():
+                conn.execute("COMMIT")  # another process indexed it first
+                return
             cur = conn.execute("INSERT INTO packs(name, size) VALUES (?, ?)", (name, size))
             pack = cur.lastrowid
             conn.executemany(
@@ -138,10 +142,11 @@ class ChunkStore:
         self.reconcile()
 
     def recover_temp_packs(self) -> int:
-        """Seal what a killed writer left in ``*.vpk.tmp``; needs the write lock.
+        """Seal what a killed writer left in ``*.vpk.tmp``.
 
-        Returns how many chunks were recovered. A record whose payload does not
-        hash to its id (a torn write) ends the recovery of that file.
+        A live writer holds an flock on its temp pack, so only abandoned ones
+        are touched. Returns how many chunks were recovered. A record whose
+        payload does not hash to its id (a torn write) ends that file.
         """
         recovered = 0
         for name in sorted(os.listdir(self.dir)):
@@ -149,40 +154,56 @@ class ChunkStore:
                 continue
             path = self.dir / name
             try:
-                entries, _end = chunkpack.scan_records(path)
-            except DamagedRepository:
-                entries = []
-            good: list[PackEntry] = []
-            if entries:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    for e in entries:
-                        payload = chunkpack.read_payload(fd, e, name)
-                        try:
-                            codec.decode(e.compression, payload, e.raw_len, e.chunk_id, name)
-                        except DamagedRepository:
-                            break
-                        good.append(e)
-                finally:
-                    os.close(fd)
-            if not good:
-                path.unlink()
+                guard = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
                 continue
-            end = good[-1].offset + chunkpack.RECORD.size + good[-1].stored_len
-            with open(path, "r+b") as f:
-                f.truncate(end)
-                f.seek(end)
-                f.write(chunkpack.trailer_bytes(good, end))
-                f.flush()
-                os.fsync(f.fileno())
-            final = self.dir / name[: -len(chunkpack.TEMP_SUFFIX)]
-            final = final.with_name(final.name + chunkpack.PACK_SUFFIX)
-            os.replace(path, final)
-            fsync_dir(self.dir)
-            recovered += len(good)
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(guard)
+                continue  # a live writer owns it
+            try:
+                if path.exists():
+                    recovered += self._recover_one(path, name)
+            finally:
+                os.close(guard)
         if recovered:
             self.reconcile()
         return recovered
+
+    def _recover_one(self, path: Path, name: str) -> int:
+        try:
+            entries, _end = chunkpack.scan_records(path)
+        except DamagedRepository:
+            entries = []
+        good: list[PackEntry] = []
+        if entries:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                for e in entries:
+                    payload = chunkpack.read_payload(fd, e, name)
+                    try:
+                        codec.decode(e.compression, payload, e.raw_len, e.chunk_id, name)
+                    except DamagedRepository:
+                        break
+                    good.append(e)
+            finally:
+                os.close(fd)
+        if not good:
+            path.unlink()
+            return 0
+        end = good[-1].offset + chunkpack.RECORD.size + good[-1].stored_len
+        with open(path, "r+b") as f:
+            f.truncate(end)
+            f.seek(end)
+            f.write(chunkpack.trailer_bytes(good, end))
+            f.flush()
+            os.fsync(f.fileno())
+        final = self.dir / name[: -len(chunkpack.TEMP_SUFFIX)]
+        final = final.with_name(final.name + chunkpack.PACK_SUFFIX)
+        os.replace(path, final)
+        fsync_dir(self.dir)
+        return len(good)
 
     # -- reading -------------------------------------------------------------
 
@@ -295,6 +316,8 @@ class PackWriter:
         name = f"pack-{secrets.token_hex(16)}"
         self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
         self._file = open(self._path, "xb")  # noqa: SIM115 - closed in flush/abandon
+        # The flock tells recover_temp_packs in other processes that this pack is live.
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         self._file.write(chunkpack.header_bytes())
         self._pos = chunkpack.HEADER.size
         self._entries = []
