@@ -1,9 +1,258 @@
-"""Commands that read and restore history: log, diff, show, restore, checkout."""
+"""Commands that read history: log, diff, show.
+
+Output formats (stable; scripts may read them):
+
+``log``
+    ``commit <40 hex>``, ``Merge: <10 hex> <10 hex>`` (merges only),
+    ``Author: Name <email>``, ``Host: <host>`` (when recorded),
+    ``Date:   YYYY-MM-DD HH:MM:SS +ZZZZ`` (in the author's own UTC offset, as
+    git shows it), a blank line, the message indented four spaces; entries
+    are separated by one blank line. ``--oneline``: ``<10 hex> <subject>``.
+    With no commits: nothing on stdout, ``vsync: no commits yet`` on stderr,
+    exit 0.
+
+``diff``
+    Text: ``diff --vsync a/P b/P``, then ``new file mode M`` /
+    ``deleted file mode M`` / ``old mode M`` + ``new mode M`` where they apply,
+    then ``--- a/P`` (or ``/dev/null``), ``+++ b/P`` (or ``/dev/null``) and
+    unified hunks with 3 lines of context (omitted for an empty file).
+    Exec bit only: ``mode change 100644 => 100755 P``.
+    Binary, non-UTF-8 or larger than 16 MiB (either side), one line::
+
+        Binary P: <old> -> <new>
+
+    where each side is ``absent`` or ``<N> bytes (<human size>, manifest
+    <10 hex>)`` (``symlink <10 hex>`` for a symlink); the id is the git blob
+    id of the file's manifest, so equal ids mean equal content. A binary
+    change that also flips the exec bit is preceded by the ``mode change``
+    line.
+
+``show REV``
+    The ``log`` header, then (if anything changed) a blank line and one
+    ``<letter>\\t<path>`` line per changed path against the first parent:
+    A added, M modified, D deleted, T file <-> symlink.
+
+``show REV:PATH``
+    A file: its exact bytes. A symlink: its target and a newline. A folder:
+    one name per line, sub-folders ending in '/'. PATH is relative to the
+    current directory (like every path vsync takes); a leading '/' makes it
+    relative to the repository root, and an empty PATH is the root.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from vsync.cli.output import short, warn
+from vsync.cli.paths import repo_paths, rev_path
+from vsync.errors import UnknownRevision, UsageError
+from vsync.model.repository import Repository
+from vsync.model.revisions import resolve, split_rev_path
+from vsync.ops.diff import FileDiff, Version, file_diffs, revision_pairs, working_pairs
+from vsync.ops.log import LogEntry, walk
+from vsync.ops.show import find, link_target, list_folder, show_commit, write_file
+from vsync.ui.progress import human_bytes
 
 
 def register(sub: Any) -> None:
-    pass
+    p = sub.add_parser("log", help="list commits, newest first")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="only commits that changed PATH")
+    p.add_argument("--oneline", action="store_true", help="one line per commit")
+    p.add_argument("-n", dest="limit", type=int, metavar="N", help="show at most N commits")
+    p.add_argument("--rev", metavar="REV", help="start from REV instead of HEAD")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser(
+        "diff",
+        help="show changes: HEAD or REV vs the working folder, or REV1 vs REV2",
+        usage="vsync diff [REV [REV]] [-- PATH...]",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="[REV [REV]] [-- PATH...]")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("show", help="print a file as of a revision, or a commit's changes")
+    p.add_argument("spec", nargs="?", default="HEAD", metavar="REV[:PATH]")
+    p.set_defaults(func=cmd_show)
+
+
+def emit(text: str) -> None:
+    """Write to stdout as UTF-8 whatever the locale (names and text content are UTF-8)."""
+    sys.stdout.buffer.write(text.encode("utf-8"))
+
+
+# -- log ----------------------------------------------------------------------------
+
+
+def format_date(when: int, offset: int) -> str:
+    tz = timezone(timedelta(seconds=offset))
+    return datetime.fromtimestamp(when, tz).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def header_lines(e: LogEntry) -> list[str]:
+    lines = [f"commit {e.commit_id.decode()}"]
+    if len(e.parents) > 1:
+        lines.append("Merge: " + " ".join(short(p) for p in e.parents))
+    lines.append(f"Author: {e.author}")
+    if e.host:
+        lines.append(f"Host: {e.host}")
+    lines.append(f"Date:   {format_date(e.time, e.tz_offset)}")
+    lines.append("")
+    lines.extend(("    " + line).rstrip() for line in e.message.rstrip("\n").split("\n"))
+    return lines
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("-n needs a number of commits, 0 or more")
+    with Repository.discover() as repo:
+        paths = repo_paths(repo, args.paths) if args.paths else None
+        start = resolve(repo, args.rev) if args.rev else repo.head()
+        if start is None:
+            print("vsync: no commits yet", file=sys.stderr)
+            return 0
+        for i, entry in enumerate(walk(repo, start, paths, args.limit)):
+            if args.oneline:
+                emit(f"{short(entry.commit_id)} {entry.subject}\n")
+            else:
+                emit(("\n" if i else "") + "\n".join(header_lines(entry)) + "\n")
+    sys.stdout.buffer.flush()
+    return 0
+
+
+# -- diff ---------------------------------------------------------------------------
+
+
+def _is_revision(repo: Repository, arg: str) -> bool:
+    try:
+        resolve(repo, arg)
+    except UnknownRevision:
+        return False
+    return True
+
+
+def split_diff_args(repo: Repository, raw: list[str]) -> tuple[list[str], list[str]]:
+    """Revisions and paths: everything after '--' is a path; before it, git's guessing."""
+    if "--" in raw:
+        cut = raw.index("--")
+        before, paths = raw[:cut], raw[cut + 1 :]
+    else:
+        before, paths = raw, []
+    for arg in before:
+        if arg.startswith("-"):
+            raise UsageError(f"unknown option '{arg}' for diff (put paths after '--')")
+    if "--" in raw:
+        revs = before
+    else:
+        revs = []
+        for arg in before:
+            if paths:
+                paths.append(arg)
+                continue
+            is_rev, is_path = _is_revision(repo, arg), os.path.lexists(arg)
+            if is_rev and is_path:
+                raise UsageError(
+                    f"'{arg}' is both a revision and a file; write 'vsync diff {arg} --' "
+                    f"for the revision or 'vsync diff -- {arg}' for the file"
+                )
+            if is_path:
+                paths.append(arg)
+            elif is_rev:
+                revs.append(arg)
+            else:
+                raise UnknownRevision(
+                    arg, "no such revision, nor a file or folder here (put paths after '--')"
+                )
+    if len(revs) > 2:
+        raise UsageError("diff takes at most two revisions")
+    return revs, paths
+
+
+def _side(v: Version | None, size: int | None) -> str:
+    if v is None or size is None:
+        return "absent"
+    what = "symlink" if v.is_link else "manifest"
+    return f"{size} bytes ({human_bytes(size)}, {what} {short(v.oid)})"
+
+
+def render_diff(fd: FileDiff) -> Iterator[str]:
+    p, old, new = fd.path, fd.old, fd.new
+    mode_line = (
+        f"mode change {old.mode:o} => {new.mode:o} {p}\n"
+        if old is not None and new is not None and fd.mode_changed
+        else ""
+    )
+    if fd.kind == "mode":
+        yield mode_line
+        return
+    if fd.kind == "binary":
+        if mode_line:
+            yield mode_line
+        yield f"Binary {p}: {_side(old, fd.old_size)} -> {_side(new, fd.new_size)}\n"
+        return
+    yield f"diff --vsync a/{p} b/{p}\n"
+    if old is None and new is not None:
+        yield f"new file mode {new.mode:o}\n"
+    elif new is None and old is not None:
+        yield f"deleted file mode {old.mode:o}\n"
+    elif old is not None and new is not None and fd.mode_changed:
+        yield f"old mode {old.mode:o}\n"
+        yield f"new mode {new.mode:o}\n"
+    if fd.lines:
+        yield "--- /dev/null\n" if old is None else f"--- a/{p}\n"
+        yield "+++ /dev/null\n" if new is None else f"+++ b/{p}\n"
+        yield from fd.lines
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        revs, path_args = split_diff_args(repo, list(args.args))
+        paths = repo_paths(repo, path_args) if path_args else None
+        if len(revs) == 2:
+            pairs = revision_pairs(repo, resolve(repo, revs[0]), resolve(repo, revs[1]), paths)
+        else:
+            repo.require_worktree()
+            base = resolve(repo, revs[0]) if revs else repo.head()
+            pairs = working_pairs(repo, base, paths, warn)
+        for fd in file_diffs(repo, pairs):
+            emit("".join(render_diff(fd)))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+# -- show ---------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    spec: str = args.spec
+    with Repository.discover() as repo:
+        parts = split_rev_path(spec)
+        if parts is None:
+            view = show_commit(repo, resolve(repo, spec))
+            lines = header_lines(view.entry)
+            if view.changes:
+                lines.append("")
+                lines.extend(f"{letter}\t{path}" for letter, path in view.changes)
+            emit("\n".join(lines) + "\n")
+            sys.stdout.buffer.flush()
+            return 0
+        rev_label = parts[0] or "HEAD"
+        commit_id = resolve(repo, rev_label)
+        obj = find(repo, commit_id, rev_path(repo, parts[1]), rev_label)
+        if obj.kind == "folder":
+            emit("".join(name + "\n" for name in list_folder(repo, obj)))
+            sys.stdout.buffer.flush()
+            return 0
+        out = sys.stdout.buffer
+        try:
+            if obj.kind == "symlink":
+                out.write(link_target(repo, obj) + b"\n")
+            else:
+                write_file(repo, obj, out)
+        finally:
+            out.flush()
+    return 0

@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from vsync import __version__
-from vsync.cli import cmd_history, cmd_maint, cmd_repo, cmd_restore
+from vsync.cli import cmd_history, cmd_maint, cmd_repo, cmd_restore, cmd_sync
 from vsync.errors import VsyncError
 
 
@@ -32,12 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-C", dest="chdir", metavar="PATH", help="run as if started in PATH")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (cmd_repo, cmd_history, cmd_restore, cmd_maint):
+    for module in (cmd_repo, cmd_history, cmd_restore, cmd_sync, cmd_maint):
         module.register(sub)
     return parser
 
 
+def _utf8_streams() -> None:
+    """Paths and messages are UTF-8 whatever the locale says (as git does)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _utf8_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

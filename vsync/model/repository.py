@@ -56,6 +56,8 @@ class Repository:
         self._git: GitRepo | None = None
         self._db: StateDB | None = None
         self._chunks: ChunkStore | None = None
+        self._lock_depth = 0
+        self._lock_exclusive = False
 
     # -- construction ------------------------------------------------------------
 
@@ -188,10 +190,25 @@ class Repository:
 
     @contextlib.contextmanager
     def lock(self, exclusive: bool = True) -> Iterator[None]:
-        """Writers of chunks and refs take it shared; gc takes it exclusive."""
+        """The repository lock: shared for commits, exclusive for gc and for
+        moving refs together with the working folder. Re-entrant within one
+        process (a nested shared request inside an exclusive hold is free)."""
+        if self._lock_depth:
+            if exclusive and not self._lock_exclusive:
+                raise RuntimeError("cannot upgrade a shared repository lock to exclusive")
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         with RepoLock(self.control / "lock", exclusive, LOCK_TIMEOUT):
-            self.chunks.recover_temp_packs()
-            yield
+            self._lock_depth, self._lock_exclusive = 1, exclusive
+            try:
+                self.chunks.recover_temp_packs()
+                yield
+            finally:
+                self._lock_depth, self._lock_exclusive = 0, False
 
     def close(self) -> None:
         if self._chunks is not None:

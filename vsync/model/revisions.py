@@ -124,7 +124,8 @@ def resolve(repo: Repository, spec: str) -> bytes:
     if when is not None:
         if ref_name is None:
             raise UnknownRevision(spec, "@{...} needs a ref name such as HEAD or main")
-        oid = _reflog_at(repo, ref_name, when, spec)
+        if when.strip() != "0":  # @{0} is where the ref points now, reflog or not
+            oid = _reflog_at(repo, ref_name, when, spec)
     commit = _as_commit(repo, oid, spec)
     for op, n in ops:
         if op == "~":
@@ -163,12 +164,26 @@ def _reflog_at(repo: Repository, ref: bytes, when: str, spec: str) -> bytes:
     raise UnknownRevision(spec, f"that is before the first recorded commit ({first})")
 
 
+def split_rev_path(spec: str) -> tuple[str, str] | None:
+    """``REV:PATH`` split at its first ':' outside an ``@{...}`` date; None without one."""
+    i = 0
+    while i < len(spec):
+        if spec.startswith("@{", i):
+            close = spec.find("}", i + 2)
+            if close < 0:
+                return None
+            i = close + 1
+        elif spec[i] == ":":
+            return spec[:i], spec[i + 1 :]
+        else:
+            i += 1
+    return None
+
+
 def resolve_rev_path(repo: Repository, spec: str) -> tuple[bytes, str]:
     """Split ``REV:PATH`` (``:PATH`` means HEAD) into a commit id and a path."""
-    if ":" not in spec:
+    parts = split_rev_path(spec)
+    if parts is None:
         raise UnknownRevision(spec, "expected REV:PATH")
-    # a date inside @{...} may hold ':'; split at the first ':' after any '}'
-    brace = spec.rfind("}")
-    idx = spec.index(":", brace + 1 if brace >= 0 else 0)
-    rev, path = spec[:idx] or "HEAD", spec[idx + 1 :].strip("/")
+    rev, path = parts[0] or "HEAD", parts[1].strip("/")
     return resolve(repo, rev), path

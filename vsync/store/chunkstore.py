@@ -85,17 +85,25 @@ class ChunkStore:
     def stored_bytes(self) -> int:
         return sum((self.dir / name).stat().st_size for name in chunkpack.iter_pack_names(self.dir))
 
-    def _index_pack(self, name: str, entries: list[PackEntry], size: int) -> None:
+    def _index_pack(
+        self, name: str, entries: list[PackEntry], size: int, replace: bool = False
+    ) -> None:
+        """Enter a sealed pack; ``replace`` moves rows of chunks already indexed (gc)."""
+        verb = "REPLACE" if replace else "IGNORE"
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("SELECT 1 FROM packs WHERE name=?", (name,)).fetchone():
+            row = conn.execute("SELECT pack FROM packs WHERE name=?", (name,)).fetchone()
+            if row is not None and not replace:
                 conn.execute("COMMIT")  # another process indexed it first
                 return
-            cur = conn.execute("INSERT INTO packs(name, size) VALUES (?, ?)", (name, size))
-            pack = cur.lastrowid
+            if row is not None:  # a reader's reconcile got here first: still move the rows
+                pack = row[0]
+            else:
+                cur = conn.execute("INSERT INTO packs(name, size) VALUES (?, ?)", (name, size))
+                pack = cur.lastrowid
             conn.executemany(
-                "INSERT OR IGNORE INTO chunks(id, pack, offset, stored_len, raw_len, compression)"
+                f"INSERT OR {verb} INTO chunks(id, pack, offset, stored_len, raw_len, compression)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (e.chunk_id, pack, e.offset, e.stored_len, e.raw_len, e.compression)
@@ -120,6 +128,17 @@ class ChunkStore:
             if entries is None:
                 entries, _end = chunkpack.scan_records(path)
             self._index_pack(name, entries, path.stat().st_size)
+
+    def remove_pack(self, name: str) -> None:
+        """Drop a pack from the index, then delete its file (gc, under the exclusive lock).
+
+        Index rows that gc moved to a new pack no longer name this one and stay.
+        """
+        row = self.db.conn.execute("SELECT pack FROM packs WHERE name=?", (name,)).fetchone()
+        if row is not None:
+            self._forget_pack(row[0])
+        (self.dir / name).unlink(missing_ok=True)
+        fsync_dir(self.dir)
 
     def _forget_pack(self, pack: int) -> None:
         conn = self.db.conn
@@ -229,6 +248,17 @@ class ChunkStore:
 
     def read_stored(self, cid: bytes) -> StoredChunk:
         """A chunk's payload as stored (still compressed), header-checked."""
+        try:
+            return self._read_stored(cid)
+        except ChunkMissing:
+            raise
+        except DamagedRepository:
+            # gc may have moved the chunk since this process looked it up (its old
+            # pack is gone, or the pack number now names a new pack): look again.
+            self.close_files()
+            return self._read_stored(cid)
+
+    def _read_stored(self, cid: bytes) -> StoredChunk:
         found = self.lookup(cid)
         if found is None:
             raise ChunkMissing(cid)
@@ -258,8 +288,10 @@ class ChunkStore:
 
     # -- writing -------------------------------------------------------------
 
-    def writer(self) -> PackWriter:
-        return PackWriter(self)
+    def writer(self, relocate: bool = False) -> PackWriter:
+        """A pack writer; ``relocate`` (gc) copies chunks even if already indexed
+        and moves their index rows to the new pack when it is sealed."""
+        return PackWriter(self, relocate=relocate)
 
 
 class PackWriter:
@@ -267,8 +299,11 @@ class PackWriter:
     to seal and index them. Chunks are visible to :meth:`ChunkStore.has` only
     after the pack holding them is sealed; :meth:`pending` covers the gap."""
 
-    def __init__(self, store: ChunkStore, target_size: int = PACK_TARGET_SIZE) -> None:
+    def __init__(
+        self, store: ChunkStore, target_size: int = PACK_TARGET_SIZE, relocate: bool = False
+    ) -> None:
         self.store = store
+        self.relocate = relocate
         self.target_size = target_size
         self._file = None
         self._path: Path | None = None
@@ -291,6 +326,8 @@ class PackWriter:
         return cid in self._pending
 
     def known(self, cid: bytes) -> bool:
+        if self.relocate:
+            return cid in self._pending
         return cid in self._pending or self.store.has(cid)
 
     def add(self, cid: bytes, raw_len: int, compression: int, payload: bytes) -> bool:
@@ -301,8 +338,9 @@ class PackWriter:
             self._start()
         assert self._file is not None
         entry = PackEntry(cid, self._pos, len(payload), raw_len, compression)
-        self._file.write(chunkpack.record_header(entry))
-        self._file.write(payload)
+        # One unbuffered write per record: what is written survives the process
+        # being killed, so an interrupted transfer keeps what it received.
+        self._file.write(chunkpack.record_header(entry) + payload)
         self._pos += chunkpack.RECORD.size + len(payload)
         self._entries.append(entry)
         self._pending.add(cid)
@@ -315,7 +353,7 @@ class PackWriter:
     def _start(self) -> None:
         name = f"pack-{secrets.token_hex(16)}"
         self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
-        self._file = open(self._path, "xb")  # noqa: SIM115 - closed in flush/abandon
+        self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed in flush
         # The flock tells recover_temp_packs in other processes that this pack is live.
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         self._file.write(chunkpack.header_bytes())
@@ -334,7 +372,7 @@ class PackWriter:
         final = path.with_name(path.name[: -len(chunkpack.TEMP_SUFFIX)] + chunkpack.PACK_SUFFIX)
         os.replace(path, final)
         fsync_dir(self.store.dir)
-        self.store._index_pack(final.name, entries, final.stat().st_size)
+        self.store._index_pack(final.name, entries, final.stat().st_size, self.relocate)
         self._file = None
         self._path = None
         self._entries = []

@@ -72,3 +72,50 @@ def progress_for(
     if quiet or not stream.isatty():
         return None
     return TerminalProgress(stream, label)
+
+
+class TerminalTransferProgress:
+    """Renders ``label: chunks a/b, bytes, rate, ETA`` for push and fetch."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.label = ""
+        self.total = 0
+        self.t0 = time.monotonic()
+        self._last = 0.0
+        self._line = False
+
+    def phase(self, label: str, total_chunks: int) -> None:
+        self.label, self.total = label, total_chunks
+        self.t0 = time.monotonic()
+
+    def tick(self, chunks: int, nbytes: int) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        elapsed = max(now - self.t0, 1e-6)
+        rate = nbytes / elapsed
+        of = f"/{self.total}" if self.total else ""
+        eta = ""
+        if self.total and chunks:
+            left = elapsed * (self.total - chunks) / chunks
+            eta = f", ETA {int(left // 60)}:{int(left % 60):02d}"
+        self.stream.write(
+            f"\r\x1b[K{self.label}: chunks {chunks}{of}, {human_bytes(nbytes)}, "
+            f"{human_bytes(rate)}/s{eta}"
+        )
+        self.stream.flush()
+        self._line = True
+
+    def done(self) -> None:
+        if self._line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line = False
+
+
+def transfer_progress_for(quiet: bool = False) -> TerminalTransferProgress | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+    return TerminalTransferProgress(sys.stderr)

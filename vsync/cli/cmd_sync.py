@@ -1,0 +1,206 @@
+"""Commands that move snapshots between copies: clone, remote, fetch, pull, push, sync, serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from vsync.cli.output import short, warn
+from vsync.model.repository import Repository
+from vsync.sync.client import SyncOptions, TransferResult, fetch, push
+from vsync.sync.pull import PullResult, clone, pull, sync
+from vsync.sync.remotes import add_remote, find_remote, list_remotes, remove_remote
+from vsync.sync.server import serve_stdio
+from vsync.ui.progress import human_bytes, transfer_progress_for
+
+
+def _net_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
+    p.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="trust an SSH host seen for the first time (like StrictHostKeyChecking=accept-new)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    p.add_argument(
+        "--porcelain", action="store_true", help="print a stable key=value summary for scripts"
+    )
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("clone", help="copy a repository from a URL or path")
+    p.add_argument("url")
+    p.add_argument("dir")
+    p.add_argument("--bare", action="store_true")
+    _net_options(p)
+    p.set_defaults(func=cmd_clone)
+
+    p = sub.add_parser("remote", help="list, add or remove remotes")
+    rsub = p.add_subparsers(dest="remote_cmd_name", metavar="ACTION")
+    r = rsub.add_parser("add")
+    r.add_argument("name")
+    r.add_argument("url")
+    r.add_argument("--remote-cmd", metavar="CMD")
+    r.set_defaults(func=cmd_remote_add)
+    r = rsub.add_parser("remove")
+    r.add_argument("name")
+    r.set_defaults(func=cmd_remote_remove)
+    r = rsub.add_parser("list")
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(func=cmd_remote_list)
+    p.set_defaults(func=cmd_remote_list, verbose=False)
+
+    for name, helptext, func in (
+        ("fetch", "bring the remote's new commits (the folder is not touched)", cmd_fetch),
+        ("pull", "fetch, then bring the folder up to date", cmd_pull),
+        ("push", "send your commits to the remote", cmd_push),
+        ("sync", "commit what changed, pull, push", cmd_sync),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("remote", nargs="?", help="remote name or URL (default: origin)")
+        _net_options(p)
+        if name == "push":
+            p.add_argument("--create", action="store_true", help="create a missing path remote")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("serve", help="the remote end of push and fetch (used over SSH)")
+    p.add_argument("--stdio", action="store_true", required=True)
+    p.add_argument("--restrict-to", metavar="DIR", help="refuse repositories outside DIR")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_serve)
+
+
+def _opts(args: argparse.Namespace) -> SyncOptions:
+    return SyncOptions(
+        remote_cmd=args.remote_cmd,
+        accept_new_host_key=args.accept_new_host_key,
+        progress=transfer_progress_for(args.quiet),
+    )
+
+
+def _porcelain(r: TransferResult, **extra: object) -> str:
+    s = r.stats
+    fields: dict[str, object] = {
+        "remote": r.remote,
+        "old": r.old.decode() if r.old else "-",
+        "new": r.new.decode() if r.new else "-",
+        "up_to_date": int(r.up_to_date),
+        "objects": s.objects,
+        "pack_bytes": s.pack_bytes,
+        "chunks": s.chunks,
+        "chunk_bytes": s.chunk_bytes,
+        "wire_sent": r.wire_sent,
+        "wire_received": r.wire_received,
+        "seconds": f"{r.seconds:.3f}",
+        **extra,
+    }
+    return "".join(f"{k}={v}\n" for k, v in fields.items())
+
+
+def _report(verb: str, r: TransferResult, args: argparse.Namespace, **extra: object) -> None:
+    if args.porcelain:
+        sys.stdout.write(_porcelain(r, **extra))
+    elif not args.quiet:
+        print(_summary(verb, r))
+
+
+def _summary(verb: str, r: TransferResult) -> str:
+    s = r.stats
+    return (
+        f"{verb} {r.remote}: {s.objects} objects, {s.chunks} chunks "
+        f"({human_bytes(s.chunk_bytes)}), {human_bytes(r.wire_sent)} sent, "
+        f"{human_bytes(r.wire_received)} received in {r.seconds:.1f} s"
+    )
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    repo, fetched = clone(args.url, Path(args.dir), _opts(args), warn, bare=args.bare)
+    repo.close()
+    if not args.quiet and not args.porcelain:
+        print(
+            f"Cloned {args.url} into {args.dir} ({short(fetched.new) if fetched.new else 'empty'})"
+        )
+    _report("fetched from", fetched, args)
+    return 0
+
+
+def cmd_remote_add(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        add_remote(repo, args.name, args.url, args.remote_cmd)
+    return 0
+
+
+def cmd_remote_remove(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        remove_remote(repo, args.name)
+    return 0
+
+
+def cmd_remote_list(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        for remote in list_remotes(repo):
+            print(f"{remote.name}\t{remote.url}" if args.verbose else remote.name)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        result = fetch(repo, find_remote(repo, args.remote), _opts(args))
+    _report("fetched from", result, args)
+    return 0
+
+
+def _pull_line(r: PullResult) -> str:
+    if r.outcome == "fast-forward":
+        return (
+            f"Fast-forward {short(r.old)}..{short(r.new)}: "
+            f"{r.written} files written, {r.deleted} deleted"
+        )
+    if r.outcome == "ahead":
+        return "Already up to date (your copy is ahead; push to share it)"
+    return "Already up to date"
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        result = pull(repo, find_remote(repo, args.remote), _opts(args), warn)
+    if not args.quiet and not args.porcelain:
+        print(_pull_line(result))
+    _report("fetched from", result.fetched, args, outcome=result.outcome)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        result = push(repo, find_remote(repo, args.remote), _opts(args), create=args.create)
+    if args.porcelain:
+        sys.stdout.write(_porcelain(result))
+    elif not args.quiet:
+        if result.up_to_date:
+            print("Everything up to date")
+        else:
+            print(f"{short(result.old)}..{short(result.new)}  main -> {result.remote}")
+            print(_summary("pushed to", result))
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with Repository.discover() as repo:
+        result = sync(repo, find_remote(repo, args.remote), _opts(args), warn)
+    if not args.quiet:
+        if result.committed is not None:
+            print(f"Committed {short(result.committed.commit_id)}")
+        print(_pull_line(result.pulled))
+        if result.pushed is not None:
+            print(_summary("pushed to", result.pushed))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # stdout is the protocol channel: nothing else may be written to it.
+    def serve_warn(message: str) -> None:
+        print(f"vsync serve: warning: {message}", file=sys.stderr)
+
+    return serve_stdio(args.path, args.restrict_to, serve_warn)

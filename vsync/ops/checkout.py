@@ -1,0 +1,408 @@
+"""``vsync checkout``: make the working folder, or some of its paths, equal a snapshot.
+
+:func:`apply_snapshot` is shared with ``vsync restore``. It works in two steps:
+
+*plan*: compare the target flat map with the working folder (hashed through
+the stat cache) and with HEAD, and list what would be written, deleted or
+removed because it is in the way: a file where a folder must go, a folder
+(with everything in it) where a file must go, a symlink as a parent folder,
+a name spelled differently on disk (not NFC).
+
+*apply*: only when every working file the plan overwrites or removes is
+recorded in the repository (its manifest or symlink blob is in the git
+object store) or ``force`` is given; otherwise :class:`UncommittedChanges`
+and nothing is touched. Files are written atomically and verified
+(:mod:`vsync.model.materialize`); a file that changed on disk since it was
+planned is never overwritten. Folders left empty by deletions are removed.
+
+The branch never moves: checkout is "put this content here", and the next
+commit goes on top of HEAD.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import Blob
+
+from vsync.errors import ChunkMissing, DamagedRepository, UncommittedChanges
+from vsync.model.ingest import Ingester
+from vsync.model.manifest import Manifest
+from vsync.model.materialize import write_file, write_symlink
+from vsync.model.paths import is_under
+from vsync.model.repository import Repository
+from vsync.model.revisions import resolve
+from vsync.model.snapshot import FlatMap, blob_bytes, commit_tree, flatten
+from vsync.model.statcache import StatCache, stat_key
+from vsync.model.working import WorkingState, read_working
+from vsync.model.worktree import MODE_EXEC, MODE_LINK
+
+Warn = Callable[[str], None]
+StatKey = tuple[int, int, int, int, int]
+SHOW_UNSAFE = 3
+
+
+@dataclass
+class ApplyResult:
+    written: list[str] = field(default_factory=list)  # files and symlinks written or chmod-ed
+    deleted: list[str] = field(default_factory=list)  # HEAD paths removed from the folder
+
+
+@dataclass
+class CheckoutResult:
+    commit_id: bytes
+    head: bytes | None
+    written: int
+    deleted: int
+
+
+@dataclass(slots=True)
+class _Doomed:
+    """A file or symlink on disk that applying the plan overwrites or removes."""
+
+    label: str  # path shown to the user
+    key: StatKey  # its stat when planned; a change since then stops the apply
+    content: bytes | None  # manifest or symlink blob id; None when unknown
+
+
+@dataclass
+class _Plan:
+    writes: list[tuple[str, int, bytes]] = field(default_factory=list)
+    chmods: list[tuple[str, int, bytes]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    doomed: dict[str, _Doomed] = field(default_factory=dict)  # by disk path
+    in_place: set[str] = field(default_factory=set)  # doomed, replaced by os.replace
+
+    def unsafe(self, store: BaseObjectStore) -> list[str]:
+        return sorted(
+            d.label for d in self.doomed.values() if d.content is None or d.content not in store
+        )
+
+
+def disk_path(root: str, path: str) -> str:
+    return os.path.join(root, *path.split("/")) if path else root
+
+
+def _lstat(disk: str) -> os.stat_result | None:
+    try:
+        return os.lstat(disk)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def normalise_scope(paths: Iterable[str]) -> list[str]:
+    """Distinct scope paths, without any that lie inside another."""
+    kept: list[str] = []
+    for p in sorted(set(paths), key=len):
+        if not any(is_under(p, q) for q in kept):
+            kept.append(p)
+    return kept
+
+
+def flat_under(store: BaseObjectStore, tree_id: bytes, scope: list[str]) -> FlatMap:
+    out: FlatMap = {}
+    for prefix in scope:
+        out.update(flatten(store, tree_id, prefix))
+    return out
+
+
+class DiskShape:
+    """What the parent folders of repository paths are on disk, looked at once each.
+
+    ``lstat`` follows symlinks in every component but the last, so a path is
+    looked at on disk only when all its parents are real folders.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._kind: dict[str, str] = {}  # folder -> "dir" | "missing" | "other"
+
+    def kind(self, folder: str) -> str:
+        kind = self._kind.get(folder)
+        if kind is None:
+            st = _lstat(disk_path(self.root, folder))
+            kind = "missing" if st is None else "dir" if stat.S_ISDIR(st.st_mode) else "other"
+            self._kind[folder] = kind
+        return kind
+
+    def first_blocked(self, path: str) -> tuple[str, str] | None:
+        """The first parent folder of ``path`` that is not a real folder, and what it is."""
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            kind = self.kind(folder)
+            if kind != "dir":
+                return folder, kind
+        return None
+
+    def obstacles(self, paths: Iterable[str]) -> list[str]:
+        """Parent folders of ``paths`` that are a file or symlink on disk."""
+        out: dict[str, None] = {}
+        for path in paths:
+            blocked = self.first_blocked(path)
+            if blocked is not None and blocked[1] == "other":
+                out[blocked[0]] = None
+        return list(out)
+
+
+def _check_shape(target: FlatMap) -> None:
+    folders = {p.rsplit("/", 1)[0] for p in target if "/" in p}
+    for folder in list(folders):
+        while "/" in folder:
+            folder = folder.rsplit("/", 1)[0]
+            folders.add(folder)
+    clash = sorted(folders & target.keys())
+    if clash:
+        raise DamagedRepository(f"the snapshot has both a file and a folder named '{clash[0]}'")
+
+
+class _Planner:
+    def __init__(
+        self, root: str, shape: DiskShape, state: WorkingState, ingester: Ingester
+    ) -> None:
+        self.root = root
+        self.shape = shape
+        self.state = state
+        self.ingester = ingester
+        self.by_disk = {wf.disk: wf for wf in state.files.values()}
+        self.plan = _Plan()
+
+    def make(self, target: FlatMap, base: FlatMap, obstacles: list[str]) -> _Plan:
+        flat, files, plan = self.state.flat, self.state.files, self.plan
+        for path in sorted(target):
+            mode, blob = target[path]
+            disk = disk_path(self.root, path)
+            wf = files.get(path)
+            if wf is not None and wf.disk == disk:
+                have = flat.get(path)
+                if have == (mode, blob):
+                    continue
+                if have is not None and have[1] == blob and MODE_LINK not in (mode, have[0]):
+                    plan.chmods.append((path, mode, blob))
+                    continue
+            elif wf is not None:
+                self.doom(wf.disk)  # the same name spelled otherwise (not NFC) on disk
+            plan.writes.append((path, mode, blob))
+            st = None if self.shape.first_blocked(path) else _lstat(disk)
+            if st is not None:
+                self.doom(disk, st)
+                if not stat.S_ISDIR(st.st_mode):
+                    plan.in_place.add(disk)
+        for path in sorted(base.keys() - target.keys()):
+            wf = files.get(path)
+            if wf is not None:
+                disk, st = wf.disk, _lstat(wf.disk)
+            elif self.shape.first_blocked(path) is None:
+                disk = disk_path(self.root, path)
+                st = _lstat(disk)
+            else:
+                continue  # behind a symlink or a file: nothing of it is in the folder
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                self.doom(disk, st)
+                plan.deletes.append(path)
+        for path in obstacles:
+            self.doom(disk_path(self.root, path))
+        return plan
+
+    def doom(self, disk: str, st: os.stat_result | None = None) -> None:
+        if disk in self.plan.doomed:
+            return
+        st = st or _lstat(disk)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            with os.scandir(disk) as it:
+                entries = list(it)
+            for entry in entries:
+                self.doom(entry.path, entry.stat(follow_symlinks=False))
+            return
+        label = os.path.relpath(disk, self.root).replace(os.sep, "/")
+        wf = self.by_disk.get(disk)
+        if wf is not None:
+            entry = self.state.flat.get(wf.path)
+            content = entry[1] if entry is not None else None
+            self.plan.doomed[disk] = _Doomed(label, stat_key(wf.st), content)
+        else:
+            self.plan.doomed[disk] = _Doomed(label, stat_key(st), self._hash(disk, st))
+
+    def _hash(self, disk: str, st: os.stat_result) -> bytes | None:
+        """Content id of a file the scan did not report (ignored); None if unknown."""
+        if stat.S_ISLNK(st.st_mode):
+            return Blob.from_string(os.fsencode(os.readlink(disk))).id
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        with open(disk, "rb") as f:
+            manifest = self.ingester.ingest(f, None)
+            if stat_key(os.fstat(f.fileno())) != stat_key(st):
+                return None
+        return Blob.from_string(manifest.to_bytes()).id
+
+
+def _refuse(unsafe: list[str]) -> UncommittedChanges:
+    names = ", ".join(f"'{p}'" for p in unsafe[:SHOW_UNSAFE])
+    more = f" (and {len(unsafe) - SHOW_UNSAFE} more)" if len(unsafe) > SHOW_UNSAFE else ""
+    return UncommittedChanges(
+        f"uncommitted changes would be overwritten: {names}{more}; "
+        "nothing was changed; commit them first or use --force"
+    )
+
+
+def _preflight(repo: Repository, plan: _Plan) -> None:
+    """Every manifest and chunk the writes need exists, before anything changes."""
+    store = repo.git.object_store
+    for path, mode, blob in plan.writes:
+        data = blob_bytes(store, blob)
+        if mode == MODE_LINK:
+            continue
+        manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
+        missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
+        if missing:
+            raise ChunkMissing(missing[0])
+
+
+def _changed(doomed: _Doomed) -> UncommittedChanges:
+    return UncommittedChanges(
+        f"'{doomed.label}' changed while vsync was working on it and was left alone; "
+        "run the command again"
+    )
+
+
+def _expect(disk: str, doomed: _Doomed | None, label: str) -> bool:
+    """True if ``disk`` is still as planned; False if gone. Raises if it changed."""
+    st = _lstat(disk)
+    if st is None:
+        return False
+    if doomed is None:
+        raise UncommittedChanges(
+            f"'{label}' appeared while vsync was working and was left alone; run the command again"
+        )
+    if stat_key(st) != doomed.key:
+        raise _changed(doomed)
+    return True
+
+
+def _make_parents(root: str, path: str) -> None:
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        folder = "/".join(parts[:i])
+        disk = disk_path(root, folder)
+        st = _lstat(disk)
+        if st is None:
+            os.mkdir(disk)
+        elif not stat.S_ISDIR(st.st_mode):
+            _expect(disk, None, folder)
+
+
+def _remove_empty_tree(disk: str, label: str) -> None:
+    with os.scandir(disk) as it:
+        entries = list(it)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _remove_empty_tree(entry.path, f"{label}/{entry.name}")
+        else:
+            _expect(entry.path, None, f"{label}/{entry.name}")  # planned ones are gone
+    os.rmdir(disk)
+
+
+def _prune(root: str, folders: set[str]) -> None:
+    """Remove folders left empty, deepest first; never the root itself."""
+    for folder in sorted(folders, key=lambda d: d.count(os.sep), reverse=True):
+        d = folder
+        while d != root and d.startswith(root + os.sep):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+            d = os.path.dirname(d)
+
+
+def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
+    store = repo.git.object_store
+    cache = StatCache(repo.db)
+    result = ApplyResult()
+    emptied: set[str] = set()
+    try:
+        for disk, doomed in sorted(plan.doomed.items()):
+            if disk not in plan.in_place and _expect(disk, doomed, doomed.label):
+                os.unlink(disk)
+                emptied.add(os.path.dirname(disk))
+        for path, mode, blob in plan.writes:
+            disk = disk_path(root, path)
+            _make_parents(root, path)
+            st = _lstat(disk)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                _remove_empty_tree(disk, path)
+            elif st is not None:
+                _expect(disk, plan.doomed.get(disk) if disk in plan.in_place else None, path)
+            hashed_at = time.time_ns()
+            if mode == MODE_LINK:
+                write_symlink(blob_bytes(store, blob), Path(disk))
+                cache.forget(path)
+            else:
+                manifest = Manifest.from_bytes(blob_bytes(store, blob), f"manifest of '{path}'")
+                written = write_file(repo.chunks, manifest, Path(disk), mode)
+                cache.record(path, written, blob, hashed_at)
+            result.written.append(path)
+        for path, mode, blob in plan.chmods:
+            disk = disk_path(root, path)
+            hashed_at = time.time_ns()
+            os.chmod(disk, 0o755 if mode == MODE_EXEC else 0o644)
+            cache.record(path, os.lstat(disk), blob, hashed_at)
+            result.written.append(path)
+        for path in plan.deletes:
+            cache.forget(path)
+            result.deleted.append(path)
+        _prune(root, emptied)
+    finally:
+        cache.flush()
+    return result
+
+
+def apply_snapshot(
+    repo: Repository, target: FlatMap, scope: list[str], force: bool, warn: Warn
+) -> ApplyResult:
+    """Make the working folder under ``scope`` ('' is everything) equal ``target``.
+
+    ``target`` holds the snapshot's entries under ``scope``. Raises
+    UncommittedChanges (changing nothing) when a working file that would be
+    overwritten or removed is not recorded in the repository, unless ``force``.
+    """
+    root_path = repo.require_worktree()
+    root = str(root_path)
+    scope = normalise_scope(scope)
+    _check_shape(target)
+    store = repo.git.object_store
+    with repo.lock():
+        head = repo.head()
+        base = {} if head is None else flat_under(store, commit_tree(store, head), scope)
+        params = repo.config.chunker_params()
+        with Ingester(params, repo.config.compression_level()) as ingester:
+            shape = DiskShape(root)
+            obstacles = shape.obstacles(target)
+            prefixes: list[str] | None = None
+            if "" not in scope:
+                outside = [p for p in obstacles if not any(is_under(p, s) for s in scope)]
+                prefixes = scope + outside
+            state = read_working(repo, ingester, warn, None, prefixes=prefixes)
+            plan = _Planner(root, shape, state, ingester).make(target, base, obstacles)
+        unsafe = plan.unsafe(store)
+        if unsafe and not force:
+            raise _refuse(unsafe)
+        _preflight(repo, plan)
+        return _apply(repo, root, plan)
+
+
+def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutResult:
+    """Put ``rev``'s whole content in the working folder; the branch stays where it is."""
+    repo.require_worktree()
+    commit_id = resolve(repo, rev)
+    store = repo.git.object_store
+    target = flatten(store, commit_tree(store, commit_id))
+    result = apply_snapshot(repo, target, [""], force, warn)
+    return CheckoutResult(commit_id, repo.head(), len(result.written), len(result.deleted))

@@ -1,0 +1,111 @@
+"""``vsync log``: the commits reachable from a starting commit, newest first.
+
+Every parent is followed (a merge brings in the other machine's commits too);
+commits come out by commit time, newest first, as in ``git log``; a commit is
+only queued once one of its children has been listed. With paths, only
+commits where something at or under one of the paths differs from the
+commit's first parent are kept (a root commit: where the path exists). A
+merge is therefore listed for a path when it brought in a change to it from
+its other parent.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import Commit
+
+from vsync.errors import DamagedRepository
+from vsync.model.repository import Repository
+from vsync.model.snapshot import lookup
+from vsync.ops.commit import commit_host
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit_id: bytes
+    parents: list[bytes]
+    author: str  # "Name <email>"
+    host: str  # "" when the commit carries no vsync-host header
+    time: int  # author time, Unix seconds
+    tz_offset: int  # author's UTC offset in seconds
+    message: str
+
+    @property
+    def subject(self) -> str:
+        lines = self.message.strip().splitlines()
+        return lines[0] if lines else ""
+
+
+def load_commit(store: BaseObjectStore, commit_id: bytes) -> Commit:
+    try:
+        obj = store[commit_id]
+    except KeyError:
+        raise DamagedRepository(f"commit {commit_id.decode()} is missing") from None
+    if not isinstance(obj, Commit):
+        raise DamagedRepository(f"object {commit_id.decode()} should be a commit")
+    return obj
+
+
+def entry_of(c: Commit) -> LogEntry:
+    encoding = (c.encoding or b"utf-8").decode("ascii", "replace")
+    try:
+        message = c.message.decode(encoding, "replace")
+    except LookupError:
+        message = c.message.decode("utf-8", "replace")
+    return LogEntry(
+        commit_id=c.id,
+        parents=list(c.parents),
+        author=c.author.decode("utf-8", "replace"),
+        host=commit_host(c),
+        time=c.author_time,
+        tz_offset=c.author_timezone,
+        message=message,
+    )
+
+
+def commit_entry(repo: Repository, commit_id: bytes) -> LogEntry:
+    return entry_of(load_commit(repo.git.object_store, commit_id))
+
+
+def touches(store: BaseObjectStore, c: Commit, paths: list[str]) -> bool:
+    """True if something at or under one of ``paths`` changed in ``c`` (vs its first parent)."""
+    parent_tree = load_commit(store, c.parents[0]).tree if c.parents else None
+    for path in paths:
+        now = lookup(store, c.tree, path)
+        if parent_tree is None:
+            if now[0] is not None:
+                return True
+        elif now != lookup(store, parent_tree, path):
+            return True
+    return False
+
+
+def walk(
+    repo: Repository,
+    start: bytes,
+    paths: list[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[LogEntry]:
+    """Commits reachable from ``start``, newest first, optionally only those touching ``paths``."""
+    store = repo.git.object_store
+    seq = 0
+    first = load_commit(store, start)
+    heap: list[tuple[int, int, bytes]] = [(-first.commit_time, seq, start)]
+    seen = {start}
+    shown = 0
+    while heap and (limit is None or shown < limit):
+        _t, _s, cid = heapq.heappop(heap)
+        c = load_commit(store, cid)
+        for parent in c.parents:
+            if parent not in seen:
+                seen.add(parent)
+                seq += 1
+                heapq.heappush(heap, (-load_commit(store, parent).commit_time, seq, parent))
+        if paths and not touches(store, c, paths):
+            continue
+        shown += 1
+        yield entry_of(c)

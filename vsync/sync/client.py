@@ -1,0 +1,234 @@
+"""The client side of fetch and push: one session per command over a transport."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from vsync.errors import StoppedError, UsageError, VsyncError
+from vsync.model.repository import BRANCH, Repository
+from vsync.ops.history_graph import is_ancestor
+from vsync.ops.hooks import require_hook_ok
+from vsync.sync import protocol as p
+from vsync.sync.errors import TransportClosed
+from vsync.sync.negotiate import negotiate_client
+from vsync.sync.protocol import Connection
+from vsync.sync.remotes import Remote
+from vsync.sync.transfer import TransferStats, fetch_chunks, receive_pack, send_pack, serve_chunks
+from vsync.sync.transport import Transport, open_transport
+
+REJECTED = "remote has commits you do not have; pull first"
+
+
+class TransferProgress(Protocol):
+    """What the UI implements to show a transfer; ``tick`` gets running totals."""
+
+    def phase(self, label: str, total_chunks: int) -> None: ...
+    def tick(self, chunks: int, nbytes: int) -> None: ...
+    def done(self) -> None: ...
+
+
+@dataclass
+class SyncOptions:
+    remote_cmd: str | None = None
+    accept_new_host_key: bool = False
+    progress: TransferProgress | None = None
+
+
+@dataclass
+class TransferResult:
+    remote: str
+    old: bytes | None = None  # the ref before (local tracking ref or remote branch)
+    new: bytes | None = None
+    up_to_date: bool = False
+    stats: TransferStats = field(default_factory=TransferStats)
+    wire_sent: int = 0
+    wire_received: int = 0
+    seconds: float = 0.0
+    chunk_ids: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    transport: Transport
+    conn: Connection
+    hello: dict[str, Any]
+    refs: dict[bytes, bytes]
+    label: str
+
+    def close(self) -> None:
+        with contextlib.suppress(VsyncError):
+            self.transport.close()
+
+
+def open_session(remote: Remote, opts: SyncOptions, create: bool = False) -> Session:
+    transport = open_transport(
+        remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key
+    )
+    conn = Connection(transport)
+    try:
+        conn.send_json(p.HELLO, p.hello_payload("client", create=create))
+        conn.flush()
+        hello = conn.expect(p.HELLO).json()
+        p.check_hello(hello)
+        raw_refs = conn.expect(p.REFS).json().get("refs", {})
+    except TransportClosed as exc:
+        transport.close()
+        detail = transport.stderr_text.strip().splitlines()
+        raise TransportClosed(remote.label, detail[-1] if detail else exc.detail) from None
+    except BaseException:
+        transport.close()
+        raise
+    if not isinstance(raw_refs, dict):
+        raise p.ProtocolError("the remote sent a malformed ref list")
+    refs = {}
+    for name, value in raw_refs.items():
+        if isinstance(name, str) and isinstance(value, str) and len(value) == 40:
+            refs[name.encode()] = value.encode()
+    return Session(transport, conn, hello, refs, remote.label)
+
+
+def _tick(opts: SyncOptions) -> Callable[[int, int], None] | None:
+    return opts.progress.tick if opts.progress is not None else None
+
+
+def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: str) -> None:
+    ref = remote.tracking_ref
+    if ref is None or value is None:
+        return
+    refs = repo.git.refs
+    try:
+        old = refs[ref]
+    except KeyError:
+        old = None
+    if old != value:
+        refs.set_if_equals(
+            ref, old, value, committer=repo.config.identity().git_ident(), message=why.encode()
+        )
+
+
+def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
+    """Bring the remote's branch and everything it reaches; move refs/remotes/NAME/main."""
+    t0 = time.monotonic()
+    repo.chunks.recover_temp_packs()
+    session = open_session(remote, opts)
+    result = TransferResult(remote.label)
+    try:
+        store = repo.git.object_store
+        remote_main = session.refs.get(BRANCH)
+        result.new = remote_main
+        if remote_main is None or remote_main in store:
+            session.conn.send(p.BYE)
+            session.conn.flush()
+            result.up_to_date = True
+        else:
+            negotiate_client(session.conn, repo, [remote_main])
+            incoming = receive_pack(session.conn, repo)
+            try:
+                missing = incoming.validate([remote_main])
+                del missing
+                wanted = incoming.missing_chunks()
+                if opts.progress is not None:
+                    opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
+                stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
+                if opts.progress is not None:
+                    opts.progress.done()
+                session.conn.send(p.BYE)
+                session.conn.flush()
+                with repo.lock(exclusive=False):
+                    incoming.commit()
+                result.stats = stats
+                result.stats.objects = incoming.objects
+                result.stats.pack_bytes = incoming.bytes
+            finally:
+                incoming.discard()
+        _set_tracking(repo, remote, remote_main, f"fetch: from {remote.label}")
+    finally:
+        result.wire_sent = session.transport.bytes_sent
+        result.wire_received = session.transport.bytes_received
+        session.close()
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _local_path_missing(remote: Remote) -> Path | None:
+    if remote.url.kind != "local":
+        return None
+    path = Path(remote.url.path)
+    return None if path.exists() else path
+
+
+def push(
+    repo: Repository, remote: Remote, opts: SyncOptions, create: bool = False
+) -> TransferResult:
+    """Send the branch; the remote moves it by compare-and-swap or refuses."""
+    t0 = time.monotonic()
+    local = repo.head()
+    if local is None:
+        raise UsageError("nothing to push: there are no commits yet")
+    missing_path = _local_path_missing(remote)
+    if missing_path is not None and not create:
+        raise UsageError(
+            f"{missing_path} does not exist; use 'vsync push --create' to make a bare "
+            "repository there"
+        )
+    require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
+    session = open_session(remote, opts, create=create)
+    result = TransferResult(remote.label, new=local)
+    try:
+        conn = session.conn
+        store = repo.git.object_store
+        remote_main = session.refs.get(BRANCH)
+        result.old = remote_main
+        if remote_main == local:
+            conn.send(p.BYE)
+            conn.flush()
+            result.up_to_date = True
+        else:
+            if remote_main is not None and (
+                remote_main not in store or not is_ancestor(repo, remote_main, local)
+            ):
+                conn.send(p.BYE)
+                conn.flush()
+                raise StoppedError(REJECTED)
+            update = {
+                "ref": BRANCH.decode(),
+                "old": remote_main.decode() if remote_main else None,
+                "new": local.decode(),
+            }
+            conn.send_json(p.PUSH, update)
+            conn.flush()
+            _check_result(conn.expect(p.RESULT).json())
+            haves = [v for v in session.refs.values() if v in store]
+            sent = send_pack(conn, repo, [local], haves)
+            if opts.progress is not None:
+                opts.progress.phase(f"Sending to {remote.label}", 0)
+            stats = serve_chunks(conn, repo, _tick(opts))
+            if opts.progress is not None:
+                opts.progress.done()
+            stats.objects, stats.pack_bytes = sent.objects, sent.pack_bytes
+            result.stats = stats
+            conn.send_json(p.UPDATE_REF, update)
+            conn.flush()
+            _check_result(conn.expect(p.RESULT).json())
+        _set_tracking(repo, remote, local, f"push: to {remote.label}")
+    finally:
+        result.wire_sent = session.transport.bytes_sent
+        result.wire_received = session.transport.bytes_received
+        session.close()
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _check_result(info: dict[str, Any]) -> None:
+    if info.get("ok"):
+        return
+    code = info.get("code")
+    message = str(info.get("message") or "the remote refused the push")
+    if code == "non-fast-forward":
+        raise StoppedError(REJECTED)
+    raise StoppedError(f"the remote refused the push: {message}")

@@ -1,0 +1,187 @@
+"""The vsync wire protocol, version 1: framing and messages (normative: docs/protocol.md).
+
+Every message is a frame::
+
+    u32  payload length (big-endian, at most MAX_PAYLOAD)
+    u8   message type
+    ...  payload
+
+Types below 0x80 are *mandatory*: a peer that does not know one stops with
+an error. Types from 0x80 up are *optional* and are skipped when unknown.
+Control payloads are UTF-8 JSON objects; bulk payloads are binary.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vsync.errors import StoppedError
+
+PROTOCOL_NAME = "vsync"
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 64 * 1024 * 1024
+FRAME = struct.Struct(">IB")
+
+HELLO = 0x01
+REFS = 0x02
+HAVES = 0x03
+ACKS = 0x04
+PUSH = 0x05
+PACK_DATA = 0x10
+PACK_END = 0x11
+CHUNK_WANT = 0x20
+CHUNK_WANT_END = 0x21
+CHUNK = 0x22
+CHUNKS_END = 0x23
+UPDATE_REF = 0x30
+RESULT = 0x31
+BYE = 0x3E
+ERROR = 0x3F
+PROGRESS = 0x80  # optional
+
+NAMES = {
+    HELLO: "HELLO",
+    REFS: "REFS",
+    HAVES: "HAVES",
+    ACKS: "ACKS",
+    PUSH: "PUSH",
+    PACK_DATA: "PACK_DATA",
+    PACK_END: "PACK_END",
+    CHUNK_WANT: "CHUNK_WANT",
+    CHUNK_WANT_END: "CHUNK_WANT_END",
+    CHUNK: "CHUNK",
+    CHUNKS_END: "CHUNKS_END",
+    UPDATE_REF: "UPDATE_REF",
+    RESULT: "RESULT",
+    BYE: "BYE",
+    ERROR: "ERROR",
+    PROGRESS: "PROGRESS",
+}
+
+CHUNK_HEAD = struct.Struct(">32sBI")  # id, compression, raw length; payload follows
+CAPABILITIES = ["chunks-v1", "pack-v2"]
+
+
+class ProtocolError(StoppedError):
+    """The peer sent something this side cannot accept (exit 1)."""
+
+
+class RemoteError(StoppedError):
+    """The peer reported an error (its message is ours)."""
+
+
+class Pipe(Protocol):
+    bytes_sent: int
+    bytes_received: int
+
+    def readexactly(self, n: int) -> bytes: ...
+    def write(self, data: bytes) -> None: ...
+    def flush(self) -> None: ...
+
+
+@dataclass
+class Message:
+    type: int
+    payload: bytes
+
+    @property
+    def name(self) -> str:
+        return NAMES.get(self.type, f"0x{self.type:02x}")
+
+    def json(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ProtocolError(f"peer sent a malformed {self.name} message") from None
+        if not isinstance(value, dict):
+            raise ProtocolError(f"peer sent a malformed {self.name} message")
+        return value
+
+
+class Connection:
+    """Framed messages over a blocking pipe."""
+
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
+
+    def send(self, mtype: int, payload: bytes = b"") -> None:
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError("payload too large")
+        self.pipe.write(FRAME.pack(len(payload), mtype))
+        if payload:
+            self.pipe.write(payload)
+
+    def send_json(self, mtype: int, value: dict[str, Any]) -> None:
+        self.send(mtype, json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+    def flush(self) -> None:
+        self.pipe.flush()
+
+    def recv(self) -> Message:
+        """The next mandatory message; optional ones are skipped, ERROR raises."""
+        while True:
+            length, mtype = FRAME.unpack(self.pipe.readexactly(FRAME.size))
+            if length > MAX_PAYLOAD:
+                raise ProtocolError(f"peer sent a {length}-byte frame; the limit is {MAX_PAYLOAD}")
+            payload = self.pipe.readexactly(length) if length else b""
+            msg = Message(mtype, payload)
+            if mtype == ERROR:
+                info = msg.json()
+                raise RemoteError(str(info.get("message", "the remote reported an error")))
+            if mtype >= 0x80:
+                continue
+            if mtype not in NAMES:
+                raise ProtocolError(
+                    f"peer sent unknown mandatory message type 0x{mtype:02x}; "
+                    "upgrade vsync on both sides"
+                )
+            return msg
+
+    def expect(self, *types: int) -> Message:
+        msg = self.recv()
+        if msg.type not in types:
+            wanted = " or ".join(NAMES[t] for t in types)
+            raise ProtocolError(f"protocol error: expected {wanted}, got {msg.name}")
+        return msg
+
+    def send_error(self, message: str, code: str = "error") -> None:
+        self.send_json(ERROR, {"code": code, "message": message})
+        self.flush()
+
+
+def hello_payload(role: str, **extra: Any) -> dict[str, Any]:
+    from vsync import __version__
+
+    return {
+        "protocol": PROTOCOL_NAME,
+        "version": PROTOCOL_VERSION,
+        "role": role,
+        "software": f"vsync {__version__}",
+        "capabilities": CAPABILITIES,
+        **extra,
+    }
+
+
+def check_hello(info: dict[str, Any]) -> None:
+    if info.get("protocol") != PROTOCOL_NAME:
+        raise ProtocolError("the remote does not speak the vsync protocol")
+    version = info.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ProtocolError("the remote sent a bad protocol version")
+    if version > PROTOCOL_VERSION:
+        # The newer side speaks down to us; we only refuse what we cannot read.
+        pass
+
+
+def encode_chunk(cid: bytes, compression: int, raw_len: int, payload: bytes) -> bytes:
+    return CHUNK_HEAD.pack(cid, compression, raw_len) + payload
+
+
+def decode_chunk(payload: bytes) -> tuple[bytes, int, int, bytes]:
+    if len(payload) < CHUNK_HEAD.size:
+        raise ProtocolError("peer sent a truncated CHUNK message")
+    cid, compression, raw_len = CHUNK_HEAD.unpack_from(payload)
+    return cid, compression, raw_len, payload[CHUNK_HEAD.size :]

@@ -1,0 +1,177 @@
+"""``vsync serve --stdio PATH``: the remote side of push and fetch.
+
+Runs on the machine that holds the repository (started through SSH, or as a
+local subprocess for a path remote) and speaks the protocol on stdin/stdout.
+It trusts nothing the client sends: wants must be advertised tips, received
+objects and chunks are verified (:mod:`vsync.sync.transfer`), and the branch
+moves only by compare-and-swap under the repository lock after everything it
+reaches is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vsync.errors import NotARepository, StoppedError, UsageError, VsyncError
+from vsync.model.config import FORMAT_VERSION
+from vsync.model.repository import BRANCH, Repository
+from vsync.sync import protocol as p
+from vsync.sync.fdpipe import FdPipe
+from vsync.sync.negotiate import negotiate_server
+from vsync.sync.protocol import Connection, ProtocolError
+from vsync.sync.transfer import fetch_chunks, receive_pack, send_pack, serve_chunks
+from vsync.sync.worktree_update import update_after_push
+
+Warn = Callable[[str], None]
+
+
+def _resolve_path(raw: str, restrict_to: str | None) -> Path:
+    path = Path(os.path.expanduser(raw))
+    if not path.is_absolute():
+        path = Path.home() / path
+    if restrict_to is not None:
+        allowed = Path(os.path.expanduser(restrict_to)).resolve()
+        real = path.resolve()
+        if real != allowed and allowed not in real.parents:
+            raise UsageError(f"repository {raw} is outside the folder this key may use")
+    return path
+
+
+def advertised_refs(repo: Repository) -> dict[str, str]:
+    refs = repo.git.refs
+    out = {}
+    for name in refs.allkeys():
+        if name.startswith(b"refs/heads/"):
+            try:
+                out[name.decode()] = refs[name].decode()
+            except KeyError:
+                continue
+    return out
+
+
+def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
+    pipe = FdPipe(sys.stdin.fileno(), sys.stdout.fileno())
+    conn = Connection(pipe)
+    try:
+        hello = conn.expect(p.HELLO).json()
+        p.check_hello(hello)
+        path = _resolve_path(raw_path, restrict_to)
+        if hello.get("create") and not path.exists():
+            Repository.init(path, bare=True).close()
+        try:
+            repo = Repository.open_path(path)
+        except NotARepository:
+            raise UsageError(f"{raw_path} is not a vsync repository on the remote") from None
+        with repo:
+            return _session(conn, repo, hello)
+    except p.RemoteError:
+        return 1
+    except VsyncError as exc:
+        with contextlib.suppress(VsyncError):
+            conn.send_error(str(exc), type(exc).__name__)
+        return exc.exit_code
+
+
+def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
+    cfg = repo.config
+    params = cfg.chunker_params()
+    conn.send_json(
+        p.HELLO,
+        p.hello_payload(
+            "server",
+            format=FORMAT_VERSION,
+            bare=repo.bare,
+            chunking={"min": params.min_size, "avg": params.avg_size, "max": params.max_size},
+        ),
+    )
+    refs = advertised_refs(repo)
+    conn.send_json(p.REFS, {"refs": refs})
+    conn.flush()
+    msg = conn.expect(p.HAVES, p.PUSH, p.BYE)
+    if msg.type == p.BYE:
+        return 0
+    if msg.type == p.HAVES:
+        advertised = {v.encode() for v in refs.values()}
+        wants, common = negotiate_server(conn, repo, msg, advertised)
+        send_pack(conn, repo, wants, common)
+        serve_chunks(conn, repo)
+        conn.expect(p.BYE)
+        return 0
+    return _serve_push(conn, repo, msg.json())
+
+
+def _oid(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 40:
+        raise ProtocolError("peer sent a malformed object id")
+    return value.encode()
+
+
+def _refuse(conn: Connection, code: str, message: str) -> int:
+    conn.send_json(p.RESULT, {"ok": False, "code": code, "message": message})
+    conn.flush()
+    return 1
+
+
+def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int:
+    ref = info.get("ref")
+    if ref != BRANCH.decode():
+        return _refuse(conn, "bad-ref", f"only {BRANCH.decode()} can be pushed")
+    old, new = _oid(info.get("old")), _oid(info.get("new"))
+    if new is None:
+        return _refuse(conn, "bad-ref", "deleting the branch is not supported")
+    current = repo.head()
+    if current != old:
+        return _refuse(conn, "non-fast-forward", "remote has commits you do not have; pull first")
+    conn.send_json(p.RESULT, {"ok": True, "code": "go"})
+    conn.flush()
+    incoming = receive_pack(conn, repo)
+    try:
+        incoming.validate([new])
+        fetch_chunks(conn, repo, incoming.missing_chunks())
+        conn.expect(p.UPDATE_REF)
+        with repo.lock(exclusive=True):
+            incoming.commit()
+            if new not in repo.git.object_store:
+                raise ProtocolError("the pushed commit did not arrive")
+            if repo.head() != old:
+                return _refuse(
+                    conn, "non-fast-forward", "remote has commits you do not have; pull first"
+                )
+            if current is not None and not _descends(repo, new, current):
+                return _refuse(
+                    conn, "non-fast-forward", "remote has commits you do not have; pull first"
+                )
+            if not repo.bare:
+                try:
+                    update_after_push(repo, old, new)
+                except StoppedError as exc:
+                    return _refuse(conn, "worktree-dirty", str(exc))
+            ok = repo.git.refs.set_if_equals(
+                BRANCH,
+                old,
+                new,
+                committer=repo.config.identity().git_ident(),
+                message=b"push: received",
+            )
+            if not ok:
+                return _refuse(
+                    conn, "non-fast-forward", "remote has commits you do not have; pull first"
+                )
+    finally:
+        incoming.discard()
+    conn.send_json(p.RESULT, {"ok": True, "code": "updated"})
+    conn.flush()
+    return 0
+
+
+def _descends(repo: Repository, tip: bytes, ancestor: bytes) -> bool:
+    from vsync.ops.history_graph import is_ancestor
+
+    return is_ancestor(repo, ancestor, tip)
