@@ -16,7 +16,10 @@ and nothing is touched. Files are written atomically and verified
 planned is never overwritten. Folders left empty by deletions are removed.
 
 The branch never moves: checkout is "put this content here", and the next
-commit goes on top of HEAD.
+commit goes on top of HEAD. Checkout makes the *whole* folder that version:
+files that are in neither HEAD nor the target but whose content is recorded
+(left there by an earlier checkout) go too; untracked files recorded nowhere
+stay. Restore keeps every untracked file, as ``git restore`` does.
 """
 
 from __future__ import annotations
@@ -164,8 +167,16 @@ def _check_shape(target: FlatMap) -> None:
 
 class _Planner:
     def __init__(
-        self, root: str, shape: DiskShape, state: WorkingState, ingester: Ingester
+        self,
+        root: str,
+        shape: DiskShape,
+        state: WorkingState,
+        ingester: Ingester,
+        recorded: Callable[[bytes], bool],
+        drop_recorded: bool,
     ) -> None:
+        self.recorded = recorded
+        self.drop_recorded = drop_recorded
         self.root = root
         self.shape = shape
         self.state = state
@@ -205,6 +216,15 @@ class _Planner:
                 continue  # behind a symlink or a file: nothing of it is in the folder
             if st is not None and not stat.S_ISDIR(st.st_mode):
                 self.doom(disk, st)
+                plan.deletes.append(path)
+        leftovers = flat.keys() - target.keys() - base.keys() if self.drop_recorded else set()
+        for path in sorted(leftovers):
+            # In neither HEAD nor the target, but its content is in history: a file an
+            # earlier checkout or restore wrote. It goes, so the folder equals the
+            # target; files whose content is recorded nowhere stay untouched.
+            wf = files.get(path)
+            if wf is not None and self.recorded(flat[path][1]):
+                self.doom(wf.disk, wf.st)
                 plan.deletes.append(path)
         for path in obstacles:
             self.doom(disk_path(self.root, path))
@@ -365,9 +385,17 @@ def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
 
 
 def apply_snapshot(
-    repo: Repository, target: FlatMap, scope: list[str], force: bool, warn: Warn
+    repo: Repository,
+    target: FlatMap,
+    scope: list[str],
+    force: bool,
+    warn: Warn,
+    whole_folder: bool = False,
 ) -> ApplyResult:
     """Make the working folder under ``scope`` ('' is everything) equal ``target``.
+
+    ``whole_folder`` (checkout): files in neither HEAD nor the target whose
+    content some commit holds (left by an earlier checkout) are removed too.
 
     ``target`` holds the snapshot's entries under ``scope``. Raises
     UncommittedChanges (changing nothing) when a working file that would be
@@ -390,7 +418,8 @@ def apply_snapshot(
                 outside = [p for p in obstacles if not any(is_under(p, s) for s in scope)]
                 prefixes = scope + outside
             state = read_working(repo, ingester, warn, None, prefixes=prefixes)
-            plan = _Planner(root, shape, state, ingester).make(target, base, obstacles)
+            planner = _Planner(root, shape, state, ingester, store.__contains__, whole_folder)
+            plan = planner.make(target, base, obstacles)
         unsafe = plan.unsafe(store)
         if unsafe and not force:
             raise _refuse(unsafe)
@@ -404,5 +433,5 @@ def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutRes
     commit_id = resolve(repo, rev)
     store = repo.git.object_store
     target = flatten(store, commit_tree(store, commit_id))
-    result = apply_snapshot(repo, target, [""], force, warn)
+    result = apply_snapshot(repo, target, [""], force, warn, whole_folder=True)
     return CheckoutResult(commit_id, repo.head(), len(result.written), len(result.deleted))
