@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sqlite3
 import sys
 import traceback
 
 from vsync import __version__
-from vsync.cli import cmd_history, cmd_maint, cmd_repo, cmd_restore, cmd_sync
 from vsync.errors import VsyncError
 
 
@@ -26,15 +26,55 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"vsync: error: {message} (see '{hint}')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="vsync", description="Versioned, synchronised folders.")
     parser.add_argument("--version", action="version", version=f"vsync {__version__}")
     parser.add_argument("-C", dest="chdir", metavar="PATH", help="run as if started in PATH")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (cmd_repo, cmd_history, cmd_restore, cmd_sync, cmd_maint):
-        module.register(sub)
+    for name in modules_for(argv):
+        importlib.import_module(f"vsync.cli.{name}").register(sub)
     return parser
+
+
+# Which module registers each command: only that one is imported for a run,
+# which keeps start-up short (every test and script pays it on each call).
+COMMAND_MODULES = {
+    "init": "cmd_repo",
+    "status": "cmd_repo",
+    "commit": "cmd_repo",
+    "log": "cmd_history",
+    "diff": "cmd_history",
+    "show": "cmd_history",
+    "restore": "cmd_restore",
+    "checkout": "cmd_restore",
+    "clone": "cmd_sync",
+    "remote": "cmd_sync",
+    "fetch": "cmd_sync",
+    "pull": "cmd_sync",
+    "push": "cmd_sync",
+    "sync": "cmd_sync",
+    "serve": "cmd_sync",
+    "fsck": "cmd_maint",
+    "gc": "cmd_maint",
+}
+ALL_MODULES = ("cmd_repo", "cmd_history", "cmd_restore", "cmd_sync", "cmd_maint")
+
+
+def modules_for(argv: list[str] | None) -> tuple[str, ...]:
+    """The command modules to load for ``argv``: one when the command is known."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-C":
+            i += 2
+            continue
+        if arg.startswith("-"):
+            return ALL_MODULES  # --help / --version before any command
+        module = COMMAND_MODULES.get(arg)
+        return (module,) if module else ALL_MODULES
+    return ALL_MODULES
 
 
 def _utf8_streams() -> None:
@@ -47,7 +87,7 @@ def _utf8_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         if args.chdir:
