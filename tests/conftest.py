@@ -14,6 +14,10 @@ import pytest
 
 VSYNC = [sys.executable, "-m", "vsync"]
 
+# No test may reach beyond this machine: vsync refuses non-loopback SSH hosts
+# while this is set (inherited by every vsync subprocess the tests start).
+os.environ["VSYNC_LOOPBACK_ONLY"] = "1"
+
 
 @dataclass
 class Run:
@@ -107,3 +111,27 @@ def clear_worktree(root: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+# --- sshd: a real OpenSSH server on 127.0.0.1 for SSH remotes (tests/sshd.py) ---
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """OpenSSH ``sshd`` on 127.0.0.1:<free port>, with a client HOME (see tests/sshd.py).
+
+    ``.url(path)`` -> ``ssh://user@127.0.0.1:PORT/path``; ``.alias_url(path)`` ->
+    ``vsync-test:path`` via ``~/.ssh/config``; ``.remote_cmd`` for ``--remote-cmd``;
+    ``.env()`` for vsync subprocesses (HOME = the client home, no agent).
+    Fails (never skips) when sshd is not installed: ``make test`` installs it.
+    """
+    from sshd import SSHDMissing, start_sshd  # tests/sshd.py
+
+    try:
+        server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except SSHDMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -172,10 +172,11 @@ def test_push_rejected_when_remote_is_ahead(remote: RemoteKind, tmp_path: Path) 
 
 
 def big_file(path: Path, size: int, seed: int = 7) -> None:
-    block = random.Random(seed).randbytes(1 << 20)
+    """Incompressible, never-repeating bytes (repeated blocks would dedup away)."""
+    rng = random.Random(seed)
     with open(path, "wb") as f:
-        for i in range(size // len(block)):
-            f.write(i.to_bytes(8, "big") + block[8:])
+        for _ in range(size // (4 << 20)):
+            f.write(rng.randbytes(4 << 20))
 
 
 def insert_middle(path: Path, data: bytes) -> None:
@@ -259,7 +260,7 @@ def test_interrupted_push_resumes_without_resending(remote: RemoteKind, tmp_path
         assert time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     received = _stored_chunks(server)
     assert 0 < received < total
     out = porcelain(remote.run("push", "--porcelain", remote.url(server), *remote.cmd(), cwd=a))
@@ -272,6 +273,8 @@ def test_interrupted_push_resumes_without_resending(remote: RemoteKind, tmp_path
 
 
 def test_racing_pushes_never_lose_a_commit(remote: RemoteKind, tmp_path: Path) -> None:
+    """Two copies push diverged commits at the same moment, 20 times: exactly one
+    wins each time, the other gets exit 1, and every accepted commit stays."""
     server = tmp_path / "server"
     seed = tmp_path / "seed"
     seed.mkdir()
@@ -284,15 +287,14 @@ def test_racing_pushes_never_lose_a_commit(remote: RemoteKind, tmp_path: Path) -
         c = tmp_path / name
         remote.run("clone", remote.url(server), c, *remote.cmd(), cwd=tmp_path)
         clones.append(c)
-    accepted: list[str] = []
+    accepted: list[bytes] = []
     env = dict(remote.env or os.environ)
     env.update(VSYNC_AUTHOR_NAME="t", VSYNC_AUTHOR_EMAIL="t@e")
     for round_no in range(20):
         heads = {}
-        for c in clones:
+        for c in clones:  # each round's set-up runs in-process: only the race is timed
             (c / f"{c.name}.txt").write_text(f"{c.name} round {round_no}\n")
-            run_vsync("commit", "-m", f"{c.name} {round_no}", cwd=c)
-            heads[c] = head_of(c)
+            heads[c] = _commit_in_process(c, f"{c.name} {round_no}")
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "vsync", "push", *remote.cmd()],
@@ -303,32 +305,65 @@ def test_racing_pushes_never_lose_a_commit(remote: RemoteKind, tmp_path: Path) -
             )
             for c in clones
         ]
-        results = [(p.wait(), p.stderr.read().decode() if p.stderr else "") for p in procs]
-        codes = sorted(code for code, _err in results)
-        assert codes == [0, 1], results
-        loser_err = next(err for code, err in results if code == 1)
-        assert "pull first" in loser_err
-        winner = clones[[code for code, _ in results].index(0)]
+        results = []
+        for proc in procs:
+            _out, err = proc.communicate()
+            results.append((proc.returncode, err.decode()))
+        codes = [code for code, _err in results]
+        assert sorted(codes) == [0, 1], results
+        assert "remote has commits you do not have; pull first" in results[codes.index(1)][1]
+        winner = clones[codes.index(0)]
         accepted.append(heads[winner])
-        assert head_of(server) == heads[winner]
-        # both copies catch up for the next round (the loser merges by pulling the
-        # winner's commit: until merge lands, the loser resets onto the winner)
+        assert _head_in_process(server) == heads[winner]
         for c in clones:
-            if c is not winner:
-                _reset_to(c, remote)
-    log = run_vsync("log", "--oneline", cwd=server).stdout
-    for commit in accepted:
-        assert commit in log
+            if c is not winner:  # diverged: move the loser onto the winner's commit
+                _reset_onto(c, heads[winner], server)
+    history = _history_in_process(server)
+    assert all(commit in history for commit in accepted)
     fsck_clean(server)
 
 
-def _reset_to(clone: Path, remote: RemoteKind) -> None:
-    """Re-clone the loser (diverged copies need the merge work to rejoin)."""
-    import shutil
+def _commit_in_process(root: Path, message: str) -> bytes:
+    from vsync.model.repository import Repository
+    from vsync.ops.commit import commit
 
-    url = run_vsync("remote", "list", "-v", cwd=clone).stdout.split()[1]
-    shutil.rmtree(clone)
-    remote.run("clone", url, clone, *remote.cmd(), cwd=clone.parent)
+    with Repository.open_path(root) as repo:
+        result = commit(repo, message, lambda _m: None)
+        assert result.commit_id is not None
+        return result.commit_id
+
+
+def _head_in_process(path: Path) -> bytes | None:
+    from vsync.model.repository import Repository
+
+    with Repository.open_path(path) as repo:
+        return repo.head()
+
+
+def _history_in_process(path: Path) -> set[bytes]:
+    from vsync.model.repository import Repository
+
+    with Repository.open_path(path) as repo:
+        head = repo.head()
+        assert head is not None
+        return {entry.commit.id for entry in repo.git.get_walker(include=[head])}
+
+
+def _reset_onto(clone: Path, commit_id: bytes, server: Path) -> None:
+    """Fetch the winner's commit (from the server's files) and move the loser there."""
+    from vsync.model.repository import BRANCH, Repository
+    from vsync.model.snapshot import commit_tree, flatten
+    from vsync.ops.checkout import apply_snapshot
+    from vsync.sync.client import SyncOptions, fetch
+    from vsync.sync.remotes import Remote
+    from vsync.sync.url import parse_url
+
+    with Repository.open_path(clone) as repo:
+        fetch(repo, Remote(None, parse_url(str(server))), SyncOptions())
+        store = repo.git.object_store
+        target = flatten(store, commit_tree(store, commit_id))
+        apply_snapshot(repo, target, [""], True, lambda _m: None, whole_folder=True)
+        assert repo.git.refs.set_if_equals(BRANCH, repo.head(), commit_id)
 
 
 @pytest.mark.parametrize("mode", ["bad-chunk", "bad-pack"])

@@ -340,7 +340,7 @@ class PackWriter:
         entry = PackEntry(cid, self._pos, len(payload), raw_len, compression)
         # One unbuffered write per record: what is written survives the process
         # being killed, so an interrupted transfer keeps what it received.
-        self._file.write(chunkpack.record_header(entry) + payload)
+        self._write_all(chunkpack.record_header(entry) + payload)
         self._pos += chunkpack.RECORD.size + len(payload)
         self._entries.append(entry)
         self._pending.add(cid)
@@ -356,16 +356,26 @@ class PackWriter:
         self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed in flush
         # The flock tells recover_temp_packs in other processes that this pack is live.
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-        self._file.write(chunkpack.header_bytes())
+        self._write_all(chunkpack.header_bytes())
         self._pos = chunkpack.HEADER.size
         self._entries = []
+
+    def _write_all(self, data: bytes) -> None:
+        """An unbuffered write may be short (e.g. near a full disk): loop until done."""
+        assert self._file is not None
+        view = memoryview(data)
+        while view:
+            n = self._file.write(view)
+            if not n:
+                raise OSError(28, "No space left on device", str(self._path))
+            view = view[n:]
 
     def flush(self) -> None:
         """Seal the current pack (trailer, fsync, rename) and index it."""
         if self._file is None or self._path is None:
             return
         f, path, entries = self._file, self._path, self._entries
-        f.write(chunkpack.trailer_bytes(entries, self._pos))
+        self._write_all(chunkpack.trailer_bytes(entries, self._pos))
         f.flush()
         os.fsync(f.fileno())
         f.close()

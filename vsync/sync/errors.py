@@ -9,6 +9,7 @@
     StoppedError (1)
     +-- TransportError         the connection failed or was lost
         +-- TransportClosed    the remote side closed the stream early
+        +-- ConnectionLost     the SSH connection dropped
         +-- RemoteCommandMissing  vsync is not installed where the remote runs
         +-- Unreachable        no TCP connection (refused, timeout, DNS)
         +-- AuthFailed         the server accepted none of our credentials
@@ -34,7 +35,7 @@ class HostNotAllowed(UsageError):
     def __init__(self, host: str, address: str) -> None:
         where = host if host == address else f"{host} ({address})"
         super().__init__(
-            f"refusing to connect to {where}: this vsync only connects to "
+            f"refusing to connect to {where}: VSYNC_LOOPBACK_ONLY=1 allows only "
             "loopback addresses (127.0.0.1, ::1)"
         )
         self.host = host
@@ -55,6 +56,14 @@ class TransportClosed(TransportError):
             msg += f"; the remote said: {detail}"
         super().__init__(msg)
         self.detail = detail
+
+
+class ConnectionLost(TransportError):
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(
+            f"the SSH connection to {where} was lost ({reason}); run the command again to resume"
+        )
+        self.reason = reason
 
 
 class RemoteCommandMissing(TransportError):

@@ -27,7 +27,12 @@ from types import TracebackType
 from typing import IO, Protocol
 
 from vsync.errors import StoppedError
-from vsync.sync.errors import RemoteCommandMissing, TransportClosed, TransportError
+from vsync.sync.errors import (
+    ConnectionLost,
+    RemoteCommandMissing,
+    TransportClosed,
+    TransportError,
+)
 from vsync.sync.url import RemoteURL
 
 READ_BLOCK = 1 << 20  # bytes asked of the OS per read
@@ -177,7 +182,7 @@ class StreamTransport:
         return bool(data)
 
     def _recv(self, n: int) -> bytes:
-        if self._eof:
+        if self._eof or self._released:
             return b""
         self.flush()
         try:
@@ -206,6 +211,8 @@ class StreamTransport:
             self._send(memoryview(pending))
 
     def _send(self, data: memoryview) -> None:
+        if self._released:
+            raise self.eof_error()
         try:
             self._raw_write(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -227,9 +234,15 @@ class StreamTransport:
             self._release_once()
         if command_missing(status, stderr):
             return RemoteCommandMissing(self.where, self.command)
+        if lost := self._lost():
+            return ConnectionLost(self.where, lost)
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         detail = lines[-1] if lines else (f"exit status {status}" if status else "")
         return TransportClosed(self.where, detail)
+
+    def _lost(self) -> str:
+        """Why the connection itself dropped (not the remote command ending), or ""."""
+        return ""
 
     def close(self) -> int:
         """Send EOF, drain what the remote still writes, and return its exit status.

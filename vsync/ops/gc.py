@@ -1,0 +1,221 @@
+"""``vsync gc``: drop the chunks and git objects no reachable commit needs.
+
+Reachable is what fsck checks: every ref and every reflog entry
+(:func:`vsync.ops.fsck.walk_history`). All of gc runs under the exclusive
+repository lock, so no commit, push or fetch writes meanwhile; readers that
+take no lock keep working because nothing they can reach is ever removed
+before its replacement is in place.
+
+Order, each step safe to interrupt:
+
+1. Remove what killed commands left: git ``*.lock`` files and unfinished git
+   packs (a ``.pack`` without its ``.idx`` is invisible to readers).
+2. Walk history, verifying every git object; any damage stops gc before it
+   changes anything (it could not tell which chunks are live).
+3. Plan: a chunk pack holding any record that is not live (unreachable, or a
+   duplicate whose index row names another pack) is rewritten; packs that
+   are entirely live are left alone.
+4. Verify every live chunk of those packs (read and decode against its id):
+   one damaged chunk stops gc with nothing changed.
+5. Forget stat-cache entries whose manifest is unreachable, so no later
+   commit can reuse a manifest whose chunks are about to go.
+6. Repack git objects into one pack without the unreachable ones (dulwich
+   writes and indexes the new pack before deleting the old ones). Dropping
+   unreachable manifests keeps the invariant commit relies on: a manifest
+   in the git store has its chunks in the chunk store.
+7. Copy the live chunks, still compressed, into new packs; sealing each one
+   moves its chunks' index rows to it; only then delete the old packs
+   (index rows first, then the file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vsync.errors import DamagedRepository
+from vsync.model.repository import Repository
+from vsync.model.working import ProgressSink
+from vsync.ops.fsck import (
+    ChunkSet,
+    History,
+    remove_stale_git_locks,
+    unfinished_git_packs,
+    walk_history,
+)
+from vsync.store import chunkpack, codec
+from vsync.store.chunkpack import PackEntry
+from vsync.store.chunkstore import ChunkStore
+
+
+@dataclass
+class GcResult:
+    chunks_removed: int = 0
+    bytes_removed: int = 0  # stored (compressed) bytes of the dropped records
+    duplicates_removed: int = 0
+    packs_rewritten: int = 0
+    git_objects_removed: int = 0
+    store_bytes: int = 0  # chunk packs plus git objects afterwards
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _PackPlan:
+    name: str
+    live: list[PackEntry]
+    dead: int
+    dead_bytes: int
+    duplicates: int
+
+
+def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
+    result = GcResult()
+    with repo.lock(exclusive=True):
+        store = repo.chunks
+        result.notes.extend(remove_stale_git_locks(repo))
+        for path in unfinished_git_packs(repo):
+            path.unlink(missing_ok=True)
+            result.notes.append(f"removed {path.name}, an unfinished git pack")
+        live = ChunkSet(store.db.conn, "gc_live")
+        try:
+            history = walk_history(repo, live.add_manifest)
+            live.flush()
+            _require_intact(history)
+            plans = _plan(store, live)
+            _verify_live(store, plans, progress)
+            _forget_stat_cache(repo, history)
+            result.git_objects_removed = _repack_git(repo, history)
+            _rewrite(store, plans, live, result)
+        finally:
+            live.drop()
+        result.store_bytes = store.stored_bytes() + _tree_size(Path(repo.git.object_store.path))
+    return result
+
+
+def _require_intact(history: History) -> None:
+    if history.bad:
+        oid, what = next(iter(history.bad.items()))
+        raise DamagedRepository(
+            f"gc removed nothing: history is damaged ({len(history.bad)} object(s), e.g. "
+            f"{oid.decode('ascii', 'replace')[:10]} {what}), so it cannot tell which chunks "
+            "are still needed; run 'vsync fsck'"
+        )
+
+
+def _plan(store: ChunkStore, live: ChunkSet) -> list[_PackPlan]:
+    conn = store.db.conn
+    plans = []
+    for pack, name in conn.execute("SELECT pack, name FROM packs ORDER BY name").fetchall():
+        path = store.dir / name
+        entries = chunkpack.read_trailer(path)
+        if entries is None:
+            entries, _end = chunkpack.scan_records(path)
+        owned = {
+            cid: bool(is_live)
+            for cid, is_live in conn.execute(
+                f"SELECT c.id, r.id IS NOT NULL FROM chunks c LEFT JOIN {live.table} r"
+                " ON r.id = c.id WHERE c.pack = ?",
+                (pack,),
+            )
+        }
+        plan = _PackPlan(name, [], 0, 0, 0)
+        seen: set[bytes] = set()
+        for e in entries:
+            cid = e.chunk_id
+            if cid in seen or (cid not in owned and store.has(cid)):
+                # a second copy: its index row names another record or pack
+                plan.duplicates += 1
+                plan.dead_bytes += chunkpack.RECORD.size + e.stored_len
+                continue
+            seen.add(cid)
+            # not indexed at all: keep it if live (copying it indexes it again)
+            is_live = owned[cid] if cid in owned else live.contains(cid)
+            if is_live:
+                plan.live.append(e)
+            else:
+                plan.dead += 1
+                plan.dead_bytes += chunkpack.RECORD.size + e.stored_len
+        if plan.dead or plan.duplicates:
+            plans.append(plan)
+    return plans
+
+
+def _verify_live(store: ChunkStore, plans: list[_PackPlan], progress: ProgressSink | None) -> None:
+    """Decode every chunk gc is about to copy: a damaged one stops gc before any change."""
+    entries = [e for p in plans for e in p.live]
+    if progress is not None:
+        progress.start(len(entries), sum(e.raw_len for e in entries))
+    for plan in plans:
+        for e in plan.live:
+            try:
+                store.read(e.chunk_id)
+            except DamagedRepository as exc:
+                raise DamagedRepository(
+                    f"gc removed nothing: a chunk it must keep is damaged ({exc}); "
+                    "run 'vsync fsck' to see which files it belongs to"
+                ) from None
+            if progress is not None:
+                progress.advance(e.raw_len)
+                progress.file_done(e.chunk_id.hex())
+    if progress is not None:
+        progress.finish()
+
+
+def _forget_stat_cache(repo: Repository, history: History) -> None:
+    conn = repo.db.conn
+    stale = [
+        (path,)
+        for path, manifest in conn.execute("SELECT path, manifest FROM files").fetchall()
+        if manifest not in history.manifests
+    ]
+    if stale:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("DELETE FROM files WHERE path=?", stale)
+        conn.execute("COMMIT")
+
+
+def _repack_git(repo: Repository, history: History) -> int:
+    """One git pack of every reachable object; returns how many objects were dropped."""
+    store = repo.git.object_store
+    unreachable = {oid for oid in store if oid not in history.objects}
+    if not unreachable and not store.count_loose_objects() and len(store.packs) <= 1:
+        return 0
+    store.repack(exclude=unreachable)
+    return len(unreachable)
+
+
+def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: GcResult) -> None:
+    if not plans:
+        return
+    with store.writer(relocate=True) as writer:
+        for plan in plans:
+            for e in plan.live:
+                stored = store.read_stored(e.chunk_id)
+                # decoded once more so a chunk that rotted since _verify_live is never copied
+                codec.decode(
+                    stored.compression, stored.payload, stored.raw_len, e.chunk_id, plan.name
+                )
+                writer.add(e.chunk_id, stored.raw_len, stored.compression, stored.payload)
+    # Every live chunk's index row now names a new, sealed pack: check before deleting.
+    conn = store.db.conn
+    for plan in plans:
+        still = conn.execute(
+            f"SELECT COUNT(*) FROM chunks c JOIN packs p ON p.pack = c.pack"
+            f" JOIN {live.table} r ON r.id = c.id WHERE p.name = ?",
+            (plan.name,),
+        ).fetchone()[0]
+        if still:  # never delete the only copy of a live chunk
+            raise DamagedRepository(
+                f"gc stopped: {still} live chunk(s) are still indexed in pack {plan.name} "
+                "after copying; no pack was deleted, run 'vsync fsck'"
+            )
+    for plan in plans:
+        store.remove_pack(plan.name)
+        result.packs_rewritten += 1
+        result.chunks_removed += plan.dead
+        result.duplicates_removed += plan.duplicates
+        result.bytes_removed += plan.dead_bytes
+
+
+def _tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
