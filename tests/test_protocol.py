@@ -1,0 +1,135 @@
+"""Framing rules of docs/protocol.md over real OS pipes."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import run_vsync
+
+from vsync.sync import protocol as p
+from vsync.sync.fdpipe import FdPipe
+from vsync.sync.protocol import Connection, ProtocolError, RemoteError
+
+
+def pair() -> tuple[Connection, Connection]:
+    a_r, b_w = os.pipe()
+    b_r, a_w = os.pipe()
+    return Connection(FdPipe(a_r, a_w)), Connection(FdPipe(b_r, b_w))
+
+
+def raw_frame(mtype: int, payload: bytes, length: int | None = None) -> bytes:
+    return struct.pack(">IB", len(payload) if length is None else length, mtype) + payload
+
+
+def test_json_and_binary_messages_round_trip() -> None:
+    a, b = pair()
+    a.send_json(p.REFS, {"refs": {"refs/heads/main": "a" * 40}})
+    a.send(p.CHUNK, p.encode_chunk(b"\1" * 32, 1, 1234, b"payload"))
+    a.flush()
+    assert b.expect(p.REFS).json() == {"refs": {"refs/heads/main": "a" * 40}}
+    assert p.decode_chunk(b.expect(p.CHUNK).payload) == (b"\1" * 32, 1, 1234, b"payload")
+
+
+def test_optional_unknown_messages_are_skipped() -> None:
+    a, b = pair()
+    a.pipe.write(raw_frame(0xC7, b"future hint"))
+    a.send(p.BYE)
+    a.flush()
+    assert b.recv().type == p.BYE
+
+
+def test_unknown_mandatory_message_stops_with_a_clear_error() -> None:
+    a, b = pair()
+    a.pipe.write(raw_frame(0x55, b""))
+    a.flush()
+    with pytest.raises(ProtocolError, match="unknown mandatory message type 0x55"):
+        b.recv()
+
+
+def test_oversized_frame_is_refused() -> None:
+    a, b = pair()
+    a.pipe.write(raw_frame(p.PACK_DATA, b"", length=p.MAX_PAYLOAD + 1))
+    a.flush()
+    with pytest.raises(ProtocolError, match="limit"):
+        b.recv()
+
+
+def test_peer_error_message_surfaces() -> None:
+    a, b = pair()
+    a.send_error("not a vsync repository on the remote")
+    with pytest.raises(RemoteError, match="not a vsync repository"):
+        b.recv()
+
+
+def test_unexpected_message_is_named() -> None:
+    a, b = pair()
+    a.send(p.BYE)
+    a.flush()
+    with pytest.raises(ProtocolError, match="expected REFS, got BYE"):
+        b.expect(p.REFS)
+
+
+def test_large_writes_do_not_deadlock_both_directions() -> None:
+    a, b = pair()
+    blob = os.urandom(3 << 20)
+
+    def writer() -> None:
+        a.send(p.PACK_DATA, blob)
+        a.flush()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert b.expect(p.PACK_DATA).payload == blob
+    t.join()
+
+
+def test_server_refuses_a_foreign_hello(tmp_path: Path) -> None:
+    """A client that does not speak vsync gets an ERROR frame, not a traceback."""
+    run_vsync("init", "--bare", tmp_path / "r", cwd=tmp_path)
+    hello = b'{"protocol": "git", "version": 1}'
+    out = run_vsync(
+        "serve",
+        "--stdio",
+        tmp_path / "r",
+        cwd=tmp_path,
+        input=raw_frame(p.HELLO, hello),
+        check=False,
+    )
+    assert out.returncode == 1
+    length, mtype = struct.unpack(">IB", out.stdout_bytes[:5])
+    assert mtype == p.ERROR
+    assert b"does not speak the vsync protocol" in out.stdout_bytes[5 : 5 + length]
+    assert "Traceback" not in out.stderr
+
+
+def test_restrict_to_refuses_other_repositories(tmp_path: Path) -> None:
+    run_vsync("init", "--bare", tmp_path / "allowed" / "r", cwd=tmp_path)
+    run_vsync("init", "--bare", tmp_path / "other", cwd=tmp_path)
+    hello = raw_frame(p.HELLO, b'{"protocol": "vsync", "version": 1, "role": "client"}')
+    out = run_vsync(
+        "serve",
+        "--stdio",
+        "--restrict-to",
+        tmp_path / "allowed",
+        tmp_path / "other",
+        cwd=tmp_path,
+        input=hello,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert b"outside the folder" in out.stdout_bytes
+    ok = run_vsync(
+        "serve",
+        "--stdio",
+        "--restrict-to",
+        tmp_path / "allowed",
+        tmp_path / "allowed" / "r",
+        cwd=tmp_path,
+        input=hello + raw_frame(p.BYE, b""),
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
