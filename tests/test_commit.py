@@ -289,3 +289,13 @@ def test_commit_progress_only_on_a_terminal(work: Path, vsync) -> None:
     text = b"".join(chunks).decode("utf-8", "replace")
     assert "Committing:" in text and "/s" in text
     assert re.search(r"files \d+/\d+", text)
+
+
+def test_nested_git_project_is_an_ordinary_folder(work: Path, vsync) -> None:
+    """A synced folder may hold git projects: their .git folders are kept like any other."""
+    (work / "proj" / ".git" / "refs").mkdir(parents=True)
+    (work / "proj" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (work / "proj" / "main.c").write_text("int main;\n")
+    vsync("commit", "-m", "code")
+    assert porcelain(vsync) == []
+    assert run_vsync("show", "HEAD:proj/.git/HEAD", cwd=work).stdout == "ref: refs/heads/main\n"

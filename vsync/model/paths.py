@@ -19,7 +19,7 @@ def nfc(name: str) -> str:
 
 def check_tree_name(name: bytes, where: str = "") -> str:
     """Validate one tree entry name; returns it decoded. Raises UnsafePath."""
-    label = where or repr(name)
+    label = where or name.decode("utf-8", "backslashreplace")
     if not name:
         raise UnsafePath(label, "empty name")
     if b"\0" in name:
@@ -32,7 +32,7 @@ def check_tree_name(name: bytes, where: str = "") -> str:
         text = name.decode("utf-8")
     except UnicodeDecodeError:
         raise UnsafePath(label, "name is not valid UTF-8") from None
-    if text.casefold() == CONTROL_NAME or text.casefold() == ".git":
+    if text.casefold() == CONTROL_NAME:
         raise UnsafePath(label, f"name is reserved ({text})")
     if text != nfc(text):
         raise UnsafePath(label, "name is not NFC-normalised")

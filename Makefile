@@ -1,0 +1,71 @@
+# vsync: developer entry points. On a fresh machine: `make demo`, then `make test`.
+#
+#   make venv         .venv with vsync installed editable, plus the test extras
+#   make demo         a two-minute scripted tour in a temporary folder
+#   make test         the whole test suite (installs sshd, ssh, git, tmux if missing)
+#   make lint         ruff check + ruff format --check
+#   make bench        benchmarks, 1 GiB inputs (updates docs/benchmarks.md, docs/format.md)
+#   make bench-quick  the same with 64 MiB inputs (results under bench/results/ only)
+#   make clean        caches, build output, benchmark data; `make distclean` also .venv
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench bench-quick system-deps clean distclean
+
+venv: $(STAMP)
+
+# pip's output is kept in a log and shown only if the install fails.
+$(STAMP): pyproject.toml
+	@echo "installing vsync and its test tools into $(VENV) ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@log=$$(mktemp); \
+	if ! $(PY) -m pip install --disable-pip-version-check -e '.[test]' >"$$log" 2>&1; then \
+		cat "$$log"; rm -f "$$log"; echo "make: pip install failed"; exit 1; \
+	fi; rm -f "$$log"
+	@touch $(STAMP)
+
+demo: venv
+	@scripts/demo.sh
+
+# System programs the tests drive for real: an OpenSSH server and client on
+# 127.0.0.1, git (compatibility checks) and tmux (terminal UI tests).
+# apt-get runs only when something is missing; sudo only when not root.
+system-deps:
+	@missing=""; \
+	{ command -v sshd || test -x /usr/sbin/sshd; } >/dev/null 2>&1 || missing="$$missing openssh-server"; \
+	{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || missing="$$missing openssh-client"; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing system packages:$$missing"; \
+		$$sudo apt-get update -qq >/dev/null && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+# pytest exits 5 when it collects no test: that is not a failure of the suite.
+test: venv system-deps
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: venv
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+bench: venv
+	@$(PY) bench/run.py
+
+bench-quick: venv
+	@$(PY) bench/run.py --quick
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis bench/data bench/results
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
