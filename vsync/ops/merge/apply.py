@@ -1,0 +1,297 @@
+"""Applying a merge plan to the working folder, and the merge commit's tree.
+
+:func:`apply_merge` makes the working folder hold :meth:`MergePlan.target`
+wherever it differs from ours (HEAD); every other path, uncommitted edits
+included, is left as it is. In order:
+
+1. Check, changing nothing: the branch still points at ours; no merge is in
+   progress; every path the merge writes or removes holds exactly ours'
+   version (or, where ours has nothing, nothing or already the merge's
+   version); no untracked file or folder is in the way (a folder where a
+   file goes must hold only files the merge removes). Otherwise
+   :class:`UncommittedChanges` naming the paths.
+2. Store the content the merge made (merged text, text with conflict
+   markers): chunks into a sealed pack, then its manifest blob into git.
+   Check that every chunk the writes need exists.
+3. Record the merge state (:mod:`.state`): the conflicts, a backup entry of
+   every path about to change and the folders about to be created. From
+   here on ``vsync merge --abort`` can undo everything, even after a crash.
+4. Remove, then write, each file atomically (verified chunks, temp file and
+   ``os.replace``), each only if it is unchanged since step 1; folders left
+   empty are removed. The stat cache learns every written file.
+
+:func:`build_merge_tree` gives the tree of the merge commit, built from the
+plan (not from a scan of the folder, so unrelated uncommitted edits stay
+uncommitted). Call it after :func:`apply_merge`, which stores the merged
+content its tree names.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dulwich.objects import Blob, ShaFile
+
+from vsync.errors import ChunkMissing, DamagedRepository, StoppedError, UncommittedChanges
+from vsync.model.ingest import Ingester
+from vsync.model.manifest import Manifest
+from vsync.model.repository import Repository
+from vsync.model.snapshot import Entry, FlatMap, blob_bytes, build_tree
+from vsync.model.statcache import StatCache
+from vsync.model.worktree import MODE_LINK
+from vsync.ops.merge.disk import (
+    OnDisk,
+    ancestors,
+    changed_since,
+    disk_path,
+    files_under,
+    lstat_or_none,
+    prune,
+    read_path,
+    remove_file,
+    set_exec,
+    write_entry,
+)
+from vsync.ops.merge.plan import MergePlan
+from vsync.ops.merge.state import MergeState, PathState, new_state
+
+SHOW = 3
+
+
+@dataclass
+class ApplyOutcome:
+    written: list[str] = field(default_factory=list)  # files written or chmod-ed
+    removed: list[str] = field(default_factory=list)
+    copies: list[str] = field(default_factory=list)  # conflict copies written
+    conflicts: list[str] = field(default_factory=list)  # unresolved paths
+    state: MergeState | None = None
+
+
+def build_merge_tree(plan: MergePlan) -> tuple[bytes, list[ShaFile]]:
+    """The merge commit's root tree id and its tree objects, from a clean plan."""
+    if not plan.clean:
+        raise StoppedError("the merge has conflicts; resolve them before committing")
+    return build_tree(plan.merged)
+
+
+def _changes(plan: MergePlan) -> dict[str, Entry | None]:
+    target, ours = plan.target(), plan.ours
+    paths = sorted(ours.keys() | target.keys())
+    return {p: target.get(p) for p in paths if ours.get(p) != target.get(p)}
+
+
+def _refuse(paths: list[str]) -> UncommittedChanges:
+    names = ", ".join(f"'{p}'" for p in paths[:SHOW])
+    more = f" (and {len(paths) - SHOW} more)" if len(paths) > SHOW else ""
+    return UncommittedChanges(
+        f"the merge would overwrite uncommitted changes or untracked files: {names}{more}; "
+        "nothing was changed; commit or move them, then merge again"
+    )
+
+
+def _check_folder(
+    root: Path,
+    changes: dict[str, Entry | None],
+    ours: FlatMap,
+    cache: StatCache,
+    ingester: Ingester,
+) -> dict[str, OnDisk]:
+    deletes = {p for p, want in changes.items() if want is None}
+    seen: dict[str, OnDisk] = {}
+    unsafe: list[str] = []
+    for path, want in changes.items():
+        d = read_path(root, path, cache, ingester)
+        seen[path] = d
+        have = ours.get(path)
+        if d.kind == "file":
+            ok = d.entry in (have, want)
+        elif d.kind == "absent":
+            ok = have is None or want is None
+        elif d.kind == "blocked":
+            ok = d.blocker in deletes and (have is None or want is None)
+        elif d.kind == "dir":
+            ok = want is not None and all(f in deletes for f in files_under(root, path))
+        else:
+            ok = False
+        if not ok:
+            unsafe.append(path)
+    kinds: dict[str, bool] = {}
+    for path, want in changes.items():
+        if want is None:
+            continue
+        for folder in ancestors(path):
+            if folder not in kinds:
+                st = lstat_or_none(disk_path(root, folder))
+                kinds[folder] = st is None or stat.S_ISDIR(st.st_mode) or folder in deletes
+            if not kinds[folder]:
+                unsafe.append(folder)
+    if unsafe:
+        raise _refuse(sorted(set(unsafe)))
+    return seen
+
+
+def _check_conflicts(
+    root: Path,
+    plan: MergePlan,
+    changes: dict[str, Entry | None],
+    cache: StatCache,
+    ingester: Ingester,
+) -> dict[str, OnDisk]:
+    """Conflicted paths the merge leaves as they are must hold ours, too."""
+    seen: dict[str, OnDisk] = {}
+    unsafe: list[str] = []
+    for c in plan.conflicts:
+        if c.path in changes:
+            continue
+        d = read_path(root, c.path, cache, ingester)
+        have = plan.ours.get(c.path)
+        if d.kind == "file" and d.entry == have:
+            seen[c.path] = d
+        elif not (have is None and d.kind in ("absent", "dir")):
+            unsafe.append(c.path)
+    if unsafe:
+        raise _refuse(sorted(unsafe))
+    return seen
+
+
+def _store_new_content(repo: Repository, plan: MergePlan, ingester: Ingester) -> None:
+    store = repo.git.object_store
+    missing = {oid: data for oid, data in plan.new_content.items() if oid not in store}
+    if not missing:
+        return
+    blobs: list[Blob] = []
+    with repo.chunks.writer() as w:
+        for oid, data in sorted(missing.items()):
+            blob = Blob.from_string(ingester.ingest(io.BytesIO(data), w).to_bytes())
+            if blob.id != oid:
+                raise DamagedRepository(
+                    "merged content hashed differently when stored; the chunking settings "
+                    "changed during the merge; run it again"
+                )
+            blobs.append(blob)
+    store.add_objects([(b, None) for b in blobs])
+
+
+def _preflight(repo: Repository, changes: dict[str, Entry | None]) -> None:
+    store = repo.git.object_store
+    for path, want in changes.items():
+        if want is None:
+            continue
+        data = blob_bytes(store, want[1])
+        if want[0] == MODE_LINK:
+            continue
+        manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
+        missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
+        if missing:
+            raise ChunkMissing(missing[0])
+
+
+def _record(
+    repo: Repository,
+    plan: MergePlan,
+    changes: dict[str, Entry | None],
+    seen: dict[str, OnDisk],
+) -> MergeState:
+    root = repo.require_worktree()
+    labels = plan.labels
+    state = new_state(repo.control, labels.ours.commit, labels.theirs.commit or b"")
+    state.bases = list(plan.bases)
+    state.labels = (labels.ours.marker, labels.theirs.marker, labels.base)
+    for c in plan.conflicts:
+        state.files[c.path] = PathState(
+            c.path, c.kind, c.code, c.base, c.ours, c.theirs, c.in_place, c.copy, c.copy_entry
+        )
+    for path in changes:
+        d = seen[path]
+        if d.kind != "dir":  # a folder where a file goes: its files have their own backups
+            state.backups[path] = d.entry if d.kind == "file" else None
+    deletes = {p for p, want in changes.items() if want is None}
+    created: set[str] = set()
+    for path, want in changes.items():
+        if want is None:
+            continue
+        for folder in ancestors(path):
+            st = lstat_or_none(disk_path(root, folder))
+            if st is None or (not stat.S_ISDIR(st.st_mode) and folder in deletes):
+                created.add(folder)
+    state.created_dirs = sorted(created)
+    return state
+
+
+def _write(
+    repo: Repository,
+    changes: dict[str, Entry | None],
+    seen: dict[str, OnDisk],
+    state: MergeState,
+) -> ApplyOutcome:
+    root = repo.require_worktree()
+    out = ApplyOutcome(state=state, conflicts=state.unresolved())
+    copies = {s.copy for s in state.files.values() if s.copy}
+    cache = StatCache(repo.db)
+    try:
+        emptied: set[str] = set()
+        deletes = [p for p, want in changes.items() if want is None]
+        for path in sorted(deletes, key=lambda p: p.count("/"), reverse=True):
+            d = seen[path]
+            if d.kind != "file":
+                continue
+            if changed_since(root, path, d.key):
+                raise _changed(path)
+            remove_file(root, path, cache)
+            out.removed.append(path)
+            emptied.add(path.rpartition("/")[0])
+        prune(root, {f for f in emptied if f})
+        for path, want in changes.items():
+            if want is None:
+                continue
+            d = seen[path]
+            key = d.key if d.kind == "file" else None
+            if changed_since(root, path, key):
+                raise _changed(path)
+            if d.kind == "file" and d.entry == want:
+                continue
+            same = d.entry is not None and d.entry[1] == want[1]
+            if same and MODE_LINK not in (d.entry[0], want[0]):  # type: ignore[index]
+                set_exec(repo, path, want, cache)
+            else:
+                write_entry(repo, path, want, cache)
+            (out.copies if path in copies else out.written).append(path)
+    finally:
+        cache.flush()
+    return out
+
+
+def _changed(path: str) -> UncommittedChanges:
+    return UncommittedChanges(
+        f"'{path}' changed while the merge was writing the folder and was left alone; "
+        "run 'vsync merge --abort' and merge again"
+    )
+
+
+def apply_merge(repo: Repository, plan: MergePlan) -> ApplyOutcome:
+    """Write the plan into the working folder and record the merge state."""
+    root = repo.require_worktree()
+    with repo.lock(exclusive=True):
+        if MergeState.load(repo) is not None:
+            raise StoppedError(
+                "a merge is already in progress; resolve it and commit, or run "
+                "'vsync merge --abort'"
+            )
+        if repo.head() != plan.labels.ours.commit:
+            raise StoppedError("the branch moved since the merge was planned; nothing was changed")
+        changes = _changes(plan)
+        cache = StatCache(repo.db)
+        with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+            seen = _check_folder(root, changes, plan.ours, cache, ingester)
+            untouched = _check_conflicts(root, plan, changes, cache, ingester)
+            _store_new_content(repo, plan, ingester)
+        cache.flush()
+        _preflight(repo, changes)
+        state = _record(repo, plan, changes, seen)
+        for path, d in untouched.items():  # so resolve, then abort, can restore them
+            state.backups[path] = d.entry
+        state.save()
+        return _write(repo, changes, seen, state)

@@ -1,0 +1,224 @@
+"""Settling a merge: ``vsync resolve`` per path, and ``vsync merge --abort``.
+
+:func:`resolve` with ``how``:
+
+- ``ours`` / ``theirs`` / ``base``: that side's version is written at the
+  path (removed if that side has none) and the conflict copy is removed.
+  For a file/folder conflict, choosing the side that has the folder removes
+  the file's conflict copy; choosing the side that has the file is refused
+  (the folder is in the way: move it, rename the copy, then ``--mark``).
+- ``both``: a text conflict (both sides text) becomes ours' text followed by
+  theirs' text, without markers (a newline is put between them when ours
+  does not end with one); for any other conflict the folder stays as it is
+  (binary: ours in place and theirs' copy beside it, both kept).
+- ``mark``: the path is taken as it now is in the folder.
+
+Whatever resolve replaces or removes that the repository does not already
+hold (your edits of a conflicted file, say) is stored first and named in a
+``V`` record of the merge state, so nothing is lost.
+
+:func:`abort` puts every path the merge changed back to its backup (the
+working folder's content before the merge), removes what the merge created,
+and forgets the merge. Uncommitted edits elsewhere were never touched. Edits
+made since the merge to the paths it changed are discarded, as with ``git
+merge --abort``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from dataclasses import dataclass, field
+
+from dulwich.objects import Blob
+
+from vsync.errors import StoppedError, UsageError
+from vsync.model.ingest import Ingester
+from vsync.model.repository import Repository
+from vsync.model.snapshot import Entry
+from vsync.model.statcache import StatCache
+from vsync.model.worktree import MODE_LINK, git_mode_of
+from vsync.ops.merge.content import RepoContent
+from vsync.ops.merge.disk import (
+    disk_path,
+    lstat_or_none,
+    read_path,
+    remove_file,
+    write_entry,
+)
+from vsync.ops.merge.state import MergeState, PathState
+
+HOWS = ("ours", "theirs", "base", "both", "mark")
+
+
+@dataclass
+class ResolveResult:
+    resolved: list[str] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AbortResult:
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def require_state(repo: Repository) -> MergeState:
+    state = MergeState.load(repo)
+    if state is None:
+        raise UsageError("no merge is in progress")
+    return state
+
+
+# -- abort ------------------------------------------------------------------------------
+
+
+def abort(repo: Repository) -> AbortResult:
+    """Return the working folder exactly to its state before the merge; forget the merge."""
+    root = repo.require_worktree()
+    result = AbortResult()
+    with repo.lock(exclusive=True):
+        state = require_state(repo)
+        if repo.head() != state.ours:
+            raise StoppedError(
+                "the branch moved since the merge started (was it committed?); nothing was changed"
+            )
+        cache = StatCache(repo.db)
+        try:
+            gone = [p for p, e in state.backups.items() if e is None]
+            for path in sorted(gone, key=lambda p: p.count("/"), reverse=True):
+                if remove_file(root, path, cache):
+                    result.removed.append(path)
+            for folder in sorted(state.created_dirs, key=lambda f: f.count("/"), reverse=True):
+                disk = disk_path(root, folder)
+                st = lstat_or_none(disk)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    try:
+                        os.rmdir(disk)
+                    except OSError:
+                        raise StoppedError(
+                            f"the folder '{folder}' that the merge created now holds other "
+                            "files; move them away and run 'vsync merge --abort' again"
+                        ) from None
+            for path in sorted(p for p, e in state.backups.items() if e is not None):
+                entry = state.backups[path]
+                assert entry is not None
+                write_entry(repo, path, entry, cache)
+                result.restored.append(path)
+        finally:
+            cache.flush()
+        state.clear()
+    return result
+
+
+# -- resolve ----------------------------------------------------------------------------
+
+
+def _keep_version(
+    repo: Repository, state: MergeState, path: str, cache: StatCache, ingester: Ingester
+) -> None:
+    """Store what the folder holds at ``path`` (if anything) and name it in the state."""
+    root = repo.require_worktree()
+    d = read_path(root, path, cache, ingester)
+    if d.kind != "file" or d.entry is None:
+        return
+    store = repo.git.object_store
+    if d.entry[1] in store:
+        if d.entry not in [e for _p, e in state.kept] and d.entry[1] not in state.blob_ids():
+            state.kept.append((path, d.entry))
+        return
+    disk = disk_path(root, path)
+    with repo.chunks.writer() as w, open(disk, "rb") as f:
+        st = os.fstat(f.fileno())
+        blob = Blob.from_string(ingester.ingest(f, w).to_bytes())
+    store.add_objects([(blob, None)])
+    state.kept.append((path, (git_mode_of(st), blob.id)))
+
+
+def _put(repo: Repository, path: str, entry: Entry | None, cache: StatCache) -> None:
+    if entry is None:
+        remove_file(repo.require_worktree(), path, cache)
+    else:
+        write_entry(repo, path, entry, cache)
+
+
+def _both_text(repo: Repository, s: PathState, reader: RepoContent) -> bytes | None:
+    if s.ours is None or s.theirs is None or MODE_LINK in (s.ours[0], s.theirs[0]):
+        return None
+    ours, theirs = reader.text(s.ours), reader.text(s.theirs)
+    if ours is None or theirs is None:
+        return None
+    if ours and not ours.endswith((b"\n", b"\r")):
+        ours += b"\n"
+    return ours + theirs
+
+
+def _store_bytes(repo: Repository, data: bytes, mode: int, ingester: Ingester) -> Entry:
+    with repo.chunks.writer() as w:
+        blob = Blob.from_string(ingester.ingest(io.BytesIO(data), w).to_bytes())
+    repo.git.object_store.add_objects([(blob, None)])
+    return mode, blob.id
+
+
+def _resolve_one(
+    repo: Repository,
+    state: MergeState,
+    s: PathState,
+    how: str,
+    cache: StatCache,
+    ingester: Ingester,
+) -> None:
+    if how == "mark":
+        return
+    if how == "both":
+        reader = RepoContent(repo, ingester)
+        data = _both_text(repo, s, reader)
+        if data is None:
+            return  # binary, symlink, modify/delete, file/folder: keep the folder as it is
+        mode = s.in_place[0] if s.in_place is not None else s.ours[0]  # type: ignore[index]
+        entry = _store_bytes(repo, data, mode, ingester)
+        _keep_version(repo, state, s.path, cache, ingester)
+        write_entry(repo, s.path, entry, cache)
+        return
+    chosen = {"ours": s.ours, "theirs": s.theirs, "base": s.base}[how]
+    if s.kind == "file-folder":
+        if chosen is not None:
+            copy = f" '{s.copy}'" if s.copy else ""
+            raise UsageError(
+                f"'{s.path}' is a folder now, so the {how} file cannot go there; move the "
+                f"folder away, rename{copy} to '{s.path}', then run 'vsync resolve --mark'"
+            )
+    else:
+        _keep_version(repo, state, s.path, cache, ingester)
+        _put(repo, s.path, chosen, cache)
+    if s.copy:
+        _keep_version(repo, state, s.copy, cache, ingester)
+        remove_file(repo.require_worktree(), s.copy, cache)
+
+
+def resolve(repo: Repository, paths: list[str], how: str) -> ResolveResult:
+    """Settle the conflicts at ``paths`` (see the module docstring for ``how``)."""
+    if how not in HOWS:
+        raise UsageError(f"unknown resolution '{how}'; use one of {', '.join(HOWS)}")
+    repo.require_worktree()
+    result = ResolveResult()
+    with repo.lock(exclusive=True):
+        state = require_state(repo)
+        for path in paths:
+            if path not in state.files:
+                raise UsageError(f"'{path}' is not a conflicted path of this merge")
+        cache = StatCache(repo.db)
+        params = repo.config.chunker_params()
+        try:
+            with Ingester(params, repo.config.compression_level()) as ingester:
+                for path in dict.fromkeys(paths):
+                    s = state.files[path]
+                    _resolve_one(repo, state, s, how, cache, ingester)
+                    s.resolved = True
+                    result.resolved.append(path)
+        finally:
+            cache.flush()
+            state.save()
+        result.remaining = state.unresolved()
+    return result
