@@ -14,6 +14,12 @@ from vsync.ops.status import status
 from vsync.ui.progress import human_bytes, progress_for
 
 STATUS_WORDS = {
+    "UU": "both changed",
+    "AA": "both added",
+    "UD": "deleted by them",
+    "DU": "deleted by us",
+    "AU": "file/folder",
+    "UA": "folder/file",
     "??": "new file",
     " M": "modified",
     " T": "type changed",
@@ -55,7 +61,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             out.write(f"{code} {path}\n")
         return 0
     print("On branch main" + ("" if result.head else " (no commits yet)"))
-    if result.clean:
+    if result.merge is not None:
+        left = len(result.merge.unresolved())
+        theirs = result.merge.theirs.decode()[:10]
+        print(f"Merging {theirs}: {left} unresolved conflict(s)")
+        print("  (settle them with 'vsync resolve', then 'vsync commit'; 'vsync merge --abort')")
+    if not result.entries:
         print("nothing to commit, working folder clean")
         return 0
     print("Changes not yet committed:")

@@ -10,7 +10,7 @@ from typing import Any
 from vsync.cli.output import short, warn
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
-from vsync.sync.pull import PullResult, clone, pull, sync
+from vsync.sync.pull import clone, pull, sync
 from vsync.sync.remotes import add_remote, find_remote, list_remotes, remove_remote
 from vsync.sync.server import serve_stdio
 from vsync.ui.progress import human_bytes, transfer_progress_for
@@ -63,6 +63,10 @@ def register(sub: Any) -> None:
         _net_options(p)
         if name == "push":
             p.add_argument("--create", action="store_true", help="create a missing path remote")
+        if name == "pull":
+            p.add_argument(
+                "--dry-run", action="store_true", help="fetch, then print the merge plan only"
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="the remote end of push and fetch (used over SSH)")
@@ -152,24 +156,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pull_line(r: PullResult) -> str:
-    if r.outcome == "fast-forward":
-        return (
-            f"Fast-forward {short(r.old)}..{short(r.new)}: "
-            f"{r.written} files written, {r.deleted} deleted"
-        )
-    if r.outcome == "ahead":
-        return "Already up to date (your copy is ahead; push to share it)"
-    return "Already up to date"
-
-
 def cmd_pull(args: argparse.Namespace) -> int:
+    from vsync.cli.cmd_merge import report_integration
+
     with Repository.discover() as repo:
-        result = pull(repo, find_remote(repo, args.remote), _opts(args), warn)
-    if not args.quiet and not args.porcelain:
-        print(_pull_line(result))
-    _report("fetched from", result.fetched, args, outcome=result.outcome)
-    return 0
+        remote = find_remote(repo, args.remote)
+        result = pull(repo, remote, _opts(args), warn, dry_run=args.dry_run)
+        code = 0
+        if not args.porcelain:
+            code = report_integration(repo, result.merged, remote.label)
+    _report("fetched from", result.fetched, args, outcome=result.merged.outcome)
+    return code
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -187,15 +184,17 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from vsync.cli.cmd_merge import report_integration
+
     with Repository.discover() as repo:
-        result = sync(repo, find_remote(repo, args.remote), _opts(args), warn)
-    if not args.quiet:
-        if result.committed is not None:
+        remote = find_remote(repo, args.remote)
+        result = sync(repo, remote, _opts(args), warn)
+        if result.committed is not None and not args.quiet:
             print(f"Committed {short(result.committed.commit_id)}")
-        print(_pull_line(result.pulled))
-        if result.pushed is not None:
-            print(_summary("pushed to", result.pushed))
-    return 0
+        code = report_integration(repo, result.pulled.merged, remote.label)
+    if not args.quiet and result.pushed is not None:
+        print(_summary("pushed to", result.pushed))
+    return code
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -55,10 +55,12 @@ COMMAND_MODULES = {
     "push": "cmd_sync",
     "sync": "cmd_sync",
     "serve": "cmd_sync",
+    "merge": "cmd_merge",
+    "resolve": "cmd_merge",
     "fsck": "cmd_maint",
     "gc": "cmd_maint",
 }
-ALL_MODULES = ("cmd_repo", "cmd_history", "cmd_restore", "cmd_sync", "cmd_maint")
+ALL_MODULES = ("cmd_repo", "cmd_history", "cmd_restore", "cmd_sync", "cmd_merge", "cmd_maint")
 
 
 def modules_for(argv: list[str] | None) -> tuple[str, ...]:
@@ -87,8 +89,11 @@ def _utf8_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except ImportError as exc:  # a broken installation: still one line, no traceback
+        print(f"vsync: internal error: cannot load a module ({exc})", file=sys.stderr)
+        return 1
     try:
         if args.chdir:
             os.chdir(args.chdir)

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from dulwich.objects import Commit, ShaFile
 
 from vsync.errors import StoppedError
+from vsync.model.commits import HOST_HEADER
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
 from vsync.model.working import ProgressSink, read_working
 from vsync.ops.hooks import require_hook_ok, run_hook
-
-HOST_HEADER = b"vsync-host"
+from vsync.ops.merge.state import MergeState
 
 
 @dataclass
@@ -57,13 +57,6 @@ def make_commit(
     return c
 
 
-def commit_host(c: Commit) -> str:
-    for key, value in c._extra:
-        if key == HOST_HEADER:
-            return value.decode("utf-8", "replace")
-    return ""
-
-
 def advance_branch(repo: Repository, old: bytes | None, new: bytes, reason: str) -> None:
     """Move the branch from ``old`` to ``new`` by compare-and-swap, with a reflog entry."""
     ident = repo.config.identity()
@@ -87,6 +80,9 @@ def commit(
         raise UsageError("empty commit message; pass -m MESSAGE")
     # A shared lock: gc (exclusive) waits; the branch moves by compare-and-swap.
     with repo.lock(exclusive=False):
+        merge = MergeState.load(repo)
+        if merge is not None:
+            parents_extra = _concluding_merge(repo, merge)
         require_hook_ok(repo, "pre-commit")
         head = repo.head()
         store = repo.chunks
@@ -117,7 +113,29 @@ def commit(
         subject = message.strip().splitlines()[0]
         advance_branch(repo, head, c.id, f"commit{' (initial)' if head is None else ''}: {subject}")
         result.commit_id = c.id
+        if merge is not None:
+            merge.clear()
     post = run_hook(repo, "post-commit")
     if post is not None:
         result.post_commit_output = post.output
+    if merge is not None:
+        hook = run_hook(repo, "post-merge", "0")
+        if hook is not None:
+            result.post_commit_output += hook.output
     return result
+
+
+def _concluding_merge(repo: Repository, merge: MergeState) -> list[bytes]:
+    """The extra parent when this commit concludes a merge; refuses while any is open."""
+    unresolved = merge.unresolved()
+    if unresolved:
+        first = ", ".join(f"'{p}'" for p in unresolved[:3])
+        raise StoppedError(
+            f"{len(unresolved)} unresolved conflict(s) ({first}); settle them with "
+            "'vsync resolve', or undo the merge with 'vsync merge --abort'"
+        )
+    if repo.head() != merge.ours:
+        raise StoppedError(
+            "the branch moved since the merge started; undo it with 'vsync merge --abort'"
+        )
+    return [merge.theirs]

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vsync.errors import DamagedRepository
+from vsync.errors import DamagedRepository, StoppedError
 from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
 from vsync.ops.fsck import (
@@ -43,6 +43,7 @@ from vsync.ops.fsck import (
     unfinished_git_packs,
     walk_history,
 )
+from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
@@ -71,6 +72,12 @@ class _PackPlan:
 def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
     result = GcResult()
     with repo.lock(exclusive=True):
+        if MergeState.load(repo) is not None:
+            # What an unfinished merge wrote or backed up is reachable from no commit yet.
+            raise StoppedError(
+                "a merge is in progress; finish it ('vsync resolve', 'vsync commit') or "
+                "undo it ('vsync merge --abort') before running gc"
+            )
         store = repo.chunks
         result.notes.extend(remove_stale_git_locks(repo))
         for path in unfinished_git_packs(repo):

@@ -19,9 +19,9 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Commit
 
 from vsync.errors import DamagedRepository
+from vsync.model.commits import commit_host
 from vsync.model.repository import Repository
 from vsync.model.snapshot import lookup
-from vsync.ops.commit import commit_host
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
 from vsync.model.working import ProgressSink, read_working
 from vsync.model.worktree import MODE_LINK
+from vsync.ops.merge.state import MergeState, status_codes
 
 
 @dataclass
@@ -24,10 +25,11 @@ class StatusResult:
     entries: list[tuple[str, str]] = field(default_factory=list)  # (code, path)
     head: bytes | None = None
     skipped: list[str] = field(default_factory=list)
+    merge: MergeState | None = None
 
     @property
     def clean(self) -> bool:
-        return not self.entries
+        return not self.entries and self.merge is None
 
 
 def head_flat(repo: Repository) -> FlatMap:
@@ -66,4 +68,11 @@ def status(
         state = read_working(repo, ingester, warn, None, progress)
     for path in state.skipped:  # kept changing while read: certainly not clean
         state.flat[path] = (0, b"")
-    return StatusResult(compare(base, state.flat), repo.head(), state.skipped)
+    entries = compare(base, state.flat)
+    merge = MergeState.load(repo)
+    if merge is not None:
+        unmerged = dict((path, code) for code, path in status_codes(merge))
+        entries = [(c, p) for c, p in entries if p not in unmerged]
+        entries.extend((code, path) for path, code in unmerged.items())
+        entries.sort(key=lambda e: e[1])
+    return StatusResult(entries, repo.head(), state.skipped, merge)

@@ -12,11 +12,10 @@ from vsync.errors import StoppedError, UsageError
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import commit_tree, flatten
 from vsync.ops.checkout import apply_snapshot
-from vsync.ops.commit import CommitResult, advance_branch, commit
-from vsync.ops.history_graph import is_ancestor
+from vsync.ops.commit import CommitResult, commit
+from vsync.ops.merging import IntegrateResult, integrate, require_no_merge
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.remotes import Remote, add_remote
-from vsync.sync.worktree_update import fast_forward_worktree
 
 Warn = Callable[[str], None]
 
@@ -24,48 +23,17 @@ Warn = Callable[[str], None]
 @dataclass
 class PullResult:
     fetched: TransferResult
-    outcome: str  # "up-to-date", "ahead", "fast-forward"
-    old: bytes | None = None
-    new: bytes | None = None
-    written: int = 0
-    deleted: int = 0
+    merged: IntegrateResult
 
 
-def diverged_message(remote: Remote) -> str:
-    return (
-        f"your copy and {remote.label} have diverged (both have new commits); "
-        "merging them is not available in this version, nothing was changed"
-    )
-
-
-def integrate(
-    repo: Repository, remote: Remote, remote_main: bytes | None, warn: Warn
+def pull(
+    repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn, dry_run: bool = False
 ) -> PullResult:
-    """Fast-forward the branch and working folder to ``remote_main`` when possible."""
-    local = repo.head()
-    empty = TransferResult(remote.label)
-    if remote_main is None or remote_main == local:
-        return PullResult(empty, "up-to-date", local, local)
-    if local is not None and is_ancestor(repo, remote_main, local):
-        return PullResult(empty, "ahead", local, local)
-    if local is not None and not is_ancestor(repo, local, remote_main):
-        raise StoppedError(diverged_message(remote))
-    with repo.lock(exclusive=True):
-        if repo.head() != local:
-            raise StoppedError("the branch moved while pulling; nothing was changed, pull again")
-        applied = fast_forward_worktree(repo, local, remote_main, warn)
-        advance_branch(repo, local, remote_main, f"pull: fast-forward from {remote.label}")
-    return PullResult(
-        empty, "fast-forward", local, remote_main, len(applied.written), len(applied.deleted)
-    )
-
-
-def pull(repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn) -> PullResult:
+    """Fetch, then fast-forward or merge; ``dry_run`` only reports the plan."""
     repo.require_worktree()
+    require_no_merge(repo)
     fetched = fetch(repo, remote, opts)
-    result = integrate(repo, remote, fetched.new, warn)
-    result.fetched = fetched
-    return result
+    return PullResult(fetched, integrate(repo, fetched.new, remote.label, warn, dry_run))
 
 
 @dataclass
@@ -77,15 +45,16 @@ class SyncResult:
 
 
 def sync(repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn) -> SyncResult:
-    """Commit what changed, pull, push."""
+    """Commit what changed, pull (merging if needed), push unless conflicts remain."""
     repo.require_worktree()
+    require_no_merge(repo)
     ident = repo.config.identity()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     committed = commit(repo, f"sync from {ident.host} at {stamp}", warn)
     pulled = pull(repo, remote, opts, warn)
     result = SyncResult(committed if committed.commit_id else None, pulled)
     head = repo.head()
-    if head is not None and head != pulled.fetched.new:
+    if pulled.merged.outcome != "conflicts" and head is not None and head != pulled.fetched.new:
         result.pushed = push(repo, remote, opts)
     return result
 

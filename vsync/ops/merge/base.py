@@ -32,10 +32,10 @@ from dulwich.graph import find_merge_base
 from dulwich.objects import Commit
 
 from vsync.errors import DamagedRepository
+from vsync.model.commits import commit_host
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
-from vsync.ops.commit import commit_host
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.merge.content import ContentSource, RepoContent
 from vsync.ops.merge.naming import stamp_of

@@ -1,0 +1,165 @@
+"""Commands for joining diverged copies: merge, resolve (and the conflict shell)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vsync.cli.output import short, warn
+from vsync.errors import StoppedError, UsageError, VsyncError
+from vsync.model.repository import Repository
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("merge", help="merge another commit (e.g. origin/main) into yours")
+    p.add_argument("rev", nargs="?", help="what to merge (default: origin/main)")
+    p.add_argument("--abort", action="store_true", help="undo the merge in progress")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("resolve", help="settle merge conflicts (no PATH: interactive shell)")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    how = p.add_mutually_exclusive_group()
+    for name, helptext in (
+        ("ours", "keep your version"),
+        ("theirs", "take the other copy's version"),
+        ("base", "go back to the common ancestor's version"),
+        ("both", "keep both (text: ours then theirs; binary: both files)"),
+        ("mark", "the file is fine as it is now"),
+    ):
+        how.add_argument(f"--{name}", dest="how", action="store_const", const=name, help=helptext)
+    p.add_argument("--list", action="store_true", help="list the conflicts and exit")
+    p.set_defaults(func=cmd_resolve)
+
+
+def print_plan(repo: Repository, plan: Any, out: Any = None) -> None:
+    """The merge plan as ``vsync pull --dry-run`` prints it: one line per path."""
+    out = out or sys.stdout
+    counts: dict[str, int] = {}
+    for action in plan.actions:
+        label = "conflict " + action.conflict.kind if action.conflict else action.kind
+        counts[label] = counts.get(label, 0) + 1
+        size = _entry_size(repo, plan, action.result)
+        out.write(f"{label:<24} {action.path}{size}  -- {action.reason}\n")
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
+    out.write(f"plan: {summary}; {len(plan.conflicts)} conflict(s); nothing was changed\n")
+
+
+def _entry_size(repo: Repository, plan: Any, entry: tuple[int, bytes] | None) -> str:
+    from vsync.model.manifest import manifest_size
+    from vsync.model.snapshot import blob_bytes
+    from vsync.ui.progress import human_bytes
+
+    if entry is None:
+        return ""
+    mode, oid = entry
+    pending = plan.new_content.get(oid) if hasattr(plan, "new_content") else None
+    if pending is not None:
+        return f" ({human_bytes(len(pending))})"
+    if mode == 0o120000:
+        return " (symlink)"
+    try:
+        return f" ({human_bytes(manifest_size(blob_bytes(repo.git.object_store, oid)))})"
+    except VsyncError:
+        return ""
+
+
+def report_integration(repo: Repository, result: Any, label: str) -> int:
+    """Print what a pull or merge did; returns the exit code (1 on conflicts)."""
+    if result.outcome == "planned":
+        print_plan(repo, result.plan)
+        return 0
+    if result.outcome == "fast-forward":
+        print(
+            f"Fast-forward {short(result.old)}..{short(result.new)}: "
+            f"{result.written} files written, {result.deleted} deleted"
+        )
+    elif result.outcome == "merged":
+        print(
+            f"Merged {label} into main: {short(result.new)} "
+            f"({result.written} files written, {result.deleted} deleted)"
+        )
+    elif result.outcome == "ahead":
+        print("Already up to date (your copy is ahead; push to share it)")
+    elif result.outcome == "up-to-date":
+        print("Already up to date")
+    elif result.outcome == "conflicts":
+        for code, path, kind in result.conflicts:
+            print(f"{code} {path}  ({kind})")
+        n = len(result.conflicts)
+        print(
+            f"vsync: {n} conflict(s) to resolve; run 'vsync resolve' (or 'vsync resolve "
+            "PATH --ours|--theirs|--both'), then 'vsync commit'",
+            file=sys.stderr,
+        )
+        return 1
+    if getattr(result, "hook_output", ""):
+        sys.stderr.write(result.hook_output)
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from vsync.model.revisions import resolve as resolve_rev
+    from vsync.ops.merge import abort
+    from vsync.ops.merging import integrate
+
+    with Repository.discover() as repo:
+        if args.abort:
+            result = abort(repo)
+            print(
+                f"Merge aborted: {len(result.restored)} files restored, "
+                f"{len(result.removed)} removed"
+            )
+            return 0
+        rev = args.rev or "origin/main"
+        theirs = resolve_rev(repo, rev)
+        return report_integration(repo, integrate(repo, theirs, rev, warn, args.dry_run), rev)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from vsync.cli.paths import repo_paths
+    from vsync.ops.merge import MergeState, resolve
+
+    with Repository.discover() as repo:
+        repo.require_worktree()
+        state = MergeState.load(repo)
+        if state is None:
+            raise UsageError("no merge is in progress")
+        if args.list or (not args.paths and args.how is None and not _interactive()):
+            for path in sorted(state.files):
+                ps = state.files[path]
+                mark = "resolved" if ps.resolved else ps.code
+                print(f"{mark:<9} {path}  ({ps.kind})")
+            return 0
+        if not args.paths:
+            if args.how is not None:
+                raise UsageError(
+                    "name the conflicted paths to resolve, e.g. 'vsync resolve F --ours'"
+                )
+            return _shell(repo)
+        if args.how is None:
+            raise UsageError("say how: --ours, --theirs, --base, --both or --mark")
+        result = resolve(repo, repo_paths(repo, args.paths), args.how)
+    left = len(result.remaining)
+    print(f"Resolved {len(result.resolved)} path(s); {left} conflict(s) remain")
+    if not left:
+        print("All conflicts are settled: run 'vsync commit -m MESSAGE' to finish the merge")
+    return 0
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _shell(repo: Repository) -> int:
+    from vsync.ops.commit import commit
+    from vsync.ui.conflict_shell import run_conflict_shell
+
+    outcome = run_conflict_shell(repo)
+    if outcome.commit_requested:
+        result = commit(repo, outcome.message or "Merge", warn)
+        if result.commit_id is None:
+            raise StoppedError("nothing was committed")
+        print(f"[main {short(result.commit_id)}] {outcome.message or 'Merge'}")
+    return 0

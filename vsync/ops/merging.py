@@ -1,0 +1,131 @@
+"""Bringing another commit into the branch: up to date, fast-forward, or merge.
+
+Used by ``vsync merge REV`` and by ``pull``/``sync`` after a fetch. A clean
+merge commits at once (two parents; the commit is made from the merge plan,
+so unrelated uncommitted edits stay uncommitted). A merge with conflicts
+leaves the merge state in ``.vsync/merge/`` and the conflicts in the folder
+(markers, conflict copies) for ``vsync resolve`` and ``vsync commit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vsync.errors import StoppedError, UncommittedChanges
+from vsync.model.commits import commit_host
+from vsync.model.ingest import Ingester
+from vsync.model.repository import Repository
+from vsync.ops.commit import advance_branch, make_commit
+from vsync.ops.fastforward import fast_forward_worktree
+from vsync.ops.history_graph import is_ancestor
+from vsync.ops.hooks import run_hook
+from vsync.ops.merge import MergePlan, MergeState, apply_merge, build_merge_tree, prepare_merge
+from vsync.ops.status import status
+
+Warn = Callable[[str], None]
+
+
+@dataclass
+class IntegrateResult:
+    outcome: str  # up-to-date | ahead | fast-forward | merged | conflicts | planned
+    old: bytes | None
+    new: bytes | None
+    plan: MergePlan | None = None
+    written: int = 0
+    deleted: int = 0
+    conflicts: list[tuple[str, str, str]] = field(default_factory=list)  # (code, path, kind)
+    hook_output: str = ""
+
+
+def merge_in_progress(repo: Repository) -> MergeState | None:
+    return MergeState.load(repo)
+
+
+def require_no_merge(repo: Repository) -> None:
+    state = MergeState.load(repo)
+    if state is not None:
+        n = len(state.unresolved())
+        raise StoppedError(
+            f"a merge is in progress ({n} unresolved); settle it with 'vsync resolve' and "
+            "'vsync commit', or undo it with 'vsync merge --abort'"
+        )
+
+
+def merge_message(repo: Repository, theirs: bytes, label: str) -> str:
+    commit = repo.git.object_store[theirs]
+    host = commit_host(commit) or label  # type: ignore[arg-type]
+    return f"Merge {theirs.decode()[:10]} from {host}"
+
+
+def plan_only(repo: Repository, theirs: bytes) -> MergePlan:
+    """The plan a merge of ``theirs`` would follow; nothing is written."""
+    params = repo.config.chunker_params()
+    with Ingester(params, repo.config.compression_level()) as ingester:
+        return prepare_merge(repo, repo.head(), theirs, ingester)
+
+
+def integrate(
+    repo: Repository, theirs: bytes | None, label: str, warn: Warn, dry_run: bool = False
+) -> IntegrateResult:
+    """Bring ``theirs`` into the branch and the working folder."""
+    repo.require_worktree()
+    require_no_merge(repo)
+    local = repo.head()
+    if theirs is None or theirs == local:
+        return IntegrateResult("up-to-date", local, local)
+    if local is not None and is_ancestor(repo, theirs, local):
+        return IntegrateResult("ahead", local, local)
+    fast_forward = local is None or is_ancestor(repo, local, theirs)
+    if dry_run:
+        return IntegrateResult("planned", local, theirs, plan=plan_only(repo, theirs))
+    if fast_forward:
+        with repo.lock(exclusive=True):
+            if repo.head() != local:
+                raise StoppedError("the branch moved meanwhile; nothing was changed, try again")
+            applied = fast_forward_worktree(repo, local, theirs, warn)
+            advance_branch(repo, local, theirs, f"pull: fast-forward from {label}")
+        return IntegrateResult(
+            "fast-forward",
+            local,
+            theirs,
+            written=len(applied.written),
+            deleted=len(applied.deleted),
+        )
+    assert local is not None
+    with repo.lock(exclusive=True):
+        if repo.head() != local:
+            raise StoppedError("the branch moved meanwhile; nothing was changed, try again")
+        plan = plan_only(repo, theirs)
+        if not plan.clean and not status(repo, warn).clean:
+            raise UncommittedChanges(
+                f"merging {label} gives {len(plan.conflicts)} conflict(s) and your folder has "
+                "uncommitted changes; commit them first ('vsync sync' does), then pull again"
+            )
+        outcome = apply_merge(repo, plan)
+        result = IntegrateResult("conflicts", local, theirs, plan=plan)
+        result.written, result.deleted = len(outcome.written), len(outcome.removed)
+        if plan.clean:
+            result.new = finish_merge(repo, plan, merge_message(repo, theirs, label))
+            result.outcome = "merged"
+        else:
+            result.conflicts = [(c.code, c.path, c.kind) for c in plan.conflicts]
+    if result.outcome == "merged":
+        hook = run_hook(repo, "post-merge", "0")
+        result.hook_output = hook.output if hook is not None else ""
+    return result
+
+
+def finish_merge(repo: Repository, plan: MergePlan, message: str) -> bytes:
+    """The two-parent commit of a clean merge, made from the plan."""
+    ours, theirs = plan.labels.ours.commit, plan.labels.theirs.commit
+    assert ours is not None and theirs is not None
+    tree_id, trees = build_merge_tree(plan)
+    store = repo.git.object_store
+    c = make_commit(repo, tree_id, [ours, theirs], message)
+    store.add_objects([(o, None) for o in [*trees, c] if o.id not in store])
+    advance_branch(repo, ours, c.id, f"merge: {message}")
+    state = MergeState.load(repo)
+    if state is not None:
+        state.clear()
+    return c.id
