@@ -135,3 +135,49 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> object:
         yield server
     finally:
         server.stop()
+
+
+# -- remotes: every sync test runs over a real sshd and over a path ----------------
+
+EVIL = Path(__file__).resolve().parent / "evil_serve.py"
+
+
+@dataclass
+class RemoteKind:
+    kind: str
+    sshd: object | None  # tests.sshd.SSHD
+
+    def url(self, path: Path) -> str:
+        if self.sshd is None:
+            return str(path)
+        return self.sshd.url(path)  # type: ignore[attr-defined]
+
+    def cmd(self, evil_mode: str | None = None) -> list[str]:
+        if evil_mode is not None:
+            return ["--remote-cmd", f"{sys.executable} {EVIL} {evil_mode}"]
+        if self.sshd is None:
+            return []
+        return ["--remote-cmd", self.sshd.remote_cmd]  # type: ignore[attr-defined]
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        return None if self.sshd is None else self.sshd.env()  # type: ignore[attr-defined]
+
+    def run(
+        self,
+        *args: str | os.PathLike[str],
+        cwd: Path,
+        check: bool = True,
+        env_host: str | None = None,
+    ) -> Run:
+        env = dict(self.env or {})
+        if env_host is not None:
+            env["VSYNC_HOST"] = env_host
+        return run_vsync(*args, cwd=cwd, check=check, env=env or None)
+
+
+@pytest.fixture(params=["path", "ssh"])
+def remote(request: pytest.FixtureRequest) -> RemoteKind:
+    if request.param == "ssh":
+        return RemoteKind("ssh", request.getfixturevalue("sshd_server"))
+    return RemoteKind("path", None)

@@ -10,46 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Run, run_vsync, snapshot_tree
-
-HERE = Path(__file__).resolve().parent
-EVIL = HERE / "evil_serve.py"
-
-
-@dataclass
-class RemoteKind:
-    kind: str
-    sshd: object | None  # tests.sshd.SSHD
-
-    def url(self, path: Path) -> str:
-        if self.sshd is None:
-            return str(path)
-        return self.sshd.url(path)  # type: ignore[attr-defined]
-
-    def cmd(self, evil_mode: str | None = None) -> list[str]:
-        if evil_mode is not None:
-            return ["--remote-cmd", f"{sys.executable} {EVIL} {evil_mode}"]
-        if self.sshd is None:
-            return []
-        return ["--remote-cmd", self.sshd.remote_cmd]  # type: ignore[attr-defined]
-
-    @property
-    def env(self) -> dict[str, str] | None:
-        return None if self.sshd is None else self.sshd.env()  # type: ignore[attr-defined]
-
-    def run(self, *args: str | os.PathLike[str], cwd: Path, check: bool = True) -> Run:
-        return run_vsync(*args, cwd=cwd, check=check, env=self.env)
-
-
-@pytest.fixture(params=["path", "ssh"])
-def remote(request: pytest.FixtureRequest) -> RemoteKind:
-    if request.param == "ssh":
-        return RemoteKind("ssh", request.getfixturevalue("sshd_server"))
-    return RemoteKind("path", None)
+from conftest import RemoteKind, Run, run_vsync, snapshot_tree
 
 
 def porcelain(out: Run) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vsync.errors import StoppedError, UncommittedChanges
+from vsync.errors import StoppedError
 from vsync.model.commits import commit_host
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
@@ -21,7 +21,6 @@ from vsync.ops.fastforward import fast_forward_worktree
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import run_hook
 from vsync.ops.merge import MergePlan, MergeState, apply_merge, build_merge_tree, prepare_merge
-from vsync.ops.status import status
 
 Warn = Callable[[str], None]
 
@@ -97,11 +96,9 @@ def integrate(
         if repo.head() != local:
             raise StoppedError("the branch moved meanwhile; nothing was changed, try again")
         plan = plan_only(repo, theirs)
-        if not plan.clean and not status(repo, warn).clean:
-            raise UncommittedChanges(
-                f"merging {label} gives {len(plan.conflicts)} conflict(s) and your folder has "
-                "uncommitted changes; commit them first ('vsync sync' does), then pull again"
-            )
+        # apply_merge refuses (changing nothing) if a path it writes has uncommitted edits;
+        # edits elsewhere stay, and the commit that concludes a conflicted merge records
+        # the folder as it is then (vsync has no staging area).
         outcome = apply_merge(repo, plan)
         result = IntegrateResult("conflicts", local, theirs, plan=plan)
         result.written, result.deleted = len(outcome.written), len(outcome.removed)
