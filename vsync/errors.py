@@ -74,7 +74,14 @@ class StoppedError(VsyncError):
 
 
 class UncommittedChanges(StoppedError):
-    pass
+    SHOWN = 3
+
+    @classmethod
+    def naming(cls, paths: list[str], what: str, advice: str) -> UncommittedChanges:
+        """ "<what>: 'a', 'b', 'c' (and N more); nothing was changed; <advice>"."""
+        names = ", ".join(f"'{p}'" for p in paths[: cls.SHOWN])
+        more = f" (and {len(paths) - cls.SHOWN} more)" if len(paths) > cls.SHOWN else ""
+        return cls(f"{what}: {names}{more}; nothing was changed; {advice}")
 
 
 class HookFailed(StoppedError):

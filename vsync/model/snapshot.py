@@ -8,6 +8,7 @@ are not recorded).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ShaFile, Tree
@@ -17,6 +18,7 @@ from vsync.model.paths import check_tree_name, is_under
 from vsync.model.worktree import MODE_TREE
 
 Entry = tuple[int, bytes]
+T = TypeVar("T", bound=ShaFile)
 FlatMap = dict[str, Entry]
 
 
@@ -78,14 +80,24 @@ def flatten(store: BaseObjectStore, tree_id: bytes, prefix: str = "") -> FlatMap
     return out
 
 
-def _tree(store: BaseObjectStore, tid: bytes) -> Tree:
+def load_typed(store: BaseObjectStore, oid: bytes, kind: type[T]) -> T:
+    """The object ``oid`` as a ``kind`` (Commit, Tree, Blob); DamagedRepository if not."""
+    what = kind.type_name.decode()
     try:
-        obj = store[tid]
+        obj = store[oid]
     except KeyError:
-        raise DamagedRepository(f"tree {tid.decode()} is missing") from None
-    if not isinstance(obj, Tree):
-        raise DamagedRepository(f"object {tid.decode()} should be a tree")
+        raise DamagedRepository(f"{what} {oid.decode()} is missing") from None
+    if not isinstance(obj, kind):
+        raise DamagedRepository(f"object {oid.decode()} should be a {what}")
     return obj
+
+
+def load_commit(store: BaseObjectStore, oid: bytes) -> Commit:
+    return load_typed(store, oid, Commit)
+
+
+def _tree(store: BaseObjectStore, tid: bytes) -> Tree:
+    return load_typed(store, tid, Tree)
 
 
 def lookup(store: BaseObjectStore, tree_id: bytes, path: str) -> tuple[int | None, bytes]:
@@ -109,10 +121,7 @@ def lookup(store: BaseObjectStore, tree_id: bytes, path: str) -> tuple[int | Non
 
 
 def commit_tree(store: BaseObjectStore, commit_id: bytes) -> bytes:
-    obj = store[commit_id]
-    if not isinstance(obj, Commit):
-        raise DamagedRepository(f"object {commit_id.decode()} should be a commit")
-    return obj.tree
+    return load_commit(store, commit_id).tree
 
 
 def subset(flat: FlatMap, prefixes: Iterable[str]) -> FlatMap:
@@ -121,13 +130,7 @@ def subset(flat: FlatMap, prefixes: Iterable[str]) -> FlatMap:
 
 
 def blob_bytes(store: BaseObjectStore, blob_id: bytes) -> bytes:
-    try:
-        obj = store[blob_id]
-    except KeyError:
-        raise DamagedRepository(f"object {blob_id.decode()} is missing") from None
-    if not isinstance(obj, Blob):
-        raise DamagedRepository(f"object {blob_id.decode()} should be a blob")
-    return obj.as_raw_string()
+    return load_typed(store, blob_id, Blob).as_raw_string()
 
 
 def require_path(flat: FlatMap, path: str, rev: str) -> None:

@@ -48,7 +48,6 @@ from vsync.model.worktree import MODE_EXEC, MODE_LINK
 
 Warn = Callable[[str], None]
 StatKey = tuple[int, int, int, int, int]
-SHOW_UNSAFE = 3
 
 
 @dataclass
@@ -265,11 +264,10 @@ class _Planner:
 
 
 def _refuse(unsafe: list[str]) -> UncommittedChanges:
-    names = ", ".join(f"'{p}'" for p in unsafe[:SHOW_UNSAFE])
-    more = f" (and {len(unsafe) - SHOW_UNSAFE} more)" if len(unsafe) > SHOW_UNSAFE else ""
-    return UncommittedChanges(
-        f"uncommitted changes would be overwritten: {names}{more}; "
-        "nothing was changed; commit them first or use --force"
+    return UncommittedChanges.naming(
+        unsafe,
+        "uncommitted changes would be overwritten",
+        "commit them first or use --force",
     )
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dulwich.objects import Commit
-
-from vsync.errors import DamagedRepository
 from vsync.model.repository import Repository
+from vsync.model.snapshot import load_commit
 
 
 def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
@@ -20,13 +18,7 @@ def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
     seen = {tip}
     stack = [tip]
     while stack:
-        oid = stack.pop()
-        try:
-            commit = store[oid]
-        except KeyError:
-            raise DamagedRepository(f"commit {oid.decode()} is missing") from None
-        if not isinstance(commit, Commit):
-            raise DamagedRepository(f"object {oid.decode()} should be a commit")
+        commit = load_commit(store, stack.pop())
         for parent in commit.parents:
             if parent == ancestor:
                 return True

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Commit
 
-from vsync.errors import DamagedRepository
 from vsync.model.commits import commit_host
 from vsync.model.repository import Repository
-from vsync.model.snapshot import lookup
+from vsync.model.snapshot import load_commit, lookup
 
 
 @dataclass(frozen=True)
@@ -38,16 +37,6 @@ class LogEntry:
     def subject(self) -> str:
         lines = self.message.strip().splitlines()
         return lines[0] if lines else ""
-
-
-def load_commit(store: BaseObjectStore, commit_id: bytes) -> Commit:
-    try:
-        obj = store[commit_id]
-    except KeyError:
-        raise DamagedRepository(f"commit {commit_id.decode()} is missing") from None
-    if not isinstance(obj, Commit):
-        raise DamagedRepository(f"object {commit_id.decode()} should be a commit")
-    return obj
 
 
 def entry_of(c: Commit) -> LogEntry:

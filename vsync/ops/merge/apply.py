@@ -58,8 +58,6 @@ from vsync.ops.merge.disk import (
 from vsync.ops.merge.plan import MergePlan
 from vsync.ops.merge.state import MergeState, PathState, new_state
 
-SHOW = 3
-
 
 @dataclass
 class ApplyOutcome:
@@ -84,11 +82,10 @@ def _changes(plan: MergePlan) -> dict[str, Entry | None]:
 
 
 def _refuse(paths: list[str]) -> UncommittedChanges:
-    names = ", ".join(f"'{p}'" for p in paths[:SHOW])
-    more = f" (and {len(paths) - SHOW} more)" if len(paths) > SHOW else ""
-    return UncommittedChanges(
-        f"the merge would overwrite uncommitted changes or untracked files: {names}{more}; "
-        "nothing was changed; commit or move them, then merge again"
+    return UncommittedChanges.naming(
+        paths,
+        "the merge would overwrite uncommitted changes or untracked files",
+        "commit or move them, then merge again",
     )
 
 

@@ -31,11 +31,10 @@ import os
 from dulwich.graph import find_merge_base
 from dulwich.objects import Commit
 
-from vsync.errors import DamagedRepository
 from vsync.model.commits import commit_host
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, commit_tree, flatten, load_commit
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.merge.content import ContentSource, RepoContent
 from vsync.ops.merge.naming import stamp_of
@@ -45,13 +44,7 @@ MAX_DEPTH = 8
 
 
 def _commit(repo: Repository, cid: bytes) -> Commit:
-    try:
-        obj = repo.git.object_store[cid]
-    except KeyError:
-        raise DamagedRepository(f"commit {cid.decode()} is missing") from None
-    if not isinstance(obj, Commit):
-        raise DamagedRepository(f"object {cid.decode()} should be a commit")
-    return obj
+    return load_commit(repo.git.object_store, cid)
 
 
 def _independent(repo: Repository, bases: list[bytes]) -> list[bytes]:
