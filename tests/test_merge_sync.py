@@ -116,3 +116,26 @@ def test_merge_abort_restores_the_folder(remote: RemoteKind, tmp_path: Path) -> 
     run_vsync("merge", "--abort", cwd=b)
     assert snapshot_tree(b) == before
     assert run_vsync("status", "--porcelain", cwd=b).stdout == "?? doc/draft.txt\n"
+
+
+def test_resolve_flags_cover_the_shell_actions(tmp_path: Path) -> None:
+    """--undo brings the conflict back; --edit runs $EDITOR and marks when markers are gone."""
+    remote = RemoteKind("path", None)
+    a, b = two_copies(remote, tmp_path)
+    (a / "notes.txt").write_text("one\nlaptop\nthree\nfour\n")
+    remote.run("sync", cwd=a)
+    (b / "notes.txt").write_text("one\ndesktop\nthree\nfour\n")
+    assert remote.run("sync", cwd=b, check=False).returncode == 1
+    marked = (b / "notes.txt").read_text()
+    run_vsync("resolve", "notes.txt", "--ours", cwd=b)
+    assert (b / "notes.txt").read_text() == "one\ndesktop\nthree\nfour\n"
+    run_vsync("resolve", "notes.txt", "--undo", cwd=b)
+    assert (b / "notes.txt").read_text() == marked
+    assert run_vsync("status", "--porcelain", cwd=b).stdout == "UU notes.txt\n"
+    editor = tmp_path / "fix.sh"
+    editor.write_text('#!/bin/sh\nprintf "one\\nboth\\nthree\\nfour\\n" > "$1"\n')
+    editor.chmod(0o755)
+    out = run_vsync("resolve", "notes.txt", "--edit", cwd=b, env={"EDITOR": str(editor)})
+    assert "marked resolved" in out.stdout and "0 conflict(s) remain" in out.stdout
+    run_vsync("commit", "-m", "merged", cwd=b)
+    assert parents(b) == 2 and (b / "notes.txt").read_text() == "one\nboth\nthree\nfour\n"

@@ -130,9 +130,10 @@ def test_push_rejected_when_remote_is_ahead(remote: RemoteKind, tmp_path: Path) 
     assert "remote has commits you do not have; pull first" in out.stderr
     assert out.stderr.count("\n") == 1
     assert head_of(server) == server_head
+    # pulling now merges: both edited notes.txt, so it stops on a conflict (exit 1)
     out = remote.run("pull", remote.url(server), *remote.cmd(), cwd=a, check=False)
-    assert out.returncode == 1 and "diverged" in out.stderr
-    assert (a / "notes.txt").read_text() == "a\n"
+    assert out.returncode == 1 and "1 conflict(s) to resolve" in out.stderr
+    assert "UU notes.txt" in out.stdout
 
 
 def big_file(path: Path, size: int, seed: int = 7) -> None:

@@ -29,6 +29,20 @@ def register(sub: Any) -> None:
         ("mark", "the file is fine as it is now"),
     ):
         how.add_argument(f"--{name}", dest="how", action="store_const", const=name, help=helptext)
+    how.add_argument(
+        "--undo",
+        dest="how",
+        action="store_const",
+        const="undo",
+        help="take back a resolution: the merge's result (markers, copies) comes back",
+    )
+    how.add_argument(
+        "--edit",
+        dest="how",
+        action="store_const",
+        const="edit",
+        help="open the file in $EDITOR; resolved if no conflict markers remain",
+    )
     p.add_argument("--list", action="store_true", help="list the conflicts and exit")
     p.set_defaults(func=cmd_resolve)
 
@@ -139,8 +153,11 @@ def cmd_resolve(args: argparse.Namespace) -> int:
                 )
             return _shell(repo)
         if args.how is None:
-            raise UsageError("say how: --ours, --theirs, --base, --both or --mark")
-        result = resolve(repo, repo_paths(repo, args.paths), args.how)
+            raise UsageError("say how: --ours, --theirs, --base, --both, --mark, --edit or --undo")
+        paths = repo_paths(repo, args.paths)
+        if args.how in ("undo", "edit"):
+            return _undo_or_edit(repo, paths, args.how)
+        result = resolve(repo, paths, args.how)
     left = len(result.remaining)
     print(f"Resolved {len(result.resolved)} path(s); {left} conflict(s) remain")
     if not left:
@@ -162,4 +179,25 @@ def _shell(repo: Repository) -> int:
         if result.commit_id is None:
             raise StoppedError("nothing was committed")
         print(f"[main {short(result.commit_id)}] {outcome.message or 'Merge'}")
+    return 0
+
+
+def _undo_or_edit(repo: Repository, paths: list[str], how: str) -> int:
+    from vsync.ops.merge import MergeState, resolve
+    from vsync.ui.conflict_actions import edit, has_markers, reopen
+
+    for path in paths:
+        if how == "undo":
+            reopen(repo, path)
+            print(f"{path}: unresolved again (the merge's result is back)")
+            continue
+        _undo, changed = edit(repo, path, None)
+        if changed and not has_markers((repo.require_worktree() / path).read_bytes()):
+            resolve(repo, [path], "mark")
+            print(f"{path}: edited and marked resolved")
+        else:
+            print(f"{path}: still unresolved (unchanged, or conflict markers remain)")
+    state = MergeState.load(repo)
+    left = len(state.unresolved()) if state is not None else 0
+    print(f"{left} conflict(s) remain")
     return 0

@@ -124,7 +124,10 @@ class History:
     notes: list[str] = field(default_factory=list)
 
     def newest_first(self) -> list[bytes]:
-        return sorted(self.commits, key=lambda c: (-self.commits[c][0], c))
+        # Same-second commits: the walk reaches a child before its parent, so the
+        # order of discovery breaks the tie the right way round.
+        order = {c: i for i, c in enumerate(self.commits)}
+        return sorted(self.commits, key=lambda c: (-self.commits[c][0], order[c]))
 
 
 def walk_history(
