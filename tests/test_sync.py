@@ -398,3 +398,21 @@ r.git.refs.set_if_equals(BRANCH, head, c.id)
 r.close()
 """
     subprocess.run([sys.executable, "-c", code, str(repo_root), name.decode("latin-1")], check=True)
+
+
+def test_pull_porcelain_reports_old_and_conflict_exit(tmp_path: Path) -> None:
+    remote = RemoteKind("path", None)
+    a = tmp_path / "a"
+    init_with_files(a)
+    b = tmp_path / "b"
+    remote.run("clone", remote.url(a), b, cwd=tmp_path)
+    first = porcelain(remote.run("fetch", "--porcelain", cwd=b))
+    (a / "notes.txt").write_text("a side\n")
+    run_vsync("commit", "-m", "a", cwd=a)
+    (b / "notes.txt").write_text("b side\n")
+    run_vsync("commit", "-m", "b", cwd=b)
+    out = remote.run("pull", "--porcelain", cwd=b, check=False)
+    fields = porcelain(out)
+    assert out.returncode == 1 and fields["outcome"] == "conflicts"
+    assert fields["old"] == first["new"] != fields["new"]
+    assert run_vsync("remote", "-v", cwd=b).stdout.startswith("origin\t")

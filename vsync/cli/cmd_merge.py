@@ -79,8 +79,12 @@ def _entry_size(repo: Repository, plan: Any, entry: tuple[int, bytes] | None) ->
         return ""
 
 
-def report_integration(repo: Repository, result: Any, label: str) -> int:
-    """Print what a pull or merge did; returns the exit code (1 on conflicts)."""
+def report_integration(repo: Repository, result: Any, label: str, quiet: bool = False) -> int:
+    """Print what a pull or merge did; returns the exit code (1 on conflicts).
+
+    ``quiet`` prints only what needs acting on (conflicts)."""
+    if quiet and result.outcome != "conflicts":
+        return 0
     if result.outcome == "planned":
         print_plan(repo, result.plan)
         return 0

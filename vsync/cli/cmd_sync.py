@@ -16,7 +16,7 @@ from vsync.sync.server import serve_stdio
 from vsync.ui.progress import human_bytes, transfer_progress_for
 
 
-def _net_options(p: argparse.ArgumentParser) -> None:
+def _net_options(p: argparse.ArgumentParser, porcelain: bool = True) -> None:
     p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
     p.add_argument(
         "--accept-new-host-key",
@@ -24,9 +24,10 @@ def _net_options(p: argparse.ArgumentParser) -> None:
         help="trust an SSH host seen for the first time (like StrictHostKeyChecking=accept-new)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
-    p.add_argument(
-        "--porcelain", action="store_true", help="print a stable key=value summary for scripts"
-    )
+    if porcelain:
+        p.add_argument(
+            "--porcelain", action="store_true", help="print a stable key=value summary for scripts"
+        )
 
 
 def register(sub: Any) -> None:
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_clone)
 
     p = sub.add_parser("remote", help="list, add or remove remotes")
+    p.add_argument("-v", "--verbose", action="store_true", help="show URLs")
     rsub = p.add_subparsers(dest="remote_cmd_name", metavar="ACTION")
     r = rsub.add_parser("add")
     r.add_argument("name")
@@ -50,7 +52,7 @@ def register(sub: Any) -> None:
     r = rsub.add_parser("list")
     r.add_argument("-v", "--verbose", action="store_true")
     r.set_defaults(func=cmd_remote_list)
-    p.set_defaults(func=cmd_remote_list, verbose=False)
+    p.set_defaults(func=cmd_remote_list)
 
     for name, helptext, func in (
         ("fetch", "bring the remote's new commits (the folder is not touched)", cmd_fetch),
@@ -60,7 +62,7 @@ def register(sub: Any) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("remote", nargs="?", help="remote name or URL (default: origin)")
-        _net_options(p)
+        _net_options(p, porcelain=name != "sync")
         if name == "push":
             p.add_argument("--create", action="store_true", help="create a missing path remote")
         if name == "pull":
@@ -162,9 +164,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         remote = find_remote(repo, args.remote)
         result = pull(repo, remote, _opts(args), warn, dry_run=args.dry_run)
-        code = 0
-        if not args.porcelain:
-            code = report_integration(repo, result.merged, remote.label)
+        code = report_integration(
+            repo, result.merged, remote.label, quiet=args.quiet or args.porcelain
+        )
     _report("fetched from", result.fetched, args, outcome=result.merged.outcome)
     return code
 
@@ -191,7 +193,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         result = sync(repo, remote, _opts(args), warn)
         if result.committed is not None and not args.quiet:
             print(f"Committed {short(result.committed.commit_id)}")
-        code = report_integration(repo, result.pulled.merged, remote.label)
+        code = report_integration(repo, result.pulled.merged, remote.label, quiet=args.quiet)
     if not args.quiet and result.pushed is not None:
         print(_summary("pushed to", result.pushed))
     return code

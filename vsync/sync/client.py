@@ -96,15 +96,23 @@ def _tick(opts: SyncOptions) -> Callable[[int, int], None] | None:
     return opts.progress.tick if opts.progress is not None else None
 
 
+def _tracking(repo: Repository, remote: Remote) -> bytes | None:
+    """Where refs/remotes/NAME/main points (None: unnamed remote or never fetched)."""
+    ref = remote.tracking_ref
+    if ref is None:
+        return None
+    try:
+        return repo.git.refs[ref]
+    except KeyError:
+        return None
+
+
 def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: str) -> None:
     ref = remote.tracking_ref
     if ref is None or value is None:
         return
     refs = repo.git.refs
-    try:
-        old = refs[ref]
-    except KeyError:
-        old = None
+    old = _tracking(repo, remote)
     if old != value:
         refs.set_if_equals(
             ref, old, value, committer=repo.config.identity().git_ident(), message=why.encode()
@@ -116,7 +124,7 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     session = open_session(remote, opts)
-    result = TransferResult(remote.label)
+    result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
         store = repo.git.object_store
         remote_main = session.refs.get(BRANCH)

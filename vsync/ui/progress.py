@@ -84,14 +84,16 @@ class TerminalTransferProgress:
         self.t0 = time.monotonic()
         self._last = 0.0
         self._line = False
+        self._state = (0, 0)
 
     def phase(self, label: str, total_chunks: int) -> None:
         self.label, self.total = label, total_chunks
         self.t0 = time.monotonic()
 
-    def tick(self, chunks: int, nbytes: int) -> None:
+    def tick(self, chunks: int, nbytes: int, force: bool = False) -> None:
+        self._state = (chunks, nbytes)
         now = time.monotonic()
-        if now - self._last < 0.1:
+        if not force and now - self._last < 0.1:
             return
         self._last = now
         elapsed = max(now - self.t0, 1e-6)
@@ -110,6 +112,7 @@ class TerminalTransferProgress:
 
     def done(self) -> None:
         if self._line:
+            self.tick(*self._state, force=True)  # the final totals, not the last throttled ones
             self.stream.write("\n")
             self.stream.flush()
             self._line = False
