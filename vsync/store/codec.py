@@ -23,6 +23,11 @@ def chunk_id(data: bytes | memoryview) -> bytes:
     return blake3.blake3(data).digest()
 
 
+def content_hasher() -> blake3.blake3:
+    """A streaming BLAKE3-256 hasher (``update``, ``hexdigest``) for a whole file's bytes."""
+    return blake3.blake3()
+
+
 def _compressor(level: int) -> zstandard.ZstdCompressor:
     cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "compressors", None)
     if cache is None:

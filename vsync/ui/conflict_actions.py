@@ -286,17 +286,25 @@ def editor_command(editor: str | None) -> list[str]:
 
 def run_editor(argv: list[str]) -> int:
     """Run the editor on the terminal; Ctrl-C belongs to it meanwhile (as git does)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    # Ignore Ctrl-C before the editor starts, so none can slip in between; the
+    # editor itself gets the default disposition back (restore_signals).
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
     try:
-        proc = subprocess.Popen(argv)
-    except OSError as exc:
-        raise StoppedError(f"cannot run the editor '{argv[0]}': {exc.strerror or exc}") from None
-    if threading.current_thread() is not threading.main_thread():
-        return proc.wait()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+        try:
+            proc = subprocess.Popen(argv, preexec_fn=_default_sigint)
+        except OSError as exc:
+            raise StoppedError(
+                f"cannot run the editor '{argv[0]}': {exc.strerror or exc}"
+            ) from None
         return proc.wait()
     finally:
-        signal.signal(signal.SIGINT, old)
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def edit(repo: Repository, path: str, editor: str | None) -> tuple[Undo, bool]:
