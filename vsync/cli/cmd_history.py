@@ -11,6 +11,28 @@ Output formats (stable; scripts may read them):
     With no commits: nothing on stdout, ``vsync: no commits yet`` on stderr,
     exit 0.
 
+``log PATH --follow``
+    The file's history across renames. Each entry is the ``log`` header with,
+    after ``Date:``, ``Size:   <N> bytes (<human size>)`` (``Size:   deleted``
+    for the commit that deleted it) and ``Path:   <name>`` when the file had
+    another name in that commit than PATH; a rename adds
+    ``Renamed: <old> -> <new>``. ``--oneline``:
+    ``<10 hex> <N> bytes (<human size>) <subject>`` (``<10 hex> deleted
+    <subject>`` for the deleting commit) plus ``  [<name>]`` when the name
+    differs.
+
+``log --deleted [PATH...]``
+    One line per file deleted over time, newest first:
+    ``<YYYY-MM-DD HH:MM> <10 hex> <path> (<N> bytes)`` (the date in the
+    author's offset, the deleting commit, the size it had). On stderr, how
+    to bring one back: ``vsync restore PATH --source <10 hex>~1``.
+
+``--at DATE`` (log, diff, show)
+    The branch as it was on DATE (``main@{DATE}``, from its reflog) instead
+    of REV: ``log --at D`` starts there; ``diff --at D [REV] [-- PATH]``
+    takes it as its first revision; ``show --at D [PATH]`` shows that commit,
+    or PATH as it held it. A date before the first commit: exit 2.
+
 ``diff``
     Text: ``diff --vsync a/P b/P``, then ``new file mode M`` /
     ``deleted file mode M`` / ``old mode M`` + ``new mode M`` where they apply,
@@ -52,8 +74,9 @@ from vsync.cli.output import short, warn
 from vsync.cli.paths import repo_paths, rev_path
 from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import Repository
-from vsync.model.revisions import resolve, split_rev_path
+from vsync.model.revisions import resolve, resolve_at, split_rev_path
 from vsync.ops.diff import FileDiff, Version, file_diffs, revision_pairs, working_pairs
+from vsync.ops.follow import deleted_files, follow
 from vsync.ops.log import LogEntry, walk
 from vsync.ops.show import find, link_target, list_folder, show_commit, write_file
 from vsync.ui.progress import human_bytes
@@ -65,18 +88,23 @@ def register(sub: Any) -> None:
     p.add_argument("--oneline", action="store_true", help="one line per commit")
     p.add_argument("-n", dest="limit", type=int, metavar="N", help="show at most N commits")
     p.add_argument("--rev", metavar="REV", help="start from REV instead of HEAD")
+    p.add_argument("--at", metavar="DATE", help="start from the branch as it was on DATE")
+    p.add_argument("--follow", action="store_true", help="follow one file across renames")
+    p.add_argument("--deleted", action="store_true", help="list files deleted over time")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser(
         "diff",
         help="show changes: HEAD or REV vs the working folder, or REV1 vs REV2",
-        usage="vsync diff [REV [REV]] [-- PATH...]",
+        usage="vsync diff [--at DATE] [REV [REV]] [-- PATH...]",
     )
+    p.add_argument("--at", metavar="DATE", help="the branch as it was on DATE, as first REV")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="[REV [REV]] [-- PATH...]")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("show", help="print a file as of a revision, or a commit's changes")
-    p.add_argument("spec", nargs="?", default="HEAD", metavar="REV[:PATH]")
+    p.add_argument("spec", nargs="?", metavar="REV[:PATH]", help="with --at: a PATH")
+    p.add_argument("--at", metavar="DATE", help="the branch as it was on DATE (instead of REV)")
     p.set_defaults(func=cmd_show)
 
 
@@ -106,22 +134,81 @@ def header_lines(e: LogEntry) -> list[str]:
     return lines
 
 
+def _size_text(size: int | None) -> str:
+    return "deleted" if size is None else f"{size} bytes ({human_bytes(size)})"
+
+
+def _log_start(repo: Repository, args: argparse.Namespace) -> bytes | None:
+    if args.at is not None:
+        if args.rev is not None:
+            raise UsageError("give either --rev or --at, not both")
+        return resolve_at(repo, args.at)
+    return resolve(repo, args.rev) if args.rev else repo.head()
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("-n needs a number of commits, 0 or more")
+    if args.follow and args.deleted:
+        raise UsageError("--follow and --deleted do not go together")
     with Repository.discover() as repo:
         paths = repo_paths(repo, args.paths) if args.paths else None
-        start = resolve(repo, args.rev) if args.rev else repo.head()
+        if args.follow and (paths is None or len(paths) != 1):
+            raise UsageError("--follow needs exactly one PATH (a file)")
+        start = _log_start(repo, args)
         if start is None:
             print("vsync: no commits yet", file=sys.stderr)
             return 0
-        for i, entry in enumerate(walk(repo, start, paths, args.limit)):
-            if args.oneline:
-                emit(f"{short(entry.commit_id)} {entry.subject}\n")
-            else:
-                emit(("\n" if i else "") + "\n".join(header_lines(entry)) + "\n")
+        if args.deleted:
+            _log_deleted(repo, start, paths, args.limit)
+        elif args.follow:
+            assert paths is not None
+            _log_follow(repo, start, paths[0], args.limit, args.oneline)
+        else:
+            for i, entry in enumerate(walk(repo, start, paths, args.limit)):
+                if args.oneline:
+                    emit(f"{short(entry.commit_id)} {entry.subject}\n")
+                else:
+                    emit(("\n" if i else "") + "\n".join(header_lines(entry)) + "\n")
     sys.stdout.buffer.flush()
     return 0
+
+
+def _log_follow(
+    repo: Repository, start: bytes, path: str, limit: int | None, oneline: bool
+) -> None:
+    for i, v in enumerate(follow(repo, start, path, limit)):
+        if oneline:
+            name = f"  [{v.path}]" if v.path != path else ""
+            emit(f"{short(v.entry.commit_id)} {_size_text(v.size)} {v.entry.subject}{name}\n")
+            continue
+        lines = header_lines(v.entry)
+        at = lines.index("") if "" in lines else len(lines)
+        extra = [f"Size:   {_size_text(v.size)}"]
+        if v.path != path:
+            extra.append(f"Path:   {v.path}")
+        if v.renamed_from is not None:
+            extra.append(f"Renamed: {v.renamed_from} -> {v.path}")
+        lines[at:at] = extra
+        emit(("\n" if i else "") + "\n".join(lines) + "\n")
+
+
+def _log_deleted(
+    repo: Repository, start: bytes, paths: list[str] | None, limit: int | None
+) -> None:
+    last = None
+    for d in deleted_files(repo, start, paths, limit):
+        tz = timezone(timedelta(seconds=d.entry.tz_offset))
+        when = datetime.fromtimestamp(d.entry.time, tz).strftime("%Y-%m-%d %H:%M")
+        emit(f"{when} {short(d.entry.commit_id)} {d.path} ({d.size} bytes)\n")
+        last = d
+    sys.stdout.buffer.flush()
+    if last is not None:
+        print(
+            f"vsync: bring one back with 'vsync restore PATH --source COMMIT~1', "
+            f"e.g. vsync restore '{last.path}' --source {short(last.entry.commit_id)}~1",
+            file=sys.stderr,
+        )
 
 
 # -- diff ---------------------------------------------------------------------------
@@ -208,9 +295,37 @@ def render_diff(fd: FileDiff) -> Iterator[str]:
         yield from fd.lines
 
 
+def _pop_at(raw: list[str]) -> tuple[list[str], str | None]:
+    """``--at DATE`` / ``--at=DATE`` taken out of diff's arguments (before any '--')."""
+    end = raw.index("--") if "--" in raw else len(raw)
+    out, at, i = [], None, 0
+    while i < len(raw):
+        arg = raw[i]
+        if i < end and arg == "--at":
+            if i + 1 >= end:
+                raise UsageError("--at needs a DATE")
+            at, i = raw[i + 1], i + 2
+            continue
+        if i < end and arg.startswith("--at="):
+            at, i = arg[len("--at=") :], i + 1
+            continue
+        out.append(arg)
+        i += 1
+    return out, at
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
-        revs, path_args = split_diff_args(repo, list(args.args))
+        raw, at = _pop_at(list(args.args))
+        if args.at is not None:
+            if at is not None:
+                raise UsageError("--at given twice")
+            at = args.at
+        revs, path_args = split_diff_args(repo, raw)
+        if at is not None:
+            if len(revs) > 1:
+                raise UsageError("diff --at DATE takes at most one more revision")
+            revs = [resolve_at(repo, at).decode("ascii"), *revs]
         paths = repo_paths(repo, path_args) if path_args else None
         if len(revs) == 2:
             pairs = revision_pairs(repo, resolve(repo, revs[0]), resolve(repo, revs[1]), paths)
@@ -228,8 +343,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    spec: str = args.spec
     with Repository.discover() as repo:
+        if args.at is not None:
+            at_id = resolve_at(repo, args.at).decode("ascii")
+            spec = at_id if args.spec is None else f"{at_id}:{args.spec}"
+        else:
+            spec = args.spec or "HEAD"
         parts = split_rev_path(spec)
         if parts is None:
             view = show_commit(repo, resolve(repo, spec))

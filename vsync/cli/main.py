@@ -59,8 +59,21 @@ COMMAND_MODULES = {
     "resolve": "cmd_merge",
     "fsck": "cmd_maint",
     "gc": "cmd_maint",
+    "history": "cmd_browse",
+    "undo": "cmd_undo",
+    "reflog": "cmd_undo",
+    "revert-to": "cmd_undo",
 }
-ALL_MODULES = ("cmd_repo", "cmd_history", "cmd_restore", "cmd_sync", "cmd_merge", "cmd_maint")
+ALL_MODULES = (
+    "cmd_repo",
+    "cmd_history",
+    "cmd_restore",
+    "cmd_sync",
+    "cmd_merge",
+    "cmd_maint",
+    "cmd_browse",
+    "cmd_undo",
+)
 
 
 def modules_for(argv: list[str] | None) -> tuple[str, ...]:

@@ -8,6 +8,8 @@ Grammar (docs/user-guide.md)::
                "3 days ago", "2026-11-01", "2026-11-01 14:00[:SS]", a Unix time
 
 A date selects where the ref pointed at that moment, from its reflog.
+``--at DATE`` (:func:`resolve_at`) is ``main@{DATE}`` with DATE always read
+as a date.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from datetime import datetime
 
 from dulwich.approxidate import parse_approxidate
 from dulwich.objects import Commit
+from dulwich.reflog import Entry
 
-from vsync.errors import UnknownRevision
+from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import BRANCH, Repository
 
 _SUFFIX = re.compile(r"([~^])(\d*)")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+ZERO = b"0" * 40
 _MINUTES = re.compile(r"^(\d{4}[-/]\d{2}[-/]\d{2})[ T](\d{1,2}):(\d{2})$")
 
 
@@ -155,13 +159,44 @@ def _reflog_at(repo: Repository, ref: bytes, when: str, spec: str) -> bytes:
         target = parse_when(when)
     except ValueError as exc:
         raise UnknownRevision(spec, str(exc)) from None
+    found = _position_at(entries, target)
+    if found is None:
+        first = datetime.fromtimestamp(entries[0].timestamp).strftime("%Y-%m-%d %H:%M:%S")
+        raise UnknownRevision(spec, f"that is before the first recorded commit ({first})")
+    return found
+
+
+def _position_at(entries: list[Entry], target: int) -> bytes | None:
+    """Where the ref pointed at Unix time ``target``; None if it pointed nowhere then."""
     for entry in reversed(entries):
         if entry.timestamp <= target:
-            if entry.new_sha == b"0" * 40:
-                break
-            return entry.new_sha
-    first = datetime.fromtimestamp(entries[0].timestamp).strftime("%Y-%m-%d %H:%M:%S")
-    raise UnknownRevision(spec, f"that is before the first recorded commit ({first})")
+            return None if entry.new_sha == ZERO else entry.new_sha
+    return None
+
+
+def resolve_at(repo: Repository, when: str) -> bytes:
+    """The commit ``main`` pointed at on the date ``when`` (``--at``), from its reflog.
+
+    ``when`` is always a date (``--at 3`` is not a reflog position). Raises
+    UsageError (exit 2) for a date vsync cannot read, a date before the first
+    recorded commit, or a moment when the branch had no commit.
+    """
+    try:
+        target = parse_when(when)
+    except ValueError as exc:
+        raise UsageError(f"--at: {exc} (try '2026-11-01 14:00' or '3 days ago')") from None
+    entries = list(repo.git.read_reflog(BRANCH))
+    if not entries:
+        raise UsageError("--at: there are no commits yet")
+    found = _position_at(entries, target)
+    if found is None:
+        first = datetime.fromtimestamp(entries[0].timestamp).strftime("%Y-%m-%d %H:%M:%S")
+        stamp = datetime.fromtimestamp(target).strftime("%Y-%m-%d %H:%M:%S")
+        raise UsageError(
+            f"--at {when!r}: main had no commit on {stamp} (the first was recorded on "
+            f"{first}); pick a later date"
+        )
+    return _as_commit(repo, found, f"main@{{{when}}}").id
 
 
 def split_rev_path(spec: str) -> tuple[str, str] | None:

@@ -1,0 +1,187 @@
+"""A file's history across renames (``log PATH --follow``) and deleted files (``log --deleted``).
+
+**Following.** Commits are walked as :func:`vsync.ops.log.walk` walks them
+(every parent, newest first), each carrying the name the file has in it
+(the given PATH at the start). A commit is listed when the file, under that
+name, differs from its first parent's version (added, changed, renamed,
+deleted, exec bit). Where the name does not exist in a parent but the
+commit added it, the commit is searched for a rename: a path the parent
+has and the commit deleted, whose content matches by the merge's rule
+(:func:`vsync.ops.merge.renames.similarity`: identical, or at least 50 %
+alike); the best match (ties: the same file name, then path order) is the
+name in that parent and further back. Only files are followed (a symlink
+is a file here); a folder is refused.
+
+**Deleted files.** Every path deleted over time: a commit deleted a path
+when its first parent has it and the commit does not. A merge counts only
+for paths every one of its parents still has (a deletion the merge brought
+in from the other side is listed at that side's own commit), so a deletion
+is listed once.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dulwich.diff_tree import CHANGE_DELETE, tree_changes
+from dulwich.object_store import BaseObjectStore
+
+from vsync.errors import UsageError
+from vsync.model.ingest import Ingester
+from vsync.model.paths import check_tree_name, is_under
+from vsync.model.repository import Repository
+from vsync.model.snapshot import Entry, load_commit, lookup
+from vsync.model.worktree import MODE_LINK, MODE_TREE
+from vsync.ops.log import LogEntry, entry_of
+from vsync.ops.merge.content import RepoContent
+from vsync.ops.merge.renames import THRESHOLD, similarity
+
+GITLINK = 0o160000
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """The file as one listed commit holds it."""
+
+    entry: LogEntry
+    path: str  # the file's name in this commit (its former name when deleted here)
+    size: int | None  # bytes (a symlink: its target's length); None when deleted here
+    is_link: bool
+    renamed_from: str | None  # set when this commit renamed it (from that name)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    entry: LogEntry  # the deleting commit
+    path: str
+    size: int  # at deletion (a symlink: its target's length)
+    is_link: bool
+
+
+def _file(store: BaseObjectStore, tree: bytes, path: str) -> Entry | None:
+    mode, oid = lookup(store, tree, path)
+    if mode is None or mode in (MODE_TREE, GITLINK):
+        return None
+    return mode, oid
+
+
+def _tree_path(raw: bytes) -> str:
+    return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
+
+
+def _deleted(store: BaseObjectStore, old_tree: bytes, new_tree: bytes) -> list[tuple[str, Entry]]:
+    out: list[tuple[str, Entry]] = []
+    for change in tree_changes(store, old_tree, new_tree, change_type_same=True):
+        old = change.old
+        if change.type != CHANGE_DELETE or old is None or old.path is None:
+            continue
+        if old.mode is None or old.sha is None or old.mode == GITLINK:
+            continue
+        out.append((_tree_path(old.path), (old.mode, old.sha)))
+    return out
+
+
+class _Follower:
+    def __init__(self, repo: Repository, content: RepoContent) -> None:
+        self.store = repo.git.object_store
+        self.content = content
+
+    def size(self, entry: Entry) -> int:
+        return self.content.size(entry)
+
+    def rename_source(self, parent_tree: bytes, tree: bytes, path: str, now: Entry) -> str | None:
+        """The name ``path`` had in the parent, if this commit renamed it there."""
+        best: tuple[float, int, str] | None = None
+        name = path.rsplit("/", 1)[-1]
+        for old_path, old in _deleted(self.store, parent_tree, tree):
+            score = similarity(old, now, self.content)
+            if score < THRESHOLD:
+                continue
+            key = (-score, 0 if old_path.rsplit("/", 1)[-1] == name else 1, old_path)
+            if best is None or key < best:
+                best = key
+        return best[2] if best is not None else None
+
+
+def follow(
+    repo: Repository, start: bytes, path: str, limit: int | None = None
+) -> Iterator[FileVersion]:
+    """The commits that changed the file ``path`` (as ``start`` names it), across renames."""
+    store = repo.git.object_store
+    first = load_commit(store, start)
+    mode, _oid = lookup(store, first.tree, path)
+    if mode == MODE_TREE:
+        raise UsageError(f"--follow follows one file; '{path}' is a folder")
+    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+        f = _Follower(repo, RepoContent(repo, ingester))
+        names = {start: path}
+        heap: list[tuple[int, int, bytes]] = [(-first.commit_time, 0, start)]
+        seq = shown = 0
+        while heap and (limit is None or shown < limit):
+            _t, _s, cid = heapq.heappop(heap)
+            c = load_commit(store, cid)
+            name = names[cid]
+            now = _file(store, c.tree, name)
+            parent_names: list[str] = []
+            renamed: str | None = None
+            for i, pid in enumerate(c.parents):
+                ptree = load_commit(store, pid).tree
+                pname = name
+                if now is not None and _file(store, ptree, name) is None:
+                    pname = f.rename_source(ptree, c.tree, name, now) or name
+                if i == 0 and pname != name:
+                    renamed = pname
+                parent_names.append(pname)
+                if pid not in names:
+                    names[pid] = pname
+                    seq += 1
+                    heapq.heappush(heap, (-load_commit(store, pid).commit_time, seq, pid))
+            if c.parents:
+                before = _file(store, load_commit(store, c.parents[0]).tree, parent_names[0])
+                touched = before != now or renamed is not None
+            else:
+                touched = now is not None
+            if not touched:
+                continue
+            shown += 1
+            if now is not None:
+                yield FileVersion(entry_of(c), name, f.size(now), now[0] == MODE_LINK, renamed)
+            else:
+                yield FileVersion(entry_of(c), name, None, False, None)
+
+
+def deleted_files(
+    repo: Repository, start: bytes, paths: list[str] | None = None, limit: int | None = None
+) -> Iterator[Deletion]:
+    """Every file deleted in the history of ``start``, newest commit first."""
+    store = repo.git.object_store
+    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+        content = RepoContent(repo, ingester)
+        first = load_commit(store, start)
+        heap: list[tuple[int, int, bytes]] = [(-first.commit_time, 0, start)]
+        seen = {start}
+        seq = shown = 0
+        while heap and (limit is None or shown < limit):
+            _t, _s, cid = heapq.heappop(heap)
+            c = load_commit(store, cid)
+            for pid in c.parents:
+                if pid not in seen:
+                    seen.add(pid)
+                    seq += 1
+                    heapq.heappush(heap, (-load_commit(store, pid).commit_time, seq, pid))
+            if not c.parents:
+                continue
+            trees = [load_commit(store, p).tree for p in c.parents]
+            gone = sorted(_deleted(store, trees[0], c.tree))
+            entry = entry_of(c)
+            for path, old in gone:
+                if paths and not any(is_under(path, p) for p in paths):
+                    continue
+                if any(_file(store, t, path) is None for t in trees[1:]):
+                    continue  # a merge that brought in the other side's deletion
+                shown += 1
+                yield Deletion(entry, path, content.size(old), old[0] == MODE_LINK)
+                if limit is not None and shown >= limit:
+                    return
