@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from merge_repo import History, Spec
 
@@ -204,6 +204,19 @@ def _merged_tree(h: History, ours: bytes, theirs: bytes) -> tuple[bytes | None, 
 
 @E2E
 @given(three())
+@example(  # a file where a folder stood: abort must remove it before restoring the folder
+    (
+        {
+            "a.txt": ("file", b"alpha\nalpha\nalpha\nalpha\nalpha\n", False),
+            "d/x.txt": ("file", b"alpha\nalpha\n", False),
+        },
+        {"d": ("file", b"\x00bin one", False)},
+        {
+            "a.txt": ("file", b"alpha\nalpha\nalpha\nalpha\nalpha\n", True),
+            "d/x.txt": ("file", b"alpha\nalpha\n", False),
+        },
+    )
+)
 def test_end_to_end_swap_and_identity(sides: tuple[Spec, Spec, Spec]) -> None:
     base, ours, theirs = sides
     with tempfile.TemporaryDirectory() as tmp:

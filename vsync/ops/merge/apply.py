@@ -203,8 +203,9 @@ def _record(
         )
     for path in changes:
         d = seen[path]
-        if d.kind != "dir":  # a folder where a file goes: its files have their own backups
-            state.backups[path] = d.entry if d.kind == "file" else None
+        # A file where a folder stood counts as created (abort removes it first); the
+        # folder's files have backups of their own, restored after it is gone.
+        state.backups[path] = d.entry if d.kind == "file" else None
     deletes = {p for p, want in changes.items() if want is None}
     created: set[str] = set()
     for path, want in changes.items():
