@@ -326,6 +326,33 @@ run "vsync restore lisbon/blurry.jpg --source $deleted~1"
 run 'vsync status --porcelain'
 run 'rm lisbon/blurry.jpg'
 
+block find-version
+run 'vsync log --oneline -n 3 notes.md'
+run 'vsync history notes.md'
+
+block at-version
+run "vsync show --at '$stamp' notes.md"
+run "vsync restore notes.md --at '$stamp'"
+run 'tail -n 2 notes.md'
+run 'vsync status --porcelain'
+run 'vsync restore notes.md'
+
+block restore-as
+run "vsync restore notes.md --source $first --as notes-day1.md"
+run 'cat notes-day1.md'
+run 'rm notes-day1.md'
+
+block log-deleted
+run 'vsync log --deleted'
+
+block follow
+run 'mv lisbon/IMG_0004.jpg lisbon/tram-window.jpg'
+run 'vsync commit -q -m "A better name for the tram photo"'
+run 'vsync log --oneline lisbon/tram-window.jpg'
+run 'vsync log --oneline --follow lisbon/tram-window.jpg'
+run 'vsync log -n 1 --follow lisbon/tram-window.jpg'
+quietly 'vsync push'
+
 block checkout
 run "vsync checkout $first"
 run 'vsync status'
@@ -333,7 +360,42 @@ run 'vsync log --oneline -n 1'
 run 'vsync checkout HEAD'
 run 'vsync status'
 
-# -- 6. looking after it -----------------------------------------------------------------
+# -- 6. undo -----------------------------------------------------------------------------
+
+desktop
+quietly 'vsync pull'
+block undo-desktop
+run 'rm lisbon/IMG_0001.jpg lisbon/IMG_0002.jpg'
+run 'sed -i "/- Day 1/d" notes.md'
+run 'vsync sync -q'
+
+laptop
+block bad-pull
+run 'vsync pull'
+run 'ls lisbon'
+
+block reflog
+run 'vsync reflog -n 5'
+
+block undo
+run 'vsync undo'
+run 'ls lisbon'
+run 'vsync status'
+run 'vsync log --oneline -n 2'
+
+block redo
+run 'vsync undo'
+run 'ls lisbon'
+run 'vsync log --oneline -n 2'
+
+block revert-to
+run 'vsync revert-to HEAD~1'
+run 'ls lisbon'
+run 'vsync log --oneline -n 3'
+run 'vsync reflog -n 4'
+run 'vsync push -q'
+
+# -- 7. looking after it -----------------------------------------------------------------
 
 block fsck
 run_tty 'vsync fsck'
@@ -362,7 +424,7 @@ rc
 fails 'vsync show HEAD:lisbon/tram.mp4 > /tmp/vsync-guide/tram.mp4'
 rc
 
-# -- 7. troubleshooting ------------------------------------------------------------------
+# -- 8. troubleshooting ------------------------------------------------------------------
 
 block t-notrepo
 run 'cd /tmp/vsync-guide'
