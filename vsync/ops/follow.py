@@ -21,7 +21,6 @@ is listed once.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, load_commit, lookup
 from vsync.model.worktree import MODE_LINK, MODE_TREE
-from vsync.ops.log import LogEntry, entry_of
+from vsync.ops.log import LogEntry, entry_of, newest_first
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.renames import THRESHOLD, similarity
 
@@ -116,13 +115,12 @@ def follow(
         raise UsageError(f"--follow follows one file; '{path}' is a folder")
     with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
         f = _Follower(repo, RepoContent(repo, ingester))
-        names = {start: path}
-        heap: list[tuple[int, int, bytes]] = [(-first.commit_time, 0, start)]
-        seq = shown = 0
-        while heap and (limit is None or shown < limit):
-            _t, _s, cid = heapq.heappop(heap)
-            c = load_commit(store, cid)
-            name = names[cid]
+        names = {start: path}  # a parent comes after the child that names it
+        shown = 0
+        for c in newest_first(store, start):
+            if limit is not None and shown >= limit:
+                return
+            name = names[c.id]
             now = _file(store, c.tree, name)
             parent_names: list[str] = []
             renamed: str | None = None
@@ -134,10 +132,7 @@ def follow(
                 if i == 0 and pname != name:
                     renamed = pname
                 parent_names.append(pname)
-                if pid not in names:
-                    names[pid] = pname
-                    seq += 1
-                    heapq.heappush(heap, (-load_commit(store, pid).commit_time, seq, pid))
+                names.setdefault(pid, pname)
             if c.parents:
                 before = _file(store, load_commit(store, c.parents[0]).tree, parent_names[0])
                 touched = before != now or renamed is not None
@@ -159,18 +154,10 @@ def deleted_files(
     store = repo.git.object_store
     with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
         content = RepoContent(repo, ingester)
-        first = load_commit(store, start)
-        heap: list[tuple[int, int, bytes]] = [(-first.commit_time, 0, start)]
-        seen = {start}
-        seq = shown = 0
-        while heap and (limit is None or shown < limit):
-            _t, _s, cid = heapq.heappop(heap)
-            c = load_commit(store, cid)
-            for pid in c.parents:
-                if pid not in seen:
-                    seen.add(pid)
-                    seq += 1
-                    heapq.heappush(heap, (-load_commit(store, pid).commit_time, seq, pid))
+        shown = 0
+        for c in newest_first(store, start):
+            if limit is not None and shown >= limit:
+                return
             if not c.parents:
                 continue
             trees = [load_commit(store, p).tree for p in c.parents]

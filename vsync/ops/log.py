@@ -81,12 +81,26 @@ def walk(
 ) -> Iterator[LogEntry]:
     """Commits reachable from ``start``, newest first, optionally only those touching ``paths``."""
     store = repo.git.object_store
+    shown = 0
+    for c in newest_first(store, start):
+        if limit is not None and shown >= limit:
+            return
+        if paths and not touches(store, c, paths):
+            continue
+        shown += 1
+        yield entry_of(c)
+
+
+def newest_first(store: BaseObjectStore, start: bytes) -> Iterator[Commit]:
+    """Every commit reachable from ``start`` (all parents), by commit time, newest first.
+
+    A commit is queued once one of its children has been listed, as in ``git log``.
+    """
     seq = 0
     first = load_commit(store, start)
     heap: list[tuple[int, int, bytes]] = [(-first.commit_time, seq, start)]
     seen = {start}
-    shown = 0
-    while heap and (limit is None or shown < limit):
+    while heap:
         _t, _s, cid = heapq.heappop(heap)
         c = load_commit(store, cid)
         for parent in c.parents:
@@ -94,7 +108,4 @@ def walk(
                 seen.add(parent)
                 seq += 1
                 heapq.heappush(heap, (-load_commit(store, parent).commit_time, seq, parent))
-        if paths and not touches(store, c, paths):
-            continue
-        shown += 1
-        yield entry_of(c)
+        yield c
