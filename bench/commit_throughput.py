@@ -25,11 +25,11 @@ from pathlib import Path
 
 import datagen
 import machine
+from report import human, vsync_version, warm, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
 REPO_ROOT = BENCH_DIR.parent
-DOC = REPO_ROOT / "docs" / "benchmarks.md"
 HEADING = "## Commit throughput (issue 2)"
 RUNS = 3
 GIB = 1024**3
@@ -145,12 +145,6 @@ def du_bytes(path: Path) -> int:
     return int(out.stdout.split()[0])
 
 
-def warm(path: Path) -> None:
-    with open(path, "rb") as f:
-        while f.read(8 * MIB):
-            pass
-
-
 def measure(tool: str, inp: Input, scratch: Path) -> Measurement:
     env = tool_env()
     times: list[float] = []
@@ -171,14 +165,6 @@ def measure(tool: str, inp: Input, scratch: Path) -> Measurement:
         stored = du_bytes(work / (".vsync" if tool == "vsync" else ".git"))
         shutil.rmtree(work)
     return Measurement(tool, inp, statistics.median(times), stored, peak)
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def table(results: list[Measurement]) -> str:
@@ -212,7 +198,7 @@ def section(results: list[Measurement], quick: bool, load: str, disk: float) -> 
     return f"""{HEADING}
 
 Measured {machine.today()} on {machine.describe()};
-{machine.tool_version("git", "--version")}, vsync {_vsync_version()}; {load};
+{machine.tool_version("git", "--version")}, vsync {vsync_version()}; {load};
 disk: {disk:.0f} MiB/s sequential write with fsync (same size as the inputs).
 Command: `make bench{"-quick" if quick else ""}` (`bench/commit_throughput.py`).
 
@@ -245,27 +231,6 @@ memory.
 """
 
 
-def _vsync_version() -> str:
-    out = subprocess.run([*VSYNC, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip().removeprefix("vsync ") or "unknown"
-
-
-def write_section(text: str, doc: Path = DOC) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    old = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(HEADING))
-        tail = "" if nxt < 0 else old[nxt:]
-        new = old[:start] + text.rstrip("\n") + "\n" + tail
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = doc.with_name(doc.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, doc)
-
-
 def main(quick: bool, update_docs: bool) -> list[Measurement]:
     results: list[Measurement] = []
     load = machine.load()
@@ -287,6 +252,6 @@ def main(quick: bool, update_docs: bool) -> list[Measurement]:
     out.mkdir(exist_ok=True)
     (out / f"commit_throughput{'-quick' if quick else ''}.md").write_text(text, encoding="utf-8")
     if update_docs:
-        write_section(text)
+        write_section(HEADING, text)
     print(text)
     return results

@@ -48,11 +48,11 @@ from typing import Any
 
 import datagen
 import machine
+from report import human, vsync_version, warm, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
 REPO_ROOT = BENCH_DIR.parent
-DOC = REPO_ROOT / "docs" / "benchmarks.md"
 HEADING = "## Push over SSH (issue 3)"
 RUNS = 3
 GIB = 1024**3
@@ -282,13 +282,6 @@ def rsync_stats(text: str) -> dict[str, int]:
     }
 
 
-def warm(*paths: Path) -> None:
-    for path in paths:
-        with open(path, "rb") as f:
-            while f.read(8 * MIB):
-                pass
-
-
 def fresh(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
@@ -434,14 +427,6 @@ def measure(inp: Input, sshd: Any, scratch: Path) -> list[Row]:
 # -- the report ---------------------------------------------------------------------
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def med(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -509,7 +494,7 @@ def section(
     return f"""{HEADING}
 
 Measured {machine.today()} on {machine.describe()};
-{version("rsync", "--version")}; {version("ssh", "-V")}; vsync {_vsync_version()};
+{version("rsync", "--version")}; {version("ssh", "-V")}; vsync {vsync_version()};
 {load_start}, {load_end}.
 Command: `make bench{"-quick" if quick else ""}` (`bench/push_ssh.py`), or
 `.venv/bin/python bench/run.py{" --quick" if quick else ""} --only push` for this section alone.
@@ -591,26 +576,6 @@ def version(*cmd: str) -> str:
     return " ".join(text[0].split()) if text else f"{cmd[0]} unknown"
 
 
-def _vsync_version() -> str:
-    out = subprocess.run([*VSYNC, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip().removeprefix("vsync ") or "unknown"
-
-
-def write_section(text: str, doc: Path = DOC) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    old = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(HEADING))
-        tail = "" if nxt < 0 else old[nxt:]
-        new = old[:start] + text.rstrip("\n") + "\n" + tail
-    tmp = doc.with_name(doc.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, doc)
-
-
 def main(quick: bool, update_docs: bool) -> list[tuple[Input, list[Row]]]:
     ensure_rsync()
     sshd_helper = load_sshd_helper()
@@ -635,6 +600,6 @@ def main(quick: bool, update_docs: bool) -> list[tuple[Input, list[Row]]]:
     out.mkdir(exist_ok=True)
     (out / f"push_ssh{'-quick' if quick else ''}.md").write_text(text, encoding="utf-8")
     if update_docs:
-        write_section(text)
+        write_section(HEADING, text)
     print(text)
     return results
