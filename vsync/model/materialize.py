@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from vsync.errors import DamagedRepository
 from vsync.model.manifest import Manifest
-from vsync.model.worktree import MODE_EXEC, MODE_LINK
+from vsync.model.worktree import MODE_EXEC
 from vsync.store.chunkstore import ChunkStore
 
 TEMP_PREFIX = ".vsync-tmp-"
@@ -70,7 +70,3 @@ def write_symlink(link_target: bytes, target: Path) -> os.stat_result:
             tmp.unlink()
         raise
     return os.lstat(target)
-
-
-def is_symlink_mode(mode: int) -> bool:
-    return mode == MODE_LINK

@@ -7,7 +7,6 @@ are not recorded).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TypeVar
 
 from dulwich.object_store import BaseObjectStore
@@ -122,11 +121,6 @@ def lookup(store: BaseObjectStore, tree_id: bytes, path: str) -> tuple[int | Non
 
 def commit_tree(store: BaseObjectStore, commit_id: bytes) -> bytes:
     return load_commit(store, commit_id).tree
-
-
-def subset(flat: FlatMap, prefixes: Iterable[str]) -> FlatMap:
-    pres = list(prefixes)
-    return {p: e for p, e in flat.items() if any(is_under(p, pre) for pre in pres)}
 
 
 def blob_bytes(store: BaseObjectStore, blob_id: bytes) -> bytes:

@@ -37,10 +37,6 @@ class IntegrateResult:
     hook_output: str = ""
 
 
-def merge_in_progress(repo: Repository) -> MergeState | None:
-    return MergeState.load(repo)
-
-
 def require_no_merge(repo: Repository) -> None:
     state = MergeState.load(repo)
     if state is not None:

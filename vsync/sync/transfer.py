@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,11 +254,6 @@ def receive_pack(conn: Connection, repo: Repository) -> IncomingPack:
     incoming = IncomingPack(repo)
     incoming.receive(conn)
     return incoming
-
-
-def clean_incoming(repo: Repository) -> None:
-    """Remove received packs that a killed transfer left behind."""
-    shutil.rmtree(repo.control / "incoming", ignore_errors=True)
 
 
 # -- chunks ------------------------------------------------------------------------
