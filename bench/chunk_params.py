@@ -31,6 +31,7 @@ import machine
 import zstandard
 
 from vsync.model.manifest import ENTRY, HEAD
+from vsync.store import codec
 from vsync.store.chunker import Chunker, ChunkerParams
 from vsync.store.chunkpack import RECORD, TRAILER_ENTRY
 
@@ -82,7 +83,7 @@ def chunk_and_hash(params: ChunkerParams, data: bytes) -> tuple[list[tuple[bytes
 
 def compressed_size(chunks: list[bytes], level: int) -> tuple[int, float]:
     """Stored bytes (payload as the chunk store keeps it) and seconds."""
-    comp = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    comp = zstandard.ZstdCompressor(compression_params=codec.compression_parameters(level))
     total = 0
     start = time.perf_counter()
     for c in chunks:

@@ -83,10 +83,10 @@ def test_killed_writer_leaves_recoverable_chunks(tmp_path: Path) -> None:
     w = store.writer()
     datas = [os.urandom(3000) for _ in range(5)]
     ids = [add(store, w, d) for d in datas]
-    w._file.flush()  # type: ignore[union-attr]
+    w.wait_written()
     # simulate a kill in the middle of the 6th record: a torn tail
     w._file.write(b"CHNK\0\0\0\0" + b"\0" * 10)  # type: ignore[union-attr]
-    w._file.flush()  # type: ignore[union-attr]
+    w.wait_written()
     w.abandon()
     assert store.count() == 0
     assert store.recover_temp_packs() == 5
@@ -99,7 +99,7 @@ def test_torn_payload_ends_recovery(tmp_path: Path) -> None:
     w = store.writer()
     good = add(store, w, os.urandom(3000))
     bad = add(store, w, os.urandom(3000))
-    w._file.flush()  # type: ignore[union-attr]
+    w.wait_written()
     path = w._path
     w.abandon()
     raw = bytearray(path.read_bytes())  # type: ignore[union-attr]
@@ -122,7 +122,7 @@ def test_recovery_leaves_a_live_writers_pack_alone(tmp_path: Path) -> None:
     other = ChunkStore(tmp_path / "chunks", StateDB(tmp_path / "state.db"))
     with store.writer() as w:
         cid = add(store, w, os.urandom(2000))
-        w._file.flush()  # type: ignore[union-attr]
+        w.wait_written()
         assert other.recover_temp_packs() == 0
         assert w._path is not None and w._path.exists()
     assert store.read(cid)

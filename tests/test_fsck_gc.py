@@ -95,7 +95,7 @@ def test_fsck_clean_on_fresh_repository_with_several_commits(work: Path, vsync) 
     assert SUMMARY.match(vsync("fsck").stdout.strip())  # no commits yet
     (work / "docs").mkdir()
     (work / "docs/readme.txt").write_text("hello\n")
-    (work / "big.bin").write_bytes(os.urandom(600_000))
+    (work / "big.bin").write_bytes(os.urandom(1_500_000))
     vsync("commit", "-m", "one")
     (work / "run.sh").write_text("#!/bin/sh\n")
     os.chmod(work / "run.sh", 0o755)

@@ -1,10 +1,20 @@
 """Turning file content into a manifest, storing the chunks it lacks.
 
-The pipeline: the calling thread reads and cuts the stream (FastCDC), a pool
-of worker threads hashes each chunk (BLAKE3), the calling thread looks each
-id up, and the pool compresses only the chunks the store lacks (zstd). Both
-libraries release the GIL. At most ``depth`` chunks are in flight in each
-stage, so memory stays flat whatever the file size.
+The pipeline works a block (4 MiB) at a time, so per-chunk Python overhead
+stays small:
+
+1. the calling thread reads a block and cuts it into chunks (FastCDC; both
+   the read and the cut release the GIL), the chunks staying views into the
+   block's buffer: no copies;
+2. a worker thread hashes the block's chunks (BLAKE3);
+3. the calling thread looks the ids up and a worker compresses only the
+   chunks the store lacks (zstd), as one batch;
+4. the calling thread appends the batch to the pack with one ``writev``
+   (the chunk store seals full packs on its own thread).
+
+blake3 and zstandard release the GIL, so stages 1, 2 and 3 of successive
+blocks run on both cores at once. At most ``depth`` blocks are in flight in
+each stage, so memory stays flat whatever the file size.
 """
 
 from __future__ import annotations
@@ -18,9 +28,21 @@ from typing import BinaryIO
 from vsync.model.manifest import Manifest
 from vsync.store import codec
 from vsync.store.chunker import Chunker, ChunkerParams
-from vsync.store.chunkstore import PackWriter
+from vsync.store.chunkstore import PackWriter, Record
 
 Progress = Callable[[int], None]
+
+
+def hash_block(views: list[memoryview]) -> list[bytes]:
+    return [codec.chunk_id(v) for v in views]
+
+
+def encode_block(chunks: list[tuple[bytes, memoryview]], level: int) -> list[Record]:
+    out: list[Record] = []
+    for cid, view in chunks:
+        compression, payload = codec.encode(view, level)
+        out.append((cid, len(view), compression, payload))
+    return out
 
 
 class Ingester:
@@ -28,8 +50,11 @@ class Ingester:
         self.chunker = Chunker(params)
         self.level = level
         self.threads = threads or max(2, os.cpu_count() or 2)
-        self.depth = 8 * self.threads
+        self.depth = 2 * self.threads
         self._pool: ThreadPoolExecutor | None = None
+        # Block buffers whose chunks are all settled, reused by the next blocks
+        # (and the next files): fresh memory costs page faults on every block.
+        self._spare: list[bytearray] = []
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -53,33 +78,43 @@ class Ingester:
     ) -> Manifest:
         """Chunk ``stream``; store new chunks through ``writer`` (None: only hash)."""
         manifest = Manifest()
-        hashing: deque[tuple[bytes, Future[bytes]]] = deque()
-        encoding: deque[tuple[bytes, int, Future[tuple[int, bytes]]]] = deque()
+        hashing: deque[tuple[bytearray, list[memoryview], Future[list[bytes]]]] = deque()
+        encoding: deque[tuple[bytearray, list[bytes], Future[list[Record]]]] = deque()
+        queued: set[bytes] = set()  # being compressed, not yet in the writer
+        spare = self._spare
         pool = self.pool
         level = self.level
 
         def settle_hash() -> None:
-            data, fut = hashing.popleft()
-            cid = fut.result()
-            manifest.append(cid, len(data))
+            block, views, fut = hashing.popleft()
+            ids = fut.result()
+            for view, cid in zip(views, ids, strict=True):
+                manifest.append(cid, len(view))
             if progress is not None:
-                progress(len(data))
-            if (
-                writer is not None
-                and not writer.known(cid)
-                and not any(e[0] == cid for e in encoding)
-            ):
-                encoding.append((cid, len(data), pool.submit(codec.encode, data, level)))
+                progress(sum(len(v) for v in views))
+            new: list[tuple[bytes, memoryview]] = []
+            if writer is not None:
+                known = writer.known_many([cid for cid in ids if cid not in queued])
+                for view, cid in zip(views, ids, strict=True):
+                    if cid not in known and cid not in queued:
+                        queued.add(cid)
+                        new.append((cid, view))
+            if new:
+                batch = [cid for cid, _view in new]
+                encoding.append((block, batch, pool.submit(encode_block, new, level)))
+            else:
+                spare.append(block)
 
         def settle_encode() -> None:
-            cid, raw_len, fut = encoding.popleft()
-            compression, payload = fut.result()
+            block, batch, fut = encoding.popleft()
             assert writer is not None
-            writer.add(cid, raw_len, compression, payload)
+            # The block's buffer is reused only once its raw payloads are written.
+            writer.add_many(fut.result(), lambda: spare.append(block), checked=True)
+            queued.difference_update(batch)
 
-        for data in self.chunker.chunks(stream):
-            hashing.append((data, pool.submit(codec.chunk_id, data)))
-            if len(hashing) > self.depth:
+        for block, views in self.chunker.blocks(stream, spare=spare):
+            hashing.append((block, views, pool.submit(hash_block, views)))
+            while len(hashing) > self.depth:
                 settle_hash()
             while len(encoding) > self.depth:
                 settle_encode()
@@ -87,4 +122,5 @@ class Ingester:
             settle_hash()
         while encoding:
             settle_encode()
+        del spare[2 * self.depth + 2 :]  # keep enough for the next file, free the rest
         return manifest

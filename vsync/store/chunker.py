@@ -7,20 +7,21 @@ interoperate (chunks are addressed by content), they only deduplicate less.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
 ALGORITHM = "fastcdc2020"
+BLOCK_SIZE = 4 * 1024 * 1024  # bytes read per block by Chunker.blocks
 
 
 @dataclass(frozen=True)
 class ChunkerParams:
-    min_size: int = 16 * 1024
-    avg_size: int = 64 * 1024
-    max_size: int = 256 * 1024
+    min_size: int = 32 * 1024
+    avg_size: int = 128 * 1024
+    max_size: int = 512 * 1024
     normalization: int = 1
 
     def validate(self) -> None:
@@ -48,5 +49,66 @@ class Chunker:
         )
 
     def chunks(self, stream: BinaryIO) -> Iterator[bytes]:
-        for chunk in self._cdc.cut_stream(stream):
-            yield bytes(chunk.data)
+        """Each chunk of ``stream`` as an independent ``bytes`` copy."""
+        for _block, views in self.blocks(stream):
+            for view in views:
+                yield bytes(view)
+
+    def blocks(
+        self, stream: BinaryIO, block_size: int = BLOCK_SIZE, spare: list[bytearray] | None = None
+    ) -> Iterator[tuple[bytearray, list[memoryview]]]:
+        """Cut ``stream`` a block at a time: yields each block's buffer with the
+        consecutive chunks that end inside it, as views into it.
+
+        A buffer is taken from ``spare`` (the caller puts back the buffers it is
+        done with: reusing memory saves faulting in fresh pages) or allocated.
+        It is never written again by this generator once yielded, so the views
+        may be handed to other threads. A chunk is taken from a block only when
+        ``max_size`` bytes follow its start there (or the stream has ended),
+        which is all FastCDC ever looks at: the boundaries are exactly those of
+        cutting the whole stream at once.
+        """
+        max_size = self.params.max_size
+        size = max(block_size, 2 * max_size)
+        readinto = _readinto(stream)
+        carry = b""
+        eof = False
+        while True:
+            block = spare.pop() if spare else bytearray(size)
+            buf = memoryview(block)
+            filled = len(carry)
+            buf[:filled] = carry
+            while filled < size and not eof:
+                n = readinto(buf[filled:])
+                if not n:
+                    eof = True
+                else:
+                    filled += n
+            if filled == 0:
+                return
+            view = buf[:filled]
+            out: list[memoryview] = []
+            end = 0
+            for chunk in self._cdc.cut_buf(view):
+                if not eof and chunk.offset + max_size > filled:
+                    break
+                out.append(chunk.data)
+                end = chunk.offset + chunk.length
+            carry = bytes(view[end:])
+            if out:
+                yield block, out
+            if eof and end >= filled:
+                return
+
+
+def _readinto(stream: BinaryIO) -> Callable[[memoryview], int]:
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return readinto  # type: ignore[no-any-return]
+
+    def read_into(target: memoryview) -> int:
+        data = stream.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    return read_into

@@ -11,11 +11,14 @@ written before a crash or an interrupted transfer stay stored.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import io
 import os
 import secrets
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +64,16 @@ class ChunkStore:
         row = self.db.conn.execute("SELECT 1 FROM chunks WHERE id=?", (cid,)).fetchone()
         return row is not None
 
+    def has_many(self, cids: list[bytes]) -> set[bytes]:
+        """The ids among ``cids`` that the store has: one query per 500 ids."""
+        found: set[bytes] = set()
+        for i in range(0, len(cids), 500):
+            part = cids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
+            found.update(row[0] for row in rows)
+        return found
+
     def missing(self, cids: Iterable[bytes]) -> list[bytes]:
         """The ids among ``cids`` that the store lacks, in their given order."""
         out = []
@@ -102,14 +115,18 @@ class ChunkStore:
             else:
                 cur = conn.execute("INSERT INTO packs(name, size) VALUES (?, ?)", (name, size))
                 pack = cur.lastrowid
-            conn.executemany(
-                f"INSERT OR {verb} INTO chunks(id, pack, offset, stored_len, raw_len, compression)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (e.chunk_id, pack, e.offset, e.stored_len, e.raw_len, e.compression)
-                    for e in entries
-                ],
-            )
+            rows = [
+                (e.chunk_id, pack, e.offset, e.stored_len, e.raw_len, e.compression)
+                for e in entries
+            ]
+            # Many rows per statement: one sqlite3_step (one GIL release) per 200 rows.
+            for i in range(0, len(rows), 200):
+                part = rows[i : i + 200]
+                conn.execute(
+                    f"INSERT OR {verb} INTO chunks(id, pack, offset, stored_len, raw_len,"
+                    f" compression) VALUES {','.join(['(?,?,?,?,?,?)'] * len(part))}",
+                    [value for row in part for value in row],
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -297,7 +314,17 @@ class ChunkStore:
 class PackWriter:
     """Appends chunks to new packs; call :meth:`flush` (or leave the ``with``)
     to seal and index them. Chunks are visible to :meth:`ChunkStore.has` only
-    after the pack holding them is sealed; :meth:`pending` covers the gap."""
+    after the pack holding them is sealed and indexed; :meth:`pending` covers
+    the gap.
+
+    The caller's thread only decides where each record goes; the bytes are
+    written by an I/O thread (one ``writev`` per batch, in order), and a full
+    pack is sealed (trailer, fsync, rename, directory fsync) by a sealer
+    thread while the next one fills. So copying into the page cache and
+    flushing to disk overlap with the caller producing the next chunks. Index
+    rows are entered on the caller's thread (SQLite connections stay on their
+    thread) once a seal is done. :meth:`flush` waits for everything.
+    """
 
     def __init__(
         self, store: ChunkStore, target_size: int = PACK_TARGET_SIZE, relocate: bool = False
@@ -305,10 +332,14 @@ class PackWriter:
         self.store = store
         self.relocate = relocate
         self.target_size = target_size
-        self._file = None
+        self._file: io.FileIO | None = None
         self._path: Path | None = None
         self._entries: list[PackEntry] = []
-        self._pending: set[bytes] = set()
+        self._ids: set[bytes] = set()  # in the pack being written
+        self._sealing: deque[_Sealing] = deque()
+        self._writes: deque[Future[None]] = deque()
+        self._io: ThreadPoolExecutor | None = None
+        self._sealer: ThreadPoolExecutor | None = None
         self._pos = 0
         self.bytes_written = 0
         self.chunks_written = 0
@@ -323,76 +354,195 @@ class PackWriter:
             self.abandon()
 
     def pending(self, cid: bytes) -> bool:
-        return cid in self._pending
+        return cid in self._ids or any(cid in s.ids for s in self._sealing)
 
     def known(self, cid: bytes) -> bool:
         if self.relocate:
-            return cid in self._pending
-        return cid in self._pending or self.store.has(cid)
+            return self.pending(cid)
+        return self.pending(cid) or self.store.has(cid)
 
-    def add(self, cid: bytes, raw_len: int, compression: int, payload: bytes) -> bool:
-        """Store one encoded chunk unless it is already stored. True if written."""
-        if self.known(cid):
-            return False
-        if self._file is None:
-            self._start()
-        assert self._file is not None
-        entry = PackEntry(cid, self._pos, len(payload), raw_len, compression)
-        # One unbuffered write per record: what is written survives the process
-        # being killed, so an interrupted transfer keeps what it received.
-        self._write_all(chunkpack.record_header(entry) + payload)
-        self._pos += chunkpack.RECORD.size + len(payload)
-        self._entries.append(entry)
-        self._pending.add(cid)
-        self.bytes_written += len(payload)
-        self.chunks_written += 1
-        if self._pos >= self.target_size:
-            self.flush()
-        return True
+    def known_many(self, cids: list[bytes]) -> set[bytes]:
+        """The ids among ``cids`` that :meth:`known` would call known."""
+        found = {cid for cid in cids if self.pending(cid)}
+        if not self.relocate:
+            found |= self.store.has_many([cid for cid in cids if cid not in found])
+        return found
+
+    def add(self, cid: bytes, raw_len: int, compression: int, payload: bytes | memoryview) -> bool:
+        """Store one encoded chunk unless it is already stored. True if queued."""
+        return self.add_many([(cid, raw_len, compression, payload)]) == 1
+
+    def add_many(
+        self,
+        records: Iterable[Record],
+        on_written: Callable[[], None] | None = None,
+        checked: bool = False,
+    ) -> int:
+        """Queue encoded chunks ``(id, raw_len, compression, payload)`` that are not
+        already stored, in order; returns how many were queued.
+
+        A payload must stay unchanged until it is written: ``on_written`` is
+        called (on the I/O thread) once every payload of this call is in the
+        file, so a caller can then reuse the buffers they view. Bytes are
+        written straight to the file, no user-space buffer, so what is written
+        survives the process being killed. ``checked``: the caller has just
+        asked :meth:`known_many` about these ids, so the index is not asked again
+        (ids pending in this writer are still skipped)."""
+        records = list(records)
+        known = set() if checked else self.known_many([r[0] for r in records])
+        iov: list[bytes | memoryview] = []
+        written = 0
+        for cid, raw_len, compression, payload in records:
+            if cid in known or self.pending(cid):
+                continue
+            if self._file is None:
+                self._start()
+            entry = PackEntry(cid, self._pos, len(payload), raw_len, compression)
+            iov.append(chunkpack.record_header(entry))
+            iov.append(payload)
+            self._pos += chunkpack.RECORD.size + len(payload)
+            self._entries.append(entry)
+            self._ids.add(cid)
+            self.bytes_written += len(payload)
+            self.chunks_written += 1
+            written += 1
+            if self._pos >= self.target_size:
+                self._queue_write(iov)
+                iov = []
+                self._seal_current()
+        self._queue_write(iov)
+        if on_written is not None:
+            self._queue(on_written)
+        self._index_sealed(wait=False)
+        return written
+
+    def wait_written(self) -> None:
+        """Return once every queued record is in its file (raising what a write raised)."""
+        while self._writes:
+            self._writes.popleft().result()
+
+    def _queue(self, job: Callable[..., None], *args: object) -> None:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="vsync-packio")
+        while self._writes and self._writes[0].done():
+            self._writes.popleft().result()
+        while len(self._writes) >= _WRITES_IN_FLIGHT:
+            self._writes.popleft().result()
+        self._writes.append(self._io.submit(job, *args))
+
+    def _queue_write(self, iov: list[bytes | memoryview]) -> None:
+        if iov:
+            assert self._file is not None
+            self._queue(_writev_all, self._file.fileno(), iov, str(self._path))
 
     def _start(self) -> None:
         name = f"pack-{secrets.token_hex(16)}"
         self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
-        self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed in flush
+        self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed when sealed
         # The flock tells recover_temp_packs in other processes that this pack is live.
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
-        self._write_all(chunkpack.header_bytes())
+        _writev_all(self._file.fileno(), [chunkpack.header_bytes()], str(self._path))
         self._pos = chunkpack.HEADER.size
         self._entries = []
+        self._ids = set()
 
-    def _write_all(self, data: bytes) -> None:
-        """An unbuffered write may be short (e.g. near a full disk): loop until done."""
-        assert self._file is not None
-        view = memoryview(data)
-        while view:
-            n = self._file.write(view)
-            if not n:
-                raise OSError(28, "No space left on device", str(self._path))
-            view = view[n:]
-
-    def flush(self) -> None:
-        """Seal the current pack (trailer, fsync, rename) and index it."""
+    def _seal_current(self) -> None:
+        """Queue the current pack's trailer and hand the pack to the sealer thread;
+        the next add starts a new pack."""
         if self._file is None or self._path is None:
             return
-        f, path, entries = self._file, self._path, self._entries
-        self._write_all(chunkpack.trailer_bytes(entries, self._pos))
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
-        final = path.with_name(path.name[: -len(chunkpack.TEMP_SUFFIX)] + chunkpack.PACK_SUFFIX)
-        os.replace(path, final)
-        fsync_dir(self.store.dir)
-        self.store._index_pack(final.name, entries, final.stat().st_size, self.relocate)
+        while len(self._sealing) >= _SEALS_IN_FLIGHT:
+            self._index_one(self._sealing[0])
+        self._queue_write([chunkpack.trailer_bytes(self._entries, self._pos)])
+        written = self._writes[-1]
+        if self._sealer is None:
+            self._sealer = ThreadPoolExecutor(1, thread_name_prefix="vsync-seal")
+        job = self._sealer.submit(_seal, written, self._file, self._path, self.store.dir)
+        self._sealing.append(_Sealing(job, self._entries, self._ids))
         self._file = None
         self._path = None
         self._entries = []
-        self._pending.clear()
+        self._ids = set()
+
+    def _index_one(self, sealing: _Sealing) -> None:
+        final, size = sealing.job.result()  # raises what the seal raised
+        self.store._index_pack(final.name, sealing.entries, size, self.relocate)
+        self._sealing.remove(sealing)
+
+    def _index_sealed(self, wait: bool) -> None:
+        while self._sealing and (wait or self._sealing[0].job.done()):
+            self._index_one(self._sealing[0])
+
+    def flush(self) -> None:
+        """Seal the current pack and index every sealed pack; returns when all are."""
+        self._seal_current()
+        self.wait_written()
+        self._index_sealed(wait=True)
+        self._stop_threads()
 
     def abandon(self) -> None:
-        """Close without sealing; the temp pack is recovered by the next writer."""
+        """Close without sealing the current pack (the next writer recovers it);
+        packs already handed to the sealer are finished and indexed if they can be."""
+        for fut in self._writes:
+            fut.exception()  # wait; what failed is left for recover_temp_packs
+        self._writes.clear()
         if self._file is not None:
             self._file.close()
         self._file = None
         self._path = None
         self._entries = []
-        self._pending.clear()
+        self._ids = set()
+        for sealing in list(self._sealing):
+            try:
+                self._index_one(sealing)
+            except Exception:  # left for recover_temp_packs / reconcile
+                self._sealing.remove(sealing)
+        self._stop_threads()
+
+    def _stop_threads(self) -> None:
+        for pool in (self._io, self._sealer):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._io = self._sealer = None
+
+
+Record = tuple[bytes, int, int, "bytes | memoryview"]
+_SEALS_IN_FLIGHT = 2
+_WRITES_IN_FLIGHT = 8
+_IOV_MAX = 512
+
+
+@dataclass
+class _Sealing:
+    job: Future[tuple[Path, int]]
+    entries: list[PackEntry]
+    ids: set[bytes]
+
+
+def _seal(written: Future[None], f: io.FileIO, path: Path, directory: Path) -> tuple[Path, int]:
+    """Once the trailer is written: fsync, close, rename, directory fsync (sealer thread)."""
+    try:
+        written.result()
+        os.fsync(f.fileno())
+    finally:
+        f.close()
+    final = path.with_name(path.name[: -len(chunkpack.TEMP_SUFFIX)] + chunkpack.PACK_SUFFIX)
+    os.replace(path, final)
+    fsync_dir(directory)
+    return final, final.stat().st_size
+
+
+def _writev_all(fd: int, buffers: list[bytes | memoryview], where: str) -> None:
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while views:
+        n = os.writev(fd, views[:_IOV_MAX])
+        if n == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), where)
+        while n and views:
+            first = len(views[0])
+            if n >= first:
+                n -= first
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
