@@ -9,9 +9,9 @@ from typing import Any
 
 from vsync.cli.output import short, warn
 from vsync.model.repository import Repository
-from vsync.ops.commit import commit
-from vsync.ops.status import status
-from vsync.ui.progress import human_bytes, progress_for
+
+# Each command imports its operation when it runs: status need not load commit's
+# modules, and start-up is paid by every call.
 
 STATUS_WORDS = {
     "UU": "both changed",
@@ -52,6 +52,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from vsync.ops.status import status
+
     with Repository.discover() as repo:
         repo.require_worktree()
         result = status(repo, warn)
@@ -76,6 +78,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
+    from vsync.ops.commit import commit
+    from vsync.ui.progress import human_bytes, progress_for
+
     with Repository.discover() as repo:
         repo.require_worktree()
         progress = progress_for("Committing", args.quiet)

@@ -7,10 +7,12 @@ are not recorded).
 
 from __future__ import annotations
 
+from binascii import unhexlify
+from hashlib import sha1
 from typing import TypeVar
 
 from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ShaFile, Tree, parse_tree
 
 from vsync.errors import DamagedRepository, PathNotInRevision
 from vsync.model.paths import check_tree_name, is_under
@@ -19,33 +21,72 @@ from vsync.model.worktree import MODE_TREE
 Entry = tuple[int, bytes]
 T = TypeVar("T", bound=ShaFile)
 FlatMap = dict[str, Entry]
+SHA_LEN = 20
 
 
 def build_tree(flat: FlatMap) -> tuple[bytes, list[ShaFile]]:
     """The root tree id for ``flat`` and the tree objects that make it up."""
-    children: dict[str, dict[str, Entry | None]] = {"": {}}
-    for path in flat:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[: i - 1])
-            folder = "/".join(parts[:i])
-            children.setdefault(folder, {})
-            children.setdefault(parent, {})[parts[i - 1]] = None
-        parent = "/".join(parts[:-1])
-        children.setdefault(parent, {})[parts[-1]] = flat[path]
     trees: list[ShaFile] = []
+    return _build(flat, trees), trees
+
+
+def tree_id_of(flat: FlatMap) -> bytes:
+    """The root tree id for ``flat``, without making tree objects."""
+    return _build(flat, None)
+
+
+def _build(flat: FlatMap, trees: list[ShaFile] | None) -> bytes:
+    files: dict[str, list[tuple[bytes, int, bytes]]] = {"": []}
+    folders: dict[str, list[str]] = {"": []}  # folder -> its subfolders' names
+    for path, (mode, sha) in flat.items():
+        folder, _, name = path.rpartition("/")
+        entries = files.get(folder)
+        if entries is None:
+            entries = files[folder] = []
+            child = folder
+            links: list[tuple[str, str]] = []
+            while child not in folders:  # ends at "", which is always there
+                folders[child] = []
+                parent, _, sub = child.rpartition("/")
+                links.append((parent, sub))
+                child = parent
+            for parent, sub in links:
+                folders[parent].append(sub)
+        entries.append((name.encode(), mode, sha))
     ids: dict[str, bytes] = {}
-    for folder in sorted(children, key=lambda f: f.count("/") + (1 if f else 0), reverse=True):
-        tree = Tree()
-        for name, entry in children[folder].items():
-            if entry is None:
-                sub = f"{folder}/{name}" if folder else name
-                tree.add(name.encode(), MODE_TREE, ids[sub])
-            else:
-                tree.add(name.encode(), entry[0], entry[1])
-        trees.append(tree)
-        ids[folder] = tree.id
-    return ids[""], trees
+    for folder in sorted(folders, key=lambda f: f.count("/") + (1 if f else 0), reverse=True):
+        prefix = folder + "/" if folder else ""
+        items = [
+            (name + b"/" if mode == MODE_TREE else name, name, mode, sha)
+            for name, mode, sha in files.get(folder, ())
+        ]
+        items.extend(
+            (sub.encode() + b"/", sub.encode(), MODE_TREE, ids[prefix + sub])
+            for sub in folders[folder]
+        )
+        items.sort()
+        body = b"".join(
+            b"%o %s\0%s" % (mode, name, unhexlify(sha)) for _key, name, mode, sha in items
+        )
+        tree_id = sha1(b"tree %d\0%s" % (len(body), body)).hexdigest().encode("ascii")
+        if trees is not None:
+            trees.append(Tree.from_raw_string(Tree.type_num, body, sha=tree_id))
+        ids[folder] = tree_id
+    return ids[""]
+
+
+def _entry_name(name: bytes) -> str:
+    """A tree entry's name, validated (plain ASCII names take a short cut)."""
+    if (
+        name.isascii()
+        and name not in (b"", b".", b"..")
+        and b"/" not in name
+        and b"\0" not in name
+        and b"\\" not in name
+        and name.lower() != b".vsync"
+    ):
+        return name.decode("ascii")  # ASCII is always NFC
+    return check_tree_name(name)
 
 
 def flatten(store: BaseObjectStore, tree_id: bytes, prefix: str = "") -> FlatMap:
@@ -66,17 +107,26 @@ def flatten(store: BaseObjectStore, tree_id: bytes, prefix: str = "") -> FlatMap
     stack = [(start, base)]
     while stack:
         tid, folder = stack.pop()
-        tree = _tree(store, tid)
-        for item in tree.iteritems():
-            name = check_tree_name(item.path)
-            path = f"{folder}/{name}" if folder else name
-            if item.mode == MODE_TREE:
-                stack.append((item.sha, path))
-            elif item.mode == 0o160000:
+        head = folder + "/" if folder else ""
+        for name, mode, sha in parse_tree(_raw_tree(store, tid), SHA_LEN):
+            path = head + _entry_name(name)
+            if mode == MODE_TREE:
+                stack.append((sha, path))
+            elif mode == 0o160000:
                 continue  # gitlinks are never written by vsync; ignore foreign ones
             else:
-                out[path] = (item.mode, item.sha)
+                out[path] = (mode, sha)
     return out
+
+
+def _raw_tree(store: BaseObjectStore, tid: bytes) -> bytes:
+    try:
+        type_num, raw = store.get_raw(tid)
+    except KeyError:
+        raise DamagedRepository(f"tree {tid.decode()} is missing") from None
+    if type_num != Tree.type_num:
+        raise DamagedRepository(f"object {tid.decode()} should be a tree")
+    return raw
 
 
 def load_typed(store: BaseObjectStore, oid: bytes, kind: type[T]) -> T:

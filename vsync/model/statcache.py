@@ -22,6 +22,22 @@ def stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
+def fresh_manifest(row: Row, st: os.stat_result) -> bytes | None:
+    """The manifest id of ``row`` if it still describes a file with stat ``st``."""
+    size, mtime, ctime, ino, mode, manifest, hashed_at = row
+    if (
+        size != st.st_size
+        or mtime != st.st_mtime_ns
+        or ctime != st.st_ctime_ns
+        or ino != st.st_ino
+        or mode != st.st_mode
+    ):
+        return None
+    if (mtime if mtime > ctime else ctime) >= hashed_at - RACY_NS:
+        return None  # racily clean: cannot tell a same-tick edit apart
+    return manifest
+
+
 class StatCache:
     def __init__(self, db: StateDB) -> None:
         self.db = db
@@ -41,12 +57,11 @@ class StatCache:
         row = self._load().get(path)
         if row is None:
             return None
-        size, mtime, ctime, ino, mode, manifest, hashed_at = row
-        if (size, mtime, ctime, ino, mode) != stat_key(st):
-            return None
-        if max(mtime, ctime) >= hashed_at - RACY_NS:
-            return None  # racily clean: cannot tell a same-tick edit apart
-        return manifest
+        return fresh_manifest(row, st)
+
+    def rows(self) -> dict[str, Row]:
+        """Every entry by path (read-only: change them through record/forget)."""
+        return self._load()
 
     def record(self, path: str, st: os.stat_result, manifest: bytes, hashed_at_ns: int) -> None:
         row: Row = (*stat_key(st), manifest, hashed_at_ns)
@@ -64,17 +79,18 @@ class StatCache:
         if not self._pending:
             return
         conn = self.db.conn
+        gone = [(path,) for path, row in self._pending.items() if row is None]
+        rows = [(path, *row) for path, row in self._pending.items() if row is not None]
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for path, row in self._pending.items():
-                if row is None:
-                    conn.execute("DELETE FROM files WHERE path=?", (path,))
-                else:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, mode,"
-                        " manifest, hashed_at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (path, *row),
-                    )
+            if gone:
+                conn.executemany("DELETE FROM files WHERE path=?", gone)
+            if rows:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, mode,"
+                    " manifest, hashed_at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -11,17 +11,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from stat import S_ISLNK
 
 from dulwich.objects import Blob, ShaFile
 
+from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead, git_blob_id
+from vsync.model.gitpack import Presence
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap
-from vsync.model.statcache import StatCache, stat_key
-from vsync.model.worktree import WorkFile, scan
+from vsync.model.statcache import StatCache, fresh_manifest, stat_key
+from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
 from vsync.store.chunkstore import PackWriter
 
 READ_ATTEMPTS = 3
@@ -60,9 +64,15 @@ def read_working(
     cache = StatCache(repo.db)
     object_store = repo.git.object_store
     state = WorkingState({}, files, cache=cache)
+    flat = state.flat
     todo: list[WorkFile] = []
+    unverified: list[tuple[str, int, bytes]] = []  # cache hits whose manifest may be unstored
+    stored: Presence | None = None
+    rows = cache.rows()
     for path, wf in files.items():
-        if wf.is_link:
+        st = wf.st
+        st_mode = st.st_mode
+        if S_ISLNK(st_mode):
             try:
                 target = os.readlink(wf.disk)
             except OSError as exc:
@@ -70,38 +80,77 @@ def read_working(
                 state.skipped.append(path)
                 continue
             blob = Blob.from_string(os.fsencode(target))
-            state.flat[path] = (wf.mode, blob.id)
+            flat[path] = (MODE_LINK, blob.id)
             if writer is not None and blob.id not in object_store:
                 state.new_objects.append(blob)
             continue
-        cached = cache.lookup(path, wf.st)
-        if cached is not None and (writer is None or cached in object_store):
-            state.flat[path] = (wf.mode, cached)
-        else:
+        mode = MODE_EXEC if st_mode & 0o111 else MODE_FILE
+        row = rows.get(path)
+        cached = None if row is None else fresh_manifest(row, st)
+        if cached is None:
             todo.append(wf)
+        elif writer is None:
+            flat[path] = (mode, cached)
+        else:
+            unverified.append((path, mode, cached))
+    if unverified:
+        # A cached manifest may never have been stored (status hashes without
+        # storing; a commit may have died before writing its objects): reuse
+        # it only when the object store has it. Most are in the last commit.
+        stored = Presence(object_store, len(files))
+        for path, mode, cached in unverified:
+            if cached in stored:
+                flat[path] = (mode, cached)
+            else:
+                todo.append(files[path])
+    seen_blobs: set[bytes] = set()
+    if writer is not None and todo and stored is None:
+        stored = Presence(object_store, len(todo))
+
+    def settle(wf: WorkFile, raw: bytes, blob_id: bytes, st: os.stat_result, at: int) -> None:
+        flat[wf.path] = (git_mode_of(st), blob_id)
+        state.hashed += 1
+        cache.record(wf.path, st, blob_id, at)
+        if stored is not None and blob_id not in seen_blobs and blob_id not in stored:
+            seen_blobs.add(blob_id)
+            state.new_objects.append(Blob.from_string(raw))
+
+    small = [wf for wf in todo if wf.st.st_size <= SMALL_MAX]
+    large = [wf for wf in todo if wf.st.st_size > SMALL_MAX]
     if progress is not None:
         progress.start(len(todo), sum(wf.st.st_size for wf in todo))
-    seen_blobs: set[bytes] = set()
-    for wf in todo:
+    if small:
+
+        def on_file(fr: FileRead) -> None:
+            wf = fr.wf
+            if fr.manifest is None or fr.st is None:
+                warn(f"skipping '{wf.path}': it kept changing while it was read")
+                state.skipped.append(wf.path)
+            else:
+                settle(wf, fr.manifest, fr.blob_id, fr.st, fr.hashed_at)
+            if progress is not None:
+                progress.advance(wf.st.st_size)
+                progress.file_done(wf.path)
+
+        threads = max(2, os.cpu_count() or 2)
+        with ThreadPoolExecutor(threads, thread_name_prefix="vsync-read") as pool:
+            reader = BatchReader(
+                repo.config.chunker_params(), repo.config.compression_level(), pool, threads
+            )
+            reader.read(small, writer, on_file)
+    for wf in large:
         result = _read_stable(wf, ingester, writer, progress)
         if result is None:
             warn(f"skipping '{wf.path}': it kept changing while it was read")
             state.skipped.append(wf.path)
             continue
         manifest, st, hashed_at = result
-        blob = Blob.from_string(manifest.to_bytes())
-        mode = wf.mode if st.st_mode == wf.st.st_mode else WorkFile(wf.path, wf.disk, st).mode
-        state.flat[wf.path] = (mode, blob.id)
-        state.hashed += 1
-        cache.record(wf.path, st, blob.id, hashed_at)
-        if writer is not None and blob.id not in seen_blobs and blob.id not in object_store:
-            seen_blobs.add(blob.id)
-            state.new_objects.append(blob)
+        raw = manifest.to_bytes()
+        settle(wf, raw, git_blob_id(raw), st, hashed_at)
         if progress is not None:
             progress.file_done(wf.path)
     for path in cache.paths():
-        in_scope = prefixes is None or any(is_under(path, p) for p in prefixes)
-        if in_scope and path not in files:
+        if path not in files and (prefixes is None or any(is_under(path, p) for p in prefixes)):
             cache.forget(path)
     if progress is not None:
         progress.finish()

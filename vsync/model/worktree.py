@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
 from vsync.model.ignore import Ignore
 from vsync.model.paths import CONTROL_NAME, is_under, nfc
@@ -50,6 +51,7 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
     valid UTF-8 and names that collide once NFC-normalised.
     """
     ignore = Ignore(root)
+    ignored = ignore.ignored
     out: dict[str, WorkFile] = {}
     stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
@@ -59,17 +61,20 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
         except OSError as exc:
             warn(f"skipping unreadable folder '{rel_dir or '.'}': {exc.strerror}")
             continue
+        head = rel_dir + "/" if rel_dir else ""
         with it:
             for entry in it:
                 name = entry.name
-                if not rel_dir and name == CONTROL_NAME:
+                if not name.isascii():  # ASCII is valid UTF-8 and already NFC
+                    try:
+                        name.encode("utf-8")
+                    except UnicodeEncodeError:
+                        warn(f"skipping '{os.path.join(rel_dir, name)!r}': name is not valid UTF-8")
+                        continue
+                    name = nfc(name)
+                elif not rel_dir and name == CONTROL_NAME:
                     continue
-                try:
-                    name.encode("utf-8")
-                except UnicodeEncodeError:
-                    warn(f"skipping '{os.path.join(rel_dir, name)!r}': name is not valid UTF-8")
-                    continue
-                rel = f"{rel_dir}/{nfc(name)}" if rel_dir else nfc(name)
+                rel = head + name
                 if prefixes is not None and not any(
                     is_under(rel, p) or is_under(p, rel) for p in prefixes
                 ):
@@ -79,17 +84,18 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
                 except OSError as exc:
                     warn(f"skipping '{rel}': {exc.strerror}")
                     continue
-                if stat.S_ISDIR(st.st_mode):
-                    if name == CONTROL_NAME or ignore.ignored(rel, True):
-                        continue
-                    stack.append((entry.path, rel))
-                elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                    if ignore.ignored(rel, False):
+                kind = S_IFMT(st.st_mode)
+                if kind in (S_IFREG, S_IFLNK):
+                    if ignored(rel, False):
                         continue
                     if rel in out:
                         warn(f"skipping '{entry.path}': its name collides with '{out[rel].disk}'")
                         continue
                     out[rel] = WorkFile(rel, entry.path, st)
+                elif kind == S_IFDIR:
+                    if entry.name == CONTROL_NAME or ignored(rel, True):
+                        continue
+                    stack.append((entry.path, rel))
                 else:
                     warn(f"skipping '{rel}': not a regular file, folder or symlink")
     if prefixes is not None:

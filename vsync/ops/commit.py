@@ -15,6 +15,7 @@ from dulwich.objects import Commit, ShaFile
 
 from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
+from vsync.model.gitpack import Presence, add_objects
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
@@ -106,10 +107,12 @@ def commit(
             return result
         parents = ([head] if head else []) + (parents_extra or [])
         c = make_commit(repo, tree_id, parents, message)
+        store_git = repo.git.object_store
         objects: list[ShaFile] = list(state.new_objects)
-        objects.extend(t for t in trees if t.id not in repo.git.object_store)
+        stored = Presence(store_git, len(trees))
+        objects.extend(t for t in trees if t.id not in stored)
         objects.append(c)
-        repo.git.object_store.add_objects([(o, None) for o in objects])
+        add_objects(store_git, objects)
         subject = message.strip().splitlines()[0]
         advance_branch(repo, head, c.id, f"commit{' (initial)' if head is None else ''}: {subject}")
         result.commit_id = c.id

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
 from vsync.model.working import ProgressSink, read_working
 from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge.state import MergeState, status_codes
@@ -62,17 +62,26 @@ def status(
     warn: Callable[[str], None],
     progress: ProgressSink | None = None,
 ) -> StatusResult:
-    base = head_flat(repo)
+    head = repo.head()
     params = repo.config.chunker_params()
     with Ingester(params, repo.config.compression_level()) as ingester:
         state = read_working(repo, ingester, warn, None, progress)
-    for path in state.skipped:  # kept changing while read: certainly not clean
-        state.flat[path] = (0, b"")
-    entries = compare(base, state.flat)
+    store = repo.git.object_store
+    if (
+        head is not None
+        and not state.skipped
+        and tree_id_of(state.flat) == commit_tree(store, head)
+    ):
+        entries: list[tuple[str, str]] = []  # same tree: nothing changed
+    else:
+        for path in state.skipped:  # kept changing while read: certainly not clean
+            state.flat[path] = (0, b"")
+        base = {} if head is None else flatten(store, commit_tree(store, head))
+        entries = compare(base, state.flat)
     merge = MergeState.load(repo)
     if merge is not None:
         unmerged = dict((path, code) for code, path in status_codes(merge))
         entries = [(c, p) for c, p in entries if p not in unmerged]
         entries.extend((code, path) for path, code in unmerged.items())
         entries.sort(key=lambda e: e[1])
-    return StatusResult(entries, repo.head(), state.skipped, merge)
+    return StatusResult(entries, head, state.skipped, merge)
