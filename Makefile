@@ -4,8 +4,8 @@
 #   make demo         a two-minute scripted tour in a temporary folder
 #   make test         the whole test suite (installs sshd, ssh, git, tmux if missing)
 #   make lint         ruff check + ruff format --check
-#   make bench        benchmarks, 1 GiB inputs (updates docs/benchmarks.md, docs/format.md)
-#   make bench-quick  the same with 64 MiB inputs (results under bench/results/ only)
+#   make bench        benchmarks vs git, rsync, restic (updates docs/benchmarks.md, docs/format.md)
+#   make bench-quick  the same scaled down, under 2 minutes (results under bench/results/ only)
 #   make clean        caches, build output, benchmark data; `make distclean` also .venv
 
 SHELL := /bin/bash
@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench bench-quick system-deps clean distclean
+.PHONY: venv demo test lint bench bench-quick bench-deps system-deps clean distclean
 
 venv: $(STAMP)
 
@@ -57,10 +57,37 @@ lint: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-bench: venv
+# The peers the benchmarks measure vsync against (issue 6): git, rsync, restic
+# (0.14+: compression), GNU time (/usr/bin/time -v for peak RSS) and an OpenSSH
+# server and client on 127.0.0.1. apt-get only when something is missing.
+bench-deps:
+	@missing=""; \
+	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
+	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	command -v restic >/dev/null 2>&1 || missing="$$missing restic"; \
+	test -x /usr/bin/time || missing="$$missing time"; \
+	{ command -v sshd || test -x /usr/sbin/sshd; } >/dev/null 2>&1 || missing="$$missing openssh-server"; \
+	{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || missing="$$missing openssh-client"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing system packages:$$missing"; \
+		$$sudo apt-get update -qq >/dev/null && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+# matplotlib (the throughput plot) comes from the `bench` extra, for `make bench` only.
+$(VENV)/.bench-installed: $(STAMP) pyproject.toml
+	@log=$$(mktemp); \
+	if ! $(PY) -m pip install --disable-pip-version-check -e '.[test,bench]' >"$$log" 2>&1; then \
+		cat "$$log"; rm -f "$$log"; echo "make: pip install failed"; exit 1; \
+	fi; rm -f "$$log"
+	@touch $@
+
+bench: venv bench-deps $(VENV)/.bench-installed
 	@$(PY) bench/run.py
 
-bench-quick: venv
+bench-quick: venv bench-deps
 	@$(PY) bench/run.py --quick
 
 clean:

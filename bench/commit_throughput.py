@@ -1,42 +1,61 @@
-"""Commit throughput: ``vsync init && vsync commit`` against ``git init && add && commit``.
+"""Commit throughput (issue 6, scenarios a and b): vsync against git and restic.
 
-For each input file (1 GiB incompressible, 1 GiB log text; 64 MiB each with
-``--quick``) and each tool, the benchmark makes a fresh repository holding a
-hard link to the file, reads the file once so both tools start with it in
-the page cache, then times the whole command sequence. It reports the median
-of three runs, the bytes the repository takes on disk (``du -sb``) and the
-peak resident memory of any command in the sequence.
+For each input (1 GiB incompressible, 1 GiB log text; 32 MiB each with
+``--quick``) and each tool, a fresh folder holds a hard link to the file, the
+file is read once so every tool starts with it in the page cache, and the
+timed sequence runs:
 
-Run through ``bench/run.py`` (``make bench`` / ``make bench-quick``).
+- vsync: ``vsync init && vsync commit -q -m bench``
+- git: ``git init -q && git add FILE && git commit -q -m bench``
+- restic: ``restic backup --compression auto -q FOLDER`` into a fresh
+  repository: a copy of one made by ``restic init --repository-version 2``
+  (not timed: it is mostly the password's key derivation, a one-off per
+  repository), with an empty cache directory.
+
+Runs are interleaved (vsync, git, restic, vsync, ...) so drifting load on
+the machine touches each tool alike. "stored" is ``du -sb`` of ``.vsync``,
+``.git`` or the restic repository. :func:`sizes` measures the same three
+tools on incompressible files of 1, 16 and 256 MiB for the throughput plot.
+
+Run through ``bench/run.py`` (``--only commit``; ``make bench`` / ``make bench-quick``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import datagen
 import machine
-from report import human, vsync_version, warm, write_section
+from measure import (
+    GIB,
+    MIB,
+    VSYNC,
+    Run,
+    Series,
+    Target,
+    du_bytes,
+    fresh,
+    mib_s,
+    row,
+    run,
+    run_all,
+    tool_env,
+    tool_versions,
+    verdict,
+)
+from report import human, vsync_version, warm
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
-REPO_ROOT = BENCH_DIR.parent
 HEADING = "## Commit throughput (issue 2)"
+DOCS_DIR = BENCH_DIR.parent / "docs"
+PLOT_NAME = "benchmarks-commit-throughput.png"  # bench/plot.py writes it
 RUNS = 3
-GIB = 1024**3
-MIB = 1024**2
-TIME = "/usr/bin/time"
-
-VSYNC = [sys.executable, "-m", "vsync"]
+TOOLS = ("vsync", "git", "restic")
+PLOT_SIZES = (1 * MIB, 16 * MIB, 256 * MIB)
 
 
 @dataclass(frozen=True)
@@ -50,208 +69,229 @@ class Input:
     def path(self) -> Path:
         return DATA_DIR / f"{self.kind}-{self.seed}-{self.size}.dat"
 
-
-@dataclass
-class Measurement:
-    tool: str
-    input: Input
-    seconds: float
-    stored: int
-    peak_rss: int  # bytes
-
     @property
-    def mib_s(self) -> float:
-        return self.input.size / MIB / self.seconds
+    def name(self) -> str:
+        return "data.log" if self.kind == "text" else "data.bin"
+
+    def ensure(self) -> Path:
+        return datagen.ensure(self.path, self.kind, self.seed, self.size)
 
 
 def inputs(quick: bool) -> list[Input]:
-    size = 64 * MIB if quick else GIB
-    return [
-        Input("incompressible", "random", 1, size),
-        Input("log text", "text", 2, size),
-    ]
+    size = 32 * MIB if quick else GIB
+    return [Input("incompressible", "random", 1, size), Input("log text", "text", 2, size)]
 
 
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_AUTHOR_NAME="Bench",
-        GIT_AUTHOR_EMAIL="bench@example.com",
-        GIT_COMMITTER_NAME="Bench",
-        GIT_COMMITTER_EMAIL="bench@example.com",
-        VSYNC_AUTHOR_NAME="Bench",
-        VSYNC_AUTHOR_EMAIL="bench@example.com",
-        VSYNC_HOST="bench",
-    )
-    env.pop("VSYNC_DEBUG", None)
-    return env
+def restic_repo(repo: Path, cache: Path, env: dict[str, str]) -> list[str]:
+    """``restic -r REPO ...`` for a fresh, empty version-2 (compressing) repository.
+
+    ``restic init`` spends over a second in key derivation, so one template
+    repository is initialised per benchmark process and copied (a few KiB);
+    the cache directory is emptied too, so nothing of an earlier run is known.
+    """
+    template = repo.parent / "restic-template"
+    if not (template / "config").exists():
+        fresh(template)
+        shutil.rmtree(template)
+        run(["restic", "-q", "-r", str(template), "init", "--repository-version", "2"],
+            repo.parent, env)  # fmt: skip
+    for path in (repo, cache):
+        if path.exists():
+            shutil.rmtree(path)
+    shutil.copytree(template, repo)
+    return ["restic", "-r", str(repo), "--cache-dir", str(cache), "-q"]
 
 
-def sequence(tool: str, name: str) -> list[list[str]]:
-    if tool == "vsync":
-        return [[*VSYNC, "init"], [*VSYNC, "commit", "-q", "-m", "bench"]]
-    return [
-        ["git", "init", "-q"],
-        ["git", "add", name],
-        ["git", "commit", "-q", "-m", "bench"],
-    ]
+def restic_backup(base: list[str], folder: Path, env: dict[str, str]) -> Run:
+    cmd = [*base, "backup", "--compression", "auto", "--host", "bench", str(folder)]
+    return run(cmd, folder, env)
 
 
-def run_timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
-    """Run one command; returns its peak RSS in bytes."""
-    have_time = os.access(TIME, os.X_OK)
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        full = [TIME, "-v", "-o", report.name, *cmd] if have_time else cmd
-        before = _children_maxrss()
-        proc = subprocess.run(full, cwd=cwd, env=env, capture_output=True, check=False)
-        if proc.returncode != 0:
-            raise SystemExit(
-                f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n"
-                f"{proc.stderr.decode('utf-8', 'replace')}"
-            )
-        if have_time:
-            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read())
-            if m:
-                return int(m.group(1)) * 1024
-        # Fallback: RUSAGE_CHILDREN keeps the maximum over all children so far.
-        return max(before, _children_maxrss())
-
-
-def _children_maxrss() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-
-
-def disk_write_mib_s(directory: Path, size: int) -> float:
-    """Sequential write speed of ``directory``'s disk, fsync included (like a commit)."""
-    block = os.urandom(4 * MIB)
-    path = directory / "disk-speed.tmp"
-    start = time.perf_counter()
-    with open(path, "wb") as f:
-        for _ in range(max(1, size // len(block))):
-            f.write(block)
-        f.flush()
-        os.fsync(f.fileno())
-    secs = time.perf_counter() - start
-    path.unlink()
-    return max(1, size // len(block)) * len(block) / MIB / secs
-
-
-def du_bytes(path: Path) -> int:
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[0])
-
-
-def measure(tool: str, inp: Input, scratch: Path) -> Measurement:
+def commit_once(tool: str, path: Path, name: str, scratch: Path) -> tuple[Run, int]:
+    """One timed first commit of ``path`` by ``tool``; returns the run and bytes stored."""
     env = tool_env()
-    times: list[float] = []
-    stored = 0
-    peak = 0
-    name = "data.log" if inp.kind == "text" else "data.bin"
-    for _ in range(RUNS):
-        work = scratch / f"{tool}-{inp.kind}"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        os.link(inp.path, work / name)
-        warm(work / name)
-        start = time.perf_counter()
-        for cmd in sequence(tool, name):
-            peak = max(peak, run_timed(cmd, work, env))
-        times.append(time.perf_counter() - start)
-        stored = du_bytes(work / (".vsync" if tool == "vsync" else ".git"))
-        shutil.rmtree(work)
-    return Measurement(tool, inp, statistics.median(times), stored, peak)
+    work = fresh(scratch / f"{tool}-work")
+    os.link(path, work / name)
+    warm(work / name)
+    try:
+        if tool == "vsync":
+            r = run_all([[*VSYNC, "init"], [*VSYNC, "commit", "-q", "-m", "bench"]], work, env)
+            return r, du_bytes(work / ".vsync")
+        if tool == "git":
+            cmds = [["git", "init", "-q"], ["git", "add", name], ["git", "commit", "-q", "-m", "b"]]
+            r = run_all(cmds, work, env)
+            return r, du_bytes(work / ".git")
+        repo = scratch / "restic-repo"
+        base = restic_repo(repo, scratch / "restic-cache", env)
+        r = restic_backup(base, work, env)
+        stored = du_bytes(repo)
+        shutil.rmtree(repo)
+        return r, stored
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def table(results: list[Measurement]) -> str:
+def measure(path: Path, name: str, scratch: Path, runs: int = RUNS) -> dict[str, Series]:
+    series = {tool: Series(tool) for tool in TOOLS}
+    for i in range(runs):
+        for tool in TOOLS:
+            print(f"  run {i + 1}/{runs}: {tool} commits {path.name}", flush=True)
+            r, stored = commit_once(tool, path, name, scratch)
+            series[tool].runs.append(r)
+            series[tool].stored.append(stored)
+    return series
+
+
+COMMANDS = {
+    "vsync": "`vsync init && vsync commit`",
+    "git": "`git init && git add && git commit`",
+    "restic": "`restic backup` (init not timed)",
+}
+# (git speed factor, restic speed factor) targets per input kind
+SPEED_TARGETS = {"random": (10.0, 3.0), "text": (5.0, 3.0)}
+
+
+def targets(inp: Input, s: dict[str, Series], letter: str) -> list[Target]:
+    v, g, r = s["vsync"], s["git"], s["restic"]
+    tgit, trestic = SPEED_TARGETS[inp.kind]
+    scen = f"{letter}. commit a new {human(inp.size)} {inp.label} file"
+    out = [
+        Target(scen, "vsync speed / git speed", f"{g.seconds / v.seconds:.2f}x",
+               f">= {tgit:.0f}x", verdict(g.seconds / v.seconds, tgit, True)),
+        Target(scen, "vsync speed / restic speed", f"{r.seconds / v.seconds:.2f}x",
+               f">= {trestic:.0f}x", verdict(r.seconds / v.seconds, trestic, True)),
+    ]  # fmt: skip
+    if inp.kind == "text":
+        ratio = v.bytes_stored / r.bytes_stored
+        out.append(
+            Target(scen, "vsync stored / restic stored", f"{ratio:.3f}", "<= 1",
+                   verdict(ratio, 1.0, False))
+        )  # fmt: skip
+    return out
+
+
+def table(inp: Input, s: dict[str, Series], tg: list[Target]) -> str:
     rows = [
-        "| input | tool | time (median of 3) | throughput | stored on disk | stored / input "
-        "| peak RSS |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for m in results:
+        row("tool", "timed", f"time, median of {len(s['vsync'].runs)} (min-max)", "throughput",
+            "CPU (user+sys)", "stored on disk", "stored / input", "peak RSS"),
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for tool in TOOLS:
+        x = s[tool]
         rows.append(
-            f"| {m.input.label}, {human(m.input.size)} | {m.tool} | {m.seconds:.2f} s "
-            f"| {m.mib_s:.0f} MiB/s | {human(m.stored)} | {m.stored / m.input.size:.3f} "
-            f"| {human(m.peak_rss)} |"
-        )
-    rows.append("")
-    rows.append("| input | vsync speed / git speed | vsync stored / git stored |")
-    rows.append("|---|---:|---:|")
-    by = {(m.tool, m.input.label): m for m in results}
-    for inp in dict.fromkeys(m.input for m in results):
-        v, g = by.get(("vsync", inp.label)), by.get(("git", inp.label))
-        if v and g:
-            rows.append(
-                f"| {inp.label}, {human(inp.size)} | {v.mib_s / g.mib_s:.2f}x "
-                f"| {v.stored / g.stored:.3f} |"
-            )
+            row(tool, COMMANDS[tool], x.time_cell(), mib_s(inp.size, x.seconds),
+                f"{x.cpu:.2f} s", human(x.bytes_stored), f"{x.bytes_stored / inp.size:.3f}",
+                human(x.peak_rss))
+        )  # fmt: skip
+    v = s["vsync"]
+    rows += ["", row("measure", "value", "CPU ratio (peer CPU / vsync CPU)", "target", "result"),
+             "|---|---:|---:|---|---|"]  # fmt: skip
+    for t in tg:
+        peer = s["git"] if "git" in t.measure else s["restic"]
+        cpu = f"{peer.cpu / v.cpu:.2f}x" if "speed" in t.measure else "-"
+        rows.append(row(t.measure, t.value, cpu, t.target, t.verdict))
     return "\n".join(rows)
 
 
-def section(results: list[Measurement], quick: bool, load: str, disk: float) -> str:
-    size = human(results[0].input.size) if results else "?"
+def sizes(scratch: Path, runs: int = RUNS) -> dict[int, dict[str, Series]]:
+    """Commit throughput of the three tools on incompressible files of PLOT_SIZES."""
+    out: dict[int, dict[str, Series]] = {}
+    for size in PLOT_SIZES:
+        inp = Input("incompressible", "random", 1, size)
+        inp.ensure()
+        print(f"plot: {human(size)} incompressible", flush=True)
+        out[size] = measure(inp.path, inp.name, scratch, runs)
+    return out
+
+
+def section(
+    results: list[tuple[Input, dict[str, Series], list[Target]]],
+    quick: bool,
+    load: str,
+    plot: str | None,
+) -> str:
+    size = human(results[0][0].size)
+    parts = []
+    for letter, (inp, s, tg) in zip("ab", results, strict=False):
+        parts.append(
+            f"### {letter}. Commit a new {human(inp.size)} {inp.label} file\n\n{table(inp, s, tg)}"
+        )
+    when = "this run"
+    if plot is None and not quick and (DOCS_DIR / PLOT_NAME).exists():
+        plot, when = PLOT_NAME, "the last run of `bench/run.py --only plot` or `make bench`"
+    plot_md = (
+        f"\n\nCommit throughput by file size (incompressible, 1 MiB to {size}; median of "
+        f"{RUNS} runs each, min-max as error bars; from {when}):\n\n"
+        f"![commit throughput by file size]({plot})\n"
+        if plot
+        else ""
+    )
+    body = "\n\n".join(parts)
     return f"""{HEADING}
 
 Measured {machine.today()} on {machine.describe()};
-{machine.tool_version("git", "--version")}, vsync {vsync_version()}; {load};
-disk: {disk:.0f} MiB/s sequential write with fsync (same size as the inputs).
-Command: `make bench{"-quick" if quick else ""}` (`bench/commit_throughput.py`).
+{tool_versions()}; vsync {vsync_version()}; {load}.
+Command: `make bench{"-quick" if quick else ""}`, or
+`.venv/bin/python bench/run.py{" --quick" if quick else ""} --only commit` for this section alone
+(`bench/commit_throughput.py`).
 
-Each tool commits one {size} file into a fresh repository: `vsync init && vsync commit`
-against `git init && git add FILE && git commit` (git with its default settings:
-zlib level -1, `core.bigFileThreshold` 512 MiB). Both start with the file in the page
-cache (it is read once before each timed run). Time is wall-clock for the whole
-sequence, median of 3 runs; "stored" is `du -sb` of `.vsync` or `.git`; peak RSS is the
+Each tool stores one {size} file (a hard link in a fresh folder, read once before
+each run so it is in the page cache): `vsync init && vsync commit -q` against
+`git init && git add FILE && git commit` (default settings: zlib level -1,
+`core.bigFileThreshold` 512 MiB) and `restic backup --compression auto` into a
+fresh repository (a copy of one made by `restic init --repository-version 2`; the
+init is not timed, it is mostly key derivation). Time is wall-clock for the timed sequence,
+median of {RUNS} runs with min-max, the tools' runs interleaved; CPU is user + system
+of the same commands (less sensitive than wall-clock to other load on the machine);
+"stored" is `du -sb` of `.vsync`, `.git` or the restic repository; peak RSS is the
 largest maximum resident set of any command in the sequence (`/usr/bin/time -v`).
-The inputs are generated from fixed seeds by `bench/datagen.py`: incompressible
-bytes (BLAKE3 output) and web-server log lines (zstd -3 ratio about 5x).
-Stored sizes are exact and repeat from run to run; timings move with other load
-on the machine (see the load average above), so compare the ratios between the
-tools more than the absolute speeds.
+Inputs come from fixed seeds (`bench/datagen.py`): BLAKE3 output (incompressible)
+and web-server log lines (zstd -3 ratio about 5x). Speed ratios are time ratios:
+"vsync speed / git speed" 5x means vsync took a fifth of git's time.
 
-{table(results)}
-
-Where the difference comes from: git compresses every object with zlib on one
-thread, even data that does not compress; vsync hashes and compresses chunks
-on a thread pool (BLAKE3 and zstd release the GIL) and stores a chunk raw after
-one zstd attempt when it would save less than 1/32. On log text git's zlib
-over the whole stream compresses somewhat better than zstd level 3 over each
-64 KiB chunk alone; vsync pays that to be able to read, verify and transfer
-any chunk on its own. Both tools write every stored byte once, so on a slow
-disk both are bounded by the disk speed above. vsync's memory stays flat: the
-pipeline holds a bounded number of chunks in flight whatever the file size.
-git streams files above `core.bigFileThreshold` without holding them, so its
-peak memory is small for 1 GiB files, but it reads a smaller file whole into
-memory.
+{body}{plot_md}
 """
 
 
-def main(quick: bool, update_docs: bool) -> list[Measurement]:
-    results: list[Measurement] = []
+def main(
+    quick: bool, with_sizes: bool = False, only_sizes: bool = False, docs: bool = False
+) -> tuple[str, list[Target], dict[int, dict[str, Series]]]:
+    """Scenarios a and b (unless ``only_sizes``), and the plot's sizes if ``with_sizes``.
+
+    The plot goes to docs/ when ``docs``, else to bench/results/. Returns the
+    section's text (with ``only_sizes``: the plot's file name), the targets and
+    the incompressible measurements by size.
+    """
     load = machine.load()
-    for inp in inputs(quick):
+    todo = [] if only_sizes else inputs(quick)
+    for inp in todo:
         print(f"generating {inp.label} ({human(inp.size)}) ...", flush=True)
-        datagen.ensure(inp.path, inp.kind, inp.seed, inp.size)
-    scratch = DATA_DIR / "runs"
-    scratch.mkdir(parents=True, exist_ok=True)
-    disk = disk_write_mib_s(scratch, inputs(quick)[0].size)
+        inp.ensure()
+    scratch = fresh(DATA_DIR / "runs-commit")
+    results: list[tuple[Input, dict[str, Series], list[Target]]] = []
+    by_size: dict[int, dict[str, Series]] = {}
     try:
-        for inp in inputs(quick):
-            for tool in ("vsync", "git"):
-                print(f"timing {tool} on {inp.label} ...", flush=True)
-                results.append(measure(tool, inp, scratch))
+        for letter, inp in zip("ab", todo, strict=True):
+            print(f"scenario {letter}: commit {human(inp.size)} {inp.label}", flush=True)
+            s = measure(inp.path, inp.name, scratch)
+            results.append((inp, s, targets(inp, s, letter)))
+            if inp.kind == "random":
+                by_size[inp.size] = s
+        if with_sizes:
+            if only_sizes:
+                big = inputs(quick)[0]
+                big.ensure()
+                print(f"plot: {human(big.size)} incompressible", flush=True)
+                by_size[big.size] = measure(big.path, big.name, scratch)
+            by_size.update(sizes(scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    text = section(results, quick, load, disk)
-    out = BENCH_DIR / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"commit_throughput{'-quick' if quick else ''}.md").write_text(text, encoding="utf-8")
-    if update_docs:
-        write_section(HEADING, text)
-    print(text)
-    return results
+    plot = None
+    if with_sizes:
+        import plot as plot_mod
+
+        plot = plot_mod.commit_throughput(by_size, to_docs=docs)
+    if only_sizes:
+        return str(plot), [], by_size
+    text = section(results, quick, load + f", {machine.load_now()} at the end", plot)
+    return text, [t for _, _, tg in results for t in tg], by_size

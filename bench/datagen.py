@@ -122,3 +122,173 @@ def ensure(path: Path, kind: str, seed: int, size: int) -> Path:
     gen = random_bytes(seed, size) if kind == "random" else log_lines(seed, size)
     write(path, gen)
     return path
+
+
+# -- a source tree of small files --------------------------------------------------
+
+TOP_DIRS = ["src", "lib", "tests", "docs", "tools", "examples", "include", "scripts", "web", "ci"]
+WORDS = [
+    "core", "util", "net", "io", "parse", "render", "model", "store", "cache", "auth",
+    "config", "event", "queue", "sched", "index", "query", "codec", "stream", "log", "metrics",
+    "http", "rpc", "shell", "graph", "layout", "theme", "locale", "crypto", "hash", "pool",
+    "worker", "client", "server", "proto", "schema", "table", "view", "widget", "plugin", "api",
+]  # fmt: skip
+EXTS = [".py"] * 5 + [".c"] * 3 + [".h"] * 2 + [".js"] * 3 + [".md", ".txt", ".json", ".sh"]
+_KEYWORDS = [
+    "if", "for", "while", "return", "def", "class", "static", "const", "let", "var",
+    "int", "char", "void", "struct", "import", "from", "else", "case", "break", "yield",
+]  # fmt: skip
+_OPS = [" = ", " += ", " == ", " != ", " < ", " >= ", " && ", " || ", " + ", " * "]
+TREE_MEAN_LOG = 8.29  # lognormal sizes: median e^8.29 ~ 4 KB, mean ~ 6 KB with sigma 0.9
+TREE_SIGMA = 0.9
+TREE_MAX = 200_000
+TREE_MIN = 64
+
+
+def _line_pool(rng: random.Random, n: int) -> list[str]:
+    """``n`` distinct-ish lines of code-like text with varied indentation."""
+    idents = [
+        f"{rng.choice(WORDS)}_{rng.choice(WORDS)}{rng.randrange(100) if rng.random() < 0.3 else ''}"
+        for _ in range(4000)
+    ]
+    pool: list[str] = []
+    for _ in range(n):
+        indent = "    " * rng.choice((0, 1, 1, 2, 2, 2, 3, 3, 4))
+        shape = rng.randrange(6)
+        a, b, c = rng.choice(idents), rng.choice(idents), rng.choice(idents)
+        kw = rng.choice(_KEYWORDS)
+        if shape == 0:
+            line = f"{kw} {a}({b}, {c}):"
+        elif shape == 1:
+            line = f"{a}{rng.choice(_OPS)}{b}({c}, {rng.randrange(10_000)})"
+        elif shape == 2:
+            line = f"# {kw} {a} {b} when {c} is {rng.choice(_KEYWORDS)} ({rng.randrange(999)})"
+        elif shape == 3:
+            line = f"{kw} {a}.{b}[{rng.randrange(64)}]{rng.choice(_OPS)}{c};"
+        elif shape == 4:
+            line = f'{a} = "{b}/{c}/{rng.getrandbits(32):08x}"'
+        else:
+            indent, line = "", ""
+        pool.append(indent + line + "\n")
+    return pool
+
+
+def _tree_dirs(rng: random.Random) -> list[str]:
+    """About 500 directories, nested 2-3 levels below the root."""
+    dirs: list[str] = []
+    for top in TOP_DIRS:
+        for sub in rng.sample(WORDS, 8):
+            mid = f"{top}/{sub}"
+            dirs.append(mid)
+            for leaf in rng.sample(WORDS, rng.randrange(3, 8)):
+                dirs.append(f"{mid}/{leaf}")
+    return dirs
+
+
+def source_tree(seed: int, root: Path, files: int = 50_000) -> Path:
+    """A source-tree-like folder of ``files`` small text files (~6 KB mean) under ``root``.
+
+    Sizes are lognormal (most 1-10 KB, a few up to 200 KB, about 300 MB for
+    50,000 files); each file is a random sequence of lines from a pool of
+    code-like lines, headed by its own path, so no two files are equal and
+    zstd/zlib compress them about 3-4x. Written into ``root.tmp`` then renamed:
+    an existing ``root`` is complete and is returned as it is.
+    """
+    if root.is_dir():
+        return root
+    rng = random.Random(seed)
+    pool = _line_pool(rng, 200_000)
+    mean_line = sum(map(len, pool)) / len(pool)
+    dirs = _tree_dirs(rng)
+    tmp = root.with_name(root.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    for d in dirs:
+        (tmp / d).mkdir(parents=True)
+    choices = rng.choices
+    for i in range(files):
+        size = min(TREE_MAX, max(TREE_MIN, int(rng.lognormvariate(TREE_MEAN_LOG, TREE_SIGMA))))
+        rel = f"{dirs[rng.randrange(len(dirs))]}/{rng.choice(WORDS)}_{i}{rng.choice(EXTS)}"
+        text = f"// {rel} ({seed}:{i})\n" + "".join(choices(pool, k=int(size / mean_line) + 1))
+        with open(tmp / rel, "wb") as f:
+            f.write(text.encode()[:size])
+    os.replace(tmp, root)
+    return root
+
+
+def tree_files(root: Path) -> list[Path]:
+    """Every file under ``root`` (skipping ``.vsync`` and ``.git``), sorted."""
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".vsync", ".git"))
+        out.extend(Path(dirpath) / name for name in sorted(filenames))
+    return out
+
+
+def link_tree(src: Path, dest: Path) -> int:
+    """Recreate ``src``'s directories under ``dest`` with hard links to its files."""
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        target = dest / rel if rel != "." else dest
+        target.mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            os.link(os.path.join(dirpath, name), target / name)
+            n += 1
+        dirnames.sort()
+    return n
+
+
+# -- edits -------------------------------------------------------------------------
+
+
+def insert_middle(path: Path, seed: int, dest: Path | None = None) -> Path:
+    """A copy of ``path`` with 10 seeded bytes inserted at ``size // 2``.
+
+    The copy is a new file (``...-insert10-<seed>.dat`` beside ``path`` unless
+    ``dest`` is given), never a hard link, so the original is untouched. An
+    existing copy of the right size is reused.
+    """
+    size = path.stat().st_size
+    target = dest or path.with_name(f"{path.stem}-insert10-{seed}{path.suffix}")
+    if target.is_file() and target.stat().st_size == size + 10:
+        return target
+    insert = random.Random(seed).randbytes(10)
+
+    def blocks() -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            left = size // 2
+            while left:
+                block = f.read(min(BLOCK, left))
+                left -= len(block)
+                yield block
+            yield insert
+            while block := f.read(BLOCK):
+                yield block
+
+    write(target, blocks())
+    return target
+
+
+def modify_percent(root: Path, seed: int, pct: float = 1) -> list[Path]:
+    """Modify ``pct`` percent of the files under ``root``, chosen and edited from ``seed``.
+
+    Each chosen file gets one line in its middle replaced and one line
+    appended. Files are rewritten through a temporary file and a rename, so a
+    file that was a hard link gets a new inode and its other names keep the
+    old bytes.
+    """
+    rng = random.Random(seed)
+    files = tree_files(root)
+    chosen = rng.sample(files, max(1, round(len(files) * pct / 100)))
+    for path in chosen:
+        lines = path.read_bytes().split(b"\n")
+        mid = len(lines) // 2
+        lines[mid] = f"    edited_{rng.getrandbits(32):08x} = {rng.randrange(10**6)}".encode()
+        lines.append(f"# appended by modify_percent({seed}) {rng.getrandbits(48):012x}".encode())
+        tmp = path.with_name(path.name + ".edit-tmp")
+        tmp.write_bytes(b"\n".join(lines) + b"\n")
+        os.replace(tmp, path)
+    return chosen

@@ -54,5 +54,13 @@ def load() -> str:
         return "load average unknown"
 
 
+def load_now() -> str:
+    """The 1-minute load average now, as a bare number."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def today() -> str:
     return time.strftime("%Y-%m-%d")

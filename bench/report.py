@@ -34,17 +34,63 @@ def vsync_version() -> str:
     return out.stdout.strip().removeprefix("vsync ") or "unknown"
 
 
+# The order of the sections in docs/benchmarks.md; other sections keep their place
+# after these, and LAST (written by hand) stays at the end.
+ORDER = [
+    "## Summary (issue 6)",
+    "## Commit throughput (issue 2)",
+    "## Commit after a 10-byte insertion (issue 6)",
+    "## Commit 50,000 small files (issue 6)",
+    "## No-op status on 50,000 files (issue 6)",
+    "## Peak memory committing a 4 GiB file (issue 6)",
+    "## Push over SSH (issue 3)",
+]
+LAST = "## What each change bought"
+
+
+def split_sections(doc: str) -> tuple[str, list[tuple[str, str]]]:
+    """(text before the first ``## `` heading, [(heading line, section text)])."""
+    intro: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
+    fence = False
+    for line in doc.splitlines(keepends=True):
+        if line.startswith("```"):
+            fence = not fence
+        if line.startswith("## ") and not fence:
+            sections.append((line.rstrip("\n"), [line]))
+        elif sections:
+            sections[-1][1].append(line)
+        else:
+            intro.append(line)
+    return "".join(intro), [(h, "".join(body)) for h, body in sections]
+
+
+def _rank(heading: str) -> int:
+    for i, known in enumerate(ORDER):
+        if heading.startswith(known):
+            return i
+    return len(ORDER) + 1 if heading.startswith(LAST) else len(ORDER)
+
+
 def write_section(heading: str, text: str, doc: Path = DOC) -> None:
-    """Replace (or append) the section under ``heading`` of docs/benchmarks.md."""
+    """Replace (or add) the section under ``heading`` of docs/benchmarks.md.
+
+    Sections are then put in :data:`ORDER`; sections this module does not know
+    keep their relative order after those, and the hand-written :data:`LAST`
+    section stays at the end, untouched.
+    """
     old = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-    start = old.find(heading)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
+    intro, sections = split_sections(old)
+    new_text = text.strip("\n") + "\n"
+    for i, (h, _) in enumerate(sections):
+        if h.startswith(heading):
+            sections[i] = (h, new_text)
+            break
     else:
-        nxt = old.find("\n## ", start + len(heading))
-        tail = "" if nxt < 0 else old[nxt:]
-        new = old[:start] + text.rstrip("\n") + "\n" + tail
+        sections.append((heading, new_text))
+    ordered = sorted(sections, key=lambda hs: _rank(hs[0]))  # stable
+    parts = [intro.rstrip("\n") + "\n"] + [body.strip("\n") + "\n" for _, body in ordered]
     doc.parent.mkdir(parents=True, exist_ok=True)
     tmp = doc.with_name(doc.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
+    tmp.write_text("\n".join(parts), encoding="utf-8")
     os.replace(tmp, doc)
