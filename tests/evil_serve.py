@@ -2,7 +2,9 @@
 
 Usage: python evil_serve.py MODE serve --stdio PATH
 MODE: bad-chunk (a chunk's bytes do not match its id), bad-pack (a flipped
-byte in the git pack), honest (no tampering).
+byte in the git pack), bad-delta (a git delta that rebuilds another object than
+the one it stands for), no-thin (a server without the thin-pack capability, as
+before it existed), honest (no tampering).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from vsync.store import chunkstore
-from vsync.sync import server, transfer
+from vsync.sync import packgen, protocol, server, transfer
 
 
 def main() -> int:
@@ -39,6 +41,17 @@ def main() -> int:
             real_writer(self, data)
 
         transfer._FrameWriter.write = write  # type: ignore[method-assign]
+    elif mode == "bad-delta":
+        real_delta = packgen.create_delta
+
+        def create_delta(base, target):  # type: ignore[no-untyped-def]
+            wrong = bytearray(target)
+            wrong[-1] ^= 0x01
+            return real_delta(base, bytes(wrong))
+
+        packgen.create_delta = create_delta
+    elif mode == "no-thin":
+        protocol.CAPABILITIES = [c for c in protocol.CAPABILITIES if c != protocol.THIN_PACK]
     return server.serve_stdio(path, None, lambda m: print(m, file=sys.stderr))
 
 

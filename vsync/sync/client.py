@@ -212,7 +212,8 @@ def push(
             conn.flush()
             _check_result(conn.expect(p.RESULT).json())
             haves = [v for v in session.refs.values() if v in store]
-            sent = send_pack(conn, repo, [local], haves)
+            thin = p.peer_has(session.hello, p.THIN_PACK)
+            sent = send_pack(conn, repo, [local], haves, thin)
             if opts.progress is not None:
                 opts.progress.phase(f"Sending to {remote.label}", 0)
             stats = serve_chunks(conn, repo, _tick(opts))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 
 from vsync.sync.errors import TransportClosed
 
 READ_SIZE = 1024 * 1024
 WRITE_FLUSH = 1024 * 1024
+PIPE_SIZE = 1 << 20  # Linux pipe capacity asked for (F_SETPIPE_SZ)
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class FdPipe:
@@ -19,6 +23,11 @@ class FdPipe:
         self._wbuf = bytearray()
         self.bytes_sent = 0
         self.bytes_received = 0
+        # sshd's pipes hold 64 KiB: every 64 KiB would cost a wake-up on both
+        # sides. Not a pipe (a socket, a file): nothing to do.
+        for fd in (read_fd, write_fd):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
 
     def read(self, n: int) -> bytes:
         if not self._rbuf:
@@ -36,7 +45,8 @@ class FdPipe:
                 raise TransportClosed(self.where)
             self.bytes_received += len(data)
             self._rbuf += data
-        out = bytes(self._rbuf[:n])
+        with memoryview(self._rbuf) as view:
+            out = bytes(view[:n])  # one copy (a bytearray slice would make two)
         del self._rbuf[:n]
         return out
 

@@ -62,7 +62,14 @@ NAMES = {
 }
 
 CHUNK_HEAD = struct.Struct(">32sBI")  # id, compression, raw length; payload follows
-CAPABILITIES = ["chunks-v1", "pack-v2"]
+CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack"]
+THIN_PACK = "thin-pack"  # the receiver resolves REF_DELTA bases it already has
+
+
+def peer_has(hello: dict[str, Any], capability: str) -> bool:
+    """Whether a peer's HELLO lists ``capability``."""
+    caps = hello.get("capabilities")
+    return isinstance(caps, list) and capability in caps
 
 
 class ProtocolError(StoppedError):
@@ -113,6 +120,16 @@ class Connection:
         self.pipe.write(FRAME.pack(len(payload), mtype))
         if payload:
             self.pipe.write(payload)
+
+    def send_parts(self, mtype: int, *parts: bytes) -> None:
+        """One message whose payload is ``parts`` concatenated (not joined in memory)."""
+        size = sum(len(part) for part in parts)
+        if size > MAX_PAYLOAD:
+            raise ValueError("payload too large")
+        self.pipe.write(FRAME.pack(size, mtype))
+        for part in parts:
+            if part:
+                self.pipe.write(part)
 
     def send_json(self, mtype: int, value: dict[str, Any]) -> None:
         self.send(mtype, json.dumps(value, separators=(",", ":")).encode("utf-8"))

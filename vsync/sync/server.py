@@ -98,7 +98,7 @@ def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
     if msg.type == p.HAVES:
         advertised = {v.encode() for v in refs.values()}
         wants, common = negotiate_server(conn, repo, msg, advertised)
-        send_pack(conn, repo, wants, common)
+        send_pack(conn, repo, wants, common, p.peer_has(hello, p.THIN_PACK))
         serve_chunks(conn, repo)
         conn.expect(p.BYE)
         return 0

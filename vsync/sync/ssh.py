@@ -7,11 +7,14 @@ OpenSSH does, with ``StrictHostKeyChecking=yes`` by default and
 ``accept-new`` on request: an unknown host key is recorded, a changed one is
 always refused.
 
-How bytes move: asyncssh runs on an event loop in a daemon thread. The
-protocol thread holds one end of a ``socketpair``; the loop holds the other
-and bridges it to the SSH channel with asyncio protocols (no per-read thread
-hop, no coroutine per block). Flow control is end to end: a full channel
-pauses reading the socket and a full socket pauses reading the channel.
+How bytes move: asyncssh runs on an event loop in a daemon thread. What
+the protocol thread writes (buffers of up to 256 KiB) is handed to the loop
+with ``call_soon_threadsafe`` and written to the SSH channel there; the
+writer blocks while more than SEND_QUEUE bytes are handed over and not yet
+taken by an unpaused channel. What the channel receives goes to the
+protocol thread through a ``socketpair`` (asyncio protocols on the loop's
+end): a full socket pauses reading the channel. asyncssh's own writes to
+the TCP socket are joined per loop turn (:class:`CoalescingWriter`).
 
 Only loopback addresses (127.0.0.1, ::1) are ever connected to (the issue's
 rule): names are resolved first and anything else is refused before a
@@ -50,6 +53,7 @@ logging.getLogger("asyncssh").addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT = 20.0  # seconds for the TCP connection unless ConnectTimeout says otherwise
 SOCKET_BUFFER = 4 << 20  # socketpair buffer sizes
+SEND_QUEUE = 4 << 20  # bytes handed to the loop and not yet taken by the channel
 CHANNEL_WINDOW = 2 << 20  # SSH receive window, as OpenSSH (8 MiB measured no faster locally)
 # asyncssh's AES-GCM costs about half the client CPU of its chacha20-poly1305
 # (measured on 1 GiB to 127.0.0.1); this order applies unless ~/.ssh/config names Ciphers.
@@ -370,6 +374,94 @@ class LoopThread:
         self._thread.join(10)
 
 
+# -- the TCP connection: asyncssh's writes coalesced -----------------------
+
+
+class CoalescingWriter:
+    """What asyncssh sees as its TCP transport: writes made in one loop turn go out as one.
+
+    asyncssh writes every SSH packet separately, and before each data packet an
+    empty MSG_IGNORE packet (2.24's traffic-analysis countermeasure): two
+    ``send`` calls per 32 KiB of payload, each pushing a segment through the
+    kernel (on loopback: through the receiver's stack too). Joined per loop
+    turn, a 256 KiB read from the protocol thread leaves as one ``send``.
+    Everything but ``write`` is the real transport's.
+    """
+
+    def __init__(self, real: asyncio.Transport) -> None:
+        self._real = real
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending.clear()
+            if not self._real.is_closing():
+                self._real.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._real.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._real.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class CoalescingProtocol(asyncio.Protocol):
+    """Sits between the socket transport and asyncssh's connection (its protocol)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.conn.connection_made(CoalescingWriter(transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.conn.eof_received()  # type: ignore[no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()
+
+
+class ConnectedSocket:
+    """asyncssh's ``tunnel`` interface over an already-connected TCP socket.
+
+    ``create_connection`` is all asyncssh asks of a tunnel; here it wraps the
+    connection's transport in a :class:`CoalescingWriter`.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    async def create_connection(
+        self, session_factory: Any, _host: str, _port: int
+    ) -> tuple[asyncio.BaseTransport, Any]:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.create_connection(
+            lambda: CoalescingProtocol(session_factory()), sock=self.sock
+        )
+        return transport, proto.conn
+
+
 # -- the bridge between the socketpair and the SSH channel -----------------
 
 
@@ -385,6 +477,31 @@ class Bridge(asyncssh.SSHClientSession[bytes]):
         self.lost = ""  # why the connection dropped, if it did
         self._pending: list[bytes] = []
         self._eof = False
+        # protocol thread -> channel: bytes handed over and not yet released
+        self.send_cv = threading.Condition()
+        self.queued = 0
+        self._paused = False
+        self._held = 0  # written to the channel while it was paused
+
+    # protocol thread -> SSH channel (called on the loop)
+    def send(self, data: bytes | bytearray) -> None:
+        if self.chan is not None and not self.finished.is_set():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.chan.write(data)
+        if self._paused:
+            self._held += len(data)
+        else:
+            self._release(len(data))
+
+    def send_eof(self) -> None:
+        if self.chan is not None and not self.finished.is_set():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.chan.write_eof()
+
+    def _release(self, n: int) -> None:
+        with self.send_cv:
+            self.queued -= n
+            self.send_cv.notify_all()
 
     # SSH channel -> socket
     def connection_made(self, chan: Any) -> None:
@@ -410,10 +527,14 @@ class Bridge(asyncssh.SSHClientSession[bytes]):
         return True
 
     def pause_writing(self) -> None:
+        self._paused = True
         if self.sock is not None:
             self.sock.pause_reading()
 
     def resume_writing(self) -> None:
+        self._paused = False
+        held, self._held = self._held, 0
+        self._release(held)
         if self.sock is not None and not self.sock.is_closing():
             self.sock.resume_reading()
 
@@ -425,6 +546,8 @@ class Bridge(asyncssh.SSHClientSession[bytes]):
         if self.sock is not None:
             self.sock.close()  # after the buffered bytes are written
         self.finished.set()
+        with self.send_cv:
+            self.send_cv.notify_all()  # a writer waiting for room gives up
 
     def _send_eof(self) -> None:
         self._write_pending()
@@ -529,7 +652,7 @@ class SSHTransport(StreamTransport):
         try:
             conn = await asyncssh.connect(
                 **target.connect_kwargs,
-                sock=tcp,
+                tunnel=ConnectedSocket(tcp),
                 known_hosts=policy.known,
                 client_factory=lambda: policy,
             )
@@ -570,11 +693,22 @@ class SSHTransport(StreamTransport):
         return self._sock.recv(n)
 
     def _raw_write(self, data: memoryview) -> None:
-        self._sock.sendall(data)
+        bridge = self._bridge
+        # StreamTransport hands over a buffer it never touches again, or the caller's bytes.
+        buf = data.obj if data.nbytes == len(data.obj) else bytes(data)  # type: ignore[arg-type]
+        with bridge.send_cv:
+            while bridge.queued > SEND_QUEUE and not bridge.finished.is_set():
+                bridge.send_cv.wait()
+            if bridge.finished.is_set():
+                raise BrokenPipeError
+            bridge.queued += len(buf)
+        try:
+            self._runner.loop.call_soon_threadsafe(bridge.send, buf)
+        except RuntimeError:  # the loop is closed
+            raise BrokenPipeError from None
 
     def _close_write(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
+        self._runner.call(self._bridge.send_eof)
 
     def _wait_exit(self, timeout: float | None) -> int | None:
         if not self._bridge.finished.wait(timeout):

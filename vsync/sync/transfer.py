@@ -18,6 +18,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from vsync.model.repository import Repository
 from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE
 from vsync.store import codec
 from vsync.sync import protocol as p
+from vsync.sync.packgen import pack_records
 from vsync.sync.protocol import Connection, ProtocolError
 
 FRAME_BYTES = 1024 * 1024
@@ -81,11 +83,16 @@ class _FrameWriter:
 
 
 def send_pack(
-    conn: Connection, repo: Repository, wants: list[bytes], haves: list[bytes]
+    conn: Connection, repo: Repository, wants: list[bytes], haves: list[bytes], thin: bool
 ) -> TransferStats:
-    """Send the objects reachable from ``wants`` but not from ``haves`` as one git pack."""
+    """Send the objects reachable from ``wants`` but not from ``haves`` as one git pack.
+
+    Changed trees and manifests go as deltas (:mod:`vsync.sync.packgen`); with
+    ``thin`` (the receiver has the ``thin-pack`` capability) also against
+    objects the receiver has.
+    """
     store = repo.git.object_store
-    count, records = store.generate_pack_data(haves, wants, ofs_delta=True)
+    count, records = pack_records(repo, wants, haves, thin)
     out = _FrameWriter(conn, p.PACK_DATA)
     write_pack_data(out.write, records, store.object_format, num_records=count)
     out.close()
@@ -213,16 +220,9 @@ class IncomingPack:
         return needed
 
     def missing_chunks(self) -> list[bytes]:
-        store = self.repo.chunks
-        out: list[bytes] = []
-        seen: set[bytes] = set()
-        for m in self.manifests.values():
-            for cid, _n in m.chunks:
-                if cid not in seen:
-                    seen.add(cid)
-                    if not store.has(cid):
-                        out.append(cid)
-        return out
+        wanted = list(dict.fromkeys(cid for m in self.manifests.values() for cid, _n in m.chunks))
+        have = self.repo.chunks.has_many(wanted)
+        return [cid for cid in wanted if cid not in have]
 
     def commit(self) -> None:
         """Move the pack into the object store: every chunk it needs must be stored."""
@@ -259,20 +259,36 @@ def receive_pack(conn: Connection, repo: Repository) -> IncomingPack:
 # -- chunks ------------------------------------------------------------------------
 
 
+Record = tuple[bytes, int, int, bytes]  # chunk id, raw length, compression, stored payload
+
+
 def fetch_chunks(
     conn: Connection, repo: Repository, wanted: list[bytes], tick: Tick | None = None
 ) -> TransferStats:
     """Ask the peer for ``wanted`` chunks and store each after verifying it.
 
     At most WANTS_IN_FLIGHT batches are outstanding, so neither side can
-    block writing while the other is blocked writing too.
+    block writing while the other is blocked writing too. A batch is
+    verified (decompressed, BLAKE3 compared with its id: both release the
+    GIL) on a worker thread while the next batch is read, then stored.
     """
     stats = TransferStats()
     store = repo.chunks
     batches = [wanted[i : i + WANT_BATCH] for i in range(0, len(wanted), WANT_BATCH)]
     outstanding: list[list[bytes]] = []
     next_batch = 0
-    with store.writer() as writer:
+
+    def keep(records: list[Record]) -> None:
+        writer.add_many(records)
+        for cid, _raw_len, _compression, payload in records:
+            stats.chunks += 1
+            stats.chunk_bytes += len(payload)
+            stats.chunk_ids.append(cid)
+        if tick is not None:
+            tick(stats.chunks, stats.chunk_bytes)
+
+    with store.writer() as writer, ThreadPoolExecutor(1, "vsync-verify") as pool:
+        verifying: Future[list[Record]] | None = None
         while next_batch < len(batches) or outstanding:
             while next_batch < len(batches) and len(outstanding) < WANTS_IN_FLIGHT:
                 batch = batches[next_batch]
@@ -280,28 +296,35 @@ def fetch_chunks(
                 outstanding.append(batch)
                 next_batch += 1
             conn.flush()
+            records: list[Record] = []
             for expected in outstanding.pop(0):
                 msg = conn.expect(p.CHUNK)
                 cid, compression, raw_len, payload = p.decode_chunk(msg.payload)
                 if cid != expected:
                     raise ProtocolError("the remote sent a chunk that was not asked for")
-                try:
-                    codec.decode(compression, payload, raw_len, cid, "received from the remote")
-                except DamagedRepository:
-                    raise ProtocolError(
-                        f"the remote sent chunk {cid.hex()[:16]} whose bytes do not match its id; "
-                        "refusing it (the remote's repository may be damaged: run vsync fsck there)"
-                    ) from None
-                writer.add(cid, raw_len, compression, payload)
-                stats.chunks += 1
-                stats.chunk_bytes += len(payload)
-                stats.chunk_ids.append(cid)
-                if tick is not None:
-                    tick(stats.chunks, stats.chunk_bytes)
+                records.append((cid, raw_len, compression, payload))
+            if verifying is not None:
+                keep(verifying.result())
+            verifying = pool.submit(_verified, records)
+        if verifying is not None:
+            keep(verifying.result())
     conn.send(p.CHUNK_WANT_END)
     conn.flush()
     conn.expect(p.CHUNKS_END)
     return stats
+
+
+def _verified(records: list[Record]) -> list[Record]:
+    """``records`` once each decodes to bytes whose BLAKE3 is its id; else ProtocolError."""
+    for cid, raw_len, compression, payload in records:
+        try:
+            codec.decode(compression, payload, raw_len, cid, "received from the remote")
+        except DamagedRepository:
+            raise ProtocolError(
+                f"the remote sent chunk {cid.hex()[:16]} whose bytes do not match its id; "
+                "refusing it (the remote's repository may be damaged: run vsync fsck there)"
+            ) from None
+    return records
 
 
 def serve_chunks(conn: Connection, repo: Repository, tick: Tick | None = None) -> TransferStats:
@@ -317,7 +340,8 @@ def serve_chunks(conn: Connection, repo: Repository, tick: Tick | None = None) -
             raise ProtocolError("peer sent a malformed CHUNK_WANT")
         for i in range(0, len(ids), 32):
             s = store.read_stored(ids[i : i + 32])
-            conn.send(p.CHUNK, p.encode_chunk(s.chunk_id, s.compression, s.raw_len, s.payload))
+            head = p.CHUNK_HEAD.pack(s.chunk_id, s.compression, s.raw_len)
+            conn.send_parts(p.CHUNK, head, s.payload)
             stats.chunks += 1
             stats.chunk_bytes += len(s.payload)
             if tick is not None:

@@ -54,7 +54,7 @@ class Transport(Protocol):
 
     def read(self, n: int) -> bytes: ...  # up to n bytes; b"" at EOF
     def readexactly(self, n: int) -> bytes: ...  # raises TransportClosed at EOF
-    def write(self, data: bytes) -> None: ...  # buffered
+    def write(self, data: bytes) -> None: ...  # buffered; data may be kept: never mutate it
     def flush(self) -> None: ...
     def close(self) -> int: ...  # closes our side, waits; the remote's exit status
     def abort(self) -> None: ...  # stop the remote now; never raises
@@ -125,6 +125,8 @@ class StreamTransport:
         raise NotImplementedError
 
     def _raw_write(self, data: memoryview) -> None:
+        """Send ``data``; it views bytes nobody changes afterwards (the SSH
+        transport hands the object to its event loop instead of copying it)."""
         raise NotImplementedError
 
     def _close_write(self) -> None:

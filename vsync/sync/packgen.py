@@ -1,0 +1,156 @@
+"""Building the git pack a sender sends: new objects, manifests as deltas.
+
+A manifest changes little when its file changes a little (a 10-byte insertion
+in a 1 GiB file changes a few of its ~13,000 entries), so sending it whole
+costs ~470 KiB where ~200 bytes would do. Each new tree and blob is paired
+with the object at the same path in the tree of its commit's first parent
+(found by walking only the subtrees that differ), and sent as a git delta
+against it when that is smaller:
+
+- a base that is new too is in the same pack, before its dependants, so the
+  delta is an OFS_DELTA: every receiver reads those;
+- a base the receiver already has (reachable from the haves) makes the pack
+  *thin*: a REF_DELTA naming an object outside the pack. Only sent when the
+  receiver advertised the ``thin-pack`` capability (docs/protocol.md).
+
+Deltas are dulwich's ``create_delta`` (its Rust implementation: about 1 ms for
+a 470 KiB manifest). The receiver resolves them and names every object by the
+id computed from the result, so a wrong delta cannot pass as the right object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dulwich.object_store import MissingObjectFinder
+from dulwich.objects import Commit, ShaFile, Tree, hex_to_sha
+from dulwich.pack import UnpackedObject, create_delta, full_unpacked_object
+
+from vsync.model.repository import Repository
+from vsync.model.worktree import MODE_TREE
+
+MIN_DELTA_SIZE = 512  # smaller objects are sent whole: a delta would save next to nothing
+MAX_DELTA_RATIO = 0.5  # a delta is used only when at most this fraction of the object
+
+
+def pack_records(
+    repo: Repository, wants: list[bytes], haves: list[bytes], thin: bool
+) -> tuple[int, Iterator[UnpackedObject]]:
+    """The objects reachable from ``wants`` and not from ``haves``, ready for a pack.
+
+    ``thin`` allows deltas against objects outside the pack (the receiver has
+    everything reachable from ``haves``).
+    """
+    store = repo.git.object_store
+    todo = [oid for oid, _hint in MissingObjectFinder(store, haves=haves, wants=wants)]
+    new = set(todo)
+    bases = _delta_bases(repo, todo, new, thin)
+    return len(todo), _records(repo, todo, new, bases)
+
+
+def _delta_bases(
+    repo: Repository, todo: list[bytes], new: set[bytes], thin: bool
+) -> dict[bytes, bytes]:
+    """For each new object, the object at the same path one commit earlier (if any)."""
+    store = repo.git.object_store
+    bases: dict[bytes, bytes] = {}
+    for oid in todo:
+        obj = store[oid]
+        if not isinstance(obj, Commit) or not obj.parents:
+            continue
+        parent = obj.parents[0]
+        if parent not in new and not thin:
+            continue
+        parent_commit = store[parent]
+        assert isinstance(parent_commit, Commit)
+        _pair_trees(repo, obj.tree, parent_commit.tree, new, thin, bases)
+    return bases
+
+
+def _pair_trees(
+    repo: Repository,
+    tree_id: bytes,
+    old_id: bytes,
+    new: set[bytes],
+    thin: bool,
+    bases: dict[bytes, bytes],
+) -> None:
+    store = repo.git.object_store
+    stack = [(tree_id, old_id)]
+    while stack:
+        tid, oid = stack.pop()
+        if tid == oid or tid not in new:
+            continue
+        if oid in new or thin:
+            bases.setdefault(tid, oid)
+        tree, old = store[tid], store[oid]
+        assert isinstance(tree, Tree) and isinstance(old, Tree)
+        before = {e.path: (e.mode, e.sha) for e in old.iteritems()}
+        for entry in tree.iteritems():
+            prev = before.get(entry.path)
+            if prev is None or prev[1] == entry.sha:
+                continue
+            both_trees = entry.mode == MODE_TREE and prev[0] == MODE_TREE
+            if both_trees:
+                stack.append((entry.sha, prev[1]))
+            elif (
+                entry.mode != MODE_TREE
+                and prev[0] != MODE_TREE
+                and entry.sha in new
+                and (prev[1] in new or thin)
+            ):
+                bases.setdefault(entry.sha, prev[1])
+
+
+def _records(
+    repo: Repository, todo: list[bytes], new: set[bytes], bases: dict[bytes, bytes]
+) -> Iterator[UnpackedObject]:
+    """Whole objects first, then deltas, each after its base when the base is new."""
+    store = repo.git.object_store
+    emitted: set[bytes] = set()
+    waiting: dict[bytes, list[bytes]] = {}  # new base -> objects waiting for it
+    ready = [oid for oid in todo if oid not in bases or bases[oid] not in new]
+    for oid in todo:
+        base = bases.get(oid)
+        if base is not None and base in new:
+            waiting.setdefault(base, []).append(oid)
+    queue = list(reversed(ready))
+    leftovers = iter(todo)
+    while True:
+        while queue:
+            oid = queue.pop()
+            if oid in emitted:
+                continue
+            emitted.add(oid)
+            yield _record(store[oid], bases.get(oid), store)
+            queue.extend(reversed(waiting.pop(oid, [])))
+        # Still waiting: a cycle of bases (a file changed and changed back across
+        # the commits sent). One of it goes whole, the rest can then follow.
+        for oid in leftovers:
+            if oid not in emitted:
+                bases.pop(oid, None)
+                queue.append(oid)
+                break
+        else:
+            return
+
+
+def _record(obj: ShaFile, base_id: bytes | None, store: object) -> UnpackedObject:
+    if base_id is None:
+        return full_unpacked_object(obj)
+    raw = obj.as_raw_string()
+    if len(raw) < MIN_DELTA_SIZE:
+        return full_unpacked_object(obj)
+    base = store[base_id]  # type: ignore[index]
+    if base.type_num != obj.type_num:
+        return full_unpacked_object(obj)
+    delta = b"".join(create_delta(base.as_raw_string(), raw))
+    if len(delta) > len(raw) * MAX_DELTA_RATIO:
+        return full_unpacked_object(obj)
+    return UnpackedObject(
+        obj.type_num,
+        sha=obj.sha().digest(),
+        delta_base=hex_to_sha(base_id),
+        decomp_len=len(delta),
+        decomp_chunks=[delta],
+    )
