@@ -43,7 +43,7 @@ ORDER = [
     "## Commit 50,000 small files (issue 6)",
     "## No-op status on 50,000 files (issue 6)",
     "## Peak memory committing a 4 GiB file (issue 6)",
-    "## Push over SSH (issue 3)",
+    "## Push over SSH",
 ]
 LAST = "## What each change bought"
 

@@ -29,7 +29,11 @@ def main() -> int:
                 s.chunk_id, s.compression, s.raw_len, bytes(payload), s.pack_name
             )
 
+        def read_stored_many(self, cids):  # type: ignore[no-untyped-def]
+            return (read_stored(self, cid) for cid in cids)
+
         chunkstore.ChunkStore.read_stored = read_stored  # type: ignore[method-assign]
+        chunkstore.ChunkStore.read_stored_many = read_stored_many  # type: ignore[method-assign]
     elif mode == "bad-pack":
         real_writer = transfer._FrameWriter.write
 

@@ -284,6 +284,32 @@ class ChunkStore:
         payload = chunkpack.read_payload(fd, entry, name)
         return StoredChunk(cid, entry.compression, entry.raw_len, payload, name)
 
+    def read_stored_many(self, cids: list[bytes]) -> Iterator[StoredChunk]:
+        """:meth:`read_stored` for many ids, in their order: one index query per
+        500 ids instead of one per chunk (the sending side of a transfer)."""
+        for i in range(0, len(cids), 500):
+            part = cids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.conn.execute(
+                "SELECT id, pack, offset, stored_len, raw_len, compression FROM chunks"
+                f" WHERE id IN ({marks})",
+                part,
+            ).fetchall()
+            found = {row[0]: row for row in rows}
+            for cid in part:
+                row = found.get(cid)
+                if row is None:
+                    raise ChunkMissing(cid)
+                _cid, pack, offset, stored, raw, comp = row
+                entry = PackEntry(cid, offset, stored, raw, comp)
+                try:
+                    fd, name = self._fd(pack)
+                    payload = chunkpack.read_payload(fd, entry, name)
+                except DamagedRepository:
+                    yield self.read_stored(cid)  # moved by gc meanwhile: look it up again
+                    continue
+                yield StoredChunk(cid, comp, raw, payload, name)
+
     def read(self, cid: bytes) -> bytes:
         """A chunk's raw bytes, verified against its BLAKE3 id."""
         s = self.read_stored(cid)

@@ -338,8 +338,7 @@ def serve_chunks(conn: Connection, repo: Repository, tick: Tick | None = None) -
         ids = msg.payload
         if len(ids) % 32:
             raise ProtocolError("peer sent a malformed CHUNK_WANT")
-        for i in range(0, len(ids), 32):
-            s = store.read_stored(ids[i : i + 32])
+        for s in store.read_stored_many([bytes(ids[i : i + 32]) for i in range(0, len(ids), 32)]):
             head = p.CHUNK_HEAD.pack(s.chunk_id, s.compression, s.raw_len)
             conn.send_parts(p.CHUNK, head, s.payload)
             stats.chunks += 1
