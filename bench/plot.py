@@ -47,7 +47,9 @@ def commit_throughput(by_size: dict[int, dict[str, Series]], to_docs: bool) -> s
     ax.set_xticks([s / MIB for s in sizes], [f"{s // MIB} MiB" for s in sizes])
     ax.set_xlabel("file size (incompressible)")
     ax.set_ylabel("MiB/s (size / median time)")
-    ax.set_title("Commit a new file: vsync init+commit, git init+add+commit, restic backup")
+    ax.set_title(
+        "Commit a new file into an empty repository: vsync commit, git add+commit, restic backup"
+    )
     ax.title.set_fontsize(9)
     ax.grid(True, alpha=0.3)
     ax.set_ylim(bottom=0)

@@ -3,7 +3,8 @@
 The pipeline works a block (4 MiB) at a time, so per-chunk Python overhead
 stays small:
 
-1. the calling thread reads a block and cuts it into chunks (FastCDC; both
+1. a reading thread (:func:`read_ahead`, for files over two blocks; else
+   the calling thread) reads a block and cuts it into chunks (FastCDC; both
    the read and the cut release the GIL), the chunks staying views into the
    block's buffer: no copies;
 2. a worker thread hashes the block's chunks (BLAKE3);
@@ -19,15 +20,18 @@ each stage, so memory stays flat whatever the file size.
 
 from __future__ import annotations
 
+import io
 import os
+import queue
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from vsync.model.manifest import Manifest
 from vsync.store import codec
-from vsync.store.chunker import Chunker, ChunkerParams
+from vsync.store.chunker import BLOCK_SIZE, Chunker, ChunkerParams
 from vsync.store.chunkstore import PackWriter, Record
 
 Progress = Callable[[int], None]
@@ -38,11 +42,76 @@ def hash_block(views: list[memoryview]) -> list[bytes]:
 
 
 def encode_block(chunks: list[tuple[bytes, memoryview]], level: int) -> list[Record]:
+    """Compress a block's new chunks; after two raw ones in a row, each chunk is
+    first judged by a sample (:func:`codec.encode`'s ``sample_first``)."""
     out: list[Record] = []
+    raw_run = 0
     for cid, view in chunks:
-        compression, payload = codec.encode(view, level)
+        compression, payload = codec.encode(view, level, sample_first=raw_run >= 2)
+        raw_run = raw_run + 1 if compression == codec.COMPRESSION_NONE else 0
         out.append((cid, len(view), compression, payload))
     return out
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` on a thread of its own, up to ``depth`` items ahead.
+
+    For a large file the calling thread's share of the pipeline (reading and
+    cutting each block, then lookups and queueing writes) is the longest
+    stage; with the read and the cut on this thread the two halves overlap.
+    Whatever the reading raises is raised here; leaving the loop early stops
+    the thread before this returns.
+    """
+    q: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consuming thread
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=run, name="vsync-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _size_hint(stream: BinaryIO) -> int:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return 0
 
 
 class Ingester:
@@ -112,7 +181,10 @@ class Ingester:
             writer.add_many(fut.result(), lambda: spare.append(block), checked=True)
             queued.difference_update(batch)
 
-        for block, views in self.chunker.blocks(stream, spare=spare):
+        blocks = self.chunker.blocks(stream, spare=spare)
+        if _size_hint(stream) > 2 * BLOCK_SIZE:
+            blocks = read_ahead(blocks, self.depth)
+        for block, views in blocks:
             hashing.append((block, views, pool.submit(hash_block, views)))
             while len(hashing) > self.depth:
                 settle_hash()

@@ -61,10 +61,28 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode(data: bytes | memoryview, level: int) -> tuple[int, bytes | memoryview]:
+SAMPLE = 16 * 1024
+
+
+def encode(
+    data: bytes | memoryview, level: int, sample_first: bool = False
+) -> tuple[int, bytes | memoryview]:
     """Compress a chunk; keep it raw (``data`` itself) when zstd saves less than
-    1/32 of it."""
-    packed = _compressor(level).compress(data)
+    1/32 of it.
+
+    ``sample_first`` (the chunks before it in the same block were stored raw):
+    compress only the middle 16 KiB first, and keep the chunk raw without
+    compressing the rest when that saves less than 1/32. On incompressible
+    data (video, archives) this skips most of zstd's work; a compressible
+    chunk whose middle sample does not compress is stored raw, which costs
+    space, never correctness (readers take either form)."""
+    comp = _compressor(level)
+    if sample_first and len(data) > 2 * SAMPLE:
+        mid = (len(data) - SAMPLE) // 2
+        sample = memoryview(data)[mid : mid + SAMPLE]
+        if len(comp.compress(sample)) >= SAMPLE - SAMPLE // 32:
+            return COMPRESSION_NONE, data
+    packed = comp.compress(data)
     if len(packed) >= len(data) - len(data) // 32:
         return COMPRESSION_NONE, data
     return COMPRESSION_ZSTD, packed
