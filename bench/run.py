@@ -132,7 +132,7 @@ The targets of issue 6, each measured against its peer in the same run (ratios, 
 that load from other work on the machine touches both sides). {met} of {len(targets)}
 met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is the
 factor still to gain. Regenerate everything with `make bench`
-(`make bench{"-quick" if quick else ""}` for the small version), or one group with
+(`make bench-quick` for the small version), or one group with
 `.venv/bin/python bench/run.py --only commit|edit|small|memory|push|plot|chunking`;
 the sections below give each scenario's table, method and peak memory.
 
