@@ -72,6 +72,11 @@ ZERO = Run(0.0, 0.0, 0)
 
 def run(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> Run:
     """Run ``cmd`` to completion under ``/usr/bin/time -v``; exit on failure."""
+    return run_output(cmd, cwd, env)[0]
+
+
+def run_output(cmd: Sequence[str], cwd: Path | None, env: dict[str, str]) -> tuple[Run, bytes]:
+    """:func:`run`, also returning what the command printed on stdout."""
     have_time = os.access(TIME, os.X_OK)
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         full = [TIME, "-v", "-o", report.name, *cmd] if have_time else list(cmd)
@@ -91,7 +96,7 @@ def run(cmd: Sequence[str], cwd: Path, env: dict[str, str]) -> Run:
             m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read())
             if m:
                 rss = int(m.group(1)) * 1024
-    return Run(seconds, cpu, rss)
+    return Run(seconds, cpu, rss), proc.stdout
 
 
 def run_all(cmds: Sequence[Sequence[str]], cwd: Path, env: dict[str, str]) -> Run:

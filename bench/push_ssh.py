@@ -32,7 +32,6 @@ import filecmp
 import importlib.util
 import os
 import re
-import resource
 import shlex
 import shutil
 import statistics
@@ -49,6 +48,7 @@ from typing import Any
 
 import datagen
 import machine
+from measure import run_output
 from report import human, vsync_version, warm, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -58,7 +58,6 @@ HEADING = "## Push over SSH (issue 6)"
 RUNS = 3
 GIB = 1024**3
 MIB = 1024**2
-TIME = "/usr/bin/time"
 INSERT = b"\n10 bytes\n"  # inserted in the middle of the file
 GCM = "aes128-gcm@openssh.com"
 
@@ -246,27 +245,9 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None, sshd: Any 
     With ``sshd``, also the server-side CPU the command caused.
     """
     server_before = server_cpu(sshd) if sshd is not None else 0.0
-    have_time = os.access(TIME, os.X_OK)
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        full = [TIME, "-v", "-o", report.name, *cmd] if have_time else cmd
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(full, cwd=cwd, env=env, capture_output=True, check=False)
-        seconds = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            raise SystemExit(
-                f"benchmark command failed ({proc.returncode}): {shlex.join(cmd)}\n"
-                f"{proc.stderr.decode('utf-8', 'replace')}"
-            )
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        rss = after.ru_maxrss * 1024
-        if have_time:
-            text = report.read()
-            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-            rss = int(m.group(1)) * 1024 if m else rss
+    timed, stdout = run_output(cmd, cwd, env)
     server = server_cpu(sshd) - server_before if sshd is not None else 0.0
-    return Proc(seconds, proc.stdout.decode("utf-8", "replace"), cpu, rss, server)
+    return Proc(timed.seconds, stdout.decode("utf-8", "replace"), timed.cpu, timed.peak_rss, server)
 
 
 def porcelain(text: str) -> dict[str, str]:
