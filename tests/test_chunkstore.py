@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from vsync.errors import ChunkCorrupt, ChunkMissing
-from vsync.store import chunkpack, codec
+from vsync.store import chunkpack, chunkstore, codec
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.statedb import StateDB
 
@@ -128,3 +129,34 @@ def test_recovery_leaves_a_live_writers_pack_alone(tmp_path: Path) -> None:
     assert store.read(cid)
     other.reconcile()
     assert other.has(cid)
+
+
+def test_after_a_failed_write_no_pack_is_sealed_with_torn_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails (the disk filled up) stops the writer: nothing queued after it
+    runs, so the pack whose records it lost is never sealed, indexed or trusted."""
+    store = make_store(tmp_path)
+    real = chunkstore._writev_all
+    calls = {"n": 0}
+
+    def failing(fd: int, buffers: list, where: str) -> None:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 2:  # the header went in; the first pack's records do not
+            time.sleep(0.3)  # the caller has queued the trailer and more by now
+            raise OSError(28, "No space left on device", where)
+        real(fd, buffers, where)
+
+    monkeypatch.setattr(chunkstore, "_writev_all", failing)
+    datas = [os.urandom(40_000) for _ in range(12)]
+    records = []
+    for d in datas:
+        comp, payload = codec.encode(d, 3)
+        records.append((codec.chunk_id(d), len(d), comp, payload))
+    with pytest.raises(OSError, match=r"No space left|earlier write"), store.writer() as w:
+        w.target_size = 200_000  # two packs fill within this one call
+        w.add_many(records)
+    monkeypatch.setattr(chunkstore, "_writev_all", real)
+    assert store.count() == 0  # no pack was sealed over the lost records
+    assert not list(chunkpack.iter_pack_names(store.dir))
+    assert store.recover_temp_packs() == 0  # the temp packs hold headers only

@@ -16,6 +16,7 @@ import fcntl
 import io
 import os
 import secrets
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -365,6 +366,7 @@ class PackWriter:
         self._sealing: deque[_Sealing] = deque()
         self._writes: deque[Future[None]] = deque()
         self._io: ThreadPoolExecutor | None = None
+        self._broken = threading.Event()  # a queued write failed: later ones must not run
         self._sealer: ThreadPoolExecutor | None = None
         self._pos = 0
         self.bytes_written = 0
@@ -454,7 +456,21 @@ class PackWriter:
             self._writes.popleft().result()
         while len(self._writes) >= _WRITES_IN_FLIGHT:
             self._writes.popleft().result()
-        self._writes.append(self._io.submit(job, *args))
+        self._writes.append(self._io.submit(self._io_job, job, *args))
+
+    def _io_job(self, job: Callable[..., None], *args: object) -> None:
+        """Run one queued job on the I/O thread, in order. After a failed write the
+        file's offsets no longer match the records queued after it, so every
+        later job (their writes, a trailer, ``on_written``) fails too: no pack
+        with a torn record is ever sealed; recover_temp_packs keeps what came
+        before the failure."""
+        if self._broken.is_set():
+            raise OSError(errno.EIO, "an earlier write to this pack failed", str(self._path))
+        try:
+            job(*args)
+        except BaseException:
+            self._broken.set()
+            raise
 
     def _queue_write(self, iov: list[bytes | memoryview]) -> None:
         if iov:
@@ -500,10 +516,15 @@ class PackWriter:
             self._index_one(self._sealing[0])
 
     def flush(self) -> None:
-        """Seal the current pack and index every sealed pack; returns when all are."""
-        self._seal_current()
-        self.wait_written()
-        self._index_sealed(wait=True)
+        """Seal the current pack and index every sealed pack; returns when all are.
+        If that fails, what is left is abandoned (files closed, threads stopped)."""
+        try:
+            self._seal_current()
+            self.wait_written()
+            self._index_sealed(wait=True)
+        except BaseException:
+            self.abandon()
+            raise
         self._stop_threads()
 
     def abandon(self) -> None:
