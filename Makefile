@@ -40,13 +40,7 @@ system-deps:
 	{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || missing="$$missing openssh-client"; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
-	if [ -n "$$missing" ]; then \
-		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
-		echo "installing system packages:$$missing"; \
-		$$sudo apt-get update -qq >/dev/null && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $$missing >/dev/null; \
-	fi
+	bash scripts/apt-install-missing.sh $$missing
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 test: venv system-deps
@@ -68,13 +62,7 @@ bench-deps:
 	test -x /usr/bin/time || missing="$$missing time"; \
 	{ command -v sshd || test -x /usr/sbin/sshd; } >/dev/null 2>&1 || missing="$$missing openssh-server"; \
 	{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || missing="$$missing openssh-client"; \
-	if [ -n "$$missing" ]; then \
-		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
-		echo "installing system packages:$$missing"; \
-		$$sudo apt-get update -qq >/dev/null && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $$missing >/dev/null; \
-	fi
+	bash scripts/apt-install-missing.sh $$missing
 
 # matplotlib (the throughput plot) comes from the `bench` extra, for `make bench` only.
 $(VENV)/.bench-installed: $(STAMP) pyproject.toml

@@ -48,7 +48,7 @@ from typing import Any
 
 import datagen
 import machine
-from measure import run_output
+from measure import fresh, run_output
 from report import human, vsync_version, warm, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -267,13 +267,6 @@ def rsync_stats(text: str) -> dict[str, int]:
         "literal": num("Literal data"),
         "matched": num("Matched data"),
     }
-
-
-def fresh(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 def branch_head(git_dir: Path) -> bytes:

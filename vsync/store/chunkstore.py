@@ -77,11 +77,9 @@ class ChunkStore:
 
     def missing(self, cids: Iterable[bytes]) -> list[bytes]:
         """The ids among ``cids`` that the store lacks, in their given order."""
-        out = []
-        for cid in cids:
-            if not self.has(cid):
-                out.append(cid)
-        return out
+        ids = list(cids)
+        have = self.has_many(ids)
+        return [cid for cid in ids if cid not in have]
 
     def lookup(self, cid: bytes) -> tuple[int, PackEntry] | None:
         row = self.db.conn.execute(
