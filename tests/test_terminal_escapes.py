@@ -163,6 +163,21 @@ def test_errors_escape_what_they_quote(hostile: Path) -> None:
     assert r.stderr.count("\n") == 1 and "\\033[2J\\rmain" in r.stderr
     r = vs("-C", "\x1b[2Jnowhere", "status", cwd=hostile, code=1)
     assert r.stderr.count("\n") == 1
+    r = vs("status", "\x1b[2J", cwd=hostile, code=2)  # argparse's own message
+    assert r.stderr.count("\n") == 1 and "unrecognized arguments: \\033[2J" in r.stderr
+
+
+def test_progress_shows_a_remote_label_escaped() -> None:
+    from vsync.ui.progress import TerminalTransferProgress
+
+    out = io.StringIO()
+    progress = TerminalTransferProgress(out)
+    progress.phase("Receiving from \x1b]0;pwned\x07\u202e", 2)
+    progress.tick(1, 10, force=True)
+    progress.done()
+    line = out.getvalue()
+    assert "Receiving from \\033]0;pwned\\a\\342\\200\\256: chunks 1/2" in line
+    assert line.replace("\r\x1b[K", "").count("\x1b") == 0  # only its own redraw
 
 
 @pytest.mark.parametrize("mode", ["error", "stderr"])
