@@ -8,7 +8,8 @@ version (or commit), newest first, columns separated by two spaces::
 
 The date is in the author's own UTC offset; the host is ``-`` when the
 commit does not record one; the size is a human size (``1.2 KiB``) or
-``symlink``. For a folder (or no PATH: the whole folder), the size column is
+``symlink``; host and subject have control, C1 and bidi characters escaped
+(:mod:`vsync.ui.escape`). For a folder (or no PATH: the whole folder), the size column is
 the number of paths the commit changed (``3 paths``). PATH in no commit:
 exit 2. No commits at all and no PATH: ``vsync: no commits yet`` on stderr,
 exit 0.

@@ -1,6 +1,11 @@
 """Commands that read history: log, diff, show.
 
-Output formats (stable; scripts may read them):
+Output formats (stable; scripts may read them). In all of them a path is
+quoted as git quotes it with ``core.quotePath`` (double quotes and C escapes
+when it holds a control, C1 or bidi character, ``"`` or ``\\``;
+:func:`vsync.ui.escape.quote_path`), and messages, authors and hosts have
+those characters escaped (:func:`vsync.ui.escape.escape_text`); file content
+(``show REV:PATH``, the lines of a text diff) is printed as it is.
 
 ``log``
     ``commit <40 hex>``, ``Merge: <10 hex> <10 hex>`` (merges only),
@@ -70,7 +75,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from vsync.cli.output import short, warn
+from vsync.cli.output import escape_text, info, quote_path, short, warn
 from vsync.cli.paths import repo_paths, rev_path
 from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import Repository
@@ -125,13 +130,18 @@ def header_lines(e: LogEntry) -> list[str]:
     lines = [f"commit {e.commit_id.decode()}"]
     if len(e.parents) > 1:
         lines.append("Merge: " + " ".join(short(p) for p in e.parents))
-    lines.append(f"Author: {e.author}")
+    lines.append(f"Author: {escape_text(e.author, keep='')}")
     if e.host:
-        lines.append(f"Host: {e.host}")
+        lines.append(f"Host: {escape_text(e.host, keep='')}")
     lines.append(f"Date:   {format_date(e.time, e.tz_offset)}")
     lines.append("")
-    lines.extend(("    " + line).rstrip() for line in e.message.rstrip("\n").split("\n"))
+    message = escape_text(e.message.rstrip("\n"))
+    lines.extend(("    " + line).rstrip() for line in message.split("\n"))
     return lines
+
+
+def subject(e: LogEntry) -> str:
+    return escape_text(e.subject, keep="")
 
 
 def _size_text(size: int | None) -> str:
@@ -167,7 +177,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         else:
             for i, entry in enumerate(walk(repo, start, paths, args.limit)):
                 if args.oneline:
-                    emit(f"{short(entry.commit_id)} {entry.subject}\n")
+                    emit(f"{short(entry.commit_id)} {subject(entry)}\n")
                 else:
                     emit(("\n" if i else "") + "\n".join(header_lines(entry)) + "\n")
     sys.stdout.buffer.flush()
@@ -179,16 +189,16 @@ def _log_follow(
 ) -> None:
     for i, v in enumerate(follow(repo, start, path, limit)):
         if oneline:
-            name = f"  [{v.path}]" if v.path != path else ""
-            emit(f"{short(v.entry.commit_id)} {_size_text(v.size)} {v.entry.subject}{name}\n")
+            name = f"  [{quote_path(v.path)}]" if v.path != path else ""
+            emit(f"{short(v.entry.commit_id)} {_size_text(v.size)} {subject(v.entry)}{name}\n")
             continue
         lines = header_lines(v.entry)
         at = lines.index("") if "" in lines else len(lines)
         extra = [f"Size:   {_size_text(v.size)}"]
         if v.path != path:
-            extra.append(f"Path:   {v.path}")
+            extra.append(f"Path:   {quote_path(v.path)}")
         if v.renamed_from is not None:
-            extra.append(f"Renamed: {v.renamed_from} -> {v.path}")
+            extra.append(f"Renamed: {quote_path(v.renamed_from)} -> {quote_path(v.path)}")
         lines[at:at] = extra
         emit(("\n" if i else "") + "\n".join(lines) + "\n")
 
@@ -200,14 +210,13 @@ def _log_deleted(
     for d in deleted_files(repo, start, paths, limit):
         tz = timezone(timedelta(seconds=d.entry.tz_offset))
         when = datetime.fromtimestamp(d.entry.time, tz).strftime("%Y-%m-%d %H:%M")
-        emit(f"{when} {short(d.entry.commit_id)} {d.path} ({d.size} bytes)\n")
+        emit(f"{when} {short(d.entry.commit_id)} {quote_path(d.path)} ({d.size} bytes)\n")
         last = d
     sys.stdout.buffer.flush()
     if last is not None:
-        print(
+        info(
             f"vsync: bring one back with 'vsync restore PATH --source COMMIT~1', "
-            f"e.g. vsync restore '{last.path}' --source {short(last.entry.commit_id)}~1",
-            file=sys.stderr,
+            f"e.g. vsync restore '{last.path}' --source {short(last.entry.commit_id)}~1"
         )
 
 
@@ -267,7 +276,9 @@ def _side(v: Version | None, size: int | None) -> str:
 
 
 def render_diff(fd: FileDiff) -> Iterator[str]:
-    p, old, new = fd.path, fd.old, fd.new
+    """One path's diff; the path quoted as git quotes it, the content lines as they are."""
+    p, old, new = quote_path(fd.path), fd.old, fd.new
+    pa, pb = quote_path("a/" + fd.path), quote_path("b/" + fd.path)
     mode_line = (
         f"mode change {old.mode:o} => {new.mode:o} {p}\n"
         if old is not None and new is not None and fd.mode_changed
@@ -281,7 +292,7 @@ def render_diff(fd: FileDiff) -> Iterator[str]:
             yield mode_line
         yield f"Binary {p}: {_side(old, fd.old_size)} -> {_side(new, fd.new_size)}\n"
         return
-    yield f"diff --vsync a/{p} b/{p}\n"
+    yield f"diff --vsync {pa} {pb}\n"
     if old is None and new is not None:
         yield f"new file mode {new.mode:o}\n"
     elif new is None and old is not None:
@@ -290,8 +301,8 @@ def render_diff(fd: FileDiff) -> Iterator[str]:
         yield f"old mode {old.mode:o}\n"
         yield f"new mode {new.mode:o}\n"
     if fd.lines:
-        yield "--- /dev/null\n" if old is None else f"--- a/{p}\n"
-        yield "+++ /dev/null\n" if new is None else f"+++ b/{p}\n"
+        yield "--- /dev/null\n" if old is None else f"--- {pa}\n"
+        yield "+++ /dev/null\n" if new is None else f"+++ {pb}\n"
         yield from fd.lines
 
 
@@ -355,7 +366,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             lines = header_lines(view.entry)
             if view.changes:
                 lines.append("")
-                lines.extend(f"{letter}\t{path}" for letter, path in view.changes)
+                lines.extend(f"{letter}\t{quote_path(path)}" for letter, path in view.changes)
             emit("\n".join(lines) + "\n")
             sys.stdout.buffer.flush()
             return 0
@@ -363,7 +374,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         commit_id = resolve(repo, rev_label)
         obj = find(repo, commit_id, rev_path(repo, parts[1]), rev_label)
         if obj.kind == "folder":
-            emit("".join(name + "\n" for name in list_folder(repo, obj)))
+            emit("".join(quote_path(name) + "\n" for name in list_folder(repo, obj)))
             sys.stdout.buffer.flush()
             return 0
         out = sys.stdout.buffer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vsync.cli.output import info
+from vsync.cli.output import escape_text, info
 from vsync.model.repository import Repository
 from vsync.ops.fsck import fsck
 from vsync.ops.gc import gc
@@ -32,7 +32,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     for note in result.notes:
         info(f"fsck: {note}")
     for line in result.problems:
-        print(line)
+        print(escape_text(line, keep=""))
     if result.problems:
         n = len(result.problems)
         print(f"fsck: {n} problem{'s' if n != 1 else ''} found")

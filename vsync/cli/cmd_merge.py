@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from vsync.cli.output import short, warn
+from vsync.cli.output import escape_text, quote_path, short, warn
 from vsync.errors import StoppedError, UsageError, VsyncError
 from vsync.model.repository import Repository
 
@@ -55,7 +55,8 @@ def print_plan(repo: Repository, plan: Any, out: Any = None) -> None:
         label = "conflict " + action.conflict.kind if action.conflict else action.kind
         counts[label] = counts.get(label, 0) + 1
         size = _entry_size(repo, plan, action.result)
-        out.write(f"{label:<24} {action.path}{size}  -- {action.reason}\n")
+        reason = escape_text(action.reason, keep="")
+        out.write(f"{label:<24} {quote_path(action.path)}{size}  -- {reason}\n")
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
     out.write(f"plan: {summary}; {len(plan.conflicts)} conflict(s); nothing was changed\n")
 
@@ -95,7 +96,7 @@ def report_integration(repo: Repository, result: Any, label: str, quiet: bool = 
         )
     elif result.outcome == "merged":
         print(
-            f"Merged {label} into main: {short(result.new)} "
+            f"Merged {escape_text(label, keep='')} into main: {short(result.new)} "
             f"({result.written} files written, {result.deleted} deleted)"
         )
     elif result.outcome == "ahead":
@@ -104,7 +105,7 @@ def report_integration(repo: Repository, result: Any, label: str, quiet: bool = 
         print("Already up to date")
     elif result.outcome == "conflicts":
         for code, path, kind in result.conflicts:
-            print(f"{code} {path}  ({kind})")
+            print(f"{code} {quote_path(path)}  ({kind})")
         n = len(result.conflicts)
         print(
             f"vsync: {n} conflict(s) to resolve; run 'vsync resolve' (or 'vsync resolve "
@@ -148,7 +149,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             for path in sorted(state.files):
                 ps = state.files[path]
                 mark = "resolved" if ps.resolved else ps.code
-                print(f"{mark:<9} {path}  ({ps.kind})")
+                print(f"{mark:<9} {quote_path(path)}  ({ps.kind})")
             return 0
         if not args.paths:
             if args.how is not None:
@@ -182,7 +183,8 @@ def _shell(repo: Repository) -> int:
         result = commit(repo, outcome.message or "Merge", warn)
         if result.commit_id is None:
             raise StoppedError("nothing was committed")
-        print(f"[main {short(result.commit_id)}] {outcome.message or 'Merge'}")
+        subject = escape_text((outcome.message or "Merge").split("\n")[0], keep="")
+        print(f"[main {short(result.commit_id)}] {subject}")
     return 0
 
 
@@ -193,14 +195,14 @@ def _undo_or_edit(repo: Repository, paths: list[str], how: str) -> int:
     for path in paths:
         if how == "undo":
             reopen(repo, path)
-            print(f"{path}: unresolved again (the merge's result is back)")
+            print(f"{quote_path(path)}: unresolved again (the merge's result is back)")
             continue
         _undo, changed = edit(repo, path, None)
         if changed and not has_markers((repo.require_worktree() / path).read_bytes()):
             resolve(repo, [path], "mark")
-            print(f"{path}: edited and marked resolved")
+            print(f"{quote_path(path)}: edited and marked resolved")
         else:
-            print(f"{path}: still unresolved (unchanged, or conflict markers remain)")
+            print(f"{quote_path(path)}: still unresolved (unchanged, or conflict markers remain)")
     state = MergeState.load(repo)
     left = len(state.unresolved()) if state is not None else 0
     print(f"{left} conflict(s) remain")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vsync.cli.output import short, warn
+from vsync.cli.output import escape_text, quote_path, short, warn
 from vsync.model.repository import Repository
 
 # Each command imports its operation when it runs: status need not load commit's
@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     repo = Repository.init(Path(args.path), bare=args.bare)
     kind = "bare repository" if args.bare else "repository"
-    print(f"Initialised empty vsync {kind} in {repo.control}")
+    print(f"Initialised empty vsync {kind} in {escape_text(str(repo.control), keep='')}")
     repo.close()
     return 0
 
@@ -60,7 +60,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.porcelain:
         out = sys.stdout
         for code, path in result.entries:
-            out.write(f"{code} {path}\n")
+            out.write(f"{code} {quote_path(path)}\n")
         return 0
     print("On branch main" + ("" if result.head else " (no commits yet)"))
     if result.merge is not None:
@@ -73,7 +73,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print("Changes not yet committed:")
     for code, path in result.entries:
-        print(f"  {STATUS_WORDS.get(code, code.strip()) + ':':<14}{path}")
+        print(f"  {STATUS_WORDS.get(code, code.strip()) + ':':<14}{quote_path(path)}")
     return 0
 
 
@@ -91,7 +91,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
         print("nothing to commit, working folder clean")
         return 0
     if not args.quiet:
-        subject = args.message.strip().splitlines()[0]
+        subject = escape_text(args.message.strip().split("\n")[0], keep="")
         print(
             f"[main {short(result.commit_id)}] {subject}\n"
             f" {result.files} files, {result.hashed} read, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vsync.cli.output import info, short, warn
+from vsync.cli.output import info, quote_path, short, warn
 from vsync.cli.paths import repo_path, repo_paths
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
@@ -75,7 +75,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             result = restore_as(
                 repo, paths[0], new_path, label, args.force, warn, commit_id or None
             )
-            print(f"Restored {result.written} files as '{new_path}' from {short(result.source)}")
+            as_name = quote_path(new_path)
+            print(f"Restored {result.written} files as '{as_name}' from {short(result.source)}")
             return 0
         result = restore(repo, paths, label, args.force, warn, commit_id or None)
     line = f"Restored {result.written} files"

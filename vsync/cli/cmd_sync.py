@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vsync.cli.output import short, warn
+from vsync.cli.output import escape_text, one_line, short, warn
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.pull import clone, pull, sync
@@ -89,7 +89,7 @@ def _opts(args: argparse.Namespace) -> SyncOptions:
 def _porcelain(r: TransferResult, **extra: object) -> str:
     s = r.stats
     fields: dict[str, object] = {
-        "remote": r.remote,
+        "remote": escape_text(r.remote, keep=""),
         "old": r.old.decode() if r.old else "-",
         "new": r.new.decode() if r.new else "-",
         "up_to_date": int(r.up_to_date),
@@ -115,7 +115,7 @@ def _report(verb: str, r: TransferResult, args: argparse.Namespace, **extra: obj
 def _summary(verb: str, r: TransferResult) -> str:
     s = r.stats
     return (
-        f"{verb} {r.remote}: {s.objects} objects, {s.chunks} chunks "
+        f"{verb} {escape_text(r.remote, keep='')}: {s.objects} objects, {s.chunks} chunks "
         f"({human_bytes(s.chunk_bytes)}), {human_bytes(r.wire_sent)} sent, "
         f"{human_bytes(r.wire_received)} received in {r.seconds:.1f} s"
     )
@@ -125,9 +125,8 @@ def cmd_clone(args: argparse.Namespace) -> int:
     repo, fetched = clone(args.url, Path(args.dir), _opts(args), warn, bare=args.bare)
     repo.close()
     if not args.quiet and not args.porcelain:
-        print(
-            f"Cloned {args.url} into {args.dir} ({short(fetched.new) if fetched.new else 'empty'})"
-        )
+        where = escape_text(f"{args.url} into {args.dir}", keep="")
+        print(f"Cloned {where} ({short(fetched.new) if fetched.new else 'empty'})")
     _report("fetched from", fetched, args)
     return 0
 
@@ -147,7 +146,8 @@ def cmd_remote_remove(args: argparse.Namespace) -> int:
 def cmd_remote_list(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         for remote in list_remotes(repo):
-            print(f"{remote.name}\t{remote.url}" if args.verbose else remote.name)
+            line = f"{remote.name}\t{remote.url}" if args.verbose else remote.name
+            print(escape_text(line, keep="\t"))
     return 0
 
 
@@ -180,7 +180,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         if result.up_to_date:
             print("Everything up to date")
         else:
-            print(f"{short(result.old)}..{short(result.new)}  main -> {result.remote}")
+            where = escape_text(result.remote, keep="")
+            print(f"{short(result.old)}..{short(result.new)}  main -> {where}")
             print(_summary("pushed to", result))
     return 0
 
@@ -202,6 +203,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     # stdout is the protocol channel: nothing else may be written to it.
     def serve_warn(message: str) -> None:
-        print(f"vsync serve: warning: {message}", file=sys.stderr)
+        print(f"vsync serve: warning: {one_line(message)}", file=sys.stderr)
 
     return serve_stdio(args.path, args.restrict_to, serve_warn)

@@ -16,7 +16,10 @@ Output formats (stable; scripts may read them):
     ``<index> <source> <kind> <new> <old> <unix time> <message>`` with full
     ids (``-`` for none); source is ``branch`` or ``folder``; for a folder
     event ``new`` is the commit checked out and ``old`` the journal entry
-    whose tree is the folder before the checkout.
+    whose tree is the folder before the checkout. In both forms the message
+    has its control, C1 and bidi characters escaped (``\\033``; see
+    :mod:`vsync.ui.escape`), and in ``--porcelain`` its tabs and newlines are
+    spaces.
 
 ``revert-to REV``
     ``Reverted to <10 hex>: new commit <10 hex> (N written, M deleted)``.
@@ -28,7 +31,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from vsync.cli.output import info, short, warn
+from vsync.cli.output import escape_text, info, short, warn
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve_at
@@ -69,7 +72,7 @@ def register(sub: Any) -> None:
 
 def _describe(r: UndoResult) -> str:
     verb = "Undid" if r.verb == "undo" else "Redid"
-    what = r.message.partition(": ")[2]
+    what = escape_text(r.message.partition(": ")[2], keep="")
     if r.kind == "checkout":
         return f"{verb} {what}: {r.written} written, {r.deleted} deleted"
     if r.branch_to is None:
@@ -105,10 +108,11 @@ def cmd_reflog(args: argparse.Namespace) -> int:
             new = ev.new.decode("ascii") if ev.new else "-"
             old = ev.old.decode("ascii") if ev.old else "-"
             fields = [str(i), ev.source, ev.kind, new, old, str(ev.time), ev.message]
-            print("\t".join(f.replace("\t", " ").replace("\n", " ") for f in fields))
+            fields = [escape_text(f.replace("\t", " ").replace("\n", " ")) for f in fields]
+            print("\t".join(fields))
         else:
             when = datetime.fromtimestamp(ev.time).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{i} {short(ev.new)} {when} {ev.message}")
+            print(f"{i} {short(ev.new)} {when} {escape_text(ev.message, keep='')}")
     return 0
 
 

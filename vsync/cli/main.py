@@ -18,13 +18,14 @@ import traceback
 
 from vsync import __version__
 from vsync.errors import VsyncError
+from vsync.ui.escape import one_line
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         cmd = " ".join(self.prog.split()[1:])
         hint = f"vsync {cmd} --help" if cmd else "vsync --help"
-        self.exit(2, f"vsync: error: {message} (see '{hint}')\n")
+        self.exit(2, f"vsync: error: {one_line(message)} (see '{hint}')\n")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -107,14 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
     except ImportError as exc:  # a broken installation: still one line, no traceback
-        print(f"vsync: internal error: cannot load a module ({exc})", file=sys.stderr)
+        print(
+            f"vsync: internal error: cannot load a module ({one_line(str(exc))})", file=sys.stderr
+        )
         return 1
     try:
         if args.chdir:
             os.chdir(args.chdir)
         return int(args.func(args) or 0)
     except VsyncError as exc:
-        print(f"vsync: error: {exc}", file=sys.stderr)
+        print(f"vsync: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("vsync: interrupted; the last commit is intact", file=sys.stderr)
@@ -124,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except sqlite3.DatabaseError as exc:
         print(
-            f"vsync: error: state.db is damaged ({exc}); run 'vsync fsck' to rebuild it",
+            f"vsync: error: state.db is damaged ({one_line(str(exc))}); "
+            "run 'vsync fsck' to rebuild it",
             file=sys.stderr,
         )
         return 3
@@ -133,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         where = f" ({exc.filename})" if exc.filename else ""
         what = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        print(f"vsync: error: {what}{where}; nothing was half-written", file=sys.stderr)
+        print(f"vsync: error: {one_line(what + where)}; nothing was half-written", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line, never a traceback by default
         if os.environ.get("VSYNC_DEBUG"):
             traceback.print_exc()
         print(
-            f"vsync: internal error: {type(exc).__name__}: {exc} "
+            f"vsync: internal error: {type(exc).__name__}: {one_line(str(exc))} "
             "(set VSYNC_DEBUG=1 for details and report it)",
             file=sys.stderr,
         )

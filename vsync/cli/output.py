@@ -1,16 +1,26 @@
-"""Small output helpers shared by the command modules."""
+"""Small output helpers shared by the command modules.
+
+Names, messages and a peer's words are escaped where they are printed, with
+:mod:`vsync.ui.escape` (re-exported here): ``quote_path`` for paths,
+``escape_text`` for messages and other free text, ``one_line`` for
+diagnostics. ``warn`` and ``info`` apply ``one_line`` themselves.
+"""
 
 from __future__ import annotations
 
 import sys
 
+from vsync.ui.escape import escape_text, one_line, quote_path
+
+__all__ = ["escape_text", "info", "one_line", "quote_path", "short", "warn"]
+
 
 def warn(message: str) -> None:
-    print(f"vsync: warning: {message}", file=sys.stderr)
+    print(f"vsync: warning: {one_line(message)}", file=sys.stderr)
 
 
 def info(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 def short(oid: bytes | None, n: int = 10) -> str:

@@ -46,7 +46,7 @@ class Manifest:
         if len(data) < HEAD.size:
             raise DamagedRepository(f"{where}: truncated manifest")
         magic, version, _flags, _res, size, count = HEAD.unpack_from(data)
-        if magic != MAGIC:
+        if magic != MAGIC or version == 0:
             raise DamagedRepository(f"{where}: not a vsync manifest")
         if version > VERSION:
             raise UnsupportedFormat(

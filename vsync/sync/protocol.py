@@ -101,7 +101,7 @@ class Message:
     def json(self) -> dict[str, Any]:
         try:
             value = json.loads(self.payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
             raise ProtocolError(f"peer sent a malformed {self.name} message") from None
         if not isinstance(value, dict):
             raise ProtocolError(f"peer sent a malformed {self.name} message")

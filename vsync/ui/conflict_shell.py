@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, NestedCompleter, WordCompleter
-from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
+from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText, to_formatted_text
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import print_formatted_text
@@ -30,6 +30,7 @@ from vsync.ops.merge import MergeState, RepoContent, resolve
 from vsync.ui import conflict_actions as actions
 from vsync.ui import conflict_view as view
 from vsync.ui.conflict_actions import ConflictInfo, Undo
+from vsync.ui.escape import escape_text, safe_fragments
 
 # command -> its one-key alias
 COMMANDS = {
@@ -115,7 +116,9 @@ class ConflictShell:
     # -- output ----------------------------------------------------------------------------
 
     def emit(self, text: AnyFormattedText) -> None:
-        print_formatted_text(text, end="", style=view.STYLE, output=self.session.app.output)
+        """Everything the shell prints goes through here: names and content escaped."""
+        safe = FormattedText(safe_fragments(to_formatted_text(text)))
+        print_formatted_text(safe, end="", style=view.STYLE, output=self.session.app.output)
 
     def say(self, text: str, style: str = "") -> None:
         self.emit(view.line((style, text)))
@@ -173,12 +176,13 @@ class ConflictShell:
     def _toolbar(self) -> AnyFormattedText:
         s = self.state.files.get(self.current)
         left = len(self.state.unresolved())
-        return view.render_toolbar(self.info(self.current).index, len(self.infos), s, left)
+        bar = view.render_toolbar(self.info(self.current).index, len(self.infos), s, left)
+        return FormattedText(safe_fragments(bar))
 
     def _prompt(self) -> AnyFormattedText:
         i = self.info(self.current)
         where = f"{i.index}/{len(self.infos)} {view.short_path(i.path, 40)}"
-        return FormattedText([("class:prompt", f"resolve {where}> ")])
+        return FormattedText([("class:prompt", escape_text(f"resolve {where}> ", keep=""))])
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ from vsync.ops.versions import (
 )
 from vsync.ui import history_rows as rows
 from vsync.ui import history_view as view
+from vsync.ui.escape import escape_text, one_line, safe_fragments
 
 INLINE_HASH = 32 * 1024 * 1024  # larger versions are hashed in the background
 WIDE = 10_000  # both panes "want" the whole width: they share it 2:3 whatever they hold
@@ -163,28 +164,28 @@ class HistoryBrowser:
         what = self.history.path or "(the whole folder)"
         noun = "commit" if self.folder else "version"
         n = self.count
-        return FormattedText(
-            [("", f" vsync history {what}: {n} {noun}{'' if n == 1 else 's'}, newest first ")]
-        )
+        title = f" vsync history {what}: {n} {noun}{'' if n == 1 else 's'}, newest first "
+        return FormattedText([("", escape_text(title, keep=""))])
 
     def _list_fragments(self) -> FormattedText:
         if self.folder:
             lines = [rows.commit_row(c) for c in self.history.commits]
         else:
             lines = [rows.version_row(v) for v in self.history.versions]
-        return view.render_list(lines, self.index)
+        return FormattedText(safe_fragments(view.render_list(lines, self.index)))
 
     def _status_fragments(self) -> FormattedText:
         style, text = self.status
-        return FormattedText([(style, " " + text)])
+        return FormattedText([(style, " " + escape_text(text, keep=""))])
 
     # -- the preview -------------------------------------------------------------------------------
 
     def _preview_fragments(self) -> FormattedText:
+        """The right-hand pane: names, messages and content escaped for the terminal."""
         try:
-            return self._build_preview()
+            return FormattedText(safe_fragments(self._build_preview()))
         except (VsyncError, OSError) as exc:
-            return FormattedText([("class:error", f"cannot show this: {exc}\n")])
+            return FormattedText([("class:error", f"cannot show this: {one_line(str(exc))}\n")])
 
     def preview_text(self) -> str:
         """The preview as plain text (what the right-hand pane holds)."""

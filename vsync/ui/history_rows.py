@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from vsync.ops.log import LogEntry
 from vsync.ops.versions import FileVersion, FolderCommit
+from vsync.ui.escape import escape_text
 from vsync.ui.progress import human_bytes
 
 HOST_WIDTH = 12
@@ -18,7 +19,11 @@ def when(e: LogEntry) -> str:
 
 
 def host_of(e: LogEntry) -> str:
-    return e.host or "-"
+    return escape_text(e.host, keep="") or "-"
+
+
+def subject_of(e: LogEntry) -> str:
+    return escape_text(e.subject, keep="")
 
 
 def size_text(v: FileVersion) -> str:
@@ -37,15 +42,17 @@ def _cut(text: str, width: int) -> str:
 def version_row(v: FileVersion) -> str:
     """The browser's list row: date, host, size, subject (padded to line up)."""
     host = _cut(host_of(v.entry), HOST_WIDTH)
-    return f"{when(v.entry)}  {host:<{HOST_WIDTH}}  {size_text(v):>10}  {v.entry.subject}"
+    return f"{when(v.entry)}  {host:<{HOST_WIDTH}}  {size_text(v):>10}  {subject_of(v.entry)}"
 
 
 def commit_row(c: FolderCommit) -> str:
     host = _cut(host_of(c.entry), HOST_WIDTH)
-    return f"{when(c.entry)}  {host:<{HOST_WIDTH}}  {changed_text(c):>9}  {c.entry.subject}"
+    return f"{when(c.entry)}  {host:<{HOST_WIDTH}}  {changed_text(c):>9}  {subject_of(c.entry)}"
 
 
 def table_row(item: FileVersion | FolderCommit) -> str:
     """``<10 hex>  <date>  <host>  <size | N paths>  <subject>`` (docs in cli/cmd_browse)."""
     third = size_text(item) if isinstance(item, FileVersion) else changed_text(item)
-    return "  ".join((item.short, when(item.entry), host_of(item.entry), third, item.entry.subject))
+    return "  ".join(
+        (item.short, when(item.entry), host_of(item.entry), third, subject_of(item.entry))
+    )

@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from vsync.model.working import ProgressSink
+from vsync.ui.escape import one_line
 
 
 def human_bytes(n: float) -> str:
@@ -22,7 +23,7 @@ class TerminalProgress(ProgressSink):
 
     def __init__(self, stream: TextIO, label: str) -> None:
         self.stream = stream
-        self.label = label
+        self.label = one_line(label)
         self.files = self.total_files = 0
         self.done = self.total = 0
         self.t0 = time.monotonic()
@@ -87,7 +88,7 @@ class TerminalTransferProgress:
         self._state = (0, 0)
 
     def phase(self, label: str, total_chunks: int) -> None:
-        self.label, self.total = label, total_chunks
+        self.label, self.total = one_line(label), total_chunks
         self.t0 = time.monotonic()
 
     def tick(self, chunks: int, nbytes: int, force: bool = False) -> None:

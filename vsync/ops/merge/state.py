@@ -54,15 +54,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vsync.errors import DamagedRepository, UnsupportedFormat
+from vsync.errors import DamagedRepository, UnsafePath, UnsupportedFormat
+from vsync.model.paths import check_repo_path
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
+from vsync.ops.merge.plan import CONFLICT_KINDS, UNMERGED_CODES
 from vsync.store.chunkstore import fsync_dir
 
 MAGIC = b"VSYNC-MERGESTATE"
@@ -135,7 +138,15 @@ class MergeState:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
-        return cls.from_bytes(repo.control, data, str(path))
+        try:
+            return cls.from_bytes(repo.control, data, str(path))
+        except UnsupportedFormat:
+            raise
+        except DamagedRepository as exc:
+            raise DamagedRepository(
+                f"{exc}; to give up on the merge, remove {path.parent} "
+                "(the folder keeps what the merge wrote; 'vsync status' shows it)"
+            ) from None
 
     def save(self) -> None:
         folder = self.folder(self.control)
@@ -193,64 +204,76 @@ class MergeState:
 
     @classmethod
     def from_bytes(cls, control: Path, data: bytes, where: str = "merge state") -> MergeState:
-        nl = data.find(b"\n")
-        header = data[:nl] if nl >= 0 else b""
-        magic, _, version = header.partition(b" ")
-        if magic != MAGIC or not version.isdigit():
-            raise DamagedRepository(f"{where} is not a vsync merge state; it is damaged")
-        if int(version) > VERSION:
-            raise UnsupportedFormat(
-                f"{where} has format {int(version)}, newer than this vsync reads ({VERSION}); "
-                "finish or abort the merge with a newer vsync"
-            )
+        """Decode a merge state; DamagedRepository (or UnsupportedFormat) for anything else.
+
+        The records are framed and the checksum verified first, so damage is
+        reported as damage whatever record it happened to hit."""
         state = cls(control, None, b"")
-        have_l = have_o = False
-        pos = nl + 1
-        ended = False
-        while pos < len(data):
-            if pos + 1 + LENGTH.size > len(data):
-                raise DamagedRepository(f"{where} is truncated")
-            kind = chr(data[pos])
-            (length,) = LENGTH.unpack_from(data, pos + 1)
-            start = pos + 1 + LENGTH.size
-            if start + length > len(data):
-                raise DamagedRepository(f"{where} is truncated")
-            payload = data[start : start + length]
-            if kind == "E":
-                if payload != hashlib.sha256(data[:pos]).hexdigest().encode():
-                    raise DamagedRepository(f"{where} is damaged (its checksum does not match)")
-                if start + length != len(data):
-                    raise DamagedRepository(f"{where} has data after its end record")
-                ended = True
-                break
-            fields = [f.decode("utf-8", "surrogateescape") for f in payload.split(b"\0")]
+        seen: dict[str, int] = {"L": 0, "O": 0}
+        for kind, payload in _records(data, where):
             try:
+                fields = [f.decode("utf-8", "surrogateescape") for f in payload.split(b"\0")]
                 if kind == "L":
-                    state.ours = fields[0].encode() or None
-                    have_l = True
+                    state.ours = _hex_id(fields[0]) if fields[0] else None
                 elif kind == "O":
-                    state.theirs = fields[0].encode()
-                    have_o = True
+                    state.theirs = _hex_id(fields[0])
                 else:
                     _read_record(state, kind, fields, where)
-            except (IndexError, ValueError):
+            except (IndexError, ValueError, UnsafePath):
                 raise DamagedRepository(f"{where}: record '{kind}' is malformed") from None
-            pos = start + length
-        if not ended:
-            raise DamagedRepository(f"{where} is truncated (no end record)")
-        if not (have_l and have_o):
-            raise DamagedRepository(f"{where} does not name both sides of the merge")
+            if kind in seen:
+                seen[kind] += 1
+        if seen != {"L": 1, "O": 1}:
+            raise DamagedRepository(f"{where} does not name both sides of the merge exactly once")
         return state
+
+
+def _records(data: bytes, where: str) -> list[tuple[str, bytes]]:
+    """The records before the end record, once the header and checksum check out."""
+    nl = data.find(b"\n")
+    header = data[:nl] if nl >= 0 else b""
+    magic, _, version = header.partition(b" ")
+    if magic != MAGIC or not version.isdigit() or len(version) > 9:
+        raise DamagedRepository(f"{where} is not a vsync merge state; it is damaged")
+    if int(version) > VERSION:
+        raise UnsupportedFormat(
+            f"{where} has format {int(version)}, newer than this vsync reads ({VERSION}); "
+            "finish or abort the merge with a newer vsync"
+        )
+    records: list[tuple[str, bytes]] = []
+    pos = nl + 1
+    while pos < len(data):
+        if pos + 1 + LENGTH.size > len(data):
+            raise DamagedRepository(f"{where} is truncated")
+        kind = data[pos : pos + 1]
+        (length,) = LENGTH.unpack_from(data, pos + 1)
+        start = pos + 1 + LENGTH.size
+        if start + length > len(data):
+            raise DamagedRepository(f"{where} is truncated")
+        payload = data[start : start + length]
+        if kind == b"E":
+            if payload != hashlib.sha256(data[:pos]).hexdigest().encode():
+                raise DamagedRepository(f"{where} is damaged (its checksum does not match)")
+            if start + length != len(data):
+                raise DamagedRepository(f"{where} has data after its end record")
+            for k, _payload in records:
+                if not (k.isascii() and k.isalpha()):
+                    raise DamagedRepository(f"{where} holds a record of no valid type")
+            return records
+        records.append((kind.decode("latin-1"), payload))
+        pos = start + length
+    raise DamagedRepository(f"{where} is truncated (no end record)")
 
 
 def _read_record(state: MergeState, kind: str, fields: list[str], where: str) -> None:
     if kind == "B":
-        state.bases.append(fields[0].encode())
+        state.bases.append(_hex_id(fields[0]))
     elif kind == "F":
         path, st, ckind, code = fields[:4]
-        if st not in ("u", "r"):
+        if st not in ("u", "r") or ckind not in CONFLICT_KINDS or code not in UNMERGED_CODES:
             raise ValueError(st)
-        state.files[path] = PathState(
+        copy = check_repo_path(fields[8]) if fields[8] else None
+        state.files[check_repo_path(path)] = PathState(
             path,
             ckind,
             code,
@@ -258,24 +281,24 @@ def _read_record(state: MergeState, kind: str, fields: list[str], where: str) ->
             _parse(fields[5]),
             _parse(fields[6]),
             _parse(fields[7]),
-            fields[8] or None,
+            copy,
             _parse(fields[9]),
             st == "r",
         )
     elif kind == "K":
-        state.backups[fields[0]] = _parse(fields[1])
+        state.backups[check_repo_path(fields[0])] = _parse(fields[1])
     elif kind == "D":
-        state.created_dirs.append(fields[0])
+        state.created_dirs.append(check_repo_path(fields[0]))
     elif kind == "V":
         entry = _parse(fields[1])
         if entry is None:
             raise ValueError("empty V entry")
-        state.kept.append((fields[0], entry))
+        state.kept.append((check_repo_path(fields[0]), entry))
     elif kind == "l":
         state.labels = (fields[0], fields[1], fields[2])
     elif kind == "t":
         state.started = int(fields[0])
-    elif kind.isupper() or not kind.isalpha():
+    elif kind.isupper():
         raise UnsupportedFormat(
             f"{where} holds a record of type '{kind}' that this vsync does not know; "
             "finish or abort the merge with the newer vsync that started it"
@@ -287,13 +310,25 @@ def _entry(entry: Entry | None) -> str:
     return "" if entry is None else f"{entry[0]:o} {entry[1].decode()}"
 
 
+_HEX_ID = re.compile(r"[0-9a-f]{40}")
+_MODE = re.compile(r"[0-7]{1,7}")
+
+
+def _hex_id(text: str) -> bytes:
+    """A 40-hex object id field; ValueError for anything else."""
+    if not _HEX_ID.fullmatch(text):
+        raise ValueError(text)
+    return text.encode("ascii")
+
+
 def _parse(text: str) -> Entry | None:
+    """An entry field: None when empty; ValueError unless ``<octal mode> <40 hex>``."""
     if not text:
         return None
     mode, oid = text.split(" ")
-    if len(oid) != 40:
-        raise ValueError(oid)
-    return int(mode, 8), oid.encode()
+    if not _MODE.fullmatch(mode):
+        raise ValueError(mode)
+    return int(mode, 8), _hex_id(oid)
 
 
 def clear_state(control: Path) -> None:
