@@ -35,6 +35,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob
 
 from vsync.errors import ChunkMissing, DamagedRepository, UncommittedChanges
+from vsync.model.filemode import file_mode
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import write_file, write_symlink
@@ -370,7 +371,7 @@ def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
         for path, mode, blob in plan.chmods:
             disk = disk_path(root, path)
             hashed_at = time.time_ns()
-            os.chmod(disk, 0o755 if mode == MODE_EXEC else 0o644)
+            os.chmod(disk, file_mode(mode == MODE_EXEC))
             cache.record(path, os.lstat(disk), blob, hashed_at)
             result.written.append(path)
         for path in plan.deletes:

@@ -17,6 +17,7 @@ from pathlib import Path
 from dulwich.objects import Blob
 
 from vsync.errors import UncommittedChanges
+from vsync.model.filemode import file_mode
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import write_file, write_symlink
@@ -159,7 +160,7 @@ def write_entry(repo: Repository, path: str, entry: Entry, cache: StatCache) -> 
 def set_exec(repo: Repository, path: str, entry: Entry, cache: StatCache) -> None:
     disk = disk_path(repo.require_worktree(), path)
     hashed_at = time.time_ns()
-    os.chmod(disk, 0o755 if entry[0] == MODE_EXEC else 0o644)
+    os.chmod(disk, file_mode(entry[0] == MODE_EXEC))
     cache.record(path, os.lstat(disk), entry[1], hashed_at)
 
 
