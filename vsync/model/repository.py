@@ -24,6 +24,7 @@ from dulwich.repo import Repo as GitRepo
 
 from vsync.errors import DamagedRepository, NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
+from vsync.model.holdback import Holds
 from vsync.model.lock import RepoLock
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
 from vsync.store.chunker import ChunkerParams
@@ -68,6 +69,7 @@ class Repository:
         self._git: GitRepo | None = None
         self._db: StateDB | None = None
         self._chunks: ChunkStore | None = None
+        self._holds: Holds | None = None
         self._lock_depth = 0
         self._lock_exclusive = False
 
@@ -196,6 +198,13 @@ class Repository:
         return self._chunks
 
     @property
+    def holds(self) -> Holds:
+        """Paths under tracked ``.git`` folders held back (:mod:`vsync.model.holdback`)."""
+        if self._holds is None:
+            self._holds = Holds(self.control, self.config.trust_git_folders)
+        return self._holds
+
+    @property
     def hooks_dir(self) -> Path:
         return self.control / "hooks"
 
@@ -248,6 +257,7 @@ class Repository:
         if self._git is not None:
             self._git.close()
         self._git = self._db = self._chunks = None
+        self._holds = None
 
     def __enter__(self) -> Repository:
         return self
