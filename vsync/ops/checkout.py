@@ -261,10 +261,10 @@ class _Planner:
         label = os.path.relpath(disk, self.root).replace(os.sep, "/")
         wf = self.by_disk.get(disk)
         if wf is not None:
-            entry = self.state.flat.get(wf.path)
+            have = self.state.flat.get(wf.path)
             if wf.path in self.state.held:  # flat has the tree's entry, not the disk's
-                entry = self.state.held[wf.path][1]
-            content = entry[1] if entry is not None else None
+                have = self.state.held[wf.path][1]
+            content = have[1] if have is not None else None
             self.plan.doomed[disk] = _Doomed(label, stat_key(wf.st), content)
         else:
             self.plan.doomed[disk] = _Doomed(label, stat_key(st), self._hash(disk, st))
