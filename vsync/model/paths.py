@@ -116,7 +116,7 @@ def check_tree_name(name: bytes, where: str = "") -> str:
     reason = reserved_reason(text)
     if reason is not None:
         raise UnsafePath(label, reason)
-    if text != nfc(text):
+    if not text.isascii() and text != nfc(text):  # ASCII is always NFC
         raise UnsafePath(label, "name is not NFC-normalised")
     return text
 

@@ -75,20 +75,24 @@ def _build(flat: FlatMap, trees: list[ShaFile] | None) -> bytes:
     return ids[""]
 
 
-_SLOW_HEADS = frozenset(b".vVgG")  # names that may be reserved (paths.reserved_reason)
+_ALIAS_HEADS = frozenset(b".vVgG")  # first byte of any name that may alias .vsync or .git
 
 
 def _entry_name(name: bytes) -> str:
     """A tree entry's name, validated (plain ASCII names take a short cut)."""
     if (
         name
-        and name[0] not in _SLOW_HEADS
         and name.isascii()
         and b"/" not in name
         and b"\0" not in name
         and b"\\" not in name
+        and name not in (b".", b"..")
     ):
-        return name.decode("ascii")  # ASCII is always NFC
+        if name[0] not in _ALIAS_HEADS:
+            return name.decode("ascii")  # ASCII is always NFC
+        folded = name.lower().partition(b":")[0].rstrip(b" .")  # paths.fold_name, for ASCII
+        if folded not in (b".vsync", b".git") and b"~" not in folded:
+            return name.decode("ascii")
     return check_tree_name(name)
 
 
