@@ -126,6 +126,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         if args.abort:
             result = abort(repo)
+            repo.holds.report(warn)
             print(
                 f"Merge aborted: {len(result.restored)} files restored, "
                 f"{len(result.removed)} removed"
@@ -163,6 +164,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         if args.how in ("undo", "edit"):
             return _undo_or_edit(repo, paths, args.how)
         result = resolve(repo, paths, args.how)
+        repo.holds.report(warn)
     left = len(result.remaining)
     print(f"Resolved {len(result.resolved)} path(s); {left} conflict(s) remain")
     if not left:

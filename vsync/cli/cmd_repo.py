@@ -61,6 +61,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         out = sys.stdout
         for code, path in result.entries:
             out.write(f"{code} {quote_path(path)}\n")
+        for path in result.held:
+            out.write(f"!H {quote_path(path)}\n")
         return 0
     print("On branch main" + ("" if result.head else " (no commits yet)"))
     if result.merge is not None:
@@ -68,6 +70,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         theirs = result.merge.theirs.decode()[:10]
         print(f"Merging {theirs}: {left} unresolved conflict(s)")
         print("  (settle them with 'vsync resolve', then 'vsync commit'; 'vsync merge --abort')")
+    if result.held:
+        print("Held back from .git folders (not written; see safety.trustGitFolders):")
+        for path in result.held:
+            print(f"  {quote_path(path)}")
     if not result.entries:
         print("nothing to commit, working folder clean")
         return 0

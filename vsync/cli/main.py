@@ -18,6 +18,7 @@ import traceback
 
 from vsync import __version__
 from vsync.errors import VsyncError
+from vsync.model.filemode import load_umask
 from vsync.ui.escape import one_line
 
 
@@ -105,6 +106,7 @@ def _utf8_streams() -> None:
 def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
     _tune_gc()
+    load_umask()  # process-wide: read it now, before any thread starts
     try:
         args = build_parser(argv).parse_args(argv)
     except ImportError as exc:  # a broken installation: still one line, no traceback

@@ -81,6 +81,14 @@ class RepoConfig:
     def bare(self) -> bool:
         return self.get(("vsync",), "bare", "false") == "true"
 
+    @property
+    def trust_git_folders(self) -> bool:
+        """``safety.trustGitFolders``: write incoming git configs and hooks (see holdback)."""
+        try:
+            return bool(self.cf.get_boolean((b"safety",), b"trustGitFolders", False))
+        except ValueError:
+            raise UsageError(f"{self.path}: safety.trustGitFolders must be true or false") from None
+
     def chunker_params(self) -> ChunkerParams:
         algo = self.get(("chunking",), "algorithm", ALGORITHM)
         if algo != ALGORITHM:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vsync.errors import DamagedRepository
+from vsync.model.filemode import file_mode
 from vsync.model.manifest import Manifest
 from vsync.model.worktree import MODE_EXEC
 from vsync.store.chunkstore import ChunkStore
@@ -51,7 +52,7 @@ def write_file(chunks: ChunkStore, manifest: Manifest, target: Path, mode: int) 
     try:
         with open(tmp, "xb") as f:
             stream_manifest(chunks, manifest, f)
-            os.fchmod(f.fileno(), 0o755 if mode == MODE_EXEC else 0o644)
+            os.fchmod(f.fileno(), file_mode(mode == MODE_EXEC))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -24,12 +24,14 @@ from dulwich.repo import Repo as GitRepo
 
 from vsync.errors import DamagedRepository, NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
+from vsync.model.holdback import Holds
 from vsync.model.lock import RepoLock
+from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
 from vsync.store.chunker import ChunkerParams
 from vsync.store.chunkstore import ChunkStore, fsync_dir
 from vsync.store.statedb import StateDB
 
-CONTROL_DIR = ".vsync"
+CONTROL_DIR = CONTROL_NAME
 BRANCH = b"refs/heads/main"
 LOCK_TIMEOUT = float(os.environ.get("VSYNC_LOCK_TIMEOUT", "60"))
 
@@ -44,7 +46,18 @@ def hook_samples_dir() -> Path | None:
 
 
 def is_control_dir(path: Path) -> bool:
-    return (path / "config").is_file() and (path / "git").is_dir() and (path / "chunks").is_dir()
+    """A folder vsync opens as a repository: a ``config`` file, ``git/`` and ``chunks/``.
+
+    :func:`vsync.model.paths.control_shaped` is the superset of this test used
+    to refuse trees: no folder written from a tree ever passes it.
+    """
+    config, git, chunks = (path / part for part in CONTROL_PARTS)
+    return config.is_file() and git.is_dir() and chunks.is_dir()
+
+
+def inside_working_folder(path: Path) -> bool:
+    """True if ``path`` or a folder above it holds a ``.vsync`` entry of any kind."""
+    return any(os.path.lexists(folder / CONTROL_DIR) for folder in (path, *path.parents))
 
 
 class Repository:
@@ -56,6 +69,7 @@ class Repository:
         self._git: GitRepo | None = None
         self._db: StateDB | None = None
         self._chunks: ChunkStore | None = None
+        self._holds: Holds | None = None
         self._lock_depth = 0
         self._lock_exclusive = False
 
@@ -108,18 +122,36 @@ class Repository:
 
     @classmethod
     def discover(cls, start: Path | None = None) -> Repository:
+        """The repository a command started in ``start`` (the current folder) works on.
+
+        Searching upward, the first folder holding a ``.vsync`` control folder
+        is the working folder. A bare repository is never taken on the way up,
+        and is taken here only when it is ``start`` itself and ``start`` is not
+        inside a working folder (where it is tracked content that came from
+        anywhere, maybe a peer: its hooks and remote commands must not run).
+        git's ``safe.bareRepository`` is the model. Elsewhere a bare
+        repository is opened only when named (:meth:`open_path`).
+        """
         here = (start or Path.cwd()).absolute()
         for candidate in (here, *here.parents):
             control = candidate / CONTROL_DIR
             if is_control_dir(control):
                 return cls(control, candidate)
-            if is_control_dir(candidate) and RepoConfig(candidate / "config").bare:
-                return cls(candidate, None)
+        if (
+            is_control_dir(here)
+            and not inside_working_folder(here)
+            and RepoConfig(here / "config").bare
+        ):
+            return cls(here, None)
         raise NotARepository(str(here))
 
     @classmethod
     def open_path(cls, path: Path) -> Repository:
-        """Open the repository at exactly ``path`` (a bare repo or a working folder)."""
+        """Open the repository at exactly ``path`` (a bare repo or a working folder).
+
+        For paths the user names (``serve --stdio PATH``, a path remote, a
+        clone's source): a bare repository is taken wherever it is.
+        """
         path = path.absolute()
         if is_control_dir(path / CONTROL_DIR):
             return cls(path / CONTROL_DIR, path)
@@ -164,6 +196,13 @@ class Repository:
                 store.reconcile()
             self._chunks = store
         return self._chunks
+
+    @property
+    def holds(self) -> Holds:
+        """Paths under tracked ``.git`` folders held back (:mod:`vsync.model.holdback`)."""
+        if self._holds is None:
+            self._holds = Holds(self.control, self.config.trust_git_folders)
+        return self._holds
 
     @property
     def hooks_dir(self) -> Path:
@@ -218,6 +257,7 @@ class Repository:
         if self._git is not None:
             self._git.close()
         self._git = self._db = self._chunks = None
+        self._holds = None
 
     def __enter__(self) -> Repository:
         return self

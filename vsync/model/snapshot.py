@@ -15,7 +15,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ShaFile, Tree, parse_tree
 
 from vsync.errors import DamagedRepository, PathNotInRevision
-from vsync.model.paths import check_tree_name, is_under
+from vsync.model.paths import check_folder_names, check_tree_name, is_under
 from vsync.model.worktree import MODE_TREE
 
 Entry = tuple[int, bytes]
@@ -75,24 +75,33 @@ def _build(flat: FlatMap, trees: list[ShaFile] | None) -> bytes:
     return ids[""]
 
 
+_ALIAS_HEADS = frozenset(b".vVgG")  # first byte of any name that may alias .vsync or .git
+
+
 def _entry_name(name: bytes) -> str:
     """A tree entry's name, validated (plain ASCII names take a short cut)."""
     if (
-        name.isascii()
-        and name not in (b"", b".", b"..")
+        name
+        and name.isascii()
         and b"/" not in name
         and b"\0" not in name
         and b"\\" not in name
-        and name.lower() != b".vsync"
+        and name not in (b".", b"..")
     ):
-        return name.decode("ascii")  # ASCII is always NFC
+        if name[0] not in _ALIAS_HEADS:
+            return name.decode("ascii")  # ASCII is always NFC
+        folded = name.lower().partition(b":")[0].rstrip(b" .")  # paths.fold_name, for ASCII
+        if folded not in (b".vsync", b".git") and b"~" not in folded:
+            return name.decode("ascii")
     return check_tree_name(name)
 
 
 def flatten(store: BaseObjectStore, tree_id: bytes, prefix: str = "") -> FlatMap:
     """Every file and symlink under ``tree_id`` (optionally only under ``prefix``).
 
-    Names are validated on the way, so a damaged or hostile tree is refused.
+    Names are validated on the way, and no folder may look like a vsync
+    repository (:func:`vsync.model.paths.check_folder_names`), so a damaged or
+    hostile tree is refused (UnsafePath) before anything is written.
     """
     out: FlatMap = {}
     start = tree_id
@@ -108,14 +117,18 @@ def flatten(store: BaseObjectStore, tree_id: bytes, prefix: str = "") -> FlatMap
     while stack:
         tid, folder = stack.pop()
         head = folder + "/" if folder else ""
+        names: list[str] = []
         for name, mode, sha in parse_tree(_raw_tree(store, tid), SHA_LEN):
-            path = head + _entry_name(name)
+            text = _entry_name(name)
+            names.append(text)
+            path = head + text
             if mode == MODE_TREE:
                 stack.append((sha, path))
             elif mode == 0o160000:
                 continue  # gitlinks are never written by vsync; ignore foreign ones
             else:
                 out[path] = (mode, sha)
+        check_folder_names(names, folder)
     return out
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from stat import S_ISLNK
 
 from dulwich.objects import Blob, ShaFile
@@ -23,7 +24,7 @@ from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap
+from vsync.model.snapshot import Entry, FlatMap
 from vsync.model.statcache import StatCache, fresh_manifest, stat_key
 from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
 from vsync.store.chunkstore import PackWriter
@@ -48,6 +49,9 @@ class WorkingState:
     skipped: list[str] = field(default_factory=list)
     hashed: int = 0
     cache: StatCache | None = None
+    # held back paths (holdback) still as their hold left them: path -> (the
+    # tree's entry, which ``flat`` holds, and what the folder really has)
+    held: dict[str, tuple[Entry, Entry | None]] = field(default_factory=dict)
 
 
 def read_working(
@@ -152,10 +156,33 @@ def read_working(
     for path in cache.paths():
         if path not in files and (prefixes is None or any(is_under(path, p) for p in prefixes)):
             cache.forget(path)
+    _apply_holds(repo, state, root, prefixes)
     if progress is not None:
         progress.finish()
     cache.flush()
     return state
+
+
+def _apply_holds(
+    repo: Repository, state: WorkingState, root: Path, prefixes: list[str] | None
+) -> None:
+    """A held path whose disk is as its hold left it reads as the tree's entry."""
+    holds = repo.holds
+    for path in holds.records:
+        if prefixes is not None and not any(is_under(path, p) for p in prefixes):
+            continue
+        wf = state.files.get(path)
+        if wf is not None:
+            st: os.stat_result | None = wf.st
+        else:
+            try:
+                st = os.lstat(os.path.join(root, *path.split("/")))
+            except (FileNotFoundError, NotADirectoryError):
+                st = None
+        target = holds.effective(path, st)
+        if target is not None:
+            state.held[path] = (target, state.flat.get(path))
+            state.flat[path] = target
 
 
 def _read_stable(

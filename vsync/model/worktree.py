@@ -10,7 +10,14 @@ from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
 from vsync.model.ignore import Ignore
-from vsync.model.paths import CONTROL_NAME, is_under, nfc
+from vsync.model.paths import (
+    CONTROL_NAME,
+    control_shaped,
+    fold_name,
+    is_under,
+    nfc,
+    reserved_reason,
+)
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -48,7 +55,11 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
 
     ``prefixes`` limits the walk to those repository paths (files or folders).
     Special files are skipped with a warning; so are names that are not
-    valid UTF-8 and names that collide once NFC-normalised.
+    valid UTF-8, names that collide once NFC-normalised, names reserved by
+    :func:`~vsync.model.paths.reserved_reason` (``.vsync`` folders, nested
+    working folders' own, silently) and the ``config`` of a folder shaped like
+    a vsync repository: nothing the scan returns makes a tree that
+    :func:`~vsync.model.snapshot.flatten` or a peer would refuse.
     """
     ignore = Ignore(root)
     ignored = ignore.ignored
@@ -57,47 +68,58 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
     while stack:
         disk_dir, rel_dir = stack.pop()
         try:
-            it = os.scandir(disk_dir)
+            with os.scandir(disk_dir) as it:
+                entries = list(it)
         except OSError as exc:
             warn(f"skipping unreadable folder '{rel_dir or '.'}': {exc.strerror}")
             continue
         head = rel_dir + "/" if rel_dir else ""
-        with it:
-            for entry in it:
-                name = entry.name
-                if not name.isascii():  # ASCII is valid UTF-8 and already NFC
-                    try:
-                        name.encode("utf-8")
-                    except UnicodeEncodeError:
-                        warn(f"skipping '{os.path.join(rel_dir, name)!r}': name is not valid UTF-8")
-                        continue
-                    name = nfc(name)
-                elif not rel_dir and name == CONTROL_NAME:
-                    continue
-                rel = head + name
-                if prefixes is not None and not any(
-                    is_under(rel, p) or is_under(p, rel) for p in prefixes
-                ):
-                    continue
+        # A folder shaped like a vsync repository is never recorded as one:
+        # its config stays out (paths.control_shaped), so no tree has that shape.
+        shaped = control_shaped(e.name for e in entries)
+        for entry in entries:
+            name = entry.name
+            if not name.isascii():  # ASCII is valid UTF-8 and already NFC
                 try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    warn(f"skipping '{rel}': {exc.strerror}")
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    warn(f"skipping '{os.path.join(rel_dir, name)!r}': name is not valid UTF-8")
                     continue
-                kind = S_IFMT(st.st_mode)
-                if kind in (S_IFREG, S_IFLNK):
-                    if ignored(rel, False):
-                        continue
-                    if rel in out:
-                        warn(f"skipping '{entry.path}': its name collides with '{out[rel].disk}'")
-                        continue
-                    out[rel] = WorkFile(rel, entry.path, st)
-                elif kind == S_IFDIR:
-                    if entry.name == CONTROL_NAME or ignored(rel, True):
-                        continue
-                    stack.append((entry.path, rel))
-                else:
-                    warn(f"skipping '{rel}': not a regular file, folder or symlink")
+                name = nfc(name)
+            rel = head + name
+            if name == CONTROL_NAME:
+                continue  # the control folder (or a nested working folder's)
+            if prefixes is not None and not any(
+                is_under(rel, p) or is_under(p, rel) for p in prefixes
+            ):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                warn(f"skipping '{rel}': {exc.strerror}")
+                continue
+            kind = S_IFMT(st.st_mode)
+            if kind not in (S_IFREG, S_IFLNK, S_IFDIR):
+                warn(f"skipping '{rel}': not a regular file, folder or symlink")
+                continue
+            if ignored(rel, kind == S_IFDIR):
+                continue
+            reason = reserved_reason(name)
+            if reason is not None:
+                warn(f"skipping '{rel}': {reason}")
+                continue
+            if shaped and fold_name(name) == "config":
+                warn(
+                    f"skipping '{rel}': '{rel_dir or '.'}' holds config, git and chunks, the "
+                    "shape of a vsync repository, which vsync never records; rename one of them"
+                )
+                continue
+            if kind == S_IFDIR:
+                stack.append((entry.path, rel))
+            elif rel in out:
+                warn(f"skipping '{entry.path}': its name collides with '{out[rel].disk}'")
+            else:
+                out[rel] = WorkFile(rel, entry.path, st)
     if prefixes is not None:
         out = {p: w for p, w in out.items() if any(is_under(p, pre) for pre in prefixes)}
     return dict(sorted(out.items()))

@@ -35,6 +35,8 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob
 
 from vsync.errors import ChunkMissing, DamagedRepository, UncommittedChanges
+from vsync.model.filemode import file_mode
+from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import write_file, write_symlink
@@ -76,6 +78,7 @@ class _Doomed:
 @dataclass
 class _Plan:
     writes: list[tuple[str, int, bytes]] = field(default_factory=list)
+    held: list[tuple[str, int, bytes]] = field(default_factory=list)  # holdback: not written
     chmods: list[tuple[str, int, bytes]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     doomed: dict[str, _Doomed] = field(default_factory=dict)  # by disk path
@@ -173,7 +176,9 @@ class _Planner:
         ingester: Ingester,
         recorded: Callable[[bytes], bool],
         drop_recorded: bool,
+        holds: Holds,
     ) -> None:
+        self.holds = holds
         self.recorded = recorded
         self.drop_recorded = drop_recorded
         self.root = root
@@ -185,10 +190,22 @@ class _Planner:
 
     def make(self, target: FlatMap, base: FlatMap, obstacles: list[str]) -> _Plan:
         flat, files, plan = self.state.flat, self.state.files, self.plan
+        held = self.state.held
         for path in sorted(target):
             mode, blob = target[path]
             disk = disk_path(self.root, path)
             wf = files.get(path)
+            if path in held and flat.get(path) == (mode, blob):
+                continue  # held back, and the folder is as its hold left it
+            if self.holds.decide(path, mode) is None:
+                # Held back (holdback): nothing is written, but a file there must be
+                # recorded, as if overwritten, so no later step can lose it.
+                plan.held.append((path, mode, blob))
+                st = None if self.shape.first_blocked(path) else _lstat(disk)
+                if st is not None and not stat.S_ISDIR(st.st_mode):
+                    self.doom(disk, st)
+                    plan.in_place.add(disk)
+                continue
             if wf is not None and wf.disk == disk:
                 have = flat.get(path)
                 if have == (mode, blob):
@@ -244,8 +261,10 @@ class _Planner:
         label = os.path.relpath(disk, self.root).replace(os.sep, "/")
         wf = self.by_disk.get(disk)
         if wf is not None:
-            entry = self.state.flat.get(wf.path)
-            content = entry[1] if entry is not None else None
+            have = self.state.flat.get(wf.path)
+            if wf.path in self.state.held:  # flat has the tree's entry, not the disk's
+                have = self.state.held[wf.path][1]
+            content = have[1] if have is not None else None
             self.plan.doomed[disk] = _Doomed(label, stat_key(wf.st), content)
         else:
             self.plan.doomed[disk] = _Doomed(label, stat_key(st), self._hash(disk, st))
@@ -343,6 +362,7 @@ def _prune(root: str, folders: set[str]) -> None:
 def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
     store = repo.git.object_store
     cache = StatCache(repo.db)
+    holds = repo.holds
     result = ApplyResult()
     emptied: set[str] = set()
     try:
@@ -350,6 +370,8 @@ def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
             if disk not in plan.in_place and _expect(disk, doomed, doomed.label):
                 os.unlink(disk)
                 emptied.add(os.path.dirname(disk))
+        for path, mode, blob in plan.held:
+            holds.settle(path, (mode, blob), None, _lstat(disk_path(root, path)))
         for path, mode, blob in plan.writes:
             disk = disk_path(root, path)
             _make_parents(root, path)
@@ -360,25 +382,33 @@ def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
                 _expect(disk, plan.doomed.get(disk) if disk in plan.in_place else None, path)
             hashed_at = time.time_ns()
             if mode == MODE_LINK:
-                write_symlink(blob_bytes(store, blob), Path(disk))
+                written = write_symlink(blob_bytes(store, blob), Path(disk))
                 cache.forget(path)
+                holds.settle(path, (mode, blob), mode, written)
             else:
                 manifest = Manifest.from_bytes(blob_bytes(store, blob), f"manifest of '{path}'")
-                written = write_file(repo.chunks, manifest, Path(disk), mode)
+                how = holds.decide(path, mode) or mode  # the planner held those it refuses
+                written = write_file(repo.chunks, manifest, Path(disk), how)
                 cache.record(path, written, blob, hashed_at)
+                holds.settle(path, (mode, blob), how, written)
             result.written.append(path)
         for path, mode, blob in plan.chmods:
             disk = disk_path(root, path)
             hashed_at = time.time_ns()
-            os.chmod(disk, 0o755 if mode == MODE_EXEC else 0o644)
-            cache.record(path, os.lstat(disk), blob, hashed_at)
+            how = holds.decide(path, mode) or mode
+            os.chmod(disk, file_mode(how == MODE_EXEC))
+            now = os.lstat(disk)
+            cache.record(path, now, blob, hashed_at)
+            holds.settle(path, (mode, blob), how, now)
             result.written.append(path)
         for path in plan.deletes:
             cache.forget(path)
+            holds.release(path)
             result.deleted.append(path)
         _prune(root, emptied)
     finally:
         cache.flush()
+        holds.save()
     return result
 
 
@@ -410,19 +440,43 @@ def apply_snapshot(
         params = repo.config.chunker_params()
         with Ingester(params, repo.config.compression_level()) as ingester:
             shape = DiskShape(root)
-            obstacles = shape.obstacles(target)
+            holds = repo.holds
+            obstacles = shape.obstacles(
+                p for p, (mode, _blob) in target.items() if holds.decide(p, mode) is not None
+            )
             prefixes: list[str] | None = None
             if "" not in scope:
                 outside = [p for p in obstacles if not any(is_under(p, s) for s in scope)]
                 prefixes = scope + outside
             state = read_working(repo, ingester, warn, None, prefixes=prefixes)
-            planner = _Planner(root, shape, state, ingester, store.__contains__, whole_folder)
+            _release_holds(repo, state)
+            planner = _Planner(
+                root, shape, state, ingester, store.__contains__, whole_folder, repo.holds
+            )
             plan = planner.make(target, base, obstacles)
         unsafe = plan.unsafe(store)
         if unsafe and not force:
             raise _refuse(unsafe)
         _preflight(repo, plan)
-        return _apply(repo, root, plan)
+        result = _apply(repo, root, plan)
+        for path in [p for p in holds.records if p not in target]:
+            if any(is_under(path, s) for s in scope):
+                holds.release(path)  # the snapshot does not have it: nothing to hold
+        holds.save()
+        holds.report(warn)
+        return result
+
+
+def _release_holds(repo: Repository, state: WorkingState) -> None:
+    """Held paths that the holdback no longer refuses (the user opted in) read as what
+    the folder really has, so that the plan writes them."""
+    for path, (target, real) in list(state.held.items()):
+        if repo.holds.decide(path, target[0]) == target[0]:
+            del state.held[path]
+            if real is None:
+                state.flat.pop(path, None)
+            else:
+                state.flat[path] = real
 
 
 def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutResult:

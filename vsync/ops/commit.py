@@ -90,6 +90,10 @@ def commit(
         params = repo.config.chunker_params()
         with Ingester(params, repo.config.compression_level()) as ingester, store.writer() as w:
             state = read_working(repo, ingester, warn, w, progress)
+        # Held-back paths (holdback) commit as the tree had them; a hold whose path the
+        # user changed since is over: the folder's version is what gets committed.
+        repo.holds.prune(state.held)
+        repo.holds.save()
         result = CommitResult(None, head, len(state.flat), state.hashed)
         result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
         result.skipped = state.skipped

@@ -96,6 +96,7 @@ def integrate(
         # edits elsewhere stay, and the commit that concludes a conflicted merge records
         # the folder as it is then (vsync has no staging area).
         outcome = apply_merge(repo, plan)
+        repo.holds.report(warn)
         result = IntegrateResult("conflicts", local, theirs, plan=plan)
         result.written, result.deleted = len(outcome.written), len(outcome.removed)
         if plan.clean:

@@ -5,6 +5,9 @@ outside a merge: ``??`` new file (the next commit adds it), `` M`` modified
 (content or exec bit), `` T`` type changed (file <-> symlink), `` D`` deleted.
 During a merge, X carries what the merge already changed and unresolved
 paths carry git's unmerged codes (UU, AA, DU, UD, DD, AU, UA).
+
+Paths held back from a ``.git`` folder (:mod:`vsync.model.holdback`) count
+as unchanged; they are listed apart (``held``; ``!H PATH`` in porcelain).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class StatusResult:
     head: bytes | None = None
     skipped: list[str] = field(default_factory=list)
     merge: MergeState | None = None
+    held: list[str] = field(default_factory=list)  # held back (holdback), unchanged since
 
     @property
     def clean(self) -> bool:
@@ -84,4 +88,4 @@ def status(
         entries = [(c, p) for c, p in entries if p not in unmerged]
         entries.extend((code, path) for path, code in unmerged.items())
         entries.sort(key=lambda e: e[1])
-    return StatusResult(entries, head, state.skipped, merge)
+    return StatusResult(entries, head, state.skipped, merge, sorted(state.held))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsync.errors import DamagedRepository, UsageError
+from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import TEMP_PREFIX, write_file
 from vsync.model.repository import Repository
@@ -302,6 +303,12 @@ def save_beside(repo: Repository, v: FileVersion) -> str:
     """
     root = repo.require_worktree()
     rel = beside_name(v.path, v.commit_id)
+    how = repo.holds.decide(rel, v.mode)
+    if how is None:
+        raise UsageError(
+            f"'{rel}' would be a git hook or config, which vsync does not write "
+            f"(see {TRUST_KEY} in the user guide); nothing was written"
+        )
     target = _parent_folder(root, rel) / rel.rpartition("/")[2]
     exists = UsageError(f"'{rel}' already exists; nothing was written (move it away first)")
     if os.path.lexists(target):
@@ -315,7 +322,7 @@ def save_beside(repo: Repository, v: FileVersion) -> str:
     manifest = _manifest(repo, v)
     tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}"[:255])
     try:
-        write_file(repo.chunks, manifest, tmp, v.mode)  # atomic, every chunk verified
+        write_file(repo.chunks, manifest, tmp, how)  # atomic, every chunk verified
         try:
             os.link(tmp, target)  # fails rather than replace anything that appeared meanwhile
         except FileExistsError:

@@ -28,7 +28,7 @@ from dulwich.pack import Pack, PackData, write_pack_data
 
 from vsync.errors import DamagedRepository, UnsafePath
 from vsync.model.manifest import Manifest
-from vsync.model.paths import check_tree_name
+from vsync.model.paths import check_tree_name, control_shaped
 from vsync.model.repository import Repository
 from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE
 from vsync.store import codec
@@ -217,6 +217,8 @@ class IncomingPack:
                             raise ProtocolError(f"the remote sent a bad manifest: {exc}") from None
                         self.manifests[item.sha] = manifest
                         needed.extend(c for c, _n in manifest.chunks)
+            if control_shaped(folded):
+                raise ProtocolError("the remote sent a folder shaped like a vsync repository")
         return needed
 
     def missing_chunks(self) -> list[bytes]:

@@ -184,7 +184,7 @@ def _save(
     root = repo.require_worktree()
     out: list[Saved] = []
     for path in paths:
-        d = read_path(root, path, cache, ing)
+        d = read_path(root, path, cache, ing, repo.holds)
         if d.kind == "file":
             out.append(Saved(path, "file", _store(repo, state, path, d, ing)))
         elif d.kind in ("absent", "dir"):
@@ -230,7 +230,7 @@ def restore(repo: Repository, undo: Undo) -> None:
                 for saved in undo.saved:
                     if saved.kind not in ("file", "absent"):
                         continue  # a folder (file/folder conflict) or a fifo: left alone
-                    now = read_path(root, saved.path, cache, ing)
+                    now = read_path(root, saved.path, cache, ing, repo.holds)
                     if now.kind == "file" and saved.kind == "file" and now.entry == saved.entry:
                         continue
                     if now.kind == "file":  # whatever is there now is kept, never lost
@@ -238,7 +238,7 @@ def restore(repo: Repository, undo: Undo) -> None:
                     if saved.entry is not None:
                         write_entry(repo, saved.path, saved.entry, cache)
                     elif now.kind == "file":
-                        remove_file(root, saved.path, cache)
+                        remove_file(root, saved.path, cache, repo.holds)
                 s.resolved = undo.was_resolved
             finally:
                 state.save()
@@ -326,7 +326,7 @@ def edit(repo: Repository, path: str, editor: str | None) -> tuple[Undo, bool]:
     if code != 0:
         raise StoppedError(f"the editor exited with status {code}; '{path}' was not marked")
     with repo.lock(exclusive=True), _tools(repo) as (cache, ing):
-        now = read_path(root, path, cache, ing)
+        now = read_path(root, path, cache, ing, repo.holds)
     before = undo.saved[0]
     changed = not (
         (now.kind == "file" and before.kind == "file" and now.entry == before.entry)

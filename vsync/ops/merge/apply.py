@@ -36,6 +36,7 @@ from pathlib import Path
 from dulwich.objects import Blob, ShaFile
 
 from vsync.errors import ChunkMissing, DamagedRepository, StoppedError, UncommittedChanges
+from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
@@ -95,12 +96,13 @@ def _check_folder(
     ours: FlatMap,
     cache: StatCache,
     ingester: Ingester,
+    holds: Holds,
 ) -> dict[str, OnDisk]:
     deletes = {p for p, want in changes.items() if want is None}
     seen: dict[str, OnDisk] = {}
     unsafe: list[str] = []
     for path, want in changes.items():
-        d = read_path(root, path, cache, ingester)
+        d = read_path(root, path, cache, ingester, holds)
         seen[path] = d
         have = ours.get(path)
         if d.kind == "file":
@@ -136,6 +138,7 @@ def _check_conflicts(
     changes: dict[str, Entry | None],
     cache: StatCache,
     ingester: Ingester,
+    holds: Holds,
 ) -> dict[str, OnDisk]:
     """Conflicted paths the merge leaves as they are must hold ours, too."""
     seen: dict[str, OnDisk] = {}
@@ -143,7 +146,7 @@ def _check_conflicts(
     for c in plan.conflicts:
         if c.path in changes:
             continue
-        d = read_path(root, c.path, cache, ingester)
+        d = read_path(root, c.path, cache, ingester, holds)
         have = plan.ours.get(c.path)
         if d.kind == "file" and d.entry == have:
             seen[c.path] = d
@@ -238,7 +241,7 @@ def _write(
                 continue
             if changed_since(root, path, d.key):
                 raise _changed(path)
-            remove_file(root, path, cache)
+            remove_file(root, path, cache, repo.holds)
             out.removed.append(path)
             emptied.add(path.rpartition("/")[0])
         prune(root, {f for f in emptied if f})
@@ -283,8 +286,8 @@ def apply_merge(repo: Repository, plan: MergePlan) -> ApplyOutcome:
         changes = _changes(plan)
         cache = StatCache(repo.db)
         with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
-            seen = _check_folder(root, changes, plan.ours, cache, ingester)
-            untouched = _check_conflicts(root, plan, changes, cache, ingester)
+            seen = _check_folder(root, changes, plan.ours, cache, ingester, repo.holds)
+            untouched = _check_conflicts(root, plan, changes, cache, ingester, repo.holds)
             _store_new_content(repo, plan, ingester)
         cache.flush()
         _preflight(repo, changes)

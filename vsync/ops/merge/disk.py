@@ -17,6 +17,8 @@ from pathlib import Path
 from dulwich.objects import Blob
 
 from vsync.errors import UncommittedChanges
+from vsync.model.filemode import file_mode
+from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import write_file, write_symlink
@@ -64,16 +66,24 @@ def _hash_file(disk: str, st: os.stat_result, ingester: Ingester) -> bytes | Non
     return Blob.from_string(manifest.to_bytes()).id
 
 
-def read_path(root: Path, path: str, cache: StatCache, ingester: Ingester) -> OnDisk:
-    """The path's current state; a file is hashed unless the stat cache knows it."""
+def read_path(root: Path, path: str, cache: StatCache, ingester: Ingester, holds: Holds) -> OnDisk:
+    """The path's current state; a file is hashed unless the stat cache knows it.
+
+    A held-back path (:mod:`vsync.model.holdback`) still as its hold left it
+    reads as the tree's entry it stands for.
+    """
     for folder in ancestors(path):
         st = lstat_or_none(disk_path(root, folder))
         if st is None:
-            return OnDisk("absent")
+            held = holds.effective(path, None)
+            return OnDisk("absent") if held is None else OnDisk("file", held, None)
         if not stat.S_ISDIR(st.st_mode):
             return OnDisk("blocked", blocker=folder)
     disk = disk_path(root, path)
     st = lstat_or_none(disk)
+    held = holds.effective(path, st)
+    if held is not None:
+        return OnDisk("file", held, None if st is None else stat_key(st))
     if st is None:
         return OnDisk("absent")
     if stat.S_ISDIR(st.st_mode):
@@ -132,10 +142,20 @@ def make_parents(root: Path, path: str) -> list[str]:
 
 
 def write_entry(repo: Repository, path: str, entry: Entry, cache: StatCache) -> None:
-    """Atomically put ``entry`` (stored content) at ``path``; records it in the stat cache."""
+    """Atomically put ``entry`` (stored content) at ``path``; records it in the stat cache.
+
+    What the holdback refuses is not written (or written without its exec bit)
+    and recorded as held (:mod:`vsync.model.holdback`).
+    """
     root = repo.require_worktree()
-    make_parents(root, path)
+    holds = repo.holds
     disk = disk_path(root, path)
+    how = holds.decide(path, entry[0])
+    if how is None:
+        holds.settle(path, entry, None, lstat_or_none(disk))
+        holds.save()
+        return
+    make_parents(root, path)
     st = lstat_or_none(disk)
     if st is not None and stat.S_ISDIR(st.st_mode):
         try:
@@ -148,26 +168,37 @@ def write_entry(repo: Repository, path: str, entry: Entry, cache: StatCache) -> 
     data = blob_bytes(repo.git.object_store, oid)
     hashed_at = time.time_ns()
     if mode == MODE_LINK:
-        write_symlink(data, Path(disk))
+        written = write_symlink(data, Path(disk))
         cache.forget(path)
-        return
-    manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
-    written = write_file(repo.chunks, manifest, Path(disk), mode)
-    cache.record(path, written, oid, hashed_at)
+    else:
+        manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
+        written = write_file(repo.chunks, manifest, Path(disk), how)
+        cache.record(path, written, oid, hashed_at)
+    holds.settle(path, entry, how, written)
+    holds.save()
 
 
 def set_exec(repo: Repository, path: str, entry: Entry, cache: StatCache) -> None:
+    """Give the file at ``path`` the exec bit of ``entry`` (as the holdback allows)."""
+    holds = repo.holds
     disk = disk_path(repo.require_worktree(), path)
-    hashed_at = time.time_ns()
-    os.chmod(disk, 0o755 if entry[0] == MODE_EXEC else 0o644)
-    cache.record(path, os.lstat(disk), entry[1], hashed_at)
+    how = holds.decide(path, entry[0])
+    if how is not None:
+        hashed_at = time.time_ns()
+        os.chmod(disk, file_mode(how == MODE_EXEC))
+        cache.record(path, os.lstat(disk), entry[1], hashed_at)
+    holds.settle(path, entry, how, lstat_or_none(disk))
+    holds.save()
 
 
-def remove_file(root: Path, path: str, cache: StatCache) -> bool:
+def remove_file(root: Path, path: str, cache: StatCache, holds: Holds) -> bool:
     """Remove the file or symlink at ``path`` if there is one; True if removed."""
     disk = disk_path(root, path)
     st = lstat_or_none(disk)
     cache.forget(path)
+    if path in holds.records:
+        holds.release(path)
+        holds.save()
     if st is None or stat.S_ISDIR(st.st_mode):
         return False
     os.unlink(disk)

@@ -88,7 +88,7 @@ def abort(repo: Repository) -> AbortResult:
         try:
             gone = [p for p, e in state.backups.items() if e is None]
             for path in sorted(gone, key=lambda p: p.count("/"), reverse=True):
-                if remove_file(root, path, cache):
+                if remove_file(root, path, cache, repo.holds):
                     result.removed.append(path)
             for folder in sorted(state.created_dirs, key=lambda f: f.count("/"), reverse=True):
                 disk = disk_path(root, folder)
@@ -120,7 +120,7 @@ def _keep_version(
 ) -> None:
     """Store what the folder holds at ``path`` (if anything) and name it in the state."""
     root = repo.require_worktree()
-    d = read_path(root, path, cache, ingester)
+    d = read_path(root, path, cache, ingester, repo.holds)
     if d.kind != "file" or d.entry is None:
         return
     store = repo.git.object_store
@@ -138,7 +138,7 @@ def _keep_version(
 
 def _put(repo: Repository, path: str, entry: Entry | None, cache: StatCache) -> None:
     if entry is None:
-        remove_file(repo.require_worktree(), path, cache)
+        remove_file(repo.require_worktree(), path, cache, repo.holds)
     else:
         write_entry(repo, path, entry, cache)
 
@@ -194,7 +194,7 @@ def _resolve_one(
         _put(repo, s.path, chosen, cache)
     if s.copy:
         _keep_version(repo, state, s.copy, cache, ingester)
-        remove_file(repo.require_worktree(), s.copy, cache)
+        remove_file(repo.require_worktree(), s.copy, cache, repo.holds)
 
 
 def resolve(repo: Repository, paths: list[str], how: str) -> ResolveResult:
