@@ -64,14 +64,14 @@ def flatten(db: ObjectReader | LegacyStore, tree_id: bytes, prefix: str = "") ->
     while stack:
         tid, folder = stack.pop()
         head = folder + "/" if folder else ""
-        for item in reader.tree(tid).items:
-            path = head + _entry_name(item.name)
-            if item.mode == MODE_TREE:
-                stack.append((item.id, path))
-            elif item.mode == MODE_GITLINK:
+        for name, mode, oid in reader.tree(tid).items:
+            path = head + _entry_name(name)
+            if mode == MODE_TREE:
+                stack.append((oid, path))
+            elif mode == MODE_GITLINK:
                 continue  # gitlinks are never written by vsync; ignore foreign ones
             else:
-                out[path] = (item.mode, item.id)
+                out[path] = (mode, oid)
     return out
 
 
@@ -85,11 +85,12 @@ def lookup(db: ObjectReader, tree_id: bytes, path: str) -> tuple[int | None, byt
         item = db.tree(tid).get(part.encode())
         if item is None:
             return None, b""
+        _name, mode, oid = item
         if i == len(parts) - 1:
-            return item.mode, item.id
-        if item.mode != MODE_TREE:
+            return mode, oid
+        if mode != MODE_TREE:
             return None, b""
-        tid = item.id
+        tid = oid
     return None, b""
 
 

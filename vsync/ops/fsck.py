@@ -175,11 +175,11 @@ def _walk_tree(
             continue
         assert isinstance(tree, Tree)
         h.objects.add(tid)
-        for item in tree.items:
-            if item.mode == MODE_TREE:
-                stack.append(item.id)
-            elif item.mode != GITLINK and item.id not in h.objects and item.id not in h.bad:
-                _check_blob(store, item.id, item.mode, h, on_manifest)
+        for _name, mode, oid in tree.items:
+            if mode == MODE_TREE:
+                stack.append(oid)
+            elif mode != GITLINK and oid not in h.objects and oid not in h.bad:
+                _check_blob(store, oid, mode, h, on_manifest)
 
 
 def _verified(
@@ -497,15 +497,15 @@ def _name_damage(repo: Repository, h: History, bad_chunks: dict[bytes, str]) -> 
                 (prefix + "/" if prefix else "/", tid, f"folder tree {_short(tid)} {h.bad[tid]}")
             )
         else:
-            for item in store.tree(tid).items:
-                name = item.name.decode("utf-8", "replace")
+            for raw_name, mode, oid in store.tree(tid).items:
+                name = raw_name.decode("utf-8", "replace")
                 path = f"{prefix}/{name}" if prefix else name
-                if item.mode == MODE_TREE:
-                    out.extend(under(item.id, path))
-                elif item.mode != GITLINK:
-                    text = blob_problem(item.id, item.mode)
+                if mode == MODE_TREE:
+                    out.extend(under(oid, path))
+                elif mode != GITLINK:
+                    text = blob_problem(oid, mode)
                     if text is not None:
-                        out.append((path, item.id, text))
+                        out.append((path, oid, text))
         memo[key] = out
         return out
 

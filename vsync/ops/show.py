@@ -61,11 +61,11 @@ def link_target(repo: Repository, obj: RevObject) -> bytes:
 def list_folder(repo: Repository, obj: RevObject) -> list[str]:
     """The names in a folder, sorted; sub-folders end with '/'."""
     names: list[str] = []
-    for item in repo.gitdb.tree(obj.oid).items:
-        if item.mode == GITLINK:
+    for raw_name, mode, _oid in repo.gitdb.tree(obj.oid).items:
+        if mode == GITLINK:
             continue
-        name = check_tree_name(item.name)
-        names.append(name + "/" if item.mode == MODE_TREE else name)
+        name = check_tree_name(raw_name)
+        names.append(name + "/" if mode == MODE_TREE else name)
     return sorted(names)
 
 

@@ -35,9 +35,12 @@ def blob_object(data: bytes) -> RawObject:
     return RawObject(BLOB, blob_id(data), data)
 
 
+_KINDS = {num: name.encode("ascii") for num, name in TYPE_NAMES.items()}
+
+
 def object_id(type_num: int, raw: bytes) -> bytes:
     """The id of an object of ``type_num`` whose body is ``raw``."""
-    h = hashlib.sha1(b"%s %d\0" % (TYPE_NAMES[type_num].encode("ascii"), len(raw)))
+    h = hashlib.sha1(b"%s %d\0" % (_KINDS[type_num], len(raw)))
     h.update(raw)
     return h.hexdigest().encode("ascii")
 

@@ -180,9 +180,9 @@ class ObjectReader:
 
     def _tree(self, oid: bytes, raw: bytes) -> Tree:
         def parse() -> tuple[TreeItem, ...]:
-            return tuple(TreeItem(n, m, s) for n, m, s in parse_tree(raw, SHA_LEN))
+            return tuple(parse_tree(raw, SHA_LEN))
 
-        return Tree.of(oid, guarded(parse, _malformed(oid, "tree")))
+        return Tree(oid, guarded(parse, _malformed(oid, "tree")))
 
     def _tag(self, oid: bytes, raw: bytes) -> Tag:
         def target() -> bytes:

@@ -7,7 +7,8 @@ encoded and ready to store (see :mod:`vsync.model.gitdb.encode`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -22,9 +23,12 @@ TYPE_NUMS = {name: num for num, name in TYPE_NAMES.items()}
 ZERO_ID = b"0" * 40
 
 
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}")
+
+
 def is_object_id(value: bytes) -> bool:
     """True for 40 lowercase hex digits."""
-    return len(value) == 40 and all(c in b"0123456789abcdef" for c in value)
+    return _OBJECT_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,25 +40,26 @@ class RawObject:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class TreeItem:
-    name: bytes  # one path component, as stored (validate before use as a path)
-    mode: int
-    id: bytes
+# One entry of a tree: (name, mode, id). The name is one path component as
+# stored (validate it before using it as a path). A plain tuple: trees of
+# hundreds of thousands of entries parse at C speed.
+TreeItem = tuple[bytes, int, bytes]
 
 
-@dataclass(frozen=True, slots=True)
 class Tree:
-    id: bytes
-    items: tuple[TreeItem, ...]  # in git's order
-    by_name: dict[bytes, TreeItem] = field(compare=False, repr=False)
+    """A tree's entries in git's order; :meth:`get` looks one up by name."""
 
-    @classmethod
-    def of(cls, oid: bytes, items: tuple[TreeItem, ...]) -> Tree:
-        return cls(oid, items, {item.name: item for item in items})
+    __slots__ = ("_by_name", "id", "items")
+
+    def __init__(self, oid: bytes, items: tuple[TreeItem, ...]) -> None:
+        self.id = oid
+        self.items = items
+        self._by_name: dict[bytes, TreeItem] | None = None
 
     def get(self, name: bytes) -> TreeItem | None:
-        return self.by_name.get(name)
+        if self._by_name is None:
+            self._by_name = {item[0]: item for item in self.items}
+        return self._by_name.get(name)
 
 
 @dataclass(frozen=True, slots=True)
