@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from dulwich.objects import Blob as DulwichBlob
+from dulwich.objects import ObjectID
 from dulwich.objects import Tree as DulwichTree
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,8 @@ from vsync.model.gitdb import (
     Commit,
     GitDB,
     RawObject,
+    ReflogEntry,
+    TornReflogLine,
     Tree,
     blob_id,
     blob_object,
@@ -60,6 +63,7 @@ def _consistent(paths: list[str]) -> list[str]:
     return kept
 
 
+Snapshot = dict[str, tuple[int, bytes]]  # path -> (mode, content)
 SNAPSHOT = st.lists(st.tuples(PATH, MODE, st.binary(max_size=40)), max_size=25).map(
     lambda items: {
         p: (mode, data)
@@ -69,7 +73,7 @@ SNAPSHOT = st.lists(st.tuples(PATH, MODE, st.binary(max_size=40)), max_size=25).
 )
 
 
-def _flat(snapshot: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes]]:
+def _flat(snapshot: Snapshot) -> dict[str, tuple[int, bytes]]:
     return {p: (mode, blob_id(data)) for p, (mode, data) in snapshot.items()}
 
 
@@ -85,9 +89,9 @@ def _dulwich_trees(flat: dict[str, tuple[int, bytes]]) -> tuple[bytes, dict[byte
             if sep:
                 folders.setdefault(head, {})[rest] = (mode, oid)
             else:
-                tree.add(head.encode(), mode, oid)
+                tree.add(head.encode(), mode, ObjectID(oid))
         for name, sub in folders.items():
-            tree.add(name.encode(), MODE_TREE, build(sub))
+            tree.add(name.encode(), MODE_TREE, ObjectID(build(sub)))
         out[tree.id] = tree.as_raw_string()
         return tree.id
 
@@ -104,7 +108,7 @@ def test_blob_id_is_dulwichs(data: bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(SNAPSHOT)
-def test_build_tree_makes_dulwichs_trees_byte_for_byte(snapshot: dict) -> None:
+def test_build_tree_makes_dulwichs_trees_byte_for_byte(snapshot: Snapshot) -> None:
     flat = _flat(snapshot)
     root, trees = build_tree(flat)
     want_root, want = _dulwich_trees(flat)
@@ -121,7 +125,7 @@ def _git(git_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @settings(max_examples=25, deadline=None)
 @given(SNAPSHOT, st.sampled_from([0, 3600, -18000, 19800]))
 def test_the_one_pass_pack_passes_git_verify_pack_and_fsck_strict(
-    snapshot: dict, timezone: int
+    snapshot: Snapshot, timezone: int
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         git_dir = Path(tmp) / "git"
@@ -205,10 +209,21 @@ def test_a_ref_moves_only_by_compare_and_swap_onto_a_stored_commit(db: GitDB) ->
         db.swap_ref(BRANCH, first.id, b"2" * 40, **who)
     assert db.ref(BRANCH) == first.id
     assert db.swap_ref(BRANCH, first.id, second.id, **who)
-    assert [(e.old, e.new) for e in db.reflog(BRANCH)] == [(None, first.id), (first.id, second.id)]
+    log = [e for e in db.reflog(BRANCH) if isinstance(e, ReflogEntry)]
+    assert [(e.old, e.new) for e in log] == [(None, first.id), (first.id, second.id)]
     (db.path / "refs/heads/main").write_bytes(b"not an id\n")
     with pytest.raises(DamagedRepository, match="refs/heads/main is damaged"):
         db.ref(BRANCH)
+
+
+def test_a_torn_reflog_line_costs_only_itself(db: GitDB) -> None:
+    first = _commit_on(db, {"f": b"1"}, [])
+    assert db.swap_ref(BRANCH, None, first.id, committer=b"T <t@e>", message=b"one")
+    with open(db.path / "logs/refs/heads/main", "ab") as log:  # a crash mid-append
+        log.write(b"0" * 40 + b" " + first.id + b" T <t@e> 17")
+    *good, torn = db.reflog(BRANCH)
+    assert [type(e) for e in good] == [ReflogEntry]
+    assert torn == TornReflogLine((first.id,))
 
 
 # -- damage -------------------------------------------------------------------------------------

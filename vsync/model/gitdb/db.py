@@ -27,8 +27,10 @@ from pathlib import Path
 
 from dulwich.errors import NotGitRepository
 from dulwich.graph import find_merge_base
+from dulwich.objects import ObjectID
 from dulwich.pack import Pack
 from dulwich.reflog import iter_reflogs, parse_reflog_line
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from vsync.errors import FSCK_HINT, DamagedRepository
@@ -80,7 +82,7 @@ class GitDB(ObjectReader):
         """Create a bare git repository at ``path`` whose HEAD names ``branch``."""
         repo = Repo.init_bare(str(path), mkdir=True)
         try:
-            repo.refs.set_symbolic_ref(b"HEAD", branch)
+            repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(branch))
             config = repo.get_config()
             config.set((b"core",), b"fsyncObjectFiles", b"true")
             config.set((b"core",), b"logAllRefUpdates", b"always")
@@ -117,7 +119,7 @@ class GitDB(ObjectReader):
         label = f"the ref {name.decode('utf-8', 'replace')}"
 
         def read() -> bytes | None:
-            _names, value = repo.refs.follow(name)
+            _names, value = repo.refs.follow(Ref(name))
             return value
 
         value = guarded(read, file_damage(label))
@@ -151,14 +153,16 @@ class GitDB(ObjectReader):
         """
         if new is not None:
             self.commit(new)
-        refs = self.legacy_repo.refs
+        refs, ref = self.legacy_repo.refs, Ref(name)
         if new is None:
             if old is None:
                 raise ValueError("swap_ref needs an old or a new value")
-            return refs.remove_if_equals(name, old, committer=committer, message=message)
+            return refs.remove_if_equals(ref, ObjectID(old), committer=committer, message=message)
         if old is None:
-            return refs.add_if_new(name, new, committer=committer, message=message)
-        return refs.set_if_equals(name, old, new, committer=committer, message=message)
+            return refs.add_if_new(ref, ObjectID(new), committer=committer, message=message)
+        return refs.set_if_equals(
+            ref, ObjectID(old), ObjectID(new), committer=committer, message=message
+        )
 
     # -- reflogs ----------------------------------------------------------------------------
 
@@ -177,9 +181,8 @@ class GitDB(ObjectReader):
         except OSError as exc:
             strerror = exc.strerror or str(exc)
             drop_traceback(exc)
-            raise DamagedRepository(
-                f"the reflog of {name.decode('utf-8', 'replace')} cannot be read ({strerror})"
-            ) from None
+            what = f"the reflog of {name.decode('utf-8', 'replace')}"
+            raise DamagedRepository(f"{what} cannot be read ({strerror}); {FSCK_HINT}") from None
         return [_reflog_line(line) for line in data.splitlines()]
 
     # -- writing -------------------------------------------------------------------------------
@@ -187,7 +190,7 @@ class GitDB(ObjectReader):
     def add(self, objects: Sequence[RawObject]) -> None:
         """Store ``objects`` as one new pack (nothing when empty)."""
         store = self._store
-        write_pack(store.pack_dir, objects, bool(store.fsync_object_files))
+        write_pack(str(store.pack_dir), objects, bool(store.fsync_object_files))
 
     def add_missing(self, objects: Iterable[RawObject]) -> None:
         """Store those of ``objects`` that are not stored yet."""
@@ -205,7 +208,8 @@ class GitDB(ObjectReader):
             self.commit(cid)
         repo = self.legacy_repo
         label = "the history of " + ", ".join(c.decode()[:10] for c in commits)
-        return guarded(lambda: list(find_merge_base(repo, commits)), file_damage(label))
+        ids = [ObjectID(c) for c in commits]
+        return guarded(lambda: list(find_merge_base(repo, ids)), file_damage(label))
 
     # -- upkeep (fsck, gc) ---------------------------------------------------------------------
 
@@ -239,7 +243,7 @@ class GitDB(ObjectReader):
         root = self._store.path
 
         def walk() -> list[bytes]:
-            out = []
+            out: list[bytes] = []
             for sub in sorted(os.listdir(root)):
                 if len(sub) == 2:
                     out.extend(os.fsencode(sub + rest) for rest in os.listdir(f"{root}/{sub}"))
@@ -300,7 +304,8 @@ class GitDB(ObjectReader):
             found = self._raw(oid, "object")
             if found is not None:  # None: vanished meanwhile, nothing to keep
                 objects.append(RawObject(found[0], oid, found[1]))
-        new = write_pack(self._store.pack_dir, objects, bool(self._store.fsync_object_files))
+        fsync = bool(self._store.fsync_object_files)
+        new = write_pack(str(self._store.pack_dir), objects, fsync)
         for pack in guarded(lambda: list(self._store.packs), file_damage("the git pack folder")):
             _close_pack(pack)  # the mappings of files about to go
         for base in old_packs:
@@ -308,7 +313,7 @@ class GitDB(ObjectReader):
                 for suffix in (".idx", ".pack"):  # without its .idx a pack is invisible
                     Path(base + suffix).unlink(missing_ok=True)
         for oid in loose:
-            self._store.delete_loose_object(oid)
+            self._store.delete_loose_object(ObjectID(oid))
         return len(dropped)
 
     def stored_bytes(self) -> int:
@@ -333,8 +338,8 @@ def _reflog_line(line: bytes) -> ReflogLine:
         ok = is_object_id(e.old_sha) and is_object_id(e.new_sha)
     except (ValueError, IndexError):
         ok = False
-    if not ok:
-        return TornReflogLine(tuple(_SHA.findall(line[:81])))  # it may still name its commits
+    if not ok:  # it may still name its commits
+        return TornReflogLine(tuple(i for i in _SHA.findall(line[:81]) if i != ZERO_ID))
     return ReflogEntry(
         None if e.old_sha == ZERO_ID else e.old_sha,
         None if e.new_sha == ZERO_ID else e.new_sha,

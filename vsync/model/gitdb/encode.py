@@ -18,6 +18,7 @@ from binascii import unhexlify
 from collections.abc import Sequence
 
 from dulwich.objects import Commit as DulwichCommit
+from dulwich.objects import ObjectID
 
 from vsync.model.gitdb.types import BLOB, COMMIT, MODE_TREE, TREE, TYPE_NAMES, RawObject
 
@@ -112,8 +113,8 @@ def commit_object(
     written after the standard ones in the order given.
     """
     c = DulwichCommit()
-    c.tree = tree
-    c.parents = list(parents)
+    c.tree = ObjectID(tree)
+    c.parents = [ObjectID(p) for p in parents]
     c.author = c.committer = author
     c.author_time = c.commit_time = time
     c.author_timezone = c.commit_timezone = timezone

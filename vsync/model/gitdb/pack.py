@@ -25,10 +25,9 @@ from collections.abc import Callable, Sequence
 
 from dulwich.file import GitFile
 from dulwich.object_store import DiskObjectStore
-from dulwich.objects import hex_to_sha
+from dulwich.objects import ObjectID, hex_to_sha
 from dulwich.pack import Pack, write_pack_index
 
-from vsync.errors import DamagedRepository
 from vsync.model.gitdb.guard import file_damage, guarded
 from vsync.model.gitdb.types import RawObject
 
@@ -73,7 +72,8 @@ def write_pack(pack_dir: str, objects: Sequence[RawObject], fsync: bool) -> str 
                 record = _object_header(obj.type_num, len(raw)) + zlib.compress(raw, ZLIB_LEVEL)
                 digest.update(record)
                 parts.append(record)
-                entries.append((hex_to_sha(obj.id), offset, binascii.crc32(record) & 0xFFFFFFFF))
+                binsha = hex_to_sha(ObjectID(obj.id))
+                entries.append((binsha, offset, binascii.crc32(record) & 0xFFFFFFFF))
                 offset += len(record)
                 if len(parts) >= 1024:
                     f.write(b"".join(parts))
@@ -125,15 +125,11 @@ class Presence:
         if ids is not None:
             if oid in ids:
                 return True
-        elif self._check(lambda: any(oid in p for p in self._packs)):
+        elif self._check(lambda: any(ObjectID(oid) in p for p in self._packs)):
             return True
         return oid[:2].decode("ascii", "replace") in self._loose and self._check(
-            lambda: self._store.contains_loose(oid)
+            lambda: self._store.contains_loose(ObjectID(oid))
         )
 
     def _check(self, ask: Callable[[], bool]) -> bool:
         return guarded(ask, self._damage)
-
-
-def damaged_store(problem: str) -> DamagedRepository:
-    return file_damage(_STORE)(problem)

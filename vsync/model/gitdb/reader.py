@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dulwich.diff_tree import tree_changes
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import Commit as DulwichCommit
-from dulwich.objects import ShaFile, TreeEntry, parse_tree
+from dulwich.objects import ObjectID, ShaFile, TreeEntry, parse_tree
 from dulwich.objects import Tag as DulwichTag
 
 from vsync.errors import FSCK_HINT, DamagedRepository, GitObjectDamaged
@@ -71,7 +71,7 @@ class ObjectReader:
             raise GitObjectDamaged(oid, what, "is named by something that is not an object id")
         problem = ""
         try:
-            type_num, raw = self._store.get_raw(oid)
+            type_num, raw = self._store.get_raw(ObjectID(oid))
         except KeyError as exc:
             drop_traceback(exc)
             return None
@@ -102,7 +102,7 @@ class ObjectReader:
         """Whether ``oid`` is stored (not read or verified)."""
         if not is_object_id(oid):
             return False
-        return guarded(lambda: oid in self._store, file_damage(_STORE))
+        return guarded(lambda: ObjectID(oid) in self._store, file_damage(_STORE))
 
     def __contains__(self, oid: bytes) -> bool:
         return self.has(oid)
@@ -162,7 +162,12 @@ class ObjectReader:
         return Blob(oid, raw)
 
     def _commit(self, oid: bytes, raw: bytes) -> Commit:
-        c = guarded(lambda: DulwichCommit.from_raw_string(COMMIT, raw), _malformed(oid, "commit"))
+        def parse() -> DulwichCommit:
+            obj = DulwichCommit.from_raw_string(COMMIT, raw)
+            assert isinstance(obj, DulwichCommit)
+            return obj
+
+        c = guarded(parse, _malformed(oid, "commit"))
         return Commit(
             id=oid,
             tree=_hex(c.tree, oid, "commit", "tree"),
@@ -204,6 +209,7 @@ class ObjectReader:
             if tid is not None:
                 self.tree(tid)  # a missing or damaged root is named precisely
         label = f"tree {(old_tree or b'(none)').decode()}..{new_tree.decode()}"
+        old_id = None if old_tree is None else ObjectID(old_tree)
 
         def diff() -> list[TreeChange]:
             return [
@@ -212,7 +218,9 @@ class ObjectReader:
                     None if change.old is None else _side(change.old),
                     None if change.new is None else _side(change.new),
                 )
-                for change in tree_changes(self._store, old_tree, new_tree, change_type_same=True)
+                for change in tree_changes(
+                    self._store, old_id, ObjectID(new_tree), change_type_same=True
+                )
             ]
 
         def damage(problem: str) -> DamagedRepository:
