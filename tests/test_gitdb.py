@@ -11,6 +11,7 @@ import gc
 import os
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -261,3 +262,17 @@ def test_a_damaged_pack_is_one_error_and_closing_after_it_is_safe(tmp_path: Path
 
 def _mapped() -> str:
     return Path("/proc/self/maps").read_text()
+
+
+def test_an_object_whose_bytes_do_not_match_its_id_is_damage(db: GitDB) -> None:
+    """zlib's own checksum passes, the bytes are another object's: only the id tells."""
+    c = _commit_on(db, {"f": b"1"}, [])
+    other = commit_object(
+        tree=db.commit(c.id).tree, parents=[], author=b"X <x@e>", time=2, timezone=0, message=b"x"
+    )
+    fake = b"a" * 40  # stored under an id that is not the hash of its bytes
+    path = db.path / "objects" / fake[:2].decode() / fake[2:].decode()
+    path.parent.mkdir()
+    path.write_bytes(zlib.compress(b"commit %d\0" % len(other.raw) + other.raw))
+    with pytest.raises(GitObjectDamaged, match="does not match its id"):
+        db.commit(fake)
