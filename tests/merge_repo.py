@@ -17,9 +17,9 @@ from pathlib import Path
 from conftest import clear_worktree, snapshot_tree
 
 from vsync.model.ingest import Ingester
-from vsync.model.repository import BRANCH, Repository
+from vsync.model.repository import Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
-from vsync.ops.commit import advance_branch, commit, make_commit
+from vsync.ops.commit import advance_branch, commit, make_commit, move_branch
 from vsync.ops.merge import (
     ApplyOutcome,
     MergePlan,
@@ -87,13 +87,9 @@ class History:
         self.repo.close()
 
     def point_branch(self, commit_id: bytes | None) -> None:
-        refs = self.repo.git.refs
         current = self.repo.head()
-        if commit_id is None:
-            if current is not None:
-                refs.remove_if_equals(BRANCH, current)
-        elif current != commit_id:
-            assert refs.set_if_equals(BRANCH, current, commit_id)
+        if current != commit_id:
+            move_branch(self.repo, current, commit_id, "test: point the branch")
 
     def commit(
         self,
@@ -108,15 +104,15 @@ class History:
         with host(who):
             result = commit(self.repo, message, self.warnings.append, parents_extra=parents[1:])
         if result.commit_id is None:  # an empty tree, or the parent's: force a commit
-            store = self.repo.git.object_store
+            db = self.repo.gitdb
             if parents:
-                tree = commit_tree(store, parents[0])
+                tree = commit_tree(db, parents[0])
             else:
                 tree, trees = build_tree({})
-                store.add_objects([(t, None) for t in trees])
+                db.add_missing(trees)
             with host(who):
                 c = make_commit(self.repo, tree, parents, message)
-            store.add_objects([(c, None)])
+            db.add([c])
             advance_branch(self.repo, parents[0] if parents else None, c.id, "test commit")
             return c.id
         return result.commit_id
@@ -127,8 +123,7 @@ class History:
         write_spec(self.root, spec)
 
     def flat(self, commit_id: bytes) -> dict[str, tuple[int, bytes]]:
-        store = self.repo.git.object_store
-        return flatten(store, commit_tree(store, commit_id))
+        return flatten(self.repo.gitdb, commit_tree(self.repo.gitdb, commit_id))
 
     def plan(self, ours: bytes, theirs: bytes) -> MergePlan:
         params = self.repo.config.chunker_params()
@@ -146,9 +141,8 @@ class History:
         ours, theirs = plan.labels.ours.commit, plan.labels.theirs.commit
         assert ours is not None and theirs is not None
         tree_id, trees = build_merge_tree(plan)
-        store = self.repo.git.object_store
         c = make_commit(self.repo, tree_id, [ours, theirs], message)
-        store.add_objects([(o, None) for o in [*trees, c] if o.id not in store])
+        self.repo.gitdb.add_missing([*trees, c])
         advance_branch(self.repo, ours, c.id, "merge")
         state = MergeState.load(self.repo)
         if state is not None:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 from conftest import run_vsync
-from dulwich.objects import Commit
 from merge_repo import History, Spec
 
 from vsync.model.repository import Repository
@@ -184,8 +183,8 @@ def test_resolve_in_a_terminal_from_list_to_merge_commit(
     with Repository.open_path(root) as repo:
         head = repo.head()
         assert head is not None
-        c = repo.git.object_store[head]
-        assert isinstance(c, Commit) and c.parents == [ours, theirs]
+        c = repo.gitdb.commit(head)
+        assert c.parents == (ours, theirs)
         assert c.message.decode().startswith(f"Merge {theirs.decode()[:10]} from laptop")
     assert run_vsync("status", "--porcelain", cwd=root).stdout == ""
     assert (root / "t.txt").read_text() == "a\nB by hand\nc\n"

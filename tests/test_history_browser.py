@@ -23,10 +23,9 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from tests.conftest import Run, run_vsync
-from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import blob_bytes, commit_tree, lookup
+from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.versions import load_history
 from vsync.ui.history_browser import HistoryBrowser
 
@@ -158,9 +157,9 @@ def test_text_preview_is_bounded_and_scrolls(work: Path) -> None:
 def test_binary_preview_shows_size_chunks_blake3_and_manifest(work: Path) -> None:
     c = ids(work)
     with Repository.open_path(work) as repo:
-        store = repo.git.object_store
-        _mode, oid = lookup(store, commit_tree(store, c[3].encode()), "photo.bin")
-        manifest = Manifest.from_bytes(blob_bytes(store, oid))
+        db = repo.gitdb
+        _mode, oid = lookup(db, commit_tree(db, c[3].encode()), "photo.bin")
+        manifest = db.manifest(oid)
     assert len(manifest.chunks) > 1
     with browsed(work, "photo.bin", "q") as b:
         text = b.preview_text()

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dulwich.objects import Commit
 
 from tests.conftest import Run, run_vsync
-from vsync.model.manifest import Manifest
-from vsync.model.repository import BRANCH, Repository
+from vsync.model.gitdb import RawObject, commit_object
+from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import blob_bytes, commit_tree, lookup
+from vsync.model.snapshot import commit_tree, lookup
+from vsync.ops.commit import move_branch
 from vsync.store.chunkpack import HEADER, RECORD
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -210,27 +210,27 @@ def test_log_follows_both_parents_of_a_merge(work: Path, vsync: Vsync) -> None:
     (work / "a.txt").write_text("two\n")
     vsync("commit", "-m", "ours")
     with Repository.open_path(work) as repo:
-        store = repo.git.object_store
+        db = repo.gitdb
         head = repo.head()
         assert head is not None
-        ours = store[head]
-        assert isinstance(ours, Commit)
+        ours = db.commit(head)
         base = ours.parents[0]
 
-        def make(parents: list[bytes], message: bytes, when: int) -> Commit:
-            c = Commit()
-            c.tree = ours.tree
-            c.parents = parents
-            c.author = c.committer = b"Other <other@example.com>"
-            c.author_time = c.commit_time = when
-            c.author_timezone = c.commit_timezone = 3600
-            c.message = message
-            store.add_object(c)
+        def make(parents: list[bytes], message: bytes, when: int) -> RawObject:
+            c = commit_object(
+                tree=ours.tree,
+                parents=parents,
+                author=b"Other <other@example.com>",
+                time=when,
+                timezone=3600,
+                message=message,
+            )
+            db.add([c])
             return c
 
         theirs = make([base], b"theirs\n", ours.commit_time + 1)
         merge = make([head, theirs.id], b"merge theirs\n", ours.commit_time + 2)
-        repo.git.refs[BRANCH] = merge.id
+        move_branch(repo, head, merge.id, "test: a merge made elsewhere")
     out = vsync("log", "--oneline").stdout.splitlines()
     assert [line.split(" ", 1)[1] for line in out] == ["merge theirs", "theirs", "ours", "base"]
     assert out[0].startswith(merge.id.decode()[:10])
@@ -360,7 +360,7 @@ def test_diff_binary_summary_mode_change_and_symlink(work: Path, vsync: Vsync) -
     with Repository.open_path(work) as repo:
         head = repo.head()
         assert head is not None
-        store = repo.git.object_store
+        store = repo.gitdb
         _mode, old_id = lookup(store, commit_tree(store, head), "b.bin")
     assert old_id.decode()[:10] == m.group(1)
     vsync("commit", "-m", "change all")
@@ -429,11 +429,11 @@ def test_show_streams_exact_bytes_of_a_multi_chunk_file(work: Path, vsync: Vsync
     (work / "small.txt").write_bytes(b"no newline at end")
     vsync("commit", "-m", "big")
     with Repository.open_path(work) as repo:
-        store = repo.git.object_store
+        store = repo.gitdb
         head = repo.head()
         assert head is not None
         _mode, oid = lookup(store, commit_tree(store, head), "big.bin")
-        assert len(Manifest.from_bytes(blob_bytes(store, oid)).chunks) > 5
+        assert len(store.manifest(oid).chunks) > 5
     (work / "big.bin").write_bytes(b"replaced")
     vsync("commit", "-m", "replace")
     assert vsync("show", "HEAD~1:big.bin").stdout_bytes == data
@@ -459,13 +459,13 @@ def test_show_stops_at_a_damaged_chunk_after_only_good_bytes(work: Path, vsync: 
     (work / "notes.txt").write_text("".join(f"note {i}\n" for i in range(2000)))
     vsync("commit", "-m", "big")
     with Repository.open_path(work) as repo:
-        store = repo.git.object_store
+        store = repo.gitdb
         head = repo.head()
         assert head is not None
         _mode, oid = lookup(store, commit_tree(store, head), "big.bin")
-        chunks = Manifest.from_bytes(blob_bytes(store, oid)).chunks
+        chunks = store.manifest(oid).chunks
         _mode, notes = lookup(store, commit_tree(store, head), "notes.txt")
-        notes_chunk = Manifest.from_bytes(blob_bytes(store, notes)).chunks[0][0]
+        notes_chunk = store.manifest(notes).chunks[0][0]
     assert len(chunks) >= 3
     (pack,) = (work / ".vsync" / "chunks").glob("pack-*.vpk")
     records = {cid: (off, stored) for off, stored, cid in _pack_records(pack)}

@@ -92,7 +92,7 @@ def build(h: History, case: Path, meta: dict) -> tuple[bytes, bytes, str]:
         b1 = h.commit(spec["b1"], [base], "theirhost")
         theirs = h.commit(spec["theirs"], [b1, a1], "theirhost", "merge a1 into b1")
         ours = h.commit(spec["ours"], [a1, b1], "ourhost", "merge b1 into a1")
-        first, second = sorted([a1, b1], key=lambda c: (h.repo.git[c].commit_time, c))
+        first, second = sorted([a1, b1], key=lambda c: (h.repo.gitdb.commit(c).commit_time, c))
         label = f"base (virtual {first.decode()[:10]}+{second.decode()[:10]})"
     else:
         assert history is None, history
@@ -143,8 +143,8 @@ def test_merge_case(case: Path, tmp_path: Path) -> None:
 
         if plan.clean:
             merge_id = h.commit_merge(plan)
-            commit = h.repo.git.object_store[merge_id]
-            assert commit.parents == [ours, theirs]
+            commit = h.repo.gitdb.commit(merge_id)
+            assert commit.parents == (ours, theirs)
             params = h.repo.config.chunker_params()
             with Ingester(params, h.repo.config.compression_level()) as ingester:
                 working = read_working(h.repo, ingester, h.warnings.append)

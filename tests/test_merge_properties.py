@@ -197,7 +197,7 @@ def _merged_tree(h: History, ours: bytes, theirs: bytes) -> tuple[bytes | None, 
     paths = conflicted(plan)
     if plan.clean:
         merge_id = h.commit_merge(plan)
-        return h.repo.git.object_store[merge_id].tree, paths
+        return h.repo.gitdb.commit(merge_id).tree, paths
     abort(h.repo)
     return None, paths
 

@@ -219,8 +219,8 @@ def test_conflicted_merge_is_recorded(merged: Setup) -> None:
     copies = [p for p in disk if ".conflict-" in p]
     assert sorted(p.split(".conflict-")[0] for p in copies) == ["bin", "box"]
     # everything the state names is in the repository
-    store = merged.h.repo.git.object_store
-    assert all(oid in store for oid in state.blob_ids())
+    db = merged.h.repo.gitdb
+    assert all(db.has(oid) for oid in state.blob_ids())
 
 
 def test_abort_restores_the_folder_byte_for_byte(setup: Setup) -> None:
@@ -393,7 +393,7 @@ def test_clean_merge_keeps_unrelated_uncommitted_edits(tmp_path: Path) -> None:
         plan, outcome = h.merge(theirs)
         assert plan.clean and outcome.written == ["a"]
         merge_id = h.commit_merge(plan)
-        assert h.repo.git.object_store[merge_id].parents == [ours, theirs]
+        assert h.repo.gitdb.commit(merge_id).parents == (ours, theirs)
         assert h.flat(merge_id)["b"] == h.flat(base)["b"]
         assert (h.root / "a").read_text() == "a theirs\n"
         assert status(h.repo, h.warnings.append).entries == [(" M", "b")]

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dulwich.objects import Commit
 
 from tests.conftest import Run, run_vsync
 from vsync.errors import UnknownRevision
+from vsync.model.gitdb import RawObject, commit_object
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 
@@ -161,23 +161,23 @@ def test_ambiguous_prefix_is_refused(work: Path, vsync: Vsync) -> None:
     with Repository.open_path(work) as repo:
         head = repo.head()
         assert head is not None
-        base = repo.git.object_store[head]
-        assert isinstance(base, Commit)
-        by_prefix: dict[str, Commit] = {}
+        base = repo.gitdb.commit(head)
+        by_prefix: dict[str, RawObject] = {}
         for i in itertools.count():  # ~300 tries on average to share 4 hex digits
-            c = Commit()
-            c.tree, c.parents = base.tree, [head]
-            c.author = c.committer = b"T <t@example.com>"
-            c.author_time = c.commit_time = base.commit_time
-            c.author_timezone = c.commit_timezone = 0
-            c.message = f"try {i}\n".encode()
+            c = commit_object(
+                tree=base.tree,
+                parents=[head],
+                author=b"T <t@example.com>",
+                time=base.commit_time,
+                timezone=0,
+                message=f"try {i}\n".encode(),
+            )
             key = c.id.decode()[:4]
             if key in by_prefix:
                 pair = (by_prefix[key], c)
                 break
             by_prefix[key] = c
-        for c in pair:
-            repo.git.object_store.add_object(c)
+        repo.gitdb.add(list(pair))
     prefix = pair[0].id.decode()[:4]
     r = vsync("show", prefix, check=False)
     assert r.returncode == 2

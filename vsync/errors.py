@@ -17,6 +17,7 @@ exit code the CLI returns for it::
     +-- DamagedRepository          3  corrupt or unreadable repository data
         +-- ChunkCorrupt           3  a chunk whose bytes do not match its id
         +-- ChunkMissing           3  a chunk the index does not know
+        +-- GitObjectDamaged       3  a git object missing, unreadable or malformed
         +-- UnsupportedFormat      3  written by a newer vsync
 
 Bugs are any other exception; the CLI reports them in one line too.
@@ -96,6 +97,9 @@ class EnvironmentFailure(StoppedError):
     """The operating system refused an operation (disk full, permission denied)."""
 
 
+FSCK_HINT = "run 'vsync fsck'"
+
+
 class DamagedRepository(VsyncError):
     """Corrupt or unreadable repository data."""
 
@@ -115,6 +119,21 @@ class ChunkMissing(DamagedRepository):
     def __init__(self, chunk_id: bytes) -> None:
         super().__init__(f"chunk {chunk_id.hex()[:16]} is missing from the chunk store")
         self.chunk_id = chunk_id
+
+
+class GitObjectDamaged(DamagedRepository):
+    """A git object that history needs is missing, unreadable, malformed or of the wrong type.
+
+    ``problem`` completes "git <what> <id> ...", e.g. "is missing" or
+    "cannot be read (zlib.error: ...)"; fsck reports it per object.
+    """
+
+    def __init__(self, oid: bytes, what: str, problem: str) -> None:
+        name = oid.decode("ascii", "replace")
+        super().__init__(f"git {what} {name} {problem}; {FSCK_HINT}")
+        self.oid = oid
+        self.what = what
+        self.problem = problem
 
 
 class UnsupportedFormat(DamagedRepository):

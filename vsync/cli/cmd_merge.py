@@ -7,8 +7,10 @@ import sys
 from typing import Any
 
 from vsync.cli.output import escape_text, quote_path, short, warn
-from vsync.errors import StoppedError, UsageError, VsyncError
+from vsync.errors import StoppedError, UsageError
 from vsync.model.repository import Repository
+from vsync.model.worktree import MODE_LINK
+from vsync.ops.merge import MergePlan
 
 
 def register(sub: Any) -> None:
@@ -47,7 +49,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_resolve)
 
 
-def print_plan(repo: Repository, plan: Any, out: Any = None) -> None:
+def print_plan(repo: Repository, plan: MergePlan, out: Any = None) -> None:
     """The merge plan as ``vsync pull --dry-run`` prints it: one line per path."""
     out = out or sys.stdout
     counts: dict[str, int] = {}
@@ -61,23 +63,19 @@ def print_plan(repo: Repository, plan: Any, out: Any = None) -> None:
     out.write(f"plan: {summary}; {len(plan.conflicts)} conflict(s); nothing was changed\n")
 
 
-def _entry_size(repo: Repository, plan: Any, entry: tuple[int, bytes] | None) -> str:
+def _entry_size(repo: Repository, plan: MergePlan, entry: tuple[int, bytes] | None) -> str:
     from vsync.model.manifest import manifest_size
-    from vsync.model.snapshot import blob_bytes
     from vsync.ui.progress import human_bytes
 
     if entry is None:
         return ""
     mode, oid = entry
-    pending = plan.new_content.get(oid) if hasattr(plan, "new_content") else None
+    pending = plan.new_content.get(oid)
     if pending is not None:
         return f" ({human_bytes(len(pending))})"
-    if mode == 0o120000:
+    if mode == MODE_LINK:
         return " (symlink)"
-    try:
-        return f" ({human_bytes(manifest_size(blob_bytes(repo.git.object_store, oid)))})"
-    except VsyncError:
-        return ""
+    return f" ({human_bytes(manifest_size(repo.gitdb.blob(oid)))})"
 
 
 def report_integration(repo: Repository, result: Any, label: str, quiet: bool = False) -> int:

@@ -17,7 +17,6 @@ is read again, up to ``READ_ATTEMPTS`` times, and reported as unstable.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from vsync.model.gitdb import blob_id
 from vsync.model.manifest import Manifest
 from vsync.model.statcache import stat_key
 from vsync.model.worktree import WorkFile
@@ -57,13 +57,6 @@ class FileRead:
 class _Batch:
     files: list[FileRead]
     chunks: list[tuple[bytes, bytes]]  # (id, raw bytes) of every chunk, in order
-
-
-def git_blob_id(data: bytes) -> bytes:
-    """The git object id (40 hex digits, as bytes) of a blob holding ``data``."""
-    h = hashlib.sha1(b"blob %d\0" % len(data))
-    h.update(data)
-    return h.hexdigest().encode("ascii")
 
 
 class BatchReader:
@@ -128,7 +121,7 @@ class BatchReader:
                     manifest.append(cid, len(piece))
                     chunks.append((cid, piece))
                 raw = manifest.to_bytes()
-                fr.manifest, fr.blob_id = raw, git_blob_id(raw)
+                fr.manifest, fr.blob_id = raw, blob_id(raw)
                 fr.st, fr.hashed_at, fr.size = after, hashed_at, len(data)
                 return
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dulwich.objects import Commit
+from vsync.model.gitdb import Commit
 
 HOST_HEADER = b"vsync-host"
 
 
 def commit_host(c: Commit) -> str:
     """The host a commit was made on ('' for commits made elsewhere)."""
-    for key, value in c._extra:
-        if key == HOST_HEADER:
-            return value.decode("utf-8", "replace")
-    return ""
+    value = c.header(HOST_HEADER)
+    return "" if value is None else value.decode("utf-8", "replace")

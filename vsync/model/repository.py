@@ -19,11 +19,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from dulwich.errors import NotGitRepository
-from dulwich.repo import Repo as GitRepo
-
-from vsync.errors import DamagedRepository, NotARepository, UsageError
+from vsync.errors import NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
+from vsync.model.gitdb import GitDB
+from vsync.model.gitdb.legacy import LegacyGitRepo
 from vsync.model.holdback import Holds
 from vsync.model.lock import RepoLock
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
@@ -66,7 +65,7 @@ class Repository:
         self.root = root
         self.config = RepoConfig(control / "config")
         self.config.check_format()
-        self._git: GitRepo | None = None
+        self._gitdb: GitDB | None = None
         self._db: StateDB | None = None
         self._chunks: ChunkStore | None = None
         self._holds: Holds | None = None
@@ -94,15 +93,7 @@ class Repository:
         staging.mkdir()
         (staging / "chunks").mkdir()
         (staging / "hooks").mkdir()
-        git = GitRepo.init_bare(str(staging / "git"), mkdir=True)
-        try:
-            git.refs.set_symbolic_ref(b"HEAD", BRANCH)
-            gcfg = git.get_config()
-            gcfg.set((b"core",), b"fsyncObjectFiles", b"true")
-            gcfg.set((b"core",), b"logAllRefUpdates", b"always")
-            gcfg.write_to_path()
-        finally:
-            git.close()
+        GitDB.init(staging / "git", BRANCH)
         write_new_config(staging / "config", bare, ChunkerParams(), DEFAULT_COMPRESSION_LEVEL)
         samples = hook_samples_dir()
         if samples is not None:
@@ -171,13 +162,20 @@ class Repository:
         return self.root
 
     @property
-    def git(self) -> GitRepo:
-        if self._git is None:
-            try:
-                self._git = GitRepo(str(self.control / "git"))
-            except NotGitRepository:
-                raise DamagedRepository(f"{self.control / 'git'} is not a git repository") from None
-        return self._git
+    def gitdb(self) -> GitDB:
+        """The git objects, refs and reflogs (every git access goes through it)."""
+        if self._gitdb is None:
+            self._gitdb = GitDB.open(self.control / "git")
+        return self._gitdb
+
+    @property
+    def git(self) -> LegacyGitRepo:
+        """dulwich's Repo, for the modules of vsync/sync ONLY.
+
+        Pending removal once vsync/sync is ported to :attr:`gitdb`; everything
+        else must use :attr:`gitdb`, which turns damage into exit 3.
+        """
+        return self.gitdb.legacy_repo
 
     @property
     def db(self) -> StateDB:
@@ -220,10 +218,7 @@ class Repository:
 
     def head(self) -> bytes | None:
         """The commit id the branch points at, or None before the first commit."""
-        try:
-            return self.git.refs[BRANCH]
-        except KeyError:
-            return None
+        return self.gitdb.ref(BRANCH)
 
     # -- locking --------------------------------------------------------------------
 
@@ -254,9 +249,9 @@ class Repository:
             self._chunks.close_files()
         if self._db is not None:
             self._db.close()
-        if self._git is not None:
-            self._git.close()
-        self._git = self._db = self._chunks = None
+        if self._gitdb is not None:
+            self._gitdb.close()
+        self._gitdb = self._db = self._chunks = None
         self._holds = None
 
     def __enter__(self) -> Repository:

@@ -19,15 +19,13 @@ import time
 from datetime import datetime
 
 from dulwich.approxidate import parse_approxidate
-from dulwich.objects import Commit
-from dulwich.reflog import Entry
 
 from vsync.errors import UnknownRevision, UsageError
+from vsync.model.gitdb import Commit, ReflogEntry
 from vsync.model.repository import BRANCH, Repository
 
 _SUFFIX = re.compile(r"([~^])(\d*)")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
-ZERO = b"0" * 40
 _MINUTES = re.compile(r"^(\d{4}[-/]\d{2}[-/]\d{2})[ T](\d{1,2}):(\d{2})$")
 
 
@@ -82,11 +80,15 @@ def _split(spec: str) -> tuple[str, str | None, list[tuple[str, int]]]:
     return rest, when, ops
 
 
-def _as_commit(repo: Repository, oid: bytes, spec: str) -> Commit:
-    try:
-        obj = repo.git.object_store[oid]
-    except KeyError:
-        raise UnknownRevision(spec, "no such commit") from None
+def _typed_commit(repo: Repository, oid: bytes, spec: str) -> Commit:
+    """The commit a user typed the id of: UnknownRevision if there is none (exit 2).
+
+    Ids that history names (refs, reflogs, parents) are read with
+    ``repo.gitdb.commit`` instead: one missing there is damage (exit 3).
+    """
+    obj = repo.gitdb.find(oid)
+    if obj is None:
+        raise UnknownRevision(spec, "no such commit")
     if not isinstance(obj, Commit):
         raise UnknownRevision(spec, "not a commit")
     return obj
@@ -98,79 +100,86 @@ def resolve(repo: Repository, spec: str) -> bytes:
     if not spec:
         raise UnknownRevision(spec, "empty revision")
     base, when, ops = _split(spec)
-    refs = repo.git.refs
+    db = repo.gitdb
     ref_name: bytes | None = None
     oid: bytes | None = None
     for cand in _ref_candidates(base):
-        try:
-            oid = refs[cand]
+        oid = db.ref(cand)
+        if oid is not None:
             ref_name = cand
             break
-        except KeyError:
-            continue
     if oid is None and base in ("HEAD", "@"):
         raise UnknownRevision(spec, "there are no commits yet")
+    commit: Commit | None = None
     if oid is None and _HEX.fullmatch(base):
         prefix = base.lower().encode()
         if len(prefix) == 40:
-            oid = prefix if prefix in repo.git.object_store else None
+            commit = _typed_commit(repo, prefix, spec)
         else:
-            matches = [
-                o
-                for o in repo.git.object_store.iter_prefix(prefix)
-                if isinstance(repo.git.object_store[o], Commit)
-            ]
+            matches = [o for o in db.ids_with_prefix(prefix) if isinstance(db.find(o), Commit)]
             if len(matches) > 1:
                 raise UnknownRevision(spec, f"ambiguous: {len(matches)} commits start with {base}")
-            oid = matches[0] if matches else None
-    if oid is None:
+            if not matches:
+                raise UnknownRevision(spec)
+            commit = db.commit(matches[0])
+    elif oid is None:
         raise UnknownRevision(spec)
     if when is not None:
         if ref_name is None:
             raise UnknownRevision(spec, "@{...} needs a ref name such as HEAD or main")
         if when.strip() != "0":  # @{0} is where the ref points now, reflog or not
             oid = _reflog_at(repo, ref_name, when, spec)
-    commit = _as_commit(repo, oid, spec)
+    if commit is None or when is not None:
+        assert oid is not None
+        commit = db.commit(oid)
     for op, n in ops:
         if op == "~":
             for _ in range(n):
                 if not commit.parents:
                     raise UnknownRevision(spec, "history is not that long")
-                commit = _as_commit(repo, commit.parents[0], spec)
+                commit = db.commit(commit.parents[0])
         else:
             if n == 0:
                 continue
             if n > len(commit.parents):
                 raise UnknownRevision(spec, f"commit has no parent #{n}")
-            commit = _as_commit(repo, commit.parents[n - 1], spec)
+            commit = db.commit(commit.parents[n - 1])
     return commit.id
 
 
+def _reflog(repo: Repository, ref: bytes) -> list[ReflogEntry]:
+    """The ref's readable reflog lines, oldest first (a torn line is skipped)."""
+    return [e for e in repo.gitdb.reflog(ref) if isinstance(e, ReflogEntry)]
+
+
 def _reflog_at(repo: Repository, ref: bytes, when: str, spec: str) -> bytes:
-    entries = list(repo.git.read_reflog(ref))
+    entries = _reflog(repo, ref)
     if not entries:
         raise UnknownRevision(spec, "no history of where the ref pointed is recorded")
     if when.isdigit() and int(when) < 100000:
         n = int(when)
         if n >= len(entries):
             raise UnknownRevision(spec, f"the ref has only {len(entries)} recorded positions")
-        return entries[-1 - n].new_sha
+        new = entries[-1 - n].new
+        if new is None:
+            raise UnknownRevision(spec, "the ref pointed at no commit then")
+        return new
     try:
         target = parse_when(when)
     except ValueError as exc:
         raise UnknownRevision(spec, str(exc)) from None
     found = _position_at(entries, target)
     if found is None:
-        first = datetime.fromtimestamp(entries[0].timestamp).strftime("%Y-%m-%d %H:%M:%S")
+        first = datetime.fromtimestamp(entries[0].time).strftime("%Y-%m-%d %H:%M:%S")
         raise UnknownRevision(spec, f"that is before the first recorded commit ({first})")
     return found
 
 
-def _position_at(entries: list[Entry], target: int) -> bytes | None:
+def _position_at(entries: list[ReflogEntry], target: int) -> bytes | None:
     """Where the ref pointed at Unix time ``target``; None if it pointed nowhere then."""
     for entry in reversed(entries):
-        if entry.timestamp <= target:
-            return None if entry.new_sha == ZERO else entry.new_sha
+        if entry.time <= target:
+            return entry.new
     return None
 
 
@@ -185,18 +194,18 @@ def resolve_at(repo: Repository, when: str) -> bytes:
         target = parse_when(when)
     except ValueError as exc:
         raise UsageError(f"--at: {exc} (try '2026-11-01 14:00' or '3 days ago')") from None
-    entries = list(repo.git.read_reflog(BRANCH))
+    entries = _reflog(repo, BRANCH)
     if not entries:
         raise UsageError("--at: there are no commits yet")
     found = _position_at(entries, target)
     if found is None:
-        first = datetime.fromtimestamp(entries[0].timestamp).strftime("%Y-%m-%d %H:%M:%S")
+        first = datetime.fromtimestamp(entries[0].time).strftime("%Y-%m-%d %H:%M:%S")
         stamp = datetime.fromtimestamp(target).strftime("%Y-%m-%d %H:%M:%S")
         raise UsageError(
             f"--at {when!r}: main had no commit on {stamp} (the first was recorded on "
             f"{first}); pick a later date"
         )
-    return _as_commit(repo, found, f"main@{{{when}}}").id
+    return repo.gitdb.commit(found).id
 
 
 def split_rev_path(spec: str) -> tuple[str, str] | None:

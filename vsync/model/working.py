@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISLNK
 
-from dulwich.objects import Blob, ShaFile
-
-from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead, git_blob_id
-from vsync.model.gitpack import Presence
+from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
+from vsync.model.gitdb import BLOB, Presence, RawObject, blob_id, blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.paths import is_under
@@ -45,7 +43,7 @@ class ProgressSink:
 class WorkingState:
     flat: FlatMap
     files: dict[str, WorkFile]
-    new_objects: list[ShaFile] = field(default_factory=list)
+    new_objects: list[RawObject] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     hashed: int = 0
     cache: StatCache | None = None
@@ -66,7 +64,7 @@ def read_working(
     root = repo.require_worktree()
     files = scan(root, warn, prefixes)
     cache = StatCache(repo.db)
-    object_store = repo.git.object_store
+    gitdb = repo.gitdb
     state = WorkingState({}, files, cache=cache)
     flat = state.flat
     todo: list[WorkFile] = []
@@ -83,9 +81,9 @@ def read_working(
                 warn(f"skipping '{path}': {exc.strerror}")
                 state.skipped.append(path)
                 continue
-            blob = Blob.from_string(os.fsencode(target))
+            blob = blob_object(os.fsencode(target))
             flat[path] = (MODE_LINK, blob.id)
-            if writer is not None and blob.id not in object_store:
+            if writer is not None and not gitdb.has(blob.id):
                 state.new_objects.append(blob)
             continue
         mode = MODE_EXEC if st_mode & 0o111 else MODE_FILE
@@ -101,7 +99,7 @@ def read_working(
         # A cached manifest may never have been stored (status hashes without
         # storing; a commit may have died before writing its objects): reuse
         # it only when the object store has it. Most are in the last commit.
-        stored = Presence(object_store, len(files))
+        stored = gitdb.presence(len(files))
         for path, mode, cached in unverified:
             if cached in stored:
                 flat[path] = (mode, cached)
@@ -109,15 +107,15 @@ def read_working(
                 todo.append(files[path])
     seen_blobs: set[bytes] = set()
     if writer is not None and todo and stored is None:
-        stored = Presence(object_store, len(todo))
+        stored = gitdb.presence(len(todo))
 
-    def settle(wf: WorkFile, raw: bytes, blob_id: bytes, st: os.stat_result, at: int) -> None:
-        flat[wf.path] = (git_mode_of(st), blob_id)
+    def settle(wf: WorkFile, raw: bytes, oid: bytes, st: os.stat_result, at: int) -> None:
+        flat[wf.path] = (git_mode_of(st), oid)
         state.hashed += 1
-        cache.record(wf.path, st, blob_id, at)
-        if stored is not None and blob_id not in seen_blobs and blob_id not in stored:
-            seen_blobs.add(blob_id)
-            state.new_objects.append(Blob.from_string(raw))
+        cache.record(wf.path, st, oid, at)
+        if stored is not None and oid not in seen_blobs and oid not in stored:
+            seen_blobs.add(oid)
+            state.new_objects.append(RawObject(BLOB, oid, raw))
 
     small = [wf for wf in todo if wf.st.st_size <= SMALL_MAX]
     large = [wf for wf in todo if wf.st.st_size > SMALL_MAX]
@@ -150,7 +148,7 @@ def read_working(
             continue
         manifest, st, hashed_at = result
         raw = manifest.to_bytes()
-        settle(wf, raw, git_blob_id(raw), st, hashed_at)
+        settle(wf, raw, blob_id(raw), st, hashed_at)
         if progress is not None:
             progress.file_done(wf.path)
     for path in cache.paths():

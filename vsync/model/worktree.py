@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
+from vsync.model.gitdb.types import MODE_EXEC as MODE_EXEC  # git's modes, re-exported
+from vsync.model.gitdb.types import MODE_FILE as MODE_FILE
+from vsync.model.gitdb.types import MODE_LINK as MODE_LINK
+from vsync.model.gitdb.types import MODE_TREE as MODE_TREE
 from vsync.model.ignore import Ignore
 from vsync.model.paths import (
     CONTROL_NAME,
@@ -18,11 +22,6 @@ from vsync.model.paths import (
     nfc,
     reserved_reason,
 )
-
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_LINK = 0o120000
-MODE_TREE = 0o040000
 
 Warn = Callable[[str], None]
 

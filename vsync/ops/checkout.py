@@ -31,19 +31,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Blob
-
 from vsync.errors import ChunkMissing, DamagedRepository, UncommittedChanges
 from vsync.model.filemode import file_mode
+from vsync.model.gitdb import ObjectReader, blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import Manifest
 from vsync.model.materialize import write_file, write_symlink
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import FlatMap, blob_bytes, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, commit_tree, flatten
 from vsync.model.statcache import StatCache, stat_key
 from vsync.model.working import WorkingState, read_working
 from vsync.model.worktree import MODE_EXEC, MODE_LINK
@@ -84,9 +81,9 @@ class _Plan:
     doomed: dict[str, _Doomed] = field(default_factory=dict)  # by disk path
     in_place: set[str] = field(default_factory=set)  # doomed, replaced by os.replace
 
-    def unsafe(self, store: BaseObjectStore) -> list[str]:
+    def unsafe(self, db: ObjectReader) -> list[str]:
         return sorted(
-            d.label for d in self.doomed.values() if d.content is None or d.content not in store
+            d.label for d in self.doomed.values() if d.content is None or not db.has(d.content)
         )
 
 
@@ -110,10 +107,10 @@ def normalise_scope(paths: Iterable[str]) -> list[str]:
     return kept
 
 
-def flat_under(store: BaseObjectStore, tree_id: bytes, scope: list[str]) -> FlatMap:
+def flat_under(db: ObjectReader, tree_id: bytes, scope: list[str]) -> FlatMap:
     out: FlatMap = {}
     for prefix in scope:
-        out.update(flatten(store, tree_id, prefix))
+        out.update(flatten(db, tree_id, prefix))
     return out
 
 
@@ -272,14 +269,14 @@ class _Planner:
     def _hash(self, disk: str, st: os.stat_result) -> bytes | None:
         """Content id of a file the scan did not report (ignored); None if unknown."""
         if stat.S_ISLNK(st.st_mode):
-            return Blob.from_string(os.fsencode(os.readlink(disk))).id
+            return blob_id(os.fsencode(os.readlink(disk)))
         if not stat.S_ISREG(st.st_mode):
             return None
         with open(disk, "rb") as f:
             manifest = self.ingester.ingest(f, None)
             if stat_key(os.fstat(f.fileno())) != stat_key(st):
                 return None
-        return Blob.from_string(manifest.to_bytes()).id
+        return blob_id(manifest.to_bytes())
 
 
 def _refuse(unsafe: list[str]) -> UncommittedChanges:
@@ -292,12 +289,12 @@ def _refuse(unsafe: list[str]) -> UncommittedChanges:
 
 def _preflight(repo: Repository, plan: _Plan) -> None:
     """Every manifest and chunk the writes need exists, before anything changes."""
-    store = repo.git.object_store
+    db = repo.gitdb
     for path, mode, blob in plan.writes:
-        data = blob_bytes(store, blob)
         if mode == MODE_LINK:
+            db.link_target(blob)
             continue
-        manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
+        manifest = db.manifest(blob, f"manifest of '{path}'")
         missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
         if missing:
             raise ChunkMissing(missing[0])
@@ -360,7 +357,7 @@ def _prune(root: str, folders: set[str]) -> None:
 
 
 def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
-    store = repo.git.object_store
+    db = repo.gitdb
     cache = StatCache(repo.db)
     holds = repo.holds
     result = ApplyResult()
@@ -382,11 +379,11 @@ def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
                 _expect(disk, plan.doomed.get(disk) if disk in plan.in_place else None, path)
             hashed_at = time.time_ns()
             if mode == MODE_LINK:
-                written = write_symlink(blob_bytes(store, blob), Path(disk))
+                written = write_symlink(db.link_target(blob), Path(disk))
                 cache.forget(path)
                 holds.settle(path, (mode, blob), mode, written)
             else:
-                manifest = Manifest.from_bytes(blob_bytes(store, blob), f"manifest of '{path}'")
+                manifest = db.manifest(blob, f"manifest of '{path}'")
                 how = holds.decide(path, mode) or mode  # the planner held those it refuses
                 written = write_file(repo.chunks, manifest, Path(disk), how)
                 cache.record(path, written, blob, hashed_at)
@@ -433,10 +430,10 @@ def apply_snapshot(
     root = str(root_path)
     scope = normalise_scope(scope)
     _check_shape(target)
-    store = repo.git.object_store
+    db = repo.gitdb
     with repo.lock():
         head = repo.head()
-        base = {} if head is None else flat_under(store, commit_tree(store, head), scope)
+        base = {} if head is None else flat_under(db, commit_tree(db, head), scope)
         params = repo.config.chunker_params()
         with Ingester(params, repo.config.compression_level()) as ingester:
             shape = DiskShape(root)
@@ -450,11 +447,9 @@ def apply_snapshot(
                 prefixes = scope + outside
             state = read_working(repo, ingester, warn, None, prefixes=prefixes)
             _release_holds(repo, state)
-            planner = _Planner(
-                root, shape, state, ingester, store.__contains__, whole_folder, repo.holds
-            )
+            planner = _Planner(root, shape, state, ingester, db.has, whole_folder, repo.holds)
             plan = planner.make(target, base, obstacles)
-        unsafe = plan.unsafe(store)
+        unsafe = plan.unsafe(db)
         if unsafe and not force:
             raise _refuse(unsafe)
         _preflight(repo, plan)
@@ -483,7 +478,6 @@ def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutRes
     """Put ``rev``'s whole content in the working folder; the branch stays where it is."""
     repo.require_worktree()
     commit_id = resolve(repo, rev)
-    store = repo.git.object_store
-    target = flatten(store, commit_tree(store, commit_id))
+    target = flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id))
     result = apply_snapshot(repo, target, [""], force, warn, whole_folder=True)
     return CheckoutResult(commit_id, repo.head(), len(result.written), len(result.deleted))

@@ -11,11 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dulwich.objects import Commit, ShaFile
-
 from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
-from vsync.model.gitpack import Presence, add_objects
+from vsync.model.gitdb import RawObject, commit_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
@@ -41,31 +39,36 @@ def make_commit(
     tree_id: bytes,
     parents: list[bytes],
     message: str,
-) -> Commit:
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> RawObject:
+    """A commit by this machine's identity, now; ``headers`` follow ``vsync-host``."""
     ident = repo.config.identity()
     now = int(time.time())
-    tz = time.localtime(now).tm_gmtoff
-    c = Commit()
-    c.tree = tree_id
-    c.parents = parents
-    c.author = c.committer = ident.git_ident()
-    c.author_time = c.commit_time = now
-    c.author_timezone = c.commit_timezone = tz
-    c.encoding = b"UTF-8"
     msg = message if message.endswith("\n") else message + "\n"
-    c.message = msg.encode("utf-8")
-    c._extra.append((HOST_HEADER, ident.host.encode("utf-8")))
-    return c
+    return commit_object(
+        tree=tree_id,
+        parents=parents,
+        author=ident.git_ident(),
+        time=now,
+        timezone=time.localtime(now).tm_gmtoff,
+        message=msg.encode("utf-8"),
+        headers=[(HOST_HEADER, ident.host.encode("utf-8")), *(headers or [])],
+    )
 
 
-def advance_branch(repo: Repository, old: bytes | None, new: bytes, reason: str) -> None:
-    """Move the branch from ``old`` to ``new`` by compare-and-swap, with a reflog entry."""
-    ident = repo.config.identity()
-    ok = repo.git.refs.set_if_equals(
-        BRANCH, old, new, committer=ident.git_ident(), message=reason.encode("utf-8")
+def move_branch(repo: Repository, old: bytes | None, new: bytes | None, reason: str) -> None:
+    """Move the branch from ``old`` to ``new`` (None: no commit) by compare-and-swap,
+    with a reflog entry; StoppedError if it moved meanwhile."""
+    ok = repo.gitdb.swap_ref(
+        BRANCH, old, new, committer=repo.config.identity().git_ident(), message=reason.encode()
     )
     if not ok:
         raise StoppedError("the branch moved while this command ran; nothing was changed, retry")
+
+
+def advance_branch(repo: Repository, old: bytes | None, new: bytes, reason: str) -> None:
+    """Move the branch from ``old`` to the commit ``new`` (see :func:`move_branch`)."""
+    move_branch(repo, old, new, reason)
 
 
 def commit(
@@ -86,6 +89,8 @@ def commit(
             parents_extra = _concluding_merge(repo, merge)
         require_hook_ok(repo, "pre-commit")
         head = repo.head()
+        # Damage to what the new commit builds on stops it before anything is written.
+        head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
         params = repo.config.chunker_params()
         with Ingester(params, repo.config.compression_level()) as ingester, store.writer() as w:
@@ -97,26 +102,22 @@ def commit(
         result = CommitResult(None, head, len(state.flat), state.hashed)
         result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
         result.skipped = state.skipped
-        if state.skipped and head is not None:
+        if state.skipped and head_tree is not None:
             # A file skipped because it kept changing keeps its last committed version.
-            old = flatten(repo.git.object_store, commit_tree(repo.git.object_store, head))
+            old = flatten(repo.gitdb, head_tree)
             for path in state.skipped:
                 if path in old:
                     state.flat[path] = old[path]
         tree_id, trees = build_tree(state.flat)
-        if not parents_extra and (
-            (head is not None and commit_tree(repo.git.object_store, head) == tree_id)
-            or (head is None and not state.flat)
-        ):
+        if not parents_extra and (head_tree == tree_id or (head is None and not state.flat)):
             return result
         parents = ([head] if head else []) + (parents_extra or [])
         c = make_commit(repo, tree_id, parents, message)
-        store_git = repo.git.object_store
-        objects: list[ShaFile] = list(state.new_objects)
-        stored = Presence(store_git, len(trees))
+        objects: list[RawObject] = list(state.new_objects)
+        stored = repo.gitdb.presence(len(trees))
         objects.extend(t for t in trees if t.id not in stored)
         objects.append(c)
-        add_objects(store_git, objects)
+        repo.gitdb.add(objects)
         subject = message.strip().splitlines()[0]
         advance_branch(repo, head, c.id, f"commit{' (initial)' if head is None else ''}: {subject}")
         result.commit_id = c.id

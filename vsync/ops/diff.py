@@ -25,21 +25,19 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from dulwich.diff_tree import tree_changes
-from dulwich.objects import TreeEntry
-
 from vsync.errors import DamagedRepository
+from vsync.model.gitdb import MODE_GITLINK, ChangeSide
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, blob_bytes, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, commit_tree, flatten
 from vsync.model.working import read_working
 from vsync.model.worktree import MODE_LINK
 
 TEXT_LIMIT = 16 * 1024 * 1024
 SNIFF = 8 * 1024
-GITLINK = 0o160000
+GITLINK = MODE_GITLINK
 
 
 @dataclass(frozen=True)
@@ -84,27 +82,26 @@ def _tree_path(raw: bytes) -> str:
     return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
 
 
-def _version(entry: TreeEntry | None) -> Version | None:
-    if entry is None or entry.mode is None or entry.sha is None or entry.mode == GITLINK:
+def _version(side: ChangeSide | None) -> Version | None:
+    if side is None or side.mode == GITLINK:
         return None
-    return Version(entry.mode, entry.sha)
+    return Version(side.mode, side.id)
 
 
 def revision_pairs(
     repo: Repository, old_commit: bytes | None, new_commit: bytes, paths: list[str] | None = None
 ) -> list[Pair]:
     """Changed paths from ``old_commit`` (None: nothing) to ``new_commit``."""
-    store = repo.git.object_store
-    old_tree = commit_tree(store, old_commit) if old_commit is not None else None
-    new_tree = commit_tree(store, new_commit)
+    db = repo.gitdb
+    old_tree = commit_tree(db, old_commit) if old_commit is not None else None
+    new_tree = commit_tree(db, new_commit)
     pairs: list[Pair] = []
-    for change in tree_changes(store, old_tree, new_tree, change_type_same=True):
+    for change in db.tree_changes(old_tree, new_tree):
         old, new = _version(change.old), _version(change.new)
-        if old is None and new is None:
+        side = change.new if new is not None else change.old
+        if (old is None and new is None) or side is None:
             continue
-        raw = (change.new if new is not None else change.old).path  # type: ignore[union-attr]
-        assert raw is not None
-        path = _tree_path(raw)
+        path = _tree_path(side.path)
         if _selected(path, paths):
             pairs.append((path, old, new))
     pairs.sort(key=lambda p: p[0])
@@ -114,13 +111,12 @@ def revision_pairs(
 def _flat_at(repo: Repository, commit: bytes | None, paths: list[str] | None) -> FlatMap:
     if commit is None:
         return {}
-    store = repo.git.object_store
-    tree = commit_tree(store, commit)
+    tree = commit_tree(repo.gitdb, commit)
     if not paths or "" in paths:
-        return flatten(store, tree)
+        return flatten(repo.gitdb, tree)
     out: FlatMap = {}
     for p in paths:
-        out.update(flatten(store, tree, p))
+        out.update(flatten(repo.gitdb, tree, p))
     return out
 
 
@@ -175,15 +171,15 @@ class ContentReader:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.store = repo.git.object_store
+        self.db = repo.gitdb
 
     def _manifest(self, v: Version) -> Manifest:
-        return Manifest.from_bytes(blob_bytes(self.store, v.oid), f"manifest {v.oid.decode()}")
+        return self.db.manifest(v.oid)
 
     def _link_target(self, v: Version) -> bytes:
         if v.disk is not None:
             return os.fsencode(os.readlink(v.disk))
-        return blob_bytes(self.store, v.oid)
+        return self.db.link_target(v.oid)
 
     def size(self, v: Version) -> int:
         if v.is_link:

@@ -19,8 +19,7 @@ from vsync.ops.checkout import ApplyResult, apply_snapshot
 def flat_of(repo: Repository, commit: bytes | None) -> FlatMap:
     if commit is None:
         return {}
-    store = repo.git.object_store
-    return flatten(store, commit_tree(store, commit))
+    return flatten(repo.gitdb, commit_tree(repo.gitdb, commit))
 
 
 def changed_paths(old: FlatMap, new: FlatMap) -> list[str]:

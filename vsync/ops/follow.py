@@ -24,20 +24,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dulwich.diff_tree import CHANGE_DELETE, tree_changes
-from dulwich.object_store import BaseObjectStore
-
 from vsync.errors import UsageError
+from vsync.model.gitdb import MODE_GITLINK, ObjectReader
 from vsync.model.ingest import Ingester
 from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
-from vsync.model.snapshot import Entry, load_commit, lookup
+from vsync.model.snapshot import Entry, lookup
 from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.ops.log import LogEntry, entry_of, newest_first
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.renames import THRESHOLD, similarity
 
-GITLINK = 0o160000
+GITLINK = MODE_GITLINK
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Deletion:
     is_link: bool
 
 
-def _file(store: BaseObjectStore, tree: bytes, path: str) -> Entry | None:
+def _file(store: ObjectReader, tree: bytes, path: str) -> Entry | None:
     mode, oid = lookup(store, tree, path)
     if mode is None or mode in (MODE_TREE, GITLINK):
         return None
@@ -70,21 +68,19 @@ def _tree_path(raw: bytes) -> str:
     return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
 
 
-def _deleted(store: BaseObjectStore, old_tree: bytes, new_tree: bytes) -> list[tuple[str, Entry]]:
+def _deleted(store: ObjectReader, old_tree: bytes, new_tree: bytes) -> list[tuple[str, Entry]]:
     out: list[tuple[str, Entry]] = []
-    for change in tree_changes(store, old_tree, new_tree, change_type_same=True):
+    for change in store.tree_changes(old_tree, new_tree):
         old = change.old
-        if change.type != CHANGE_DELETE or old is None or old.path is None:
+        if change.kind != "delete" or old is None or old.mode == GITLINK:
             continue
-        if old.mode is None or old.sha is None or old.mode == GITLINK:
-            continue
-        out.append((_tree_path(old.path), (old.mode, old.sha)))
+        out.append((_tree_path(old.path), (old.mode, old.id)))
     return out
 
 
 class _Follower:
     def __init__(self, repo: Repository, content: RepoContent) -> None:
-        self.store = repo.git.object_store
+        self.store = repo.gitdb
         self.content = content
 
     def size(self, entry: Entry) -> int:
@@ -108,8 +104,8 @@ def follow(
     repo: Repository, start: bytes, path: str, limit: int | None = None
 ) -> Iterator[FileVersion]:
     """The commits that changed the file ``path`` (as ``start`` names it), across renames."""
-    store = repo.git.object_store
-    first = load_commit(store, start)
+    store = repo.gitdb
+    first = store.commit(start)
     mode, _oid = lookup(store, first.tree, path)
     if mode == MODE_TREE:
         raise UsageError(f"--follow follows one file; '{path}' is a folder")
@@ -125,7 +121,7 @@ def follow(
             parent_names: list[str] = []
             renamed: str | None = None
             for i, pid in enumerate(c.parents):
-                ptree = load_commit(store, pid).tree
+                ptree = store.commit(pid).tree
                 pname = name
                 if now is not None and _file(store, ptree, name) is None:
                     pname = f.rename_source(ptree, c.tree, name, now) or name
@@ -134,7 +130,7 @@ def follow(
                 parent_names.append(pname)
                 names.setdefault(pid, pname)
             if c.parents:
-                before = _file(store, load_commit(store, c.parents[0]).tree, parent_names[0])
+                before = _file(store, store.commit(c.parents[0]).tree, parent_names[0])
                 touched = before != now or renamed is not None
             else:
                 touched = now is not None
@@ -151,7 +147,7 @@ def deleted_files(
     repo: Repository, start: bytes, paths: list[str] | None = None, limit: int | None = None
 ) -> Iterator[Deletion]:
     """Every file deleted in the history of ``start``, newest commit first."""
-    store = repo.git.object_store
+    store = repo.gitdb
     with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
         content = RepoContent(repo, ingester)
         shown = 0
@@ -160,7 +156,7 @@ def deleted_files(
                 return
             if not c.parents:
                 continue
-            trees = [load_commit(store, p).tree for p in c.parents]
+            trees = [store.commit(p).tree for p in c.parents]
             gone = sorted(_deleted(store, trees[0], c.tree))
             entry = entry_of(c)
             for path, old in gone:

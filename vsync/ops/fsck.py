@@ -25,19 +25,28 @@ Checks, in order:
 
 from __future__ import annotations
 
-import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree
-from dulwich.reflog import iter_reflogs, parse_reflog_line
-
-from vsync.errors import ChunkCorrupt, ChunkMissing, DamagedRepository
+from vsync.errors import (
+    FSCK_HINT,
+    ChunkCorrupt,
+    ChunkMissing,
+    DamagedRepository,
+    GitObjectDamaged,
+)
+from vsync.model.gitdb import (
+    MODE_GITLINK,
+    Blob,
+    Commit,
+    GitDB,
+    GitObject,
+    ReflogEntry,
+    Tag,
+    Tree,
+)
 from vsync.model.lock import RepoLock
 from vsync.model.manifest import Manifest
 from vsync.model.repository import LOCK_TIMEOUT, Repository
@@ -46,70 +55,49 @@ from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.store import chunkpack
 from vsync.store.chunkstore import ChunkStore
 
-ZERO_SHA = b"0" * 40
-_SHA = re.compile(rb"\b[0-9a-f]{40}\b")
-GITLINK = 0o160000
+GITLINK = MODE_GITLINK
 _BATCH = 20_000
 
 
 # -- reachability -------------------------------------------------------------------
 
 
-class ObjectProblem(Exception):
-    """Why a git object could not be used: its text completes 'object X ...'."""
-
-
-def load_verified(store: BaseObjectStore, oid: bytes) -> ShaFile:
-    """A git object rebuilt from its raw bytes, checked against its id."""
-    try:
-        type_num, raw = store.get_raw(oid)
-    except KeyError:
-        raise ObjectProblem("is missing") from None
-    except Exception as exc:  # zlib, delta or pack errors all mean unreadable data
-        raise ObjectProblem(f"cannot be read ({type(exc).__name__}: {exc})") from None
-    try:
-        obj = ShaFile.from_raw_string(type_num, raw)
-    except Exception as exc:  # a parse failure of any kind is damage
-        raise ObjectProblem(f"is malformed ({exc})") from None
-    if obj.id != oid:
-        raise ObjectProblem("does not match its id")
-    return obj
-
-
-def history_roots(repo: Repository) -> tuple[list[tuple[bytes, str]], list[str]]:
-    """``(commit id, where)`` for every ref and reflog entry, plus notes.
+def history_roots(repo: Repository) -> tuple[list[tuple[bytes, str]], list[str], list[str]]:
+    """``(commit id, where)`` for every ref and reflog entry, notes, and damaged refs.
 
     Reflogs are read line by line so one torn line (a crash mid-append) costs
     only itself.
     """
+    db = repo.gitdb
     roots: list[tuple[bytes, str]] = []
     notes: list[str] = []
-    refs = repo.git.refs
-    for name in sorted(refs.allkeys()):
+    damaged: list[str] = []
+    for name in db.ref_names():
         try:
-            roots.append((refs[name], name.decode("utf-8", "replace")))
-        except KeyError:
-            continue  # a symbolic ref to a branch with no commits yet
-    logs_dir = Path(repo.git.commondir()) / "logs"
-    for ref in sorted(iter_reflogs(str(logs_dir))):
+            oid = db.ref(name)
+        except DamagedRepository as exc:
+            damaged.append(f"damaged: {_without_hint(exc)}")
+            continue
+        if oid is not None:  # None: a symbolic ref to a branch with no commits yet
+            roots.append((oid, name.decode("utf-8", "replace")))
+    for ref in db.reflog_names():
         where = f"reflog of {ref.decode('utf-8', 'replace')}"
         try:
-            lines = (logs_dir / os.fsdecode(ref)).read_bytes().splitlines()
-        except OSError as exc:
-            notes.append(f"cannot read the {where}: {exc.strerror}")
+            lines = db.reflog(ref)
+        except DamagedRepository as exc:
+            notes.append(str(exc))
             continue
         bad = 0
         for line in lines:
-            try:
-                entry = parse_reflog_line(line)
-                shas = [entry.old_sha, entry.new_sha]
-            except (ValueError, IndexError):
+            if isinstance(line, ReflogEntry):
+                ids = [oid for oid in (line.old, line.new) if oid is not None]
+            else:
                 bad += 1
-                shas = _SHA.findall(line[:81])  # a torn line may still name its commits
-            roots.extend((sha, where) for sha in shas if sha != ZERO_SHA)
+                ids = list(line.ids)  # a torn line may still name its commits
+            roots.extend((oid, where) for oid in ids)
         if bad:
             notes.append(f"{where}: skipped {bad} unreadable line(s)")
-    return roots, notes
+    return roots, notes, damaged
 
 
 @dataclass
@@ -120,7 +108,7 @@ class History:
     objects: set[bytes] = field(default_factory=set)  # every object verified good
     manifests: set[bytes] = field(default_factory=set)
     bad: dict[bytes, str] = field(default_factory=dict)
-    commit_problems: list[str] = field(default_factory=list)
+    commit_problems: list[str] = field(default_factory=list)  # damaged refs, commits
     notes: list[str] = field(default_factory=list)
 
     def newest_first(self) -> list[bytes]:
@@ -134,9 +122,9 @@ def walk_history(
     repo: Repository, on_manifest: Callable[[bytes, Manifest], None] | None = None
 ) -> History:
     """Verify every reachable git object once; hand each manifest to ``on_manifest``."""
-    store = repo.git.object_store
+    store = repo.gitdb
     h = History()
-    roots, h.notes = history_roots(repo)
+    roots, h.notes, h.commit_problems = history_roots(repo)
     stack = list(reversed(roots))
     loose_trees: list[bytes] = []
     while stack:
@@ -144,14 +132,16 @@ def walk_history(
         if oid in h.objects or oid in h.bad:
             continue
         try:
-            obj = load_verified(store, oid)
-        except ObjectProblem as exc:
-            h.bad[oid] = str(exc)
-            h.commit_problems.append(f"damaged: commit {_short(oid)} {exc} (reached from {where})")
+            obj = store.read(oid)
+        except GitObjectDamaged as exc:
+            h.bad[oid] = exc.problem
+            h.commit_problems.append(
+                f"damaged: commit {_short(oid)} {exc.problem} (reached from {where})"
+            )
             continue
         if isinstance(obj, Tag):
             h.objects.add(oid)
-            stack.append((obj.object[1], f"tag {_short(oid)}"))
+            stack.append((obj.object, f"tag {_short(oid)}"))
             continue
         if isinstance(obj, Tree):  # a ref to a bare tree: keep and check what it holds
             loose_trees.append(oid)
@@ -170,7 +160,7 @@ def walk_history(
 
 
 def _walk_tree(
-    store: BaseObjectStore,
+    store: GitDB,
     root: bytes,
     h: History,
     on_manifest: Callable[[bytes, Manifest], None] | None,
@@ -180,37 +170,50 @@ def _walk_tree(
         tid = stack.pop()
         if tid in h.objects or tid in h.bad:
             continue
-        try:
-            tree = load_verified(store, tid)
-            if not isinstance(tree, Tree):
-                raise ObjectProblem("is not a folder (tree)")
-        except ObjectProblem as exc:
-            h.bad[tid] = str(exc)
+        tree = _verified(store, tid, h, Tree, "is not a folder (tree)")
+        if tree is None:
             continue
+        assert isinstance(tree, Tree)
         h.objects.add(tid)
-        for item in tree.iteritems():
-            if item.mode == MODE_TREE:
-                stack.append(item.sha)
-            elif item.mode != GITLINK and item.sha not in h.objects and item.sha not in h.bad:
-                _check_blob(store, item.sha, item.mode, h, on_manifest)
+        for _name, mode, oid in tree.items:
+            if mode == MODE_TREE:
+                stack.append(oid)
+            elif mode != GITLINK and oid not in h.objects and oid not in h.bad:
+                _check_blob(store, oid, mode, h, on_manifest)
+
+
+def _verified(
+    store: GitDB, oid: bytes, h: History, kind: type[GitObject], wrong: str
+) -> GitObject | None:
+    """The object, verified, if it is a ``kind``; else None with the problem in ``h.bad``."""
+    try:
+        obj = store.read(oid)
+    except GitObjectDamaged as exc:
+        h.bad[oid] = exc.problem
+        return None
+    if not isinstance(obj, kind):
+        h.bad[oid] = wrong
+        return None
+    return obj
 
 
 def _check_blob(
-    store: BaseObjectStore,
+    store: GitDB,
     oid: bytes,
     mode: int,
     h: History,
     on_manifest: Callable[[bytes, Manifest], None] | None,
 ) -> None:
-    try:
-        blob = load_verified(store, oid)
-        if not isinstance(blob, Blob):
-            raise ObjectProblem("is not a blob")
-        if mode != MODE_LINK:
-            manifest = _parse_manifest(blob.as_raw_string())
-    except ObjectProblem as exc:
-        h.bad[oid] = str(exc)
+    blob = _verified(store, oid, h, Blob, "is not a blob")
+    if blob is None:
         return
+    assert isinstance(blob, Blob)
+    if mode != MODE_LINK:
+        try:
+            manifest = Manifest.from_bytes(blob.data)
+        except DamagedRepository as exc:
+            h.bad[oid] = f"is not a valid manifest ({exc})"
+            return
     h.objects.add(oid)
     if mode != MODE_LINK:
         h.manifests.add(oid)
@@ -218,11 +221,9 @@ def _check_blob(
             on_manifest(oid, manifest)
 
 
-def _parse_manifest(data: bytes) -> Manifest:
-    try:
-        return Manifest.from_bytes(data)
-    except DamagedRepository as exc:
-        raise ObjectProblem(f"is not a valid manifest ({exc})") from None
+def _without_hint(exc: DamagedRepository) -> str:
+    """The error's text without the "; run 'vsync fsck'" that fsck itself need not say."""
+    return str(exc).removesuffix(f"; {FSCK_HINT}")
 
 
 def _short(oid: bytes, n: int = 10) -> str:
@@ -277,47 +278,6 @@ class ChunkSet:
         self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
-# -- maintenance shared with gc ---------------------------------------------------------
-
-
-def remove_stale_git_locks(repo: Repository) -> list[str]:
-    """Delete ``*.lock`` files under git/; call only under the exclusive lock.
-
-    dulwich writes refs, packed-refs and pack indexes through ``X.lock``
-    files; one left by a killed process would block every later update of X.
-    """
-    gitdir = Path(repo.git.commondir())
-    notes = []
-    for dirpath, _dirs, files in os.walk(gitdir):
-        for name in files:
-            if name.endswith(".lock"):
-                path = Path(dirpath) / name
-                path.unlink(missing_ok=True)
-                notes.append(
-                    f"removed {path.relative_to(gitdir.parent)}, left by an interrupted command"
-                )
-    return notes
-
-
-def unfinished_git_packs(repo: Repository) -> list[Path]:
-    """Git pack files a killed writer left: a ``.pack`` with no ``.idx``, temp packs.
-
-    dulwich only opens a pack whose ``.idx`` exists and writes the ``.idx``
-    last, so these are invisible to readers and hold nothing a ref names.
-    """
-    objects_dir = Path(repo.git.object_store.path)
-    pack_dir = objects_dir / "pack"
-    out = [p for p in objects_dir.glob("tmp_pack_*") if p.is_file()]
-    try:
-        names = set(os.listdir(pack_dir))
-    except FileNotFoundError:
-        return out
-    for name in sorted(names):
-        if name.endswith(".pack") and name[: -len(".pack")] + ".idx" not in names:
-            out.append(pack_dir / name)
-    return out
-
-
 # -- fsck ---------------------------------------------------------------------------
 
 
@@ -342,8 +302,8 @@ def fsck(repo: Repository, progress: ProgressSink | None = None) -> FsckResult:
     with repo.lock(exclusive=False):
         store = repo.chunks
         result.problems.extend(_check_pack_records(store))
-        result.problems.extend(_check_git_packs(repo))
-        orphans = unfinished_git_packs(repo)
+        result.problems.extend(repo.gitdb.check_packs())
+        orphans = repo.gitdb.unfinished_packs()
         if orphans:
             result.notes.append(
                 f"{len(orphans)} unfinished git pack file(s) left by interrupted commands "
@@ -397,7 +357,7 @@ def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:
     recovered = store.recover_temp_packs()
     if recovered:
         notes.append(f"sealed {recovered} chunk(s) an interrupted command left in a temp pack")
-    notes.extend(remove_stale_git_locks(repo))
+    notes.extend(repo.gitdb.remove_stale_locks())
     damaged, mismatched = _compare_index(store)
     result.problems.extend(damaged)
     if mismatched:
@@ -465,21 +425,6 @@ def _check_pack_records(store: ChunkStore) -> list[str]:
     return problems
 
 
-def _check_git_packs(repo: Repository) -> list[str]:
-    problems = []
-    for pack in repo.git.object_store.packs:
-        try:
-            pack.check_length_and_checksum()
-            pack.index.check()  # recomputes the .idx checksum
-            pack.data.check()  # recomputes the .pack checksum over all its bytes
-        except Exception as exc:  # any failure to read or verify is damage
-            problems.append(
-                f"damaged: git pack pack-{pack.name().decode('ascii', 'replace')} "
-                f"({type(exc).__name__}: {exc})"
-            )
-    return problems
-
-
 def _verify_chunks(
     store: ChunkStore, chunks: ChunkSet, result: FsckResult, progress: ProgressSink | None
 ) -> dict[bytes, str]:
@@ -520,7 +465,7 @@ def _verify_chunks(
 
 def _name_damage(repo: Repository, h: History, bad_chunks: dict[bytes, str]) -> list[str]:
     """One line per damaged file version: the newest commit holding it, and how many more."""
-    store = repo.git.object_store
+    store = repo.gitdb
     memo: dict[tuple[bytes, str], list[tuple[str, bytes, str]]] = {}
     manifest_memo: dict[bytes, str | None] = {}
 
@@ -531,7 +476,7 @@ def _name_damage(repo: Repository, h: History, bad_chunks: dict[bytes, str]) -> 
         if mode == MODE_LINK or not bad_chunks:
             return None
         if oid not in manifest_memo:
-            manifest = Manifest.from_bytes(store[oid].as_raw_string())
+            manifest = store.manifest(oid)
             hits = [cid for cid, _n in manifest.chunks if cid in bad_chunks]
             text = None
             if hits:
@@ -552,17 +497,15 @@ def _name_damage(repo: Repository, h: History, bad_chunks: dict[bytes, str]) -> 
                 (prefix + "/" if prefix else "/", tid, f"folder tree {_short(tid)} {h.bad[tid]}")
             )
         else:
-            tree = store[tid]
-            assert isinstance(tree, Tree)
-            for item in tree.iteritems():
-                name = item.path.decode("utf-8", "replace")
+            for raw_name, mode, oid in store.tree(tid).items:
+                name = raw_name.decode("utf-8", "replace")
                 path = f"{prefix}/{name}" if prefix else name
-                if item.mode == MODE_TREE:
-                    out.extend(under(item.sha, path))
-                elif item.mode != GITLINK:
-                    text = blob_problem(item.sha, item.mode)
+                if mode == MODE_TREE:
+                    out.extend(under(oid, path))
+                elif mode != GITLINK:
+                    text = blob_problem(oid, mode)
                     if text is not None:
-                        out.append((path, item.sha, text))
+                        out.append((path, oid, text))
         memo[key] = out
         return out
 

@@ -31,18 +31,11 @@ Order, each step safe to interrupt:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from vsync.errors import DamagedRepository, StoppedError
 from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
-from vsync.ops.fsck import (
-    ChunkSet,
-    History,
-    remove_stale_git_locks,
-    unfinished_git_packs,
-    walk_history,
-)
+from vsync.ops.fsck import ChunkSet, History, walk_history
 from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec
 from vsync.store.chunkpack import PackEntry
@@ -79,8 +72,8 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
                 "undo it ('vsync merge --abort') before running gc"
             )
         store = repo.chunks
-        result.notes.extend(remove_stale_git_locks(repo))
-        for path in unfinished_git_packs(repo):
+        result.notes.extend(repo.gitdb.remove_stale_locks())
+        for path in repo.gitdb.unfinished_packs():
             path.unlink(missing_ok=True)
             result.notes.append(f"removed {path.name}, an unfinished git pack")
         live = ChunkSet(store.db.conn, "gc_live")
@@ -95,18 +88,22 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
             _rewrite(store, plans, live, result)
         finally:
             live.drop()
-        result.store_bytes = store.stored_bytes() + _tree_size(Path(repo.git.object_store.path))
+        result.store_bytes = store.stored_bytes() + repo.gitdb.stored_bytes()
     return result
 
 
 def _require_intact(history: History) -> None:
     if history.bad:
         oid, what = next(iter(history.bad.items()))
-        raise DamagedRepository(
-            f"gc removed nothing: history is damaged ({len(history.bad)} object(s), e.g. "
-            f"{oid.decode('ascii', 'replace')[:10]} {what}), so it cannot tell which chunks "
-            "are still needed; run 'vsync fsck'"
-        )
+        example = f"{len(history.bad)} object(s), e.g. {oid.decode('ascii', 'replace')[:10]} {what}"
+    elif history.commit_problems:  # a damaged ref: where history starts is unknown
+        example = history.commit_problems[0].removeprefix("damaged: ")
+    else:
+        return
+    raise DamagedRepository(
+        f"gc removed nothing: history is damaged ({example}), so it cannot tell which chunks "
+        "are still needed; run 'vsync fsck'"
+    )
 
 
 def _plan(store: ChunkStore, live: ChunkSet) -> list[_PackPlan]:
@@ -183,12 +180,7 @@ def _forget_stat_cache(repo: Repository, history: History) -> None:
 
 def _repack_git(repo: Repository, history: History) -> int:
     """One git pack of every reachable object; returns how many objects were dropped."""
-    store = repo.git.object_store
-    unreachable = {oid for oid in store if oid not in history.objects}
-    if not unreachable and not store.count_loose_objects() and len(store.packs) <= 1:
-        return 0
-    store.repack(exclude=unreachable)
-    return len(unreachable)
+    return repo.gitdb.repack(history.objects)
 
 
 def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: GcResult) -> None:
@@ -222,7 +214,3 @@ def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: 
         result.chunks_removed += plan.dead
         result.duplicates_removed += plan.duplicates
         result.bytes_removed += plan.dead_bytes
-
-
-def _tree_size(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from vsync.model.repository import Repository
-from vsync.model.snapshot import load_commit
 
 
 def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
@@ -14,11 +13,11 @@ def is_ancestor(repo: Repository, ancestor: bytes, tip: bytes) -> bool:
     """
     if ancestor == tip:
         return True
-    store = repo.git.object_store
+    db = repo.gitdb
     seen = {tip}
     stack = [tip]
     while stack:
-        commit = load_commit(store, stack.pop())
+        commit = db.commit(stack.pop())
         for parent in commit.parents:
             if parent == ancestor:
                 return True

@@ -15,12 +15,10 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Commit
-
 from vsync.model.commits import commit_host
+from vsync.model.gitdb import Commit, ObjectReader
 from vsync.model.repository import Repository
-from vsync.model.snapshot import load_commit, lookup
+from vsync.model.snapshot import lookup
 
 
 @dataclass(frozen=True)
@@ -40,11 +38,6 @@ class LogEntry:
 
 
 def entry_of(c: Commit) -> LogEntry:
-    encoding = (c.encoding or b"utf-8").decode("ascii", "replace")
-    try:
-        message = c.message.decode(encoding, "replace")
-    except LookupError:
-        message = c.message.decode("utf-8", "replace")
     return LogEntry(
         commit_id=c.id,
         parents=list(c.parents),
@@ -52,17 +45,17 @@ def entry_of(c: Commit) -> LogEntry:
         host=commit_host(c),
         time=c.author_time,
         tz_offset=c.author_timezone,
-        message=message,
+        message=c.message_text(),
     )
 
 
 def commit_entry(repo: Repository, commit_id: bytes) -> LogEntry:
-    return entry_of(load_commit(repo.git.object_store, commit_id))
+    return entry_of(repo.gitdb.commit(commit_id))
 
 
-def touches(store: BaseObjectStore, c: Commit, paths: list[str]) -> bool:
+def touches(store: ObjectReader, c: Commit, paths: list[str]) -> bool:
     """True if something at or under one of ``paths`` changed in ``c`` (vs its first parent)."""
-    parent_tree = load_commit(store, c.parents[0]).tree if c.parents else None
+    parent_tree = store.commit(c.parents[0]).tree if c.parents else None
     for path in paths:
         now = lookup(store, c.tree, path)
         if parent_tree is None:
@@ -80,7 +73,7 @@ def walk(
     limit: int | None = None,
 ) -> Iterator[LogEntry]:
     """Commits reachable from ``start``, newest first, optionally only those touching ``paths``."""
-    store = repo.git.object_store
+    store = repo.gitdb
     shown = 0
     for c in newest_first(store, start):
         if limit is not None and shown >= limit:
@@ -91,21 +84,21 @@ def walk(
         yield entry_of(c)
 
 
-def newest_first(store: BaseObjectStore, start: bytes) -> Iterator[Commit]:
+def newest_first(store: ObjectReader, start: bytes) -> Iterator[Commit]:
     """Every commit reachable from ``start`` (all parents), by commit time, newest first.
 
     A commit is queued once one of its children has been listed, as in ``git log``.
     """
     seq = 0
-    first = load_commit(store, start)
+    first = store.commit(start)
     heap: list[tuple[int, int, bytes]] = [(-first.commit_time, seq, start)]
     seen = {start}
     while heap:
         _t, _s, cid = heapq.heappop(heap)
-        c = load_commit(store, cid)
+        c = store.commit(cid)
         for parent in c.parents:
             if parent not in seen:
                 seen.add(parent)
                 seq += 1
-                heapq.heappush(heap, (-load_commit(store, parent).commit_time, seq, parent))
+                heapq.heappush(heap, (-store.commit(parent).commit_time, seq, parent))
         yield c

@@ -48,8 +48,7 @@ def require_no_merge(repo: Repository) -> None:
 
 
 def merge_message(repo: Repository, theirs: bytes, label: str) -> str:
-    commit = repo.git.object_store[theirs]
-    host = commit_host(commit) or label  # type: ignore[arg-type]
+    host = commit_host(repo.gitdb.commit(theirs)) or label
     return f"Merge {theirs.decode()[:10]} from {host}"
 
 
@@ -115,9 +114,8 @@ def finish_merge(repo: Repository, plan: MergePlan, message: str) -> bytes:
     ours, theirs = plan.labels.ours.commit, plan.labels.theirs.commit
     assert ours is not None and theirs is not None
     tree_id, trees = build_merge_tree(plan)
-    store = repo.git.object_store
     c = make_commit(repo, tree_id, [ours, theirs], message)
-    store.add_objects([(o, None) for o in [*trees, c] if o.id not in store])
+    repo.gitdb.add_missing([*trees, c])
     advance_branch(repo, ours, c.id, f"merge: {message}")
     state = MergeState.load(repo)
     if state is not None:

@@ -51,12 +51,11 @@ def restore(
             check_repo_path(path)
     if commit_id is None:
         commit_id = resolve(repo, source)
-    store = repo.git.object_store
-    tree = commit_tree(store, commit_id)
+    tree = commit_tree(repo.gitdb, commit_id)
     scope = normalise_scope(paths)
     target: FlatMap = {}
     for path in scope:
-        found = flatten(store, tree, path)
+        found = flatten(repo.gitdb, tree, path)
         if not found and path:  # the root is in every revision, even an empty one
             raise PathNotInRevision(path or ".", source)
         target.update(found)
@@ -82,8 +81,7 @@ def restore_as(
         check_repo_path(path)
     if commit_id is None:
         commit_id = resolve(repo, source)
-    store = repo.git.object_store
-    found = flatten(store, commit_tree(store, commit_id), path)
+    found = flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id), path)
     if not found:
         raise PathNotInRevision(path or ".", source)
     target: FlatMap = {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from vsync.errors import StoppedError, UncommittedChanges
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import flatten, load_commit
+from vsync.model.snapshot import flatten
 from vsync.ops.checkout import Warn, apply_snapshot
 from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.log import entry_of
@@ -42,17 +42,17 @@ def revert_to(
     repo.require_worktree()
     require_no_merge(repo)
     source = commit_id if commit_id is not None else resolve(repo, rev)
-    store = repo.git.object_store
-    src = load_commit(store, source)
+    db = repo.gitdb
+    src = db.commit(source)
     subject = entry_of(src).subject
     message = f"Revert to {source.decode('ascii')[:10]} ({subject})"
     with repo.lock(exclusive=True):
         head = repo.head()
         if head is None:
             raise StoppedError("there are no commits yet: nothing to revert to")
-        if load_commit(store, head).tree == src.tree:
+        if db.commit(head).tree == src.tree:
             return RevertResult(source, head, None)
-        target = flatten(store, src.tree)
+        target = flatten(db, src.tree)
         try:
             applied = apply_snapshot(repo, target, [""], False, warn, whole_folder=True)
         except UncommittedChanges as exc:
@@ -62,6 +62,6 @@ def revert_to(
                 "again: the commit stays in history)"
             ) from None
         c = make_commit(repo, src.tree, [head], message)
-        store.add_object(c)
+        db.add([c])
         advance_branch(repo, head, c.id, f"revert-to: {message}")
     return RevertResult(source, head, c.id, message, len(applied.written), len(applied.deleted))

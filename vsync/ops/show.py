@@ -11,14 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from dulwich.objects import Tree
-
-from vsync.errors import DamagedRepository, PathNotInRevision
-from vsync.model.manifest import Manifest
+from vsync.errors import PathNotInRevision
 from vsync.model.materialize import stream_manifest
 from vsync.model.paths import check_tree_name
 from vsync.model.repository import Repository
-from vsync.model.snapshot import blob_bytes, commit_tree, lookup
+from vsync.model.snapshot import commit_tree, lookup
 from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.ops.diff import GITLINK, name_status, revision_pairs
 from vsync.ops.log import LogEntry, commit_entry
@@ -44,8 +41,7 @@ class RevObject:
 
 def find(repo: Repository, commit_id: bytes, path: str, rev_label: str) -> RevObject:
     """The entry at ``path`` in ``commit_id``; raises PathNotInRevision (labelled ``rev_label``)."""
-    store = repo.git.object_store
-    mode, oid = lookup(store, commit_tree(store, commit_id), path)
+    mode, oid = lookup(repo.gitdb, commit_tree(repo.gitdb, commit_id), path)
     if mode is None or mode == GITLINK:
         raise PathNotInRevision(path, rev_label)
     return RevObject(commit_id, path, mode, oid)
@@ -53,30 +49,23 @@ def find(repo: Repository, commit_id: bytes, path: str, rev_label: str) -> RevOb
 
 def write_file(repo: Repository, obj: RevObject, out: BinaryIO) -> int:
     """Stream a file's exact bytes to ``out``, every chunk verified first; returns the size."""
-    data = blob_bytes(repo.git.object_store, obj.oid)
-    manifest = Manifest.from_bytes(data, f"manifest of '{obj.path}'")
+    manifest = repo.gitdb.manifest(obj.oid, f"manifest of '{obj.path}'")
     stream_manifest(repo.chunks, manifest, out)
     return manifest.size
 
 
 def link_target(repo: Repository, obj: RevObject) -> bytes:
-    return blob_bytes(repo.git.object_store, obj.oid)
+    return repo.gitdb.link_target(obj.oid)
 
 
 def list_folder(repo: Repository, obj: RevObject) -> list[str]:
     """The names in a folder, sorted; sub-folders end with '/'."""
-    try:
-        tree = repo.git.object_store[obj.oid]
-    except KeyError:
-        raise DamagedRepository(f"tree {obj.oid.decode()} is missing") from None
-    if not isinstance(tree, Tree):
-        raise DamagedRepository(f"object {obj.oid.decode()} should be a tree")
     names: list[str] = []
-    for item in tree.iteritems():
-        if item.mode == GITLINK:
+    for raw_name, mode, _oid in repo.gitdb.tree(obj.oid).items:
+        if mode == GITLINK:
             continue
-        name = check_tree_name(item.path)
-        names.append(name + "/" if item.mode == MODE_TREE else name)
+        name = check_tree_name(raw_name)
+        names.append(name + "/" if mode == MODE_TREE else name)
     return sorted(names)
 
 

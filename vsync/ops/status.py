@@ -40,7 +40,7 @@ def head_flat(repo: Repository) -> FlatMap:
     head = repo.head()
     if head is None:
         return {}
-    return flatten(repo.git.object_store, commit_tree(repo.git.object_store, head))
+    return flatten(repo.gitdb, commit_tree(repo.gitdb, head))
 
 
 def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:
@@ -67,20 +67,16 @@ def status(
     progress: ProgressSink | None = None,
 ) -> StatusResult:
     head = repo.head()
+    head_tree = None if head is None else commit_tree(repo.gitdb, head)
     params = repo.config.chunker_params()
     with Ingester(params, repo.config.compression_level()) as ingester:
         state = read_working(repo, ingester, warn, None, progress)
-    store = repo.git.object_store
-    if (
-        head is not None
-        and not state.skipped
-        and tree_id_of(state.flat) == commit_tree(store, head)
-    ):
+    if head_tree is not None and not state.skipped and tree_id_of(state.flat) == head_tree:
         entries: list[tuple[str, str]] = []  # same tree: nothing changed
     else:
         for path in state.skipped:  # kept changing while read: certainly not clean
             state.flat[path] = (0, b"")
-        base = {} if head is None else flatten(store, commit_tree(store, head))
+        base = {} if head_tree is None else flatten(repo.gitdb, head_tree)
         entries = compare(base, state.flat)
     merge = MergeState.load(repo)
     if merge is not None:

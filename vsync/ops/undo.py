@@ -38,15 +38,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vsync.errors import StoppedError, UncommittedChanges
-from vsync.model.repository import BRANCH, Repository
+from vsync.model.gitdb import ReflogEntry
+from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, flatten
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
-from vsync.ops.commit import advance_branch
+from vsync.ops.commit import move_branch
 from vsync.ops.fastforward import changed_paths, flat_of
 from vsync.ops.merging import require_no_merge
 from vsync.ops.undo_journal import JournalEntry, append, branch_reflog, read_journal
 
-ZERO = b"0" * 40
 # Branch moves whose undo leaves the folder alone; every other kind moves it too.
 SOFT_KINDS = ("commit",)
 KNOWN_KINDS = ("commit", "merge", "pull", "push", "clone", "revert-to", "undo", "redo")
@@ -88,13 +88,11 @@ def timeline(repo: Repository) -> list[Event]:
     """Every recorded event, newest first."""
     events: list[Event] = []
     for i, e in enumerate(branch_reflog(repo)):
-        if e is None:
-            continue
+        if not isinstance(e, ReflogEntry):
+            continue  # a torn line
         message = e.message.decode("utf-8", "replace")
         kind, acts_on = _kind(message)
-        old = None if e.old_sha == ZERO else e.old_sha
-        new = None if e.new_sha == ZERO else e.new_sha
-        events.append(Event("branch", kind, acts_on, old, new, e.timestamp, message, (i, 1, 0)))
+        events.append(Event("branch", kind, acts_on, e.old, e.new, e.time, message, (i, 1, 0)))
     for j in read_journal(repo):
         kind = {"checkout": "checkout", "undo-checkout": "undo", "redo-checkout": "redo"}[j.action]
         order = (j.branch_log, 0, j.seq)
@@ -137,27 +135,10 @@ def _move_folder(repo: Repository, frm: bytes, to: bytes, force: bool, warn: War
     return apply_snapshot(repo, target, scope, force, warn)
 
 
-def _move_branch(repo: Repository, frm: bytes | None, to: bytes | None, message: str) -> None:
-    if to is not None:
-        if frm is None:
-            ok = repo.git.refs.add_if_new(
-                BRANCH, to, committer=repo.config.identity().git_ident(), message=message.encode()
-            )
-            if not ok:
-                raise StoppedError("the branch moved while this command ran; retry")
-            return
-        advance_branch(repo, frm, to, message)
-        return
-    assert frm is not None
-    ok = repo.git.refs.remove_if_equals(
-        BRANCH, frm, committer=repo.config.identity().git_ident(), message=message.encode()
-    )
-    if not ok:
-        raise StoppedError("the branch moved while this command ran; retry")
-
-
 def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoResult:
     head = repo.head()
+    if head is not None:
+        repo.gitdb.commit(head)  # a damaged tip is repaired, not undone (exit 3)
     if head != ev.new:
         raise StoppedError(
             f"main is at {_short(head)}, not where its reflog's last entry left it "
@@ -182,7 +163,7 @@ def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoRe
             raise _refusal(exc, verb, ev.acts_on) from None
         result.folder_moved = True
         result.written, result.deleted = len(applied.written), len(applied.deleted)
-    _move_branch(repo, ev.new, ev.old, message)
+    move_branch(repo, ev.new, ev.old, message)
     result.branch_moved = True
     return result
 
@@ -190,15 +171,15 @@ def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoRe
 def _undo_checkout(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoResult:
     entry = ev.journal
     assert entry is not None
-    store = repo.git.object_store
+    db = repo.gitdb
     label = entry.message.partition(": ")[2]
     label = label.removeprefix("checkout ") if ev.kind in ("undo", "redo") else label
     if ev.kind == "undo":
         verb, action = "redo", "redo-checkout"
-        target = flatten(store, commit_tree(store, entry.target))
+        target = flatten(db, commit_tree(db, entry.target))
     else:
         verb, action = "undo", "undo-checkout"
-        target = flatten(store, entry.folder_tree)
+        target = flatten(db, entry.folder_tree)
     message = f"{verb}: checkout {label}"
     try:
         applied = apply_snapshot(repo, target, [""], force, warn, whole_folder=True)

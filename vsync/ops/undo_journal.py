@@ -35,18 +35,14 @@ written after the checkout succeeded (everything it replaced was recorded).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-
-from dulwich.objects import Commit, ShaFile
-from dulwich.reflog import Entry, parse_reflog_line
 
 from vsync.errors import StoppedError
+from vsync.model.gitdb import Commit, RawObject, ReflogLine
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten, load_commit
+from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
 from vsync.model.working import read_working
 from vsync.ops.checkout import CheckoutResult, Warn, checkout
 from vsync.ops.commit import make_commit
@@ -73,52 +69,31 @@ class JournalEntry:
     seq: int  # position in the journal, 0 = oldest
 
 
-def branch_reflog(repo: Repository) -> list[Entry | None]:
-    """The branch's reflog, one item per line; None for a line that cannot be read
-    (a torn append), so positions stay the line numbers."""
-    path = Path(repo.git.commondir()) / "logs" / os.fsdecode(BRANCH)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    out: list[Entry | None] = []
-    for line in data.splitlines():
-        try:
-            out.append(parse_reflog_line(line))
-        except (ValueError, IndexError):
-            out.append(None)
-    return out
+def branch_reflog(repo: Repository) -> list[ReflogLine]:
+    """The branch's reflog, one item per line (a TornReflogLine for one that cannot be
+    read, a torn append), so positions stay the line numbers."""
+    return repo.gitdb.reflog(BRANCH)
 
 
 def branch_log_length(repo: Repository) -> int:
     return len(branch_reflog(repo))
 
 
-def _header(c: Commit, key: bytes) -> bytes | None:
-    for k, v in c._extra:
-        if k == key:
-            return v
-    return None
-
-
 def read_journal(repo: Repository) -> list[JournalEntry]:
     """Every journal entry, oldest first; entries vsync cannot read are skipped."""
-    store = repo.git.object_store
-    try:
-        tip: bytes | None = repo.git.refs[JOURNAL]
-    except KeyError:
-        return []
+    db = repo.gitdb
+    tip = db.ref(JOURNAL)
     chain: list[Commit] = []
     seen: set[bytes] = set()
     while tip is not None and tip not in seen:
         seen.add(tip)
-        c = load_commit(store, tip)
+        c = db.commit(tip)
         chain.append(c)
-        tip = _header(c, PREVIOUS)
+        tip = c.header(PREVIOUS)
     out: list[JournalEntry] = []
     for seq, c in enumerate(reversed(chain)):
-        action = (_header(c, ACTION) or b"").decode("ascii", "replace")
-        count = _header(c, BRANCH_LOG) or b""
+        action = (c.header(ACTION) or b"").decode("ascii", "replace")
+        count = c.header(BRANCH_LOG) or b""
         if action not in ACTIONS or not count.isdigit():
             continue
         if action == "checkout":
@@ -127,10 +102,10 @@ def read_journal(repo: Repository) -> list[JournalEntry]:
             checkout_entry, target = c.id, c.parents[-1]
             folder_tree = c.tree
         else:
-            checkout_entry = _header(c, ENTRY) or b""
+            checkout_entry = c.header(ENTRY) or b""
             if len(checkout_entry) != 40:
                 continue
-            first = load_commit(store, checkout_entry)
+            first = db.commit(checkout_entry)
             target, folder_tree = first.parents[-1], first.tree
         message = c.message.decode("utf-8", "replace").strip().splitlines()
         out.append(
@@ -156,25 +131,23 @@ def append(
     message: str,
     target: bytes | None = None,
     checkout_entry: bytes | None = None,
-    objects: list[ShaFile] | None = None,
+    objects: list[RawObject] | None = None,
 ) -> bytes:
     """Write one journal entry (and ``objects`` it needs) and move the journal ref to it."""
-    refs = repo.git.refs
-    try:
-        previous: bytes | None = refs[JOURNAL]
-    except KeyError:
-        previous = None
+    db = repo.gitdb
+    previous = db.ref(JOURNAL)
     parents = ([previous] if previous else []) + ([target] if target else [])
-    c = make_commit(repo, tree, parents, message)
-    c._extra.append((ACTION, action.encode("ascii")))
-    c._extra.append((BRANCH_LOG, str(branch_log_length(repo)).encode("ascii")))
+    headers = [
+        (ACTION, action.encode("ascii")),
+        (BRANCH_LOG, str(branch_log_length(repo)).encode("ascii")),
+    ]
     if previous is not None:
-        c._extra.append((PREVIOUS, previous))
+        headers.append((PREVIOUS, previous))
     if checkout_entry is not None:
-        c._extra.append((ENTRY, checkout_entry))
-    store = repo.git.object_store
-    store.add_objects([(o, None) for o in [*(objects or []), c] if o.id not in store])
-    ok = refs.set_if_equals(
+        headers.append((ENTRY, checkout_entry))
+    c = make_commit(repo, tree, parents, message, headers)
+    db.add_missing([*(objects or []), c])
+    ok = db.swap_ref(
         JOURNAL,
         previous,
         c.id,
@@ -191,7 +164,7 @@ def append(
 
 def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatMap, list[str]]:
     """What a checkout to ``target`` can touch, as the folder holds it now; unrecorded paths."""
-    store = repo.git.object_store
+    db = repo.gitdb
     head = head_flat(repo)
     folders: set[str] = set()  # every folder the target needs
     for path in target:
@@ -204,13 +177,13 @@ def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatM
         state = read_working(repo, ingester, warn)
     before: FlatMap = {}
     for path, entry in state.flat.items():
-        if path in head or path in target or path in folders or entry[1] in store:
+        if path in head or path in target or path in folders or db.has(entry[1]):
             before[path] = entry
-    unrecorded = sorted(p for p, e in before.items() if e[1] not in store)
+    unrecorded = sorted(p for p, e in before.items() if not db.has(e[1]))
     return before, unrecorded
 
 
-def _store(repo: Repository, before: FlatMap, paths: list[str], warn: Warn) -> list[ShaFile]:
+def _store(repo: Repository, before: FlatMap, paths: list[str], warn: Warn) -> list[RawObject]:
     """Store the content of ``paths`` (chunks now, manifests returned); updates ``before``."""
     with (
         Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester,
@@ -238,8 +211,7 @@ def checkout_recorded(
     """
     repo.require_worktree()
     target_id = commit_id if commit_id is not None else resolve(repo, rev)
-    store = repo.git.object_store
-    target = flatten(store, commit_tree(store, target_id))
+    target = flatten(repo.gitdb, commit_tree(repo.gitdb, target_id))
     hex_id = target_id.decode("ascii")
     message = f"checkout: {rev}"
     with repo.lock(exclusive=True):

@@ -38,7 +38,7 @@ from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import TEMP_PREFIX, write_file
 from vsync.model.repository import Repository
-from vsync.model.snapshot import blob_bytes, commit_tree, lookup
+from vsync.model.snapshot import commit_tree, lookup
 from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.ops.checkout import Warn
 from vsync.ops.diff import (
@@ -121,8 +121,7 @@ class Preview:
 
 
 def _manifest(repo: Repository, v: FileVersion) -> Manifest:
-    data = blob_bytes(repo.git.object_store, v.oid)
-    return Manifest.from_bytes(data, f"manifest of '{v.path}' in {v.short}")
+    return repo.gitdb.manifest(v.oid, f"manifest of '{v.path}' in {v.short}")
 
 
 def file_versions(repo: Repository, path: str) -> list[FileVersion]:
@@ -130,17 +129,17 @@ def file_versions(repo: Repository, path: str) -> list[FileVersion]:
     head = repo.head()
     if head is None:
         return []
-    store = repo.git.object_store
+    db = repo.gitdb
     out: list[FileVersion] = []
     for entry in walk(repo, head, [path]):
-        mode, oid = lookup(store, commit_tree(store, entry.commit_id), path)
+        mode, oid = lookup(db, commit_tree(db, entry.commit_id), path)
         if mode is None or mode in (MODE_TREE, GITLINK):
             continue
         if mode == MODE_LINK:
-            size, count = len(blob_bytes(store, oid)), 0
+            size, count = len(db.link_target(oid)), 0
         else:
             where = f"manifest of '{path}' in {entry.commit_id.decode()[:SHORT]}"
-            manifest = Manifest.from_bytes(blob_bytes(store, oid), where)
+            manifest = db.manifest(oid, where)
             size, count = manifest.size, len(manifest.chunks)
         out.append(FileVersion(entry, path, mode, oid, size, count))
     return out
@@ -165,8 +164,8 @@ def load_history(repo: Repository, path: str) -> History:
     if not path:
         return History("", "folder", commits=folder_commits(repo))
     head = repo.head()
-    store = repo.git.object_store
-    now = lookup(store, commit_tree(store, head), path)[0] if head is not None else None
+    db = repo.gitdb
+    now = lookup(db, commit_tree(db, head), path)[0] if head is not None else None
     if now != MODE_TREE:
         versions = file_versions(repo, path)
         if versions:
@@ -192,7 +191,7 @@ def content_blake3(
     """
     hasher = content_hasher()
     if v.is_link:
-        hasher.update(blob_bytes(repo.git.object_store, v.oid))
+        hasher.update(repo.gitdb.link_target(v.oid))
         return str(hasher.hexdigest())
     manifest = _manifest(repo, v)
     for cid, length in manifest.chunks:
@@ -225,7 +224,7 @@ def read_preview(
 ) -> Preview:
     """At most ``max_lines`` lines of the first ``max_bytes`` bytes, or "binary"."""
     if v.is_link:
-        target = blob_bytes(repo.git.object_store, v.oid)
+        target = repo.gitdb.link_target(v.oid)
         return Preview("symlink", target=os.fsdecode(target))
     data = _head_bytes(repo, _manifest(repo, v), max_bytes)
     if b"\0" in data[:SNIFF]:
@@ -315,7 +314,7 @@ def save_beside(repo: Repository, v: FileVersion) -> str:
         raise exists
     if v.is_link:
         try:
-            os.symlink(os.fsdecode(blob_bytes(repo.git.object_store, v.oid)), target)
+            os.symlink(os.fsdecode(repo.gitdb.link_target(v.oid)), target)
         except FileExistsError:
             raise exists from None
         return rel

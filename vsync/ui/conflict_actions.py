@@ -29,10 +29,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from dulwich.objects import Blob, Commit
-
-from vsync.errors import DamagedRepository, StoppedError, UsageError
+from vsync.errors import StoppedError, UsageError
 from vsync.model.commits import commit_host
+from vsync.model.gitdb import blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
@@ -101,12 +100,7 @@ def load_state(repo: Repository) -> MergeState:
 def commit_info(repo: Repository, commit_id: bytes | None) -> CommitInfo:
     if commit_id is None:
         return CommitInfo(None, "unknown", "-")
-    try:
-        obj = repo.git.object_store[commit_id]
-    except KeyError:
-        raise DamagedRepository(f"commit {commit_id.decode()} is missing") from None
-    if not isinstance(obj, Commit):
-        raise DamagedRepository(f"object {commit_id.decode()} should be a commit")
+    obj = repo.gitdb.commit(commit_id)
     try:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(obj.commit_time + obj.commit_timezone))
     except (OverflowError, ValueError, OSError):
@@ -160,19 +154,18 @@ def _tools(repo: Repository) -> Iterator[tuple[StatCache, Ingester]]:
 def _store(repo: Repository, state: MergeState, path: str, d: OnDisk, ing: Ingester) -> Entry:
     """Make sure the content of file ``d`` at ``path`` is in the repository and kept live."""
     assert d.entry is not None
-    store = repo.git.object_store
     entry = d.entry
-    if entry[1] not in store:
+    if not repo.gitdb.has(entry[1]):
         disk = disk_path(repo.require_worktree(), path)
         if entry[0] == MODE_LINK:
-            blob = Blob.from_string(os.fsencode(os.readlink(disk)))
+            blob = blob_object(os.fsencode(os.readlink(disk)))
             entry = (MODE_LINK, blob.id)
         else:
             with repo.chunks.writer() as w, open(disk, "rb") as f:
                 st = os.fstat(f.fileno())
-                blob = Blob.from_string(ing.ingest(f, w).to_bytes())
+                blob = blob_object(ing.ingest(f, w).to_bytes())
             entry = (git_mode_of(st), blob.id)
-        store.add_objects([(blob, None)])
+        repo.gitdb.add([blob])
     if entry[1] not in state.blob_ids():
         state.kept.append((path, entry))
     return entry

@@ -1,7 +1,89 @@
 """The git database: the one place where vsync reads and writes git objects and refs.
 
-Only modules of this package import dulwich's object, pack, object-store, repo
-and ref code (tests/test_architecture.py enforces it). Everything else asks
-this package for typed commits, trees and manifests; dulwich and zlib errors
-on damaged data become :class:`vsync.errors.DamagedRepository` (exit 3) here.
+Only modules of this package import dulwich's object, pack, object-store, repo,
+ref, reflog, diff-tree and graph code (tests/test_architecture.py enforces it).
+Everything else asks this package for typed commits, trees and manifests;
+dulwich, zlib, struct and OS errors on damaged data become
+:class:`vsync.errors.DamagedRepository` (exit 3) here (:mod:`.guard`).
+
+- :mod:`.types`: the records handed out (Commit, Tree, TreeItem, ReflogEntry,
+  TreeChange...) and git's modes and type numbers;
+- :mod:`.encode`: blob ids, trees from flat maps, commits (fast paths);
+- :mod:`.pack`: the one-pass pack writer and :class:`Presence`;
+- :mod:`.reader`: :class:`ObjectReader`, typed and verified object reads;
+- :mod:`.db`: :class:`GitDB`, a repository's objects, refs, reflogs and upkeep.
 """
+
+from vsync.model.gitdb.db import GitDB
+from vsync.model.gitdb.encode import (
+    FlatMap,
+    blob_id,
+    blob_object,
+    build_tree,
+    commit_object,
+    object_id,
+    tree_id_of,
+)
+from vsync.model.gitdb.pack import Presence
+from vsync.model.gitdb.reader import ObjectReader
+from vsync.model.gitdb.types import (
+    BLOB,
+    COMMIT,
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_GITLINK,
+    MODE_LINK,
+    MODE_TREE,
+    TAG,
+    TREE,
+    ZERO_ID,
+    Blob,
+    ChangeSide,
+    Commit,
+    GitObject,
+    RawObject,
+    ReflogEntry,
+    ReflogLine,
+    Tag,
+    TornReflogLine,
+    Tree,
+    TreeChange,
+    TreeItem,
+    is_object_id,
+)
+
+__all__ = [
+    "BLOB",
+    "COMMIT",
+    "MODE_EXEC",
+    "MODE_FILE",
+    "MODE_GITLINK",
+    "MODE_LINK",
+    "MODE_TREE",
+    "TAG",
+    "TREE",
+    "ZERO_ID",
+    "Blob",
+    "ChangeSide",
+    "Commit",
+    "FlatMap",
+    "GitDB",
+    "GitObject",
+    "ObjectReader",
+    "Presence",
+    "RawObject",
+    "ReflogEntry",
+    "ReflogLine",
+    "Tag",
+    "TornReflogLine",
+    "Tree",
+    "TreeChange",
+    "TreeItem",
+    "blob_id",
+    "blob_object",
+    "build_tree",
+    "commit_object",
+    "is_object_id",
+    "object_id",
+    "tree_id_of",
+]

@@ -33,14 +33,12 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dulwich.objects import Blob, ShaFile
-
 from vsync.errors import ChunkMissing, DamagedRepository, StoppedError, UncommittedChanges
+from vsync.model.gitdb import RawObject, blob_object
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
-from vsync.model.snapshot import Entry, FlatMap, blob_bytes, build_tree
+from vsync.model.snapshot import Entry, FlatMap, build_tree
 from vsync.model.statcache import StatCache
 from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge.disk import (
@@ -69,7 +67,7 @@ class ApplyOutcome:
     state: MergeState | None = None
 
 
-def build_merge_tree(plan: MergePlan) -> tuple[bytes, list[ShaFile]]:
+def build_merge_tree(plan: MergePlan) -> tuple[bytes, list[RawObject]]:
     """The merge commit's root tree id and its tree objects, from a clean plan."""
     if not plan.clean:
         raise StoppedError("the merge has conflicts; resolve them before committing")
@@ -158,32 +156,32 @@ def _check_conflicts(
 
 
 def _store_new_content(repo: Repository, plan: MergePlan, ingester: Ingester) -> None:
-    store = repo.git.object_store
-    missing = {oid: data for oid, data in plan.new_content.items() if oid not in store}
+    db = repo.gitdb
+    missing = {oid: data for oid, data in plan.new_content.items() if not db.has(oid)}
     if not missing:
         return
-    blobs: list[Blob] = []
+    blobs: list[RawObject] = []
     with repo.chunks.writer() as w:
         for oid, data in sorted(missing.items()):
-            blob = Blob.from_string(ingester.ingest(io.BytesIO(data), w).to_bytes())
+            blob = blob_object(ingester.ingest(io.BytesIO(data), w).to_bytes())
             if blob.id != oid:
                 raise DamagedRepository(
                     "merged content hashed differently when stored; the chunking settings "
                     "changed during the merge; run it again"
                 )
             blobs.append(blob)
-    store.add_objects([(b, None) for b in blobs])
+    db.add(blobs)
 
 
 def _preflight(repo: Repository, changes: dict[str, Entry | None]) -> None:
-    store = repo.git.object_store
+    db = repo.gitdb
     for path, want in changes.items():
         if want is None:
             continue
-        data = blob_bytes(store, want[1])
         if want[0] == MODE_LINK:
+            db.link_target(want[1])
             continue
-        manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
+        manifest = db.manifest(want[1], f"manifest of '{path}'")
         missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
         if missing:
             raise ChunkMissing(missing[0])

@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import os
 
-from dulwich.graph import find_merge_base
-from dulwich.objects import Commit
-
 from vsync.model.commits import commit_host
+from vsync.model.gitdb import Commit
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten, load_commit
+from vsync.model.snapshot import FlatMap, commit_tree, flatten
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.merge.content import ContentSource, RepoContent
 from vsync.ops.merge.naming import stamp_of
@@ -44,7 +42,7 @@ MAX_DEPTH = 8
 
 
 def _commit(repo: Repository, cid: bytes) -> Commit:
-    return load_commit(repo.git.object_store, cid)
+    return repo.gitdb.commit(cid)
 
 
 def _independent(repo: Repository, bases: list[bytes]) -> list[bytes]:
@@ -56,7 +54,7 @@ def _independent(repo: Repository, bases: list[bytes]) -> list[bytes]:
 
 def merge_bases(repo: Repository, ours: bytes, theirs: bytes) -> list[bytes]:
     """The best common ancestors of ``ours`` and ``theirs`` (none: unrelated)."""
-    return _independent(repo, find_merge_base(repo.git, [ours, theirs]))
+    return _independent(repo, repo.gitdb.merge_bases([ours, theirs]))
 
 
 def side_of(repo: Repository, commit_id: bytes | None, name: str) -> Side:
@@ -69,8 +67,7 @@ def side_of(repo: Repository, commit_id: bytes | None, name: str) -> Side:
 
 
 def _flat(repo: Repository, commit_id: bytes) -> FlatMap:
-    store = repo.git.object_store
-    return flatten(store, commit_tree(store, commit_id))
+    return flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id))
 
 
 def _short(cid: bytes) -> str:
@@ -88,7 +85,7 @@ def base_snapshot(
         return flat, f"base ({_short(bases[0])})"
     done = [bases[0]]
     for nxt in bases[1:]:
-        sub_bases = _independent(repo, find_merge_base(repo.git, [nxt, *done]))
+        sub_bases = _independent(repo, repo.gitdb.merge_bases([nxt, *done]))
         sub_flat, sub_label = base_snapshot(repo, sub_bases, reader, depth + 1)
         labels = Labels(side_of(repo, done[-1], "ours"), side_of(repo, nxt, "theirs"), sub_label)
         virtual = plan_merge(sub_flat, flat, _flat(repo, nxt), reader, labels)

@@ -21,13 +21,12 @@ import hashlib
 import io
 from collections import Counter
 
-from dulwich.objects import Blob
-
 from vsync.errors import DamagedRepository
+from vsync.model.gitdb import blob_id
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
-from vsync.model.snapshot import Entry, blob_bytes
+from vsync.model.snapshot import Entry
 from vsync.model.worktree import MODE_LINK
 
 TEXT_LIMIT = 16 * 1024 * 1024
@@ -156,14 +155,14 @@ class RepoContent(ContentSource):
     def __init__(self, repo: Repository, ingester: Ingester) -> None:
         super().__init__()
         self.repo = repo
-        self.store = repo.git.object_store
+        self.db = repo.gitdb
         self.ingester = ingester
         self._manifests: dict[bytes, Manifest] = {}
 
     def manifest(self, oid: bytes) -> Manifest:
         m = self._manifests.get(oid)
         if m is None:
-            m = Manifest.from_bytes(blob_bytes(self.store, oid), f"manifest {oid.decode()}")
+            m = self.db.manifest(oid)
             self._manifests[oid] = m
         return m
 
@@ -172,7 +171,7 @@ class RepoContent(ContentSource):
         if oid in self.new_content:
             return self.new_content[oid]
         if mode == MODE_LINK:
-            return blob_bytes(self.store, oid)
+            return self.db.link_target(oid)
         m = self.manifest(oid)
         if limit is not None and m.size > limit:
             return None
@@ -191,7 +190,7 @@ class RepoContent(ContentSource):
         if oid in self.new_content:
             return len(self.new_content[oid])
         if mode == MODE_LINK:
-            return len(blob_bytes(self.store, oid))
+            return len(self.db.link_target(oid))
         return self.manifest(oid).size
 
     def chunk_ids(self, entry: Entry) -> list[bytes]:
@@ -204,6 +203,6 @@ class RepoContent(ContentSource):
 
     def _make_id(self, data: bytes, mode: int) -> bytes:
         if mode == MODE_LINK:
-            return Blob.from_string(data).id
+            return blob_id(data)
         manifest = self.ingester.ingest(io.BytesIO(data), None)
-        return Blob.from_string(manifest.to_bytes()).id
+        return blob_id(manifest.to_bytes())

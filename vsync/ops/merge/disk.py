@@ -14,16 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.objects import Blob
-
 from vsync.errors import UncommittedChanges
 from vsync.model.filemode import file_mode
+from vsync.model.gitdb import blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import Manifest
 from vsync.model.materialize import write_file, write_symlink
 from vsync.model.repository import Repository
-from vsync.model.snapshot import Entry, blob_bytes
+from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache, stat_key
 from vsync.model.worktree import MODE_EXEC, MODE_LINK, git_mode_of
 
@@ -63,7 +61,7 @@ def _hash_file(disk: str, st: os.stat_result, ingester: Ingester) -> bytes | Non
             return None
     if stat_key(os.lstat(disk)) != stat_key(st):
         return None
-    return Blob.from_string(manifest.to_bytes()).id
+    return blob_id(manifest.to_bytes())
 
 
 def read_path(root: Path, path: str, cache: StatCache, ingester: Ingester, holds: Holds) -> OnDisk:
@@ -90,7 +88,7 @@ def read_path(root: Path, path: str, cache: StatCache, ingester: Ingester, holds
         return OnDisk("dir")
     if stat.S_ISLNK(st.st_mode):
         target = os.fsencode(os.readlink(disk))
-        return OnDisk("file", (MODE_LINK, Blob.from_string(target).id), stat_key(st))
+        return OnDisk("file", (MODE_LINK, blob_id(target)), stat_key(st))
     if not stat.S_ISREG(st.st_mode):
         return OnDisk("other")
     oid = cache.lookup(path, st)
@@ -165,13 +163,12 @@ def write_entry(repo: Repository, path: str, entry: Entry, cache: StatCache) -> 
                 f"the folder '{path}' is in the way and not empty; move it away and retry"
             ) from None
     mode, oid = entry
-    data = blob_bytes(repo.git.object_store, oid)
     hashed_at = time.time_ns()
     if mode == MODE_LINK:
-        written = write_symlink(data, Path(disk))
+        written = write_symlink(repo.gitdb.link_target(oid), Path(disk))
         cache.forget(path)
     else:
-        manifest = Manifest.from_bytes(data, f"manifest of '{path}'")
+        manifest = repo.gitdb.manifest(oid, f"manifest of '{path}'")
         written = write_file(repo.chunks, manifest, Path(disk), how)
         cache.record(path, written, oid, hashed_at)
     holds.settle(path, entry, how, written)

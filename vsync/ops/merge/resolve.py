@@ -31,9 +31,8 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from dulwich.objects import Blob
-
 from vsync.errors import StoppedError, UsageError
+from vsync.model.gitdb import blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
@@ -123,16 +122,16 @@ def _keep_version(
     d = read_path(root, path, cache, ingester, repo.holds)
     if d.kind != "file" or d.entry is None:
         return
-    store = repo.git.object_store
-    if d.entry[1] in store:
+    db = repo.gitdb
+    if db.has(d.entry[1]):
         if d.entry not in [e for _p, e in state.kept] and d.entry[1] not in state.blob_ids():
             state.kept.append((path, d.entry))
         return
     disk = disk_path(root, path)
     with repo.chunks.writer() as w, open(disk, "rb") as f:
         st = os.fstat(f.fileno())
-        blob = Blob.from_string(ingester.ingest(f, w).to_bytes())
-    store.add_objects([(blob, None)])
+        blob = blob_object(ingester.ingest(f, w).to_bytes())
+    db.add([blob])
     state.kept.append((path, (git_mode_of(st), blob.id)))
 
 
@@ -156,8 +155,8 @@ def _both_text(repo: Repository, s: PathState, reader: RepoContent) -> bytes | N
 
 def _store_bytes(repo: Repository, data: bytes, mode: int, ingester: Ingester) -> Entry:
     with repo.chunks.writer() as w:
-        blob = Blob.from_string(ingester.ingest(io.BytesIO(data), w).to_bytes())
-    repo.git.object_store.add_objects([(blob, None)])
+        blob = blob_object(ingester.ingest(io.BytesIO(data), w).to_bytes())
+    repo.gitdb.add([blob])
     return mode, blob.id
 
 

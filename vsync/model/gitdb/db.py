@@ -1,0 +1,350 @@
+"""The git database of one repository: objects, refs, reflogs, and its upkeep.
+
+:class:`GitDB` extends :class:`~vsync.model.gitdb.reader.ObjectReader`
+(typed, verified object reads) with what needs the whole git repository:
+
+- refs: :meth:`GitDB.ref` reads one (a value that is not an object id is
+  damage), :meth:`GitDB.swap_ref` moves one by compare-and-swap, writing a
+  reflog line, and only ever onto a commit that is stored and readable;
+- reflogs, line by line, so a torn line (a crash mid-append) costs only itself;
+- adding objects (:meth:`GitDB.add`, one new pack per call);
+- merge bases (``dulwich.graph``);
+- upkeep for fsck and gc: pack checksums, unfinished packs, stale lock
+  files, repacking.
+
+Reads turn damage into DamagedRepository (exit 3); writes let OSError through
+(disk full is exit 1, not damage). :meth:`GitDB.close` never raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from dulwich.errors import NotGitRepository
+from dulwich.graph import find_merge_base
+from dulwich.objects import ObjectID
+from dulwich.pack import Pack
+from dulwich.reflog import iter_reflogs, parse_reflog_line
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from vsync.errors import FSCK_HINT, DamagedRepository
+from vsync.model.gitdb.guard import describe, drop_traceback, file_damage, guarded
+from vsync.model.gitdb.pack import write_pack
+from vsync.model.gitdb.reader import ObjectReader
+from vsync.model.gitdb.types import (
+    ZERO_ID,
+    RawObject,
+    ReflogEntry,
+    ReflogLine,
+    TornReflogLine,
+    is_object_id,
+)
+
+_SHA = re.compile(rb"\b[0-9a-f]{40}\b")
+
+
+class GitDB(ObjectReader):
+    """A repository's bare git repository (``.vsync/git``). Open with :meth:`open`."""
+
+    def __init__(self, repo: Repo) -> None:
+        super().__init__(repo.object_store)
+        self._repo: Repo | None = repo
+        self.path = Path(repo.commondir())
+
+    # -- opening and closing ----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> GitDB:
+        def damage(problem: str) -> DamagedRepository:
+            return DamagedRepository(
+                f"{path} is not a readable git repository ({problem}); {FSCK_HINT}"
+            )
+
+        try:
+            repo = Repo(str(path))
+        except NotGitRepository as exc:
+            drop_traceback(exc)
+            raise damage("it is missing its objects, refs or HEAD") from None
+        except Exception as exc:  # the conversion layer: a damaged config or layout
+            problem = describe(exc)
+            drop_traceback(exc)
+            raise damage(problem) from None
+        return cls(repo)
+
+    @staticmethod
+    def init(path: Path, branch: bytes) -> None:
+        """Create a bare git repository at ``path`` whose HEAD names ``branch``."""
+        repo = Repo.init_bare(str(path), mkdir=True)
+        try:
+            repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(branch))
+            config = repo.get_config()
+            config.set((b"core",), b"fsyncObjectFiles", b"true")
+            config.set((b"core",), b"logAllRefUpdates", b"always")
+            config.write_to_path()
+        finally:
+            repo.close()
+
+    @property
+    def legacy_repo(self) -> Repo:
+        """dulwich's Repo, for vsync/sync only; pending removal once vsync/sync is ported."""
+        assert self._repo is not None, "the git database is closed"
+        return self._repo
+
+    def close(self) -> None:
+        """Release every pack mapping and file. Safe after any error; never raises."""
+        repo, self._repo = self._repo, None
+        if repo is None:
+            return
+        try:
+            packs = list(repo.object_store.packs)
+        except Exception as exc:  # the conversion layer: an unreadable pack folder
+            drop_traceback(exc)
+            packs = []
+        for pack in packs:
+            _close_pack(pack)
+        with contextlib.suppress(BufferError, OSError):  # a mapping goes with its last view
+            repo.close()
+
+    # -- refs -----------------------------------------------------------------------------
+
+    def ref(self, name: bytes) -> bytes | None:
+        """The object id ``name`` points at (symbolic refs followed); None if unset."""
+        repo = self.legacy_repo
+        label = f"the ref {name.decode('utf-8', 'replace')}"
+
+        def read() -> bytes | None:
+            _names, value = repo.refs.follow(Ref(name))
+            return value
+
+        value = guarded(read, file_damage(label))
+        if value is None:
+            return None
+        if not is_object_id(value):
+            shown = value[:40].decode("ascii", "replace")
+            raise DamagedRepository(f"{label} is damaged (it holds {shown!r}); {FSCK_HINT}")
+        return value
+
+    def ref_names(self) -> list[bytes]:
+        """Every ref name (``HEAD`` included), sorted."""
+        repo = self.legacy_repo
+        return guarded(lambda: sorted(repo.refs.allkeys()), file_damage("the refs"))
+
+    def swap_ref(
+        self,
+        name: bytes,
+        old: bytes | None,
+        new: bytes | None,
+        *,
+        committer: bytes,
+        message: bytes,
+    ) -> bool:
+        """Move ``name`` from ``old`` to ``new`` if it still points at ``old``.
+
+        ``old`` None: the ref must not exist yet. ``new`` None: delete it.
+        ``new`` must be a stored, readable commit (GitObjectDamaged if not), so
+        a ref never points at something that is not there. A reflog line
+        records the move. False if the ref had moved meanwhile.
+        """
+        if new is not None:
+            self.commit(new)
+        refs, ref = self.legacy_repo.refs, Ref(name)
+        if new is None:
+            if old is None:
+                raise ValueError("swap_ref needs an old or a new value")
+            return refs.remove_if_equals(ref, ObjectID(old), committer=committer, message=message)
+        if old is None:
+            return refs.add_if_new(ref, ObjectID(new), committer=committer, message=message)
+        return refs.set_if_equals(
+            ref, ObjectID(old), ObjectID(new), committer=committer, message=message
+        )
+
+    # -- reflogs ----------------------------------------------------------------------------
+
+    def reflog_names(self) -> list[bytes]:
+        """The refs that have a reflog, sorted."""
+        logs = str(self.path / "logs")
+        return guarded(lambda: sorted(iter_reflogs(logs)), file_damage("the reflogs"))
+
+    def reflog(self, name: bytes) -> list[ReflogLine]:
+        """The reflog of ``name``, oldest first, one item per line ([] if it has none)."""
+        path = self.path / "logs" / os.fsdecode(name)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            strerror = exc.strerror or str(exc)
+            drop_traceback(exc)
+            what = f"the reflog of {name.decode('utf-8', 'replace')}"
+            raise DamagedRepository(f"{what} cannot be read ({strerror}); {FSCK_HINT}") from None
+        return [_reflog_line(line) for line in data.splitlines()]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def add(self, objects: Sequence[RawObject]) -> None:
+        """Store ``objects`` as one new pack (nothing when empty)."""
+        store = self._store
+        write_pack(str(store.pack_dir), objects, bool(store.fsync_object_files))
+
+    def add_missing(self, objects: Iterable[RawObject]) -> None:
+        """Store those of ``objects`` that are not stored yet."""
+        todo = list(objects)
+        if not todo:
+            return
+        stored = self.presence(len(todo))
+        self.add([o for o in todo if o.id not in stored])
+
+    # -- history ---------------------------------------------------------------------------------
+
+    def merge_bases(self, commits: list[bytes]) -> list[bytes]:
+        """The lowest common ancestors of ``commits[0]`` and any of ``commits[1:]``."""
+        for cid in commits:
+            self.commit(cid)
+        repo = self.legacy_repo
+        label = "the history of " + ", ".join(c.decode()[:10] for c in commits)
+        ids = [ObjectID(c) for c in commits]
+        return guarded(lambda: list(find_merge_base(repo, ids)), file_damage(label))
+
+    # -- upkeep (fsck, gc) ---------------------------------------------------------------------
+
+    def check_packs(self) -> list[str]:
+        """One line per damaged pack: its checksums recomputed over all its bytes."""
+        problems = []
+        for base in self._pack_files():
+            pack = Pack(base, object_format=self._store.object_format)
+            try:
+                pack.check_length_and_checksum()
+                pack.index.check()  # recomputes the .idx checksum
+                pack.data.check()  # recomputes the .pack checksum over all its bytes
+            except Exception as exc:  # the conversion layer: any failure to verify is damage
+                problems.append(f"damaged: git pack {os.path.basename(base)} ({describe(exc)})")
+                drop_traceback(exc)
+            finally:
+                _close_pack(pack)
+        return problems
+
+    def _pack_files(self) -> list[str]:
+        """The base paths (no suffix) of the packs readers use: a ``.pack`` with its ``.idx``."""
+        pack_dir = self._store.pack_dir
+        names = guarded(lambda: set(os.listdir(pack_dir)), file_damage("the git pack folder"))
+        return [
+            os.path.join(pack_dir, n[: -len(".pack")])
+            for n in sorted(names)
+            if n.endswith(".pack") and n[: -len(".pack")] + ".idx" in names
+        ]
+
+    def _loose_ids(self) -> list[bytes]:
+        root = self._store.path
+
+        def walk() -> list[bytes]:
+            out: list[bytes] = []
+            for sub in sorted(os.listdir(root)):
+                if len(sub) == 2:
+                    out.extend(os.fsencode(sub + rest) for rest in os.listdir(f"{root}/{sub}"))
+            return [oid for oid in out if is_object_id(oid)]
+
+        return guarded(walk, file_damage("the git object store"))
+
+    def unfinished_packs(self) -> list[Path]:
+        """Pack files a killed writer left: a ``.pack`` with no ``.idx``, temp packs.
+
+        Readers only open a pack whose ``.idx`` exists, and the ``.idx`` is
+        written last, so these are invisible and hold nothing a ref names.
+        """
+        objects_dir = Path(self._store.path)
+        pack_dir = objects_dir / "pack"
+        out = [p for p in objects_dir.glob("tmp_pack_*") if p.is_file()]
+        try:
+            names = set(os.listdir(pack_dir))
+        except FileNotFoundError:
+            return out
+        for name in sorted(names):
+            if name.endswith(".pack") and name[: -len(".pack")] + ".idx" not in names:
+                out.append(pack_dir / name)
+        return out
+
+    def remove_stale_locks(self) -> list[str]:
+        """Delete ``*.lock`` files; call only while no other vsync writes (exclusive lock).
+
+        dulwich writes refs, packed-refs and pack indexes through ``X.lock``
+        files; one left by a killed process would block every later update of X.
+        """
+        notes = []
+        for dirpath, _dirs, files in os.walk(self.path):
+            for name in files:
+                if name.endswith(".lock"):
+                    path = Path(dirpath) / name
+                    path.unlink(missing_ok=True)
+                    notes.append(
+                        f"removed {path.relative_to(self.path.parent)}, "
+                        "left by an interrupted command"
+                    )
+        return notes
+
+    def repack(self, keep: set[bytes]) -> int:
+        """One pack of the objects in ``keep``; everything else goes. Returns how many went.
+
+        Every kept object is read and verified first (damage stops it before
+        any change); the new pack is complete before old packs and loose
+        objects are deleted.
+        """
+        stored = self.object_ids()
+        dropped = stored - keep
+        old_packs, loose = self._pack_files(), self._loose_ids()
+        if not dropped and not loose and len(old_packs) <= 1:
+            return 0
+        objects = []
+        for oid in sorted(stored & keep):
+            found = self._raw(oid, "object")
+            if found is not None:  # None: vanished meanwhile, nothing to keep
+                objects.append(RawObject(found[0], oid, found[1]))
+        fsync = bool(self._store.fsync_object_files)
+        new = write_pack(str(self._store.pack_dir), objects, fsync)
+        for pack in guarded(lambda: list(self._store.packs), file_damage("the git pack folder")):
+            _close_pack(pack)  # the mappings of files about to go
+        for base in old_packs:
+            if base != new:
+                for suffix in (".idx", ".pack"):  # without its .idx a pack is invisible
+                    Path(base + suffix).unlink(missing_ok=True)
+        for oid in loose:
+            self._store.delete_loose_object(ObjectID(oid))
+        return len(dropped)
+
+    def stored_bytes(self) -> int:
+        """Bytes of every file of the object store."""
+        root = Path(self._store.path)
+        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _close_pack(pack: Pack) -> None:
+    """Close ``pack``; a mapping some view still holds is left to go with that view."""
+    for _attempt in range(2):
+        try:
+            pack.close()
+            return
+        except BufferError:
+            gc.collect()  # a view into the mapping still lives in some cycle
+
+
+def _reflog_line(line: bytes) -> ReflogLine:
+    try:
+        e = parse_reflog_line(line)
+        ok = is_object_id(e.old_sha) and is_object_id(e.new_sha)
+    except (ValueError, IndexError):
+        ok = False
+    if not ok:  # it may still name its commits
+        return TornReflogLine(tuple(i for i in _SHA.findall(line[:81]) if i != ZERO_ID))
+    return ReflogEntry(
+        None if e.old_sha == ZERO_ID else e.old_sha,
+        None if e.new_sha == ZERO_ID else e.new_sha,
+        e.committer,
+        int(e.timestamp),
+        int(e.timezone),
+        e.message,
+    )

@@ -1,0 +1,146 @@
+"""What the git database hands out and takes in: small typed records, no dulwich types.
+
+Object ids are 40 lowercase hex digits as ``bytes`` (``b"1a2b..."``), as
+everywhere in vsync. Records are read-only; :class:`RawObject` is an object
+encoded and ready to store (see :mod:`vsync.model.gitdb.encode`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_LINK = 0o120000
+MODE_TREE = 0o040000
+MODE_GITLINK = 0o160000  # a submodule entry; vsync never writes one and skips foreign ones
+
+COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4  # git's object type numbers
+TYPE_NAMES = {COMMIT: "commit", TREE: "tree", BLOB: "blob", TAG: "tag"}
+TYPE_NUMS = {name: num for num, name in TYPE_NAMES.items()}
+
+ZERO_ID = b"0" * 40
+
+
+_OBJECT_ID = re.compile(rb"[0-9a-f]{40}")
+
+
+def is_object_id(value: bytes) -> bool:
+    """True for 40 lowercase hex digits."""
+    return _OBJECT_ID.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RawObject:
+    """A git object ready to store: its type number, id and body (no ``type size\\0`` header)."""
+
+    type_num: int
+    id: bytes
+    raw: bytes
+
+
+# One entry of a tree: (name, mode, id). The name is one path component as
+# stored (validate it before using it as a path). A plain tuple: trees of
+# hundreds of thousands of entries parse at C speed.
+TreeItem = tuple[bytes, int, bytes]
+
+
+class Tree:
+    """A tree's entries in git's order; :meth:`get` looks one up by name."""
+
+    __slots__ = ("_by_name", "id", "items")
+
+    def __init__(self, oid: bytes, items: tuple[TreeItem, ...]) -> None:
+        self.id = oid
+        self.items = items
+        self._by_name: dict[bytes, TreeItem] | None = None
+
+    def get(self, name: bytes) -> TreeItem | None:
+        if self._by_name is None:
+            self._by_name = {item[0]: item for item in self.items}
+        return self._by_name.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    id: bytes
+    tree: bytes
+    parents: tuple[bytes, ...]
+    author: bytes  # b"Name <email>"
+    committer: bytes
+    author_time: int  # Unix seconds
+    author_timezone: int  # offset from UTC in seconds
+    commit_time: int
+    commit_timezone: int
+    encoding: bytes | None
+    message: bytes
+    headers: tuple[tuple[bytes, bytes], ...]  # extra headers (vsync-host, journal headers)
+
+    def header(self, key: bytes) -> bytes | None:
+        """The first extra header named ``key``, or None."""
+        for k, v in self.headers:
+            if k == key:
+                return v
+        return None
+
+    def message_text(self) -> str:
+        """The message decoded by its declared encoding (UTF-8 when none or unknown)."""
+        encoding = (self.encoding or b"utf-8").decode("ascii", "replace")
+        try:
+            return self.message.decode(encoding, "replace")
+        except LookupError:
+            return self.message.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    id: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    id: bytes
+    object: bytes  # the tagged object's id
+
+
+GitObject = Commit | Tree | Blob | Tag
+
+
+@dataclass(frozen=True, slots=True)
+class ReflogEntry:
+    """One line of a reflog: where the ref went, from where (None: nowhere), why."""
+
+    old: bytes | None
+    new: bytes | None
+    committer: bytes
+    time: int
+    timezone: int
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TornReflogLine:
+    """A reflog line that cannot be parsed (a crash mid-append); the ids it still names."""
+
+    ids: tuple[bytes, ...]
+
+
+ReflogLine = ReflogEntry | TornReflogLine
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSide:
+    """One side of a tree change: the full path (``a/b/c``, as stored), mode and id."""
+
+    path: bytes
+    mode: int
+    id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TreeChange:
+    kind: str  # "add" | "delete" | "modify" | "unchanged"
+    old: ChangeSide | None
+    new: ChangeSide | None
