@@ -48,6 +48,22 @@ def _tamper_chunks(mode: str) -> None:
     chunkstore.ChunkStore.read_stored_many = read_stored_many  # type: ignore[method-assign]
 
 
+class AnyChunk:
+    """A hostile server serves whatever it is asked for."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def __enter__(self) -> AnyChunk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def check(self, ids: object) -> None:
+        return None
+
+
 def _evil_send_pack(mode: str) -> None:
     kind, case = mode.split(":", 1)
 
@@ -105,6 +121,8 @@ def _probe_chunk() -> None:
 def main() -> int:
     mode = sys.argv[1]
     path = sys.argv[-1]
+    if mode != "honest":
+        server.ReadableChunks = AnyChunk  # type: ignore[assignment,misc]
     if mode == "bad-chunk":
         real = chunkstore.ChunkStore.read_stored
 

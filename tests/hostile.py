@@ -236,6 +236,7 @@ PACK_CASES = [
     "bytes-wrong",
     "pack-end-garbage",
     "trailing-garbage",
+    "bad-checksum",
     "extra-object",
 ]
 
@@ -263,4 +264,6 @@ def tampered_pack(
         return data, n, {"objects": "many", "bytes": len(data)}
     if case == "trailing-garbage":
         return with_trailing_garbage(data), n, None
+    if case == "bad-checksum":  # every object intact, only the trailing SHA-1 wrong
+        return data[:-1] + bytes([data[-1] ^ 0x01]), n, None
     raise ValueError(case)

@@ -7,9 +7,13 @@ Used by both sides: the sender of objects (push client, fetch server) runs
 its object store (:meth:`IncomingPack.commit`) and moves a ref.
 
 Nothing from the peer is trusted: the git pack's checksum is verified and
-its objects are named by their recomputed ids; every tree entry name is
-checked (no ``..``, ``/``, NUL, ``.vsync``, case-folding twins); every
-manifest must parse; every chunk is verified against its BLAKE3 id.
+its objects are named by their recomputed ids and counted from the pack
+itself (PACK_END only cross-checks); every tree entry name is checked (no
+``..``, ``/``, NUL, ``.vsync``, case-folding twins); every manifest must
+parse; every chunk is verified against its BLAKE3 id. Only objects the walk
+from the tips validated are ever added: a pack holding anything else is
+refused. A sender serves only chunks the peer may read
+(:mod:`vsync.sync.readable`).
 """
 
 from __future__ import annotations
