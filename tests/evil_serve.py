@@ -1,23 +1,128 @@
 """A hostile ``vsync serve``: used as --remote-cmd to prove the client trusts nothing.
 
 Usage: python evil_serve.py MODE serve --stdio PATH
-MODE: bad-chunk (a chunk's bytes do not match its id), bad-pack (a flipped
-byte in the git pack), bad-delta (a git delta that rebuilds another object than
-the one it stands for), no-thin (a server without the thin-pack capability, as
-before it existed), honest (no tampering).
+
+MODE:
+- honest: no tampering.
+- no-thin: a server without the thin-pack capability, as before it existed.
+- bad-chunk: a chunk's bytes do not match its id.
+- bad-pack: a flipped byte in the git pack (its checksum no longer matches).
+- bad-delta: a git delta that rebuilds another object than the one it stands for.
+- object:CASE: advertise as main a commit built on the real main that breaks
+  one rule (tests/hostile.py OBJECT_CASES), and send it in the pack.
+- pack:CASE: the honest pack, tampered (tests/hostile.py PACK_CASES).
+- chunk:unasked / chunk:out-of-order / chunk:extra: answer CHUNK_WANT with a
+  chunk that was not asked for, with two chunks swapped, with one chunk too many.
+- oid:refs / oid:acks: a 40-character object id that is not hex in REFS / ACKS.
+- probe-chunk: while receiving a push, ask for the chunk whose hex id is in
+  $VSYNC_EVIL_CHUNK (one the pusher holds but does not push).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
+
+import hostile
 
 from vsync.store import chunkstore
-from vsync.sync import packgen, protocol, server, transfer
+from vsync.sync import negotiate, packgen, protocol, server, transfer
+from vsync.sync.protocol import Connection
+
+
+def _tamper_chunks(mode: str) -> None:
+    real = chunkstore.ChunkStore.read_stored_many
+
+    def read_stored_many(self, cids):  # type: ignore[no-untyped-def]
+        stored = list(real(self, cids))
+        if mode == "chunk:out-of-order" and len(stored) >= 2:
+            stored[0], stored[1] = stored[1], stored[0]
+        elif mode == "chunk:unasked":
+            other = next(cid for cid, _n, _e in self.iter_index() if cid != stored[0].chunk_id)
+            stored[0] = real(self, [other]).__next__()
+        elif mode == "chunk:extra":
+            stored.append(stored[0])
+        return iter(stored)
+
+    chunkstore.ChunkStore.read_stored_many = read_stored_many  # type: ignore[method-assign]
+
+
+class AnyChunk:
+    """A hostile server serves whatever it is asked for."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def __enter__(self) -> AnyChunk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def check(self, ids: object) -> None:
+        return None
+
+
+def _evil_send_pack(mode: str) -> None:
+    kind, case = mode.split(":", 1)
+
+    def send_pack(conn, repo, wants, haves, thin):  # type: ignore[no-untyped-def]
+        store = repo.git.object_store
+        head = repo.head()
+        honest = packgen.pack_records(repo, [head], haves, thin)[1]
+        records = list(honest)
+        if kind == "object":
+            records += hostile.evil_objects(store, head, case).records()
+            data, objects, end = hostile.pack_bytes(records), len(records), None
+        else:
+            data, objects, end = hostile.tampered_pack(case, records, store, head)
+        hostile.send_pack_bytes(conn, data, objects, end=end)
+        return transfer.TransferStats(objects=objects, pack_bytes=len(data))
+
+    server.send_pack = send_pack  # type: ignore[assignment]
+    if kind == "object":
+        real_refs = server.advertised_refs
+
+        def advertised_refs(repo):  # type: ignore[no-untyped-def]
+            refs = real_refs(repo)
+            evil = hostile.evil_objects(repo.git.object_store, repo.head(), case)
+            refs["refs/heads/main"] = evil.tip.decode()
+            return refs
+
+        server.advertised_refs = advertised_refs  # type: ignore[assignment]
+
+
+def _bad_oids(mode: str) -> None:
+    bad = "g" * 40
+    if mode == "oid:refs":
+        server.advertised_refs = lambda repo: {"refs/heads/main": bad}  # type: ignore[assignment]
+        return
+
+    def negotiate_server(conn: Connection, repo: Any, first: Any, advertised: Any) -> Any:
+        conn.send_json(protocol.ACKS, {"common": [bad]})
+        conn.flush()
+        conn.expect(protocol.HAVES)
+        return negotiate.negotiate_server(conn, repo, first, advertised)
+
+    server.negotiate_server = negotiate_server  # type: ignore[assignment]
+
+
+def _probe_chunk() -> None:
+    secret = bytes.fromhex(os.environ["VSYNC_EVIL_CHUNK"])
+    real = server.fetch_chunks
+
+    def fetch_chunks(conn, repo, wanted, tick=None):  # type: ignore[no-untyped-def]
+        return real(conn, repo, [secret, *wanted], tick)
+
+    server.fetch_chunks = fetch_chunks  # type: ignore[assignment]
 
 
 def main() -> int:
     mode = sys.argv[1]
     path = sys.argv[-1]
+    if mode != "honest":
+        server.ReadableChunks = AnyChunk  # type: ignore[assignment,misc]
     if mode == "bad-chunk":
         real = chunkstore.ChunkStore.read_stored
 
@@ -56,6 +161,17 @@ def main() -> int:
         packgen.create_delta = create_delta
     elif mode == "no-thin":
         protocol.CAPABILITIES = [c for c in protocol.CAPABILITIES if c != protocol.THIN_PACK]
+    elif mode.startswith(("object:", "pack:")):
+        _evil_send_pack(mode)
+    elif mode.startswith("chunk:"):
+        _tamper_chunks(mode)
+    elif mode.startswith("oid:"):
+        _bad_oids(mode)
+    elif mode == "probe-chunk":
+        _probe_chunk()
+    elif mode != "honest":
+        print(f"evil_serve: unknown mode {mode}", file=sys.stderr)
+        return 2
     return server.serve_stdio(path, None, lambda m: print(m, file=sys.stderr))
 
 

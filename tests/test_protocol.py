@@ -133,3 +133,29 @@ def test_restrict_to_refuses_other_repositories(tmp_path: Path) -> None:
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["g" * 40, "A" * 40, "a" * 39, "a" * 41, " " + "a" * 39, "a" * 39 + "\n", 40, None, ["a" * 40]],
+    ids=repr,
+)
+def test_a_malformed_object_id_is_a_clean_protocol_error(value: object) -> None:
+    with pytest.raises(ProtocolError, match="malformed object id in REFS"):
+        p.parse_oid(value, "REFS")
+    with pytest.raises(ProtocolError):
+        p.parse_oids(["0" * 40, value], "ACKS")
+
+
+def test_object_ids_parse_to_ascii_hex() -> None:
+    assert (
+        p.parse_oid("0123456789abcdef" * 2 + "01234567", "PUSH")
+        == b"0123456789abcdef" * 2 + b"01234567"
+    )
+    assert p.parse_oids([], "HAVES") == []
+
+
+@pytest.mark.parametrize("value", [-1, True, "3", 2.0, None])
+def test_a_count_must_be_a_non_negative_integer(value: object) -> None:
+    with pytest.raises(ProtocolError, match="PACK_END"):
+        p.parse_count(value, "PACK_END")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vsync.errors import StoppedError, UsageError, VsyncError
+from vsync.errors import DamagedRepository, StoppedError, UsageError, VsyncError
 from vsync.model.repository import BRANCH, Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
@@ -17,6 +17,7 @@ from vsync.sync import protocol as p
 from vsync.sync.errors import TransportClosed
 from vsync.sync.negotiate import negotiate_client
 from vsync.sync.protocol import Connection
+from vsync.sync.readable import ReadableChunks
 from vsync.sync.remotes import Remote
 from vsync.sync.transfer import TransferStats, fetch_chunks, receive_pack, send_pack, serve_chunks
 from vsync.sync.transport import Transport, open_transport
@@ -83,13 +84,23 @@ def open_session(remote: Remote, opts: SyncOptions, create: bool = False) -> Ses
     except BaseException:
         transport.close()
         raise
+    try:
+        refs = _parse_refs(raw_refs)
+    except BaseException:
+        transport.close()
+        raise
+    return Session(transport, conn, hello, refs, remote.label)
+
+
+def _parse_refs(raw_refs: object) -> dict[bytes, bytes]:
     if not isinstance(raw_refs, dict):
         raise p.ProtocolError("the remote sent a malformed ref list")
     refs = {}
     for name, value in raw_refs.items():
-        if isinstance(name, str) and isinstance(value, str) and len(value) == 40:
-            refs[name.encode()] = value.encode()
-    return Session(transport, conn, hello, refs, remote.label)
+        if not isinstance(name, str):
+            raise p.ProtocolError("the remote sent a malformed ref list")
+        refs[name.encode()] = p.parse_oid(value, "REFS")
+    return refs
 
 
 def _tick(opts: SyncOptions) -> Callable[[int, int], None] | None:
@@ -107,10 +118,28 @@ def _tracking(repo: Repository, remote: Remote) -> bytes | None:
         return None
 
 
+def _stored_commit(repo: Repository, oid: bytes) -> bool:
+    """Whether ``oid`` is already stored (so it was validated when it arrived, or made
+    here); a stored object that is not a commit is the remote's error."""
+    db = repo.gitdb
+    if not db.has(oid):
+        return False
+    try:
+        db.commit(oid)
+    except DamagedRepository:
+        raise p.ProtocolError(
+            f"the remote's branch names {oid.decode()}, which is not a commit; nothing was changed"
+        ) from None
+    return True
+
+
 def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: str) -> None:
+    """Move refs/remotes/NAME/main, only ever onto a commit that is stored."""
     ref = remote.tracking_ref
     if ref is None or value is None:
         return
+    if not _stored_commit(repo, value):
+        raise p.ProtocolError(f"the commit {value.decode()} did not arrive; nothing was changed")
     refs = repo.git.refs
     old = _tracking(repo, remote)
     if old != value:
@@ -126,10 +155,9 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
     session = open_session(remote, opts)
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
-        store = repo.git.object_store
         remote_main = session.refs.get(BRANCH)
         result.new = remote_main
-        if remote_main is None or remote_main in store:
+        if remote_main is None or _stored_commit(repo, remote_main):
             session.conn.send(p.BYE)
             session.conn.flush()
             result.up_to_date = True
@@ -216,7 +244,8 @@ def push(
             sent = send_pack(conn, repo, [local], haves, thin)
             if opts.progress is not None:
                 opts.progress.phase(f"Sending to {remote.label}", 0)
-            stats = serve_chunks(conn, repo, _tick(opts))
+            with ReadableChunks(repo, [local], sent.sent) as readable:
+                stats = serve_chunks(conn, repo, readable, _tick(opts))
             if opts.progress is not None:
                 opts.progress.done()
             stats.objects, stats.pack_bytes = sent.objects, sent.pack_bytes

@@ -67,9 +67,8 @@ def negotiate_client(conn: Connection, repo: Repository, wants: list[bytes]) -> 
             conn.send_json(p.HAVES, {"want": want_hex, "have": [b.decode() for b in batch]})
             conn.flush()
             sent += len(batch)
-            acks = conn.expect(p.ACKS).json().get("common", [])
-            for hexid in acks:
-                acked = hexid.encode()
+            acks = p.parse_oids(conn.expect(p.ACKS).json().get("common", []), "ACKS")
+            for acked in acks:
                 if acked in store:
                     obj = store[acked]
                     if isinstance(obj, Commit):
@@ -77,17 +76,6 @@ def negotiate_client(conn: Connection, repo: Repository, wants: list[bytes]) -> 
             batch = []
     conn.send_json(p.HAVES, {"want": want_hex, "have": [], "done": True})
     conn.flush()
-
-
-def _hex_ids(values: object, what: str) -> list[bytes]:
-    if not isinstance(values, list):
-        raise ProtocolError(f"peer sent a malformed {what} list")
-    out = []
-    for v in values:
-        if not isinstance(v, str) or len(v) != 40 or any(c not in "0123456789abcdef" for c in v):
-            raise ProtocolError(f"peer sent a malformed object id in {what}")
-        out.append(v.encode())
-    return out
 
 
 def negotiate_server(
@@ -100,11 +88,11 @@ def negotiate_server(
     msg = first
     while True:
         info = msg.json()
-        for w in _hex_ids(info.get("want", []), "want"):
+        for w in p.parse_oids(info.get("want", []), "HAVES"):
             if w not in advertised:
                 raise ProtocolError("the client asked for an object that no ref points at")
             wants.add(w)
-        acks = [h for h in _hex_ids(info.get("have", []), "have") if h in store]
+        acks = [h for h in p.parse_oids(info.get("have", []), "HAVES") if h in store]
         common.extend(acks)
         if info.get("done"):
             return sorted(wants), common

@@ -35,8 +35,9 @@ MAX_DELTA_RATIO = 0.5  # a delta is used only when at most this fraction of the 
 
 def pack_records(
     repo: Repository, wants: list[bytes], haves: list[bytes], thin: bool
-) -> tuple[int, Iterator[UnpackedObject]]:
-    """The objects reachable from ``wants`` and not from ``haves``, ready for a pack.
+) -> tuple[list[bytes], Iterator[UnpackedObject]]:
+    """The ids of the objects reachable from ``wants`` and not from ``haves``, and
+    their records, ready for a pack.
 
     ``thin`` allows deltas against objects outside the pack (the receiver has
     everything reachable from ``haves``).
@@ -45,7 +46,7 @@ def pack_records(
     todo = [oid for oid, _hint in MissingObjectFinder(store, haves=haves, wants=wants)]
     new = set(todo)
     bases = _delta_bases(repo, todo, new, thin)
-    return len(todo), _records(repo, todo, new, bases)
+    return todo, _records(repo, todo, new, bases)
 
 
 def _delta_bases(

@@ -14,6 +14,7 @@ Control payloads are UTF-8 JSON objects; bulk payloads are binary.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -191,6 +192,32 @@ def check_hello(info: dict[str, Any]) -> None:
     if version > PROTOCOL_VERSION:
         # The newer side speaks down to us; we only refuse what we cannot read.
         pass
+
+
+_OID = re.compile(r"[0-9a-f]{40}")
+
+
+def parse_oid(value: object, where: str) -> bytes:
+    """A git object id from a peer's JSON: exactly 40 lowercase hex characters.
+
+    ``where`` names the message for the error (its value is never echoed).
+    """
+    if not isinstance(value, str) or _OID.fullmatch(value) is None:
+        raise ProtocolError(f"the remote sent a malformed object id in {where}")
+    return value.encode("ascii")
+
+
+def parse_oids(values: object, where: str) -> list[bytes]:
+    if not isinstance(values, list):
+        raise ProtocolError(f"the remote sent a malformed list of object ids in {where}")
+    return [parse_oid(v, where) for v in values]
+
+
+def parse_count(value: object, where: str) -> int:
+    """A non-negative integer from a peer's JSON (``true`` is not a number)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError(f"the remote sent a malformed count in {where}")
+    return value
 
 
 def encode_chunk(cid: bytes, compression: int, raw_len: int, payload: bytes) -> bytes:

@@ -24,6 +24,7 @@ from vsync.sync import protocol as p
 from vsync.sync.fdpipe import FdPipe
 from vsync.sync.negotiate import negotiate_server
 from vsync.sync.protocol import Connection, ProtocolError
+from vsync.sync.readable import ReadableChunks
 from vsync.sync.transfer import fetch_chunks, receive_pack, send_pack, serve_chunks
 from vsync.sync.worktree_update import update_after_push
 
@@ -98,19 +99,16 @@ def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
     if msg.type == p.HAVES:
         advertised = {v.encode() for v in refs.values()}
         wants, common = negotiate_server(conn, repo, msg, advertised)
-        send_pack(conn, repo, wants, common, p.peer_has(hello, p.THIN_PACK))
-        serve_chunks(conn, repo)
+        sent = send_pack(conn, repo, wants, common, p.peer_has(hello, p.THIN_PACK))
+        with ReadableChunks(repo, sorted(advertised), sent.sent) as readable:
+            serve_chunks(conn, repo, readable)
         conn.expect(p.BYE)
         return 0
     return _serve_push(conn, repo, msg.json())
 
 
-def _oid(value: object) -> bytes | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) != 40:
-        raise ProtocolError("peer sent a malformed object id")
-    return value.encode()
+def _oid(value: object, where: str) -> bytes | None:
+    return None if value is None else p.parse_oid(value, where)
 
 
 def _refuse(conn: Connection, code: str, message: str) -> int:
@@ -123,7 +121,7 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
     ref = info.get("ref")
     if ref != BRANCH.decode():
         return _refuse(conn, "bad-ref", f"only {BRANCH.decode()} can be pushed")
-    old, new = _oid(info.get("old")), _oid(info.get("new"))
+    old, new = _oid(info.get("old"), "PUSH"), _oid(info.get("new"), "PUSH")
     if new is None:
         return _refuse(conn, "bad-ref", "deleting the branch is not supported")
     current = repo.head()
@@ -135,11 +133,16 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
     try:
         incoming.validate([new])
         fetch_chunks(conn, repo, incoming.missing_chunks())
-        conn.expect(p.UPDATE_REF)
+        final = conn.expect(p.UPDATE_REF).json()
+        asked = (
+            final.get("ref"),
+            _oid(final.get("old"), "UPDATE_REF"),
+            _oid(final.get("new"), "UPDATE_REF"),
+        )
+        if asked != (ref, old, new):
+            raise ProtocolError("the client's UPDATE_REF does not match its PUSH")
         with repo.lock(exclusive=True):
             incoming.commit()
-            if new not in repo.git.object_store:
-                raise ProtocolError("the pushed commit did not arrive")
             if repo.head() != old:
                 return _refuse(
                     conn, "non-fast-forward", "remote has commits you do not have; pull first"

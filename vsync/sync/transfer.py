@@ -7,9 +7,13 @@ Used by both sides: the sender of objects (push client, fetch server) runs
 its object store (:meth:`IncomingPack.commit`) and moves a ref.
 
 Nothing from the peer is trusted: the git pack's checksum is verified and
-its objects are named by their recomputed ids; every tree entry name is
-checked (no ``..``, ``/``, NUL, ``.vsync``, case-folding twins); every
-manifest must parse; every chunk is verified against its BLAKE3 id.
+its objects are named by their recomputed ids and counted from the pack
+itself (PACK_END only cross-checks); every tree entry name is checked (no
+``..``, ``/``, NUL, ``.vsync``, case-folding twins); every manifest must
+parse; every chunk is verified against its BLAKE3 id. Only objects the walk
+from the tips validated are ever added: a pack holding anything else is
+refused. A sender serves only chunks the peer may read
+(:mod:`vsync.sync.readable`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from dulwich.errors import ChecksumMismatch
 from dulwich.objects import Blob, Commit, ShaFile, Tree
-from dulwich.pack import Pack, PackData, write_pack_data
+from dulwich.pack import Pack, PackData, unpack_object, write_pack_data
 
 from vsync.errors import DamagedRepository, UnsafePath
 from vsync.model.manifest import Manifest
@@ -35,6 +39,7 @@ from vsync.store import codec
 from vsync.sync import protocol as p
 from vsync.sync.packgen import pack_records
 from vsync.sync.protocol import Connection, ProtocolError
+from vsync.sync.readable import ReadableChunks
 
 FRAME_BYTES = 1024 * 1024
 WANT_BATCH = 256  # ids per CHUNK_WANT (8 KiB)
@@ -49,6 +54,7 @@ class TransferStats:
     chunks: int = 0
     chunk_bytes: int = 0
     chunk_ids: list[bytes] = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)  # ids of the git objects sent
 
     def add(self, other: TransferStats) -> None:
         self.objects += other.objects
@@ -92,13 +98,13 @@ def send_pack(
     objects the receiver has.
     """
     store = repo.git.object_store
-    count, records = pack_records(repo, wants, haves, thin)
+    todo, records = pack_records(repo, wants, haves, thin)
     out = _FrameWriter(conn, p.PACK_DATA)
-    write_pack_data(out.write, records, store.object_format, num_records=count)
+    write_pack_data(out.write, records, store.object_format, num_records=len(todo))
     out.close()
-    conn.send_json(p.PACK_END, {"objects": count, "bytes": out.total})
+    conn.send_json(p.PACK_END, {"objects": len(todo), "bytes": out.total})
     conn.flush()
-    return TransferStats(objects=count, pack_bytes=out.total)
+    return TransferStats(objects=len(todo), pack_bytes=out.total, sent=todo)
 
 
 class IncomingPack:
@@ -110,8 +116,11 @@ class IncomingPack:
         self.dir.mkdir(exist_ok=True)
         self.base = self.dir / f"in-{secrets.token_hex(8)}"
         self.pack_path = Path(str(self.base) + ".pack")
-        self.objects = 0
+        self.objects = 0  # counted from the pack itself (validate), never taken from the peer
         self.bytes = 0
+        self.declared: tuple[int, int] | None = None  # PACK_END's (objects, bytes)
+        self.tips: list[bytes] = []
+        self.validated = False
         self._pack: Pack | None = None
         self.manifests: dict[bytes, Manifest] = {}
 
@@ -120,7 +129,11 @@ class IncomingPack:
             while True:
                 msg = conn.expect(p.PACK_DATA, p.PACK_END)
                 if msg.type == p.PACK_END:
-                    self.objects = int(msg.json().get("objects", 0))
+                    info = msg.json()
+                    self.declared = (
+                        p.parse_count(info.get("objects"), "PACK_END"),
+                        p.parse_count(info.get("bytes"), "PACK_END"),
+                    )
                     break
                 f.write(msg.payload)
                 self.bytes += len(msg.payload)
@@ -163,11 +176,51 @@ class IncomingPack:
     def _is_new(self, oid: bytes) -> bool:
         return oid not in self.repo.git.object_store
 
+    def _count(self) -> None:
+        """Count the objects from the pack itself; PACK_END's numbers must agree.
+
+        The objects must end where the trailing checksum begins: nothing may
+        hide after the last object the header counts.
+        """
+        assert self._pack is not None
+        counted = len(self._pack.index)
+        if len(self._pack.data) != counted or self.declared != (counted, self.bytes):
+            raise ProtocolError(
+                "the remote's PACK_END does not match the git pack it sent; nothing was changed"
+            )
+        end = 12  # the pack header
+        if counted:
+            last = max(offset for _sha, offset, _crc in self._pack.index.iterentries())
+            with open(self.pack_path, "rb") as f:
+                f.seek(last)
+                _obj, unused = unpack_object(
+                    f.read, self.repo.git.object_store.object_format.hash_func
+                )
+                end = f.tell() - len(unused)
+        if end != self.bytes - 20:
+            raise ProtocolError(
+                "the remote sent a git pack with data after its last object; nothing was changed"
+            )
+        self.objects = counted
+
     def validate(self, tips: Iterable[bytes]) -> list[bytes]:
-        """Check everything new reachable from ``tips``; return the chunk ids it needs."""
+        """Check everything new reachable from ``tips``; return the chunk ids it needs.
+
+        Each tip must be a commit (in the pack, or already stored), and every
+        object in the pack must be reached from the tips by this walk or be
+        stored already: only validated objects are ever added (:meth:`commit`).
+        """
+        self._count()
+        self.tips = list(tips)
+        for tip in self.tips:
+            if not self._is_new(tip) and not isinstance(self._get(tip), Commit):
+                raise ProtocolError(
+                    f"the remote named {tip.decode()} as a commit, but it is not one; "
+                    "nothing was changed"
+                )
         needed: list[bytes] = []
         seen: set[bytes] = set()
-        commits = [t for t in tips if self._is_new(t)]
+        commits = [t for t in self.tips if self._is_new(t)]
         trees: list[bytes] = []
         while commits:
             cid = commits.pop()
@@ -219,7 +272,24 @@ class IncomingPack:
                         needed.extend(c for c, _n in manifest.chunks)
             if control_shaped(folded):
                 raise ProtocolError("the remote sent a folder shaped like a vsync repository")
+        self._require_reached(seen)
+        self.validated = True
         return needed
+
+    def _require_reached(self, reached: set[bytes]) -> None:
+        """Refuse a pack holding an object the validation walk did not reach.
+
+        An honest sender sends only objects its commits reach; anything else
+        would enter the object store unchecked, for a later advertisement to
+        move a ref onto.
+        """
+        assert self._pack is not None
+        stray = sum(1 for oid in self._pack if oid not in reached and self._is_new(oid))
+        if stray:
+            raise ProtocolError(
+                f"the remote sent {stray} git object(s) that the commits it sent do not reach; "
+                "refusing the pack, nothing was changed"
+            )
 
     def missing_chunks(self) -> list[bytes]:
         wanted = list(dict.fromkeys(cid for m in self.manifests.values() for cid, _n in m.chunks))
@@ -227,7 +297,12 @@ class IncomingPack:
         return [cid for cid in wanted if cid not in have]
 
     def commit(self) -> None:
-        """Move the pack into the object store: every chunk it needs must be stored."""
+        """Move the pack into the object store: every chunk it needs must be stored.
+
+        Only a validated pack is added; afterwards every tip must be stored.
+        """
+        if not self.validated:
+            raise RuntimeError("IncomingPack.commit() before validate()")
         missing = self.missing_chunks()
         if missing:
             raise ProtocolError(
@@ -242,6 +317,9 @@ class IncomingPack:
             with open(self.pack_path, "rb") as f:
                 store.add_thin_pack(f.read, None)
         self.discard()
+        for tip in self.tips:
+            if tip not in store:
+                raise ProtocolError(f"the commit {tip.decode()} did not arrive")
 
     def discard(self) -> None:
         if self._pack is not None:
@@ -254,7 +332,11 @@ class IncomingPack:
 
 def receive_pack(conn: Connection, repo: Repository) -> IncomingPack:
     incoming = IncomingPack(repo)
-    incoming.receive(conn)
+    try:
+        incoming.receive(conn)
+    except BaseException:
+        incoming.discard()
+        raise
     return incoming
 
 
@@ -329,8 +411,14 @@ def _verified(records: list[Record]) -> list[Record]:
     return records
 
 
-def serve_chunks(conn: Connection, repo: Repository, tick: Tick | None = None) -> TransferStats:
-    """Answer CHUNK_WANT messages with stored chunks until CHUNK_WANT_END."""
+def serve_chunks(
+    conn: Connection, repo: Repository, readable: ReadableChunks, tick: Tick | None = None
+) -> TransferStats:
+    """Answer CHUNK_WANT messages with stored chunks until CHUNK_WANT_END.
+
+    Only chunks ``readable`` allows are served; asking for any other stops the
+    session with an error that does not say whether the chunk is stored.
+    """
     stats = TransferStats()
     store = repo.chunks
     while True:
@@ -340,7 +428,9 @@ def serve_chunks(conn: Connection, repo: Repository, tick: Tick | None = None) -
         ids = msg.payload
         if len(ids) % 32:
             raise ProtocolError("peer sent a malformed CHUNK_WANT")
-        for s in store.read_stored_many([bytes(ids[i : i + 32]) for i in range(0, len(ids), 32)]):
+        wanted = [bytes(ids[i : i + 32]) for i in range(0, len(ids), 32)]
+        readable.check(wanted)
+        for s in store.read_stored_many(wanted):
             head = p.CHUNK_HEAD.pack(s.chunk_id, s.compression, s.raw_len)
             conn.send_parts(p.CHUNK, head, s.payload)
             stats.chunks += 1
