@@ -13,6 +13,8 @@ from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
+from vsync.store.codec import MAX_CHUNK_BYTES
+
 ALGORITHM = "fastcdc2020"
 BLOCK_SIZE = 4 * 1024 * 1024  # bytes read per block by Chunker.blocks
 
@@ -25,8 +27,16 @@ class ChunkerParams:
     normalization: int = 1
 
     def validate(self) -> None:
-        if not (64 <= self.min_size <= self.avg_size <= self.max_size <= 16 * 1024 * 1024):
-            raise ValueError(f"invalid chunking parameters: {self}")
+        """ValueError unless 64 <= min <= avg <= max <= the format's chunk maximum."""
+        if self.max_size > MAX_CHUNK_BYTES:
+            raise ValueError(
+                f"maxSize {self.max_size} is over the format's {MAX_CHUNK_BYTES}-byte chunk maximum"
+            )
+        if not (64 <= self.min_size <= self.avg_size <= self.max_size):
+            raise ValueError(
+                f"minSize {self.min_size}, avgSize {self.avg_size}, maxSize {self.max_size} "
+                "must satisfy 64 <= minSize <= avgSize <= maxSize"
+            )
 
 
 class Chunker:
