@@ -20,7 +20,7 @@ from dulwich.objects import Blob, ShaFile
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead, git_blob_id
 from vsync.model.gitpack import Presence
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import Manifest
+from vsync.model.manifest import FileTooLarge, Manifest
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap
@@ -172,6 +172,8 @@ def _read_stable(
             now = os.lstat(wf.disk)
         except FileNotFoundError:
             return None
+        except FileTooLarge:
+            raise FileTooLarge(wf.path) from None
         if stat_key(before) == stat_key(after) == stat_key(now) and manifest.size == after.st_size:
             return manifest, after, hashed_at
     return None
