@@ -137,12 +137,11 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
             negotiate_client(session.conn, repo, [remote_main])
             incoming = receive_pack(session.conn, repo)
             try:
-                missing = incoming.validate([remote_main])
-                del missing
-                wanted = incoming.missing_chunks()
-                if opts.progress is not None:
-                    opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
-                stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
+                incoming.validate([remote_main])
+                with incoming.missing_chunks() as wanted:
+                    if opts.progress is not None:
+                        opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
+                    stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
                 if opts.progress is not None:
                     opts.progress.done()
                 session.conn.send(p.BYE)

@@ -134,7 +134,8 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
     incoming = receive_pack(conn, repo)
     try:
         incoming.validate([new])
-        fetch_chunks(conn, repo, incoming.missing_chunks())
+        with incoming.missing_chunks() as wanted:
+            fetch_chunks(conn, repo, wanted)
         conn.expect(p.UPDATE_REF)
         with repo.lock(exclusive=True):
             incoming.commit()
