@@ -52,7 +52,7 @@ MAX_OBJECT_BYTES = 40 * 1024 * 1024
 manifest (MAX_MANIFEST_BYTES, 36 MiB), with room for a tree of some 800,000
 entries."""
 MAX_DELTA_DEPTH = 50  # git's default pack.depth
-MAX_CHAIN_BYTES = 80 * 1024 * 1024  # two of the largest objects and a delta between them
+MAX_CHAIN_BYTES = 48 * 1024 * 1024  # what resolving one object may hold: see docs/protocol.md
 EXPANSION_RATIO = 4096  # a ~470 KiB manifest travels as a ~200-byte delta: ratio ~2,400
 EXPANSION_ALLOWANCE = 256 * 1024 * 1024  # some large manifests as tiny deltas, any pack
 
