@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import struct
 import subprocess
 import sys
@@ -263,13 +264,15 @@ class Outcome:
         return ""
 
 
-def _serve_process(path: Path, restrict_to: Path | None) -> tuple[subprocess.Popen[bytes], Path]:
+def _serve_process(
+    path: Path, restrict_to: Path | None, address_space_mib: int = 0
+) -> tuple[subprocess.Popen[bytes], Path]:
     argv = [sys.executable, "-m", "vsync", "serve", "--stdio"]
     if restrict_to is not None:
         argv += ["--restrict-to", str(restrict_to)]
     out = path.parent / f"maxrss-serve-{os.getpid()}"
     proc = subprocess.Popen(
-        measured([*argv, str(path)], out),
+        measured([*argv, str(path)], out, address_space_mib),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -314,9 +317,11 @@ def _hello(wire: Wire) -> dict[str, str]:
     return dict(json.loads(payload)["refs"])
 
 
-def push(path: Path, script: Script, restrict_to: Path | None = None) -> Outcome:
+def push(
+    path: Path, script: Script, restrict_to: Path | None = None, address_space_mib: int = 0
+) -> Outcome:
     """Push ``script`` into a real ``vsync serve`` at ``path``."""
-    proc, out = _serve_process(path, restrict_to)
+    proc, out = _serve_process(path, restrict_to, address_space_mib)
     assert proc.stdin is not None and proc.stdout is not None
     wire = Wire(proc.stdout.fileno(), proc.stdin.fileno())
     messages: list[tuple[int, dict[str, Any]]] = []
@@ -380,45 +385,59 @@ def fetch_flood(path: Path, mode: str) -> Outcome:
     return _finish(proc, out, messages)
 
 
-def measured(argv: list[str], out: Path) -> list[str]:
+def measured(argv: list[str], out: Path, address_space_mib: int = 0) -> list[str]:
     """``argv`` run through this file's ``measure`` launcher, which writes the peak
     RSS (KiB) of what it runs to ``out``. The launcher is a fresh small process: a
     child forked straight from the test would inherit the test's own high-water
-    mark (Linux keeps the larger of the two across exec)."""
-    return [sys.executable, str(Path(__file__).resolve()), "measure", str(out), *argv]
+    mark (Linux keeps the larger of the two across exec). ``address_space_mib``
+    (if not 0) is RLIMIT_AS for what it runs: a machine short of memory."""
+    here = str(Path(__file__).resolve())
+    return [sys.executable, here, "measure", str(out), str(address_space_mib), *argv]
 
 
 def peak_mib(out: Path) -> float:
     return int(out.read_text()) / 1024
 
 
-def maxrss_of(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str, float]:
+def maxrss_of(
+    argv: list[str], cwd: Path, env: dict[str, str], address_space_mib: int = 0
+) -> tuple[int, str, str, float]:
     """Run ``argv``; (exit code, stdout, stderr, peak RSS in MiB of it and what it waited for)."""
     out = cwd.parent / f"maxrss-{os.getpid()}-{threading.get_ident()}"
     proc = subprocess.run(
-        measured(argv, out), cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True
+        measured(argv, out, address_space_mib),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
     )
     peak = peak_mib(out)
     out.unlink()
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode(), peak
 
 
-def measure(out: str, argv: list[str]) -> int:
+def measure(out: str, address_space_mib: int, argv: list[str]) -> int:
     """Run ``argv`` with this process's stdio; write its peak RSS (KiB) to ``out``."""
-    proc = subprocess.Popen(argv)
+
+    def limit() -> None:
+        if address_space_mib:
+            size = address_space_mib << 20
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    proc = subprocess.Popen(argv, preexec_fn=limit)
     _pid, status, usage = os.wait4(proc.pid, 0)
     Path(out).write_text(str(usage.ru_maxrss))
     return os.waitstatus_to_exitcode(status)
 
 
 def main() -> int:
-    if len(sys.argv) > 3 and sys.argv[1] == "measure":
-        return measure(sys.argv[2], sys.argv[3:])
+    if len(sys.argv) > 4 and sys.argv[1] == "measure":
+        return measure(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     if len(sys.argv) > 2 and sys.argv[1] == "serve":
         return serve(load(sys.argv[2]))
     print(
         "usage: hostile_peer.py serve SCRIPT.json serve --stdio PATH\n"
-        "       hostile_peer.py measure OUT ARGV...",
+        "       hostile_peer.py measure OUT ADDRESS_SPACE_MIB ARGV...",
         file=sys.stderr,
     )
     return 2

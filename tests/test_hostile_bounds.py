@@ -154,6 +154,37 @@ def test_fetch_by_a_hostile_client_is_bounded(served: Path, mode: str, words: st
     _unchanged(served, served, before)
 
 
+# -- too little memory: one clear error, never a crash -----------------------------------
+
+ADDRESS_SPACE_MIB = 110  # enough to start vsync and talk, not to hold two 36 MiB manifests
+
+
+def test_fetch_short_of_memory_ends_with_one_clear_error(
+    scripts: dict[str, Path], tmp_path: Path
+) -> None:
+    work = _repo(tmp_path / "work")
+    before = _state(work / ".vsync")
+    cmd = _hostile_cmd(scripts["many-entries"])
+    argv = [*VSYNC, "fetch", str(tmp_path / "remote"), "--remote-cmd", cmd]
+    rc, _out, err, _peak = hp.maxrss_of(argv, work, {**os.environ, **ENV}, ADDRESS_SPACE_MIB)
+    assert rc == 1, err
+    _one_line_error(err)
+    assert "memory" in err and "MemoryError" not in err, err
+    _unchanged(work, work / ".vsync", before)
+
+
+def test_serve_short_of_memory_ends_with_one_clear_error(
+    scripts: dict[str, Path], served: Path
+) -> None:
+    before = _state(served)
+    script = hp.load(str(scripts["many-entries"]))
+    outcome = hp.push(served, script, served.parent, ADDRESS_SPACE_MIB)
+    assert outcome.returncode == 1, outcome
+    assert "Traceback" not in outcome.stderr
+    assert "memory" in outcome.error and "MemoryError" not in outcome.error, outcome
+    _unchanged(served, served, before)
+
+
 # -- the limits as the honest side meets them -------------------------------------------
 
 

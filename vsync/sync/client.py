@@ -154,6 +154,10 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
             finally:
                 incoming.discard()
         _set_tracking(repo, remote, remote_main, f"fetch: from {remote.label}")
+    except MemoryError:
+        raise p.ProtocolError(
+            f"not enough memory to receive from {remote.label}; nothing was changed"
+        ) from None
     finally:
         result.wire_sent = session.transport.bytes_sent
         result.wire_received = session.transport.bytes_received

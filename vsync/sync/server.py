@@ -71,6 +71,10 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
             return _session(conn, repo, hello)
     except p.RemoteError:
         return 1
+    except MemoryError:
+        with contextlib.suppress(VsyncError, MemoryError):
+            conn.send_error("the server ran out of memory; nothing was changed", "MemoryError")
+        return 1
     except VsyncError as exc:
         with contextlib.suppress(VsyncError):
             conn.send_error(str(exc), type(exc).__name__)

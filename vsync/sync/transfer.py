@@ -163,6 +163,8 @@ class IncomingPack:
         if self._pack is not None and oid in self._pack:
             try:
                 return self._pack[oid]
+            except MemoryError:
+                raise
             except Exception:
                 raise ProtocolError(
                     f"object {oid.decode()} in the received pack is damaged"
