@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from dulwich.object_store import MissingObjectFinder
-from dulwich.objects import Commit, ShaFile, Tree, hex_to_sha
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree, hex_to_sha
 from dulwich.pack import UnpackedObject, create_delta, full_unpacked_object
 
 from vsync.model.gitdb.received import (
@@ -194,7 +194,8 @@ def _record(obj: ShaFile, base_id: bytes | None, store: object, limits: _Limits)
         return full_unpacked_object(obj)
     base_raw = base.as_raw_string()
     delta = b"".join(create_delta(base_raw, raw))
-    base_chain = limits.chains.get(hex_to_sha(base_id), (0, len(base_raw)))
+    base_sha = hex_to_sha(ObjectID(base_id))
+    base_chain = limits.chains.get(base_sha, (0, len(base_raw)))
     if len(delta) > len(raw) * MAX_DELTA_RATIO or not limits.allows(
         oid, base_chain, len(delta), len(raw)
     ):
@@ -203,7 +204,7 @@ def _record(obj: ShaFile, base_id: bytes | None, store: object, limits: _Limits)
     return UnpackedObject(
         obj.type_num,
         sha=oid,
-        delta_base=hex_to_sha(base_id),
+        delta_base=base_sha,
         decomp_len=len(delta),
         decomp_chunks=[delta],
     )

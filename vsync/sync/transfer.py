@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.pack import Pack, write_pack_data
 
 from vsync.errors import ChunkCorrupt, DamagedRepository, UnsafePath
@@ -136,7 +136,7 @@ class IncomingPack:
                 str(self.pack_path),
                 str(self.base) + ".idx",
                 store.object_format,
-                lambda oid: oid.hex().encode() in store,
+                lambda oid: ObjectID(oid.hex().encode()) in store,
                 store.get_raw,
             )
             self.objects = summary.objects

@@ -42,7 +42,13 @@ from typing import BinaryIO
 
 from dulwich.file import GitFile
 from dulwich.object_format import ObjectFormat
-from dulwich.pack import PackData, PackIndexer, UnpackedObject, write_pack_index_v2
+from dulwich.pack import (
+    PackData,
+    PackIndexer,
+    ResolveExtRefFn,
+    UnpackedObject,
+    write_pack_index_v2,
+)
 
 from vsync.errors import StoppedError
 from vsync.model.manifest import MAX_MANIFEST_BYTES
@@ -85,7 +91,7 @@ def receive_pack_file(
     idx_path: str,
     object_format: ObjectFormat,
     has_object: Callable[[bytes], bool],
-    get_raw: Callable[[bytes], tuple[int, bytes]],
+    get_raw: ResolveExtRefFn,
 ) -> PackSummary:
     """Check the pack at ``pack_path`` (module docstring), then write its index.
 
@@ -356,7 +362,7 @@ def _index(
     pack_path: str,
     idx_path: str,
     object_format: ObjectFormat,
-    get_raw: Callable[[bytes], tuple[int, bytes]],
+    get_raw: ResolveExtRefFn,
     walk: _Walk,
 ) -> None:
     """Resolve every object once with dulwich and write the pack's index (v2)."""
