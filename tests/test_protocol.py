@@ -78,12 +78,13 @@ def test_large_writes_do_not_deadlock_both_directions() -> None:
     blob = os.urandom(3 << 20)
 
     def writer() -> None:
-        a.send(p.PACK_DATA, blob)
+        for i in range(0, len(blob), p.PACK_DATA_BYTES):
+            a.send(p.PACK_DATA, blob[i : i + p.PACK_DATA_BYTES])
         a.flush()
 
     t = threading.Thread(target=writer)
     t.start()
-    assert b.expect(p.PACK_DATA).payload == blob
+    assert b"".join(b.expect(p.PACK_DATA).payload for _ in range(3)) == blob
     t.join()
 
 

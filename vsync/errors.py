@@ -113,6 +113,7 @@ class ChunkCorrupt(DamagedRepository):
             "its bytes do not match its BLAKE3 id"
         )
         self.chunk_id = chunk_id
+        self.where = where
 
 
 class ChunkMissing(DamagedRepository):

@@ -90,16 +90,24 @@ class RepoConfig:
             raise UsageError(f"{self.path}: safety.trustGitFolders must be true or false") from None
 
     def chunker_params(self) -> ChunkerParams:
+        """The chunking section, checked: a bad value is a UsageError naming the file."""
         algo = self.get(("chunking",), "algorithm", ALGORITHM)
         if algo != ALGORITHM:
             raise UnsupportedFormat(f"unknown chunking algorithm {algo!r}")
         d = ChunkerParams()
-        return ChunkerParams(
-            min_size=int(self.get(("chunking",), "minSize", str(d.min_size)) or d.min_size),
-            avg_size=int(self.get(("chunking",), "avgSize", str(d.avg_size)) or d.avg_size),
-            max_size=int(self.get(("chunking",), "maxSize", str(d.max_size)) or d.max_size),
-            normalization=int(self.get(("chunking",), "normalization", str(d.normalization)) or 1),
-        )
+        try:
+            params = ChunkerParams(
+                min_size=int(self.get(("chunking",), "minSize", str(d.min_size)) or d.min_size),
+                avg_size=int(self.get(("chunking",), "avgSize", str(d.avg_size)) or d.avg_size),
+                max_size=int(self.get(("chunking",), "maxSize", str(d.max_size)) or d.max_size),
+                normalization=int(
+                    self.get(("chunking",), "normalization", str(d.normalization)) or 1
+                ),
+            )
+            params.validate()
+        except ValueError as exc:
+            raise UsageError(f"{self.path}: bad [chunking] settings: {exc}") from None
+        return params
 
     def compression_level(self) -> int:
         return int(self.get(("compression",), "level", str(DEFAULT_COMPRESSION_LEVEL)) or 3)

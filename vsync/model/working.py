@@ -19,7 +19,7 @@ from stat import S_ISLNK
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
 from vsync.model.gitdb import BLOB, Presence, RawObject, blob_id, blob_object
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import Manifest
+from vsync.model.manifest import FileTooLarge, Manifest
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
@@ -197,6 +197,8 @@ def _read_stable(
             now = os.lstat(wf.disk)
         except FileNotFoundError:
             return None
+        except FileTooLarge:
+            raise FileTooLarge(wf.path) from None
         if stat_key(before) == stat_key(after) == stat_key(now) and manifest.size == after.st_size:
             return manifest, after, hashed_at
     return None

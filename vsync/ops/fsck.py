@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vsync.errors import (
@@ -250,19 +250,23 @@ class ChunkSet:
         self._buf: list[tuple[bytes, int]] = []
 
     def add_manifest(self, _oid: bytes, manifest: Manifest) -> None:
+        if len(manifest.chunks) >= _BATCH:  # streamed from the manifest, never listed
+            self.flush()
+            self._insert(manifest.chunks)
+            return
         self._buf.extend(manifest.chunks)
         if len(self._buf) >= _BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if not self._buf:
-            return
+        if self._buf:
+            self._insert(self._buf)
+            self._buf.clear()
+
+    def _insert(self, entries: Iterable[tuple[bytes, int]]) -> None:
         self.conn.execute("BEGIN")
-        self.conn.executemany(
-            f"INSERT OR IGNORE INTO {self.table}(id, len) VALUES (?, ?)", self._buf
-        )
+        self.conn.executemany(f"INSERT OR IGNORE INTO {self.table}(id, len) VALUES (?, ?)", entries)
         self.conn.execute("COMMIT")
-        self._buf.clear()
 
     def contains(self, cid: bytes) -> bool:
         self.flush()

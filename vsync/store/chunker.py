@@ -13,6 +13,8 @@ from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
+from vsync.store.codec import MAX_CHUNK_BYTES
+
 ALGORITHM = "fastcdc2020"
 BLOCK_SIZE = 4 * 1024 * 1024  # bytes read per block by Chunker.blocks
 
@@ -25,8 +27,26 @@ class ChunkerParams:
     normalization: int = 1
 
     def validate(self) -> None:
-        if not (64 <= self.min_size <= self.avg_size <= self.max_size <= 16 * 1024 * 1024):
-            raise ValueError(f"invalid chunking parameters: {self}")
+        """ValueError unless the sizes are within what the chunker and the format
+        allow: 64 <= min <= 1 MiB, 256 <= avg <= 4 MiB, 1 KiB <= max <= the format's
+        chunk maximum (16 MiB), and min <= avg <= max."""
+        if self.max_size > MAX_CHUNK_BYTES:
+            raise ValueError(
+                f"maxSize {self.max_size} is over the format's {MAX_CHUNK_BYTES}-byte chunk maximum"
+            )
+        ranges = (
+            ("minSize", self.min_size, 64, 1 << 20),
+            ("avgSize", self.avg_size, 256, 4 << 20),
+            ("maxSize", self.max_size, 1024, MAX_CHUNK_BYTES),
+        )
+        for name, value, low, high in ranges:
+            if not low <= value <= high:
+                raise ValueError(f"{name} {value} is outside {low}..{high}")
+        if not self.min_size <= self.avg_size <= self.max_size:
+            raise ValueError(
+                f"minSize {self.min_size}, avgSize {self.avg_size}, maxSize {self.max_size} "
+                "must satisfy minSize <= avgSize <= maxSize"
+            )
 
 
 class Chunker:

@@ -15,6 +15,19 @@ from vsync.errors import ChunkCorrupt
 COMPRESSION_NONE = 0
 COMPRESSION_ZSTD = 1
 
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+"""The format's absolute chunk maximum (docs/format.md): no chunk is longer, whatever
+the chunking parameters; a reader refuses a larger ``raw_len`` before decoding."""
+
+MAX_WINDOW = 2 * MAX_CHUNK_BYTES  # a zstd window larger than any chunk buys nothing
+
+
+def max_stored_len(raw_len: int) -> int:
+    """The longest payload a chunk of ``raw_len`` bytes may be stored as: zstd's
+    worst-case bound (``ZSTD_COMPRESSBOUND``, rounded up); raw is never longer."""
+    return raw_len + (raw_len >> 8) + 64
+
+
 _local = threading.local()
 
 
@@ -57,7 +70,7 @@ def _compressor(level: int) -> zstandard.ZstdCompressor:
 def _decompressor() -> zstandard.ZstdDecompressor:
     d: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
     if d is None:
-        d = _local.decompressor = zstandard.ZstdDecompressor()
+        d = _local.decompressor = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW)
     return d
 
 
@@ -89,12 +102,31 @@ def encode(
 
 
 def decode(compression: int, payload: bytes, raw_len: int, cid: bytes, where: str) -> bytes:
-    """Decompress a stored chunk and verify it against its id."""
+    """Decompress a stored chunk and verify it against its id.
+
+    Nothing is allocated beyond ``raw_len`` (itself at most MAX_CHUNK_BYTES):
+    python-zstandard sizes its output by the frame's declared content size and
+    ignores ``max_output_size`` when there is one, so the declared size is read
+    from the frame header first and must equal ``raw_len``; a frame that
+    declares none is decompressed as a stream and stopped one byte past
+    ``raw_len``."""
+    if raw_len > MAX_CHUNK_BYTES:
+        raise ChunkCorrupt(
+            cid, f"{where}: {raw_len} bytes is over the {MAX_CHUNK_BYTES}-byte maximum"
+        )
     if compression == COMPRESSION_NONE:
         data = payload
     elif compression == COMPRESSION_ZSTD:
+        if len(payload) > max_stored_len(raw_len):
+            raise ChunkCorrupt(cid, f"{where}: {len(payload)} stored bytes for {raw_len}")
         try:
-            data = _decompressor().decompress(payload, max_output_size=raw_len)
+            declared = zstandard.frame_content_size(payload)
+            if declared == -1:
+                data = _decompress_bounded(payload, raw_len)
+            elif declared != raw_len:
+                raise ChunkCorrupt(cid, f"{where}: zstd frame declares {declared} bytes")
+            else:
+                data = _decompressor().decompress(payload, max_output_size=raw_len)
         except zstandard.ZstdError as exc:
             raise ChunkCorrupt(cid, f"{where}: zstd: {exc}") from None
     else:
@@ -102,3 +134,15 @@ def decode(compression: int, payload: bytes, raw_len: int, cid: bytes, where: st
     if len(data) != raw_len or chunk_id(data) != cid:
         raise ChunkCorrupt(cid, where)
     return data
+
+
+def _decompress_bounded(payload: bytes, raw_len: int) -> bytes:
+    """A frame without a declared size: at most ``raw_len + 1`` bytes of its output."""
+    out = bytearray()
+    with _decompressor().stream_reader(payload) as reader:
+        while len(out) <= raw_len:
+            piece = reader.read(raw_len + 1 - len(out))
+            if not piece:
+                break
+            out += piece
+    return bytes(out)

@@ -50,7 +50,6 @@ class TransferResult:
     wire_sent: int = 0
     wire_received: int = 0
     seconds: float = 0.0
-    chunk_ids: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -165,12 +164,11 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
             negotiate_client(session.conn, repo, [remote_main])
             incoming = receive_pack(session.conn, repo)
             try:
-                missing = incoming.validate([remote_main])
-                del missing
-                wanted = incoming.missing_chunks()
-                if opts.progress is not None:
-                    opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
-                stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
+                incoming.validate([remote_main])
+                with incoming.missing_chunks() as wanted:
+                    if opts.progress is not None:
+                        opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
+                    stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
                 if opts.progress is not None:
                     opts.progress.done()
                 session.conn.send(p.BYE)
@@ -183,6 +181,10 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
             finally:
                 incoming.discard()
         _set_tracking(repo, remote, remote_main, f"fetch: from {remote.label}")
+    except MemoryError:
+        raise p.ProtocolError(
+            f"not enough memory to receive from {remote.label}; nothing was changed"
+        ) from None
     finally:
         result.wire_sent = session.transport.bytes_sent
         result.wire_received = session.transport.bytes_received

@@ -17,7 +17,9 @@ from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection, ProtocolError
 
 HAVE_BATCH = 32
-MAX_HAVES = 4096
+MAX_HAVES = 4096  # offers a client makes in all; a server refuses more (docs/protocol.md)
+MAX_IDS_PER_MESSAGE = 256  # oids in one HAVES list ("want" or "have")
+MAX_ROUNDS = 256  # HAVES messages in one negotiation
 
 
 def local_tips(repo: Repository) -> list[bytes]:
@@ -81,21 +83,37 @@ def negotiate_client(conn: Connection, repo: Repository, wants: list[bytes]) -> 
 def negotiate_server(
     conn: Connection, repo: Repository, first: p.Message, advertised: set[bytes]
 ) -> tuple[list[bytes], list[bytes]]:
-    """Serve the HAVES rounds; returns (wants, common haves)."""
+    """Serve the HAVES rounds; returns (wants, common haves).
+
+    Bounded whatever the client sends: at most MAX_IDS_PER_MESSAGE oids per
+    list, MAX_HAVES offers and MAX_ROUNDS messages in all."""
     store = repo.git.object_store
     wants: set[bytes] = set()
     common: list[bytes] = []
+    offered = 0
     msg = first
-    while True:
+    for _round in range(MAX_ROUNDS):
         info = msg.json()
-        for w in p.parse_oids(info.get("want", []), "HAVES"):
+        want_list, have_list = info.get("want", []), info.get("have", [])
+        for what, values in (("want", want_list), ("have", have_list)):
+            if isinstance(values, list) and len(values) > MAX_IDS_PER_MESSAGE:
+                raise ProtocolError(
+                    f"peer sent {len(values)} oids in one {what} list; "
+                    f"the limit is {MAX_IDS_PER_MESSAGE}"
+                )
+        for w in p.parse_oids(want_list, "HAVES"):
             if w not in advertised:
                 raise ProtocolError("the client asked for an object that no ref points at")
             wants.add(w)
-        acks = [h for h in p.parse_oids(info.get("have", []), "HAVES") if h in store]
+        haves = p.parse_oids(have_list, "HAVES")
+        offered += len(haves)
+        if offered > MAX_HAVES:
+            raise ProtocolError(f"peer offered more than {MAX_HAVES} commits it has")
+        acks = [h for h in haves if h in store]
         common.extend(acks)
         if info.get("done"):
             return sorted(wants), common
         conn.send_json(p.ACKS, {"common": [a.decode() for a in acks]})
         conn.flush()
         msg = conn.expect(p.HAVES)
+    raise ProtocolError(f"peer did not finish negotiating within {MAX_ROUNDS} rounds")

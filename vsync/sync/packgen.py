@@ -16,16 +16,27 @@ against it when that is smaller:
 Deltas are dulwich's ``create_delta`` (its Rust implementation: about 1 ms for
 a 470 KiB manifest). The receiver resolves them and names every object by the
 id computed from the result, so a wrong delta cannot pass as the right object.
+
+The receiver refuses a pack that breaks the limits of
+:mod:`vsync.model.gitdb.received` (chain depth, bytes along a chain, total
+expansion for the pack's size), so an object is sent whole whenever its delta
+would break one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dulwich.object_store import MissingObjectFinder
-from dulwich.objects import Commit, ShaFile, Tree, hex_to_sha
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree, hex_to_sha
 from dulwich.pack import UnpackedObject, create_delta, full_unpacked_object
 
+from vsync.model.gitdb.received import (
+    EXPANSION_ALLOWANCE,
+    EXPANSION_RATIO,
+    MAX_CHAIN_BYTES,
+    MAX_DELTA_DEPTH,
+)
 from vsync.model.repository import Repository
 from vsync.model.worktree import MODE_TREE
 
@@ -34,19 +45,25 @@ MAX_DELTA_RATIO = 0.5  # a delta is used only when at most this fraction of the 
 
 
 def pack_records(
-    repo: Repository, wants: list[bytes], haves: list[bytes], thin: bool
+    repo: Repository,
+    wants: list[bytes],
+    haves: list[bytes],
+    thin: bool,
+    written: Callable[[], int] = lambda: 0,
 ) -> tuple[list[bytes], Iterator[UnpackedObject]]:
     """The ids of the objects reachable from ``wants`` and not from ``haves``, and
     their records, ready for a pack.
 
     ``thin`` allows deltas against objects outside the pack (the receiver has
-    everything reachable from ``haves``).
+    everything reachable from ``haves``). ``written`` tells how many bytes of
+    the pack are written so far: a delta is used only while the declared
+    sizes stay within what the receiver allows a pack of that size.
     """
     store = repo.git.object_store
     todo = [oid for oid, _hint in MissingObjectFinder(store, haves=haves, wants=wants)]
     new = set(todo)
     bases = _delta_bases(repo, todo, new, thin)
-    return todo, _records(repo, todo, new, bases)
+    return todo, _records(repo, todo, new, bases, _Limits(written))
 
 
 def _delta_bases(
@@ -103,8 +120,38 @@ def _pair_trees(
                 bases.setdefault(entry.sha, prev[1])
 
 
+class _Limits:
+    """What the receiver checks (docs/protocol.md), tracked as records are made."""
+
+    def __init__(self, written: Callable[[], int]) -> None:
+        self.written = written
+        self.expanded = 0
+        self.chains: dict[bytes, tuple[int, int]] = {}  # emitted oid -> (depth, chain bytes)
+
+    def whole(self, oid: bytes, size: int) -> None:
+        self.expanded += size
+        self.chains[oid] = (0, size)
+
+    def allows(self, oid: bytes, base: tuple[int, int], delta: int, size: int) -> bool:
+        depth, chain = base[0] + 1, base[1] + delta + size
+        budget = EXPANSION_RATIO * self.written() + EXPANSION_ALLOWANCE
+        if (
+            depth > MAX_DELTA_DEPTH
+            or chain > MAX_CHAIN_BYTES
+            or self.expanded + delta + size > budget
+        ):
+            return False
+        self.expanded += delta + size
+        self.chains[oid] = (depth, chain)
+        return True
+
+
 def _records(
-    repo: Repository, todo: list[bytes], new: set[bytes], bases: dict[bytes, bytes]
+    repo: Repository,
+    todo: list[bytes],
+    new: set[bytes],
+    bases: dict[bytes, bytes],
+    limits: _Limits,
 ) -> Iterator[UnpackedObject]:
     """Whole objects first, then deltas, each after its base when the base is new."""
     store = repo.git.object_store
@@ -123,7 +170,7 @@ def _records(
             if oid in emitted:
                 continue
             emitted.add(oid)
-            yield _record(store[oid], bases.get(oid), store)
+            yield _record(store[oid], bases.get(oid), store, limits)
             queue.extend(reversed(waiting.pop(oid, [])))
         # Still waiting: a cycle of bases (a file changed and changed back across
         # the commits sent). One of it goes whole, the rest can then follow.
@@ -136,22 +183,29 @@ def _records(
             return
 
 
-def _record(obj: ShaFile, base_id: bytes | None, store: object) -> UnpackedObject:
-    if base_id is None:
-        return full_unpacked_object(obj)
+def _record(obj: ShaFile, base_id: bytes | None, store: object, limits: _Limits) -> UnpackedObject:
     raw = obj.as_raw_string()
-    if len(raw) < MIN_DELTA_SIZE:
+    oid = obj.sha().digest()
+    if base_id is None or len(raw) < MIN_DELTA_SIZE:
+        limits.whole(oid, len(raw))
         return full_unpacked_object(obj)
     base = store[base_id]  # type: ignore[index]
     if base.type_num != obj.type_num:
+        limits.whole(oid, len(raw))
         return full_unpacked_object(obj)
-    delta = b"".join(create_delta(base.as_raw_string(), raw))
-    if len(delta) > len(raw) * MAX_DELTA_RATIO:
+    base_raw = base.as_raw_string()
+    delta = b"".join(create_delta(base_raw, raw))
+    base_sha = hex_to_sha(ObjectID(base_id))
+    base_chain = limits.chains.get(base_sha, (0, len(base_raw)))
+    if len(delta) > len(raw) * MAX_DELTA_RATIO or not limits.allows(
+        oid, base_chain, len(delta), len(raw)
+    ):
+        limits.whole(oid, len(raw))
         return full_unpacked_object(obj)
     return UnpackedObject(
         obj.type_num,
-        sha=obj.sha().digest(),
-        delta_base=hex_to_sha(base_id),
+        sha=oid,
+        delta_base=base_sha,
         decomp_len=len(delta),
         decomp_chunks=[delta],
     )

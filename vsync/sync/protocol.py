@@ -2,9 +2,12 @@
 
 Every message is a frame::
 
-    u32  payload length (big-endian, at most MAX_PAYLOAD)
+    u32  payload length (big-endian, at most the type's limit, MAX_FRAME)
     u8   message type
     ...  payload
+
+The length is checked against its type's limit before any of the payload is
+read, so a peer cannot make this side hold more than the limit.
 
 Types below 0x80 are *mandatory*: a peer that does not know one stops with
 an error. Types from 0x80 up are *optional* and are skipped when unknown.
@@ -20,11 +23,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vsync.errors import StoppedError
+from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
 
 PROTOCOL_NAME = "vsync"
 PROTOCOL_VERSION = 1
-MAX_PAYLOAD = 64 * 1024 * 1024
+MAX_PAYLOAD = 64 * 1024 * 1024  # no frame is longer; an unknown optional one is skipped unread
 FRAME = struct.Struct(">IB")
+CONTROL_BYTES = 64 * 1024  # every JSON message
+PACK_DATA_BYTES = 1024 * 1024  # a sender cuts its git pack into frames of at most this
+WANT_BATCH = 256  # chunk ids per CHUNK_WANT (8 KiB)
 
 HELLO = 0x01
 REFS = 0x02
@@ -63,6 +70,26 @@ NAMES = {
 }
 
 CHUNK_HEAD = struct.Struct(">32sBI")  # id, compression, raw length; payload follows
+
+MAX_FRAME = {
+    HELLO: CONTROL_BYTES,
+    REFS: CONTROL_BYTES,
+    HAVES: CONTROL_BYTES,
+    ACKS: CONTROL_BYTES,
+    PUSH: CONTROL_BYTES,
+    PACK_DATA: PACK_DATA_BYTES,
+    PACK_END: CONTROL_BYTES,
+    CHUNK_WANT: WANT_BATCH * 32,
+    CHUNK_WANT_END: 0,
+    CHUNK: CHUNK_HEAD.size + max_stored_len(MAX_CHUNK_BYTES),
+    CHUNKS_END: CONTROL_BYTES,
+    UPDATE_REF: CONTROL_BYTES,
+    RESULT: CONTROL_BYTES,
+    BYE: 0,
+    ERROR: CONTROL_BYTES,
+    PROGRESS: CONTROL_BYTES,
+}
+"""The longest payload of each message type (docs/protocol.md, "Framing")."""
 CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack"]
 THIN_PACK = "thin-pack"  # the receiver resolves REF_DELTA bases it already has
 
@@ -116,8 +143,7 @@ class Connection:
         self.pipe = pipe
 
     def send(self, mtype: int, payload: bytes = b"") -> None:
-        if len(payload) > MAX_PAYLOAD:
-            raise ValueError("payload too large")
+        _check_size(mtype, len(payload))
         self.pipe.write(FRAME.pack(len(payload), mtype))
         if payload:
             self.pipe.write(payload)
@@ -125,8 +151,7 @@ class Connection:
     def send_parts(self, mtype: int, *parts: bytes) -> None:
         """One message whose payload is ``parts`` concatenated (not joined in memory)."""
         size = sum(len(part) for part in parts)
-        if size > MAX_PAYLOAD:
-            raise ValueError("payload too large")
+        _check_size(mtype, size)
         self.pipe.write(FRAME.pack(size, mtype))
         for part in parts:
             if part:
@@ -139,11 +164,29 @@ class Connection:
         self.pipe.flush()
 
     def recv(self) -> Message:
-        """The next mandatory message; optional ones are skipped, ERROR raises."""
+        """The next mandatory message; optional ones are skipped, ERROR raises.
+
+        A frame longer than its type allows is refused before its payload is
+        read; an unknown optional frame is read past in small pieces."""
         while True:
             length, mtype = FRAME.unpack(self.pipe.readexactly(FRAME.size))
-            if length > MAX_PAYLOAD:
-                raise ProtocolError(f"peer sent a {length}-byte frame; the limit is {MAX_PAYLOAD}")
+            limit = MAX_FRAME.get(mtype)
+            if limit is None:
+                if mtype < 0x80:
+                    raise ProtocolError(
+                        f"peer sent unknown mandatory message type 0x{mtype:02x}; "
+                        "upgrade vsync on both sides"
+                    )
+                if length > MAX_PAYLOAD:
+                    raise ProtocolError(
+                        f"peer sent a {length}-byte frame; the limit is {MAX_PAYLOAD}"
+                    )
+                self._skip(length)
+                continue
+            if length > limit:
+                raise ProtocolError(
+                    f"peer sent a {length}-byte {NAMES[mtype]} frame; the limit is {limit}"
+                )
             payload = self.pipe.readexactly(length) if length else b""
             msg = Message(mtype, payload)
             if mtype == ERROR:
@@ -151,12 +194,13 @@ class Connection:
                 raise RemoteError(str(info.get("message", "the remote reported an error")))
             if mtype >= 0x80:
                 continue
-            if mtype not in NAMES:
-                raise ProtocolError(
-                    f"peer sent unknown mandatory message type 0x{mtype:02x}; "
-                    "upgrade vsync on both sides"
-                )
             return msg
+
+    def _skip(self, length: int) -> None:
+        while length:
+            step = min(length, CONTROL_BYTES)
+            self.pipe.readexactly(step)
+            length -= step
 
     def expect(self, *types: int) -> Message:
         msg = self.recv()
@@ -168,6 +212,12 @@ class Connection:
     def send_error(self, message: str, code: str = "error") -> None:
         self.send_json(ERROR, {"code": code, "message": message})
         self.flush()
+
+
+def _check_size(mtype: int, size: int) -> None:
+    limit = MAX_FRAME.get(mtype, MAX_PAYLOAD)
+    if size > limit:
+        raise ValueError(f"{NAMES.get(mtype, mtype)} payload of {size} bytes is over {limit}")
 
 
 def hello_payload(role: str, **extra: Any) -> dict[str, Any]:

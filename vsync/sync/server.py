@@ -72,6 +72,10 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
             return _session(conn, repo, hello)
     except p.RemoteError:
         return 1
+    except MemoryError:
+        with contextlib.suppress(VsyncError, MemoryError):
+            conn.send_error("the server ran out of memory; nothing was changed", "MemoryError")
+        return 1
     except VsyncError as exc:
         with contextlib.suppress(VsyncError):
             conn.send_error(str(exc), type(exc).__name__)
@@ -132,7 +136,8 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
     incoming = receive_pack(conn, repo)
     try:
         incoming.validate([new])
-        fetch_chunks(conn, repo, incoming.missing_chunks())
+        with incoming.missing_chunks() as wanted:
+            fetch_chunks(conn, repo, wanted)
         final = conn.expect(p.UPDATE_REF).json()
         asked = (
             final.get("ref"),

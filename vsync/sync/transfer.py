@@ -6,14 +6,20 @@ Used by both sides: the sender of objects (push client, fetch server) runs
 :func:`fetch_chunks`, and only after every chunk is stored adds the pack to
 its object store (:meth:`IncomingPack.commit`) and moves a ref.
 
-Nothing from the peer is trusted: the git pack's checksum is verified and
-its objects are named by their recomputed ids and counted from the pack
-itself (PACK_END only cross-checks); every tree entry name is checked (no
-``..``, ``/``, NUL, ``.vsync``, case-folding twins); every manifest must
-parse; every chunk is verified against its BLAKE3 id. Only objects the walk
-from the tips validated are ever added: a pack holding anything else is
-refused. A sender serves only chunks the peer may read
-(:mod:`vsync.sync.readable`).
+Nothing from the peer is trusted: the git pack is checked against fixed
+bounds before any delta in it is resolved (:mod:`vsync.model.gitdb.received`),
+its checksum is verified, its objects are named by their recomputed ids and
+counted from the pack itself (PACK_END only cross-checks); every tree entry
+name is checked (no ``..``, ``/``, NUL, ``.vsync``, case-folding twins);
+every manifest must parse; every chunk must have the length its manifest
+gives and is verified against its BLAKE3 id. Only objects the walk from the
+tips validated are ever added: a pack holding anything else is refused. A
+sender serves only chunks the peer may read (:mod:`vsync.sync.readable`).
+
+Memory stays bounded whatever the peer sends: the chunks the new manifests
+name are kept on disk (:class:`ChunkSpool`), chunks are asked for in batches
+bounded by count and by bytes, and a frame longer than its type allows is
+refused before it is read (:mod:`vsync.sync.protocol`).
 """
 
 from __future__ import annotations
@@ -21,29 +27,30 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dulwich.errors import ChecksumMismatch
-from dulwich.objects import Blob, Commit, ShaFile, Tree
-from dulwich.pack import Pack, PackData, unpack_object, write_pack_data
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.pack import Pack, write_pack_data
 
-from vsync.errors import DamagedRepository, UnsafePath
+from vsync.errors import ChunkCorrupt, DamagedRepository, UnsafePath
+from vsync.model.gitdb.received import PackRefused, receive_pack_file
 from vsync.model.manifest import Manifest
 from vsync.model.paths import check_tree_name, control_shaped
 from vsync.model.repository import Repository
 from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE
 from vsync.store import codec
 from vsync.sync import protocol as p
+from vsync.sync.chunkspool import ChunkSpool
 from vsync.sync.packgen import pack_records
-from vsync.sync.protocol import Connection, ProtocolError
+from vsync.sync.protocol import WANT_BATCH, Connection, ProtocolError
 from vsync.sync.readable import ReadableChunks
 
-FRAME_BYTES = 1024 * 1024
-WANT_BATCH = 256  # ids per CHUNK_WANT (8 KiB)
+FRAME_BYTES = p.PACK_DATA_BYTES
 WANTS_IN_FLIGHT = 2  # batches the receiver may have outstanding: no deadlock on pipes
+BATCH_BYTES = 16 * 1024 * 1024  # stored bytes a CHUNK_WANT may ask for (one chunk may be more)
 ALLOWED_MODES = {MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE}
 
 
@@ -53,7 +60,6 @@ class TransferStats:
     pack_bytes: int = 0
     chunks: int = 0
     chunk_bytes: int = 0
-    chunk_ids: list[bytes] = field(default_factory=list)
     sent: list[bytes] = field(default_factory=list)  # ids of the git objects sent
 
     def add(self, other: TransferStats) -> None:
@@ -75,9 +81,9 @@ class _FrameWriter:
     def write(self, data: bytes) -> None:
         self.buf += data
         self.total += len(data)
-        if len(self.buf) >= FRAME_BYTES:
-            self.conn.send(self.mtype, bytes(self.buf))
-            self.buf.clear()
+        while len(self.buf) >= FRAME_BYTES:
+            self.conn.send(self.mtype, bytes(self.buf[:FRAME_BYTES]))
+            del self.buf[:FRAME_BYTES]
 
     def close(self) -> None:
         if self.buf:
@@ -98,8 +104,8 @@ def send_pack(
     objects the receiver has.
     """
     store = repo.git.object_store
-    todo, records = pack_records(repo, wants, haves, thin)
     out = _FrameWriter(conn, p.PACK_DATA)
+    todo, records = pack_records(repo, wants, haves, thin, lambda: out.total)
     write_pack_data(out.write, records, store.object_format, num_records=len(todo))
     out.close()
     conn.send_json(p.PACK_END, {"objects": len(todo), "bytes": out.total})
@@ -122,7 +128,7 @@ class IncomingPack:
         self.tips: list[bytes] = []
         self.validated = False
         self._pack: Pack | None = None
-        self.manifests: dict[bytes, Manifest] = {}
+        self.needed = ChunkSpool(self.dir)  # (id, length) of every chunk new manifests name
 
     def receive(self, conn: Connection) -> None:
         with open(self.pack_path, "wb") as f:
@@ -139,19 +145,24 @@ class IncomingPack:
                 self.bytes += len(msg.payload)
         store = self.repo.git.object_store
         try:
-            data = PackData(str(self.pack_path), object_format=store.object_format)
-            try:
-                data.check()
-                data.create_index(str(self.base) + ".idx", resolve_ext_ref=store.get_raw)
-            finally:
-                data.close()
+            summary = receive_pack_file(
+                str(self.pack_path),
+                str(self.base) + ".idx",
+                store.object_format,
+                lambda oid: ObjectID(oid.hex().encode()) in store,
+                store.get_raw,
+            )
+            self.objects = summary.objects
             self._pack = Pack(
                 str(self.base), object_format=store.object_format, resolve_ext_ref=store.get_raw
             )
-        except (ChecksumMismatch, AssertionError, ValueError, KeyError, OSError) as exc:
+        except PackRefused as exc:
+            self.discard()
+            raise ProtocolError(str(exc)) from None
+        except MemoryError:
             self.discard()
             raise ProtocolError(
-                f"the remote sent a corrupt git pack ({exc}); nothing was changed"
+                "the remote's git pack needs more memory than this machine has; nothing was changed"
             ) from None
         except Exception as exc:  # dulwich raises assorted types on garbage
             self.discard()
@@ -165,6 +176,8 @@ class IncomingPack:
         if self._pack is not None and oid in self._pack:
             try:
                 return self._pack[oid]
+            except MemoryError:
+                raise
             except Exception:
                 raise ProtocolError(
                     f"object {oid.decode()} in the received pack is damaged"
@@ -177,34 +190,17 @@ class IncomingPack:
         return oid not in self.repo.git.object_store
 
     def _count(self) -> None:
-        """Count the objects from the pack itself; PACK_END's numbers must agree.
-
-        The objects must end where the trailing checksum begins: nothing may
-        hide after the last object the header counts.
-        """
-        assert self._pack is not None
-        counted = len(self._pack.index)
-        if len(self._pack.data) != counted or self.declared != (counted, self.bytes):
+        """PACK_END's numbers must be what was counted from the pack and received
+        (the bounded check of :meth:`receive` counted the objects and refused any
+        data after the last one)."""
+        if self.declared != (self.objects, self.bytes):
             raise ProtocolError(
                 "the remote's PACK_END does not match the git pack it sent; nothing was changed"
             )
-        end = 12  # the pack header
-        if counted:
-            last = max(offset for _sha, offset, _crc in self._pack.index.iterentries())
-            with open(self.pack_path, "rb") as f:
-                f.seek(last)
-                _obj, unused = unpack_object(
-                    f.read, self.repo.git.object_store.object_format.hash_func
-                )
-                end = f.tell() - len(unused)
-        if end != self.bytes - 20:
-            raise ProtocolError(
-                "the remote sent a git pack with data after its last object; nothing was changed"
-            )
-        self.objects = counted
 
-    def validate(self, tips: Iterable[bytes]) -> list[bytes]:
-        """Check everything new reachable from ``tips``; return the chunk ids it needs.
+    def validate(self, tips: Iterable[bytes]) -> None:
+        """Check everything new reachable from ``tips``; note the chunks its manifests
+        name in ``needed``.
 
         Each tip must be a commit (in the pack, or already stored), and every
         object in the pack must be reached from the tips by this walk or be
@@ -218,7 +214,6 @@ class IncomingPack:
                     f"the remote named {tip.decode()} as a commit, but it is not one; "
                     "nothing was changed"
                 )
-        needed: list[bytes] = []
         seen: set[bytes] = set()
         commits = [t for t in self.tips if self._is_new(t)]
         trees: list[bytes] = []
@@ -268,13 +263,11 @@ class IncomingPack:
                             manifest = Manifest.from_bytes(blob.as_raw_string(), name)
                         except DamagedRepository as exc:
                             raise ProtocolError(f"the remote sent a bad manifest: {exc}") from None
-                        self.manifests[item.sha] = manifest
-                        needed.extend(c for c, _n in manifest.chunks)
+                        self.needed.add(manifest.entries)
             if control_shaped(folded):
                 raise ProtocolError("the remote sent a folder shaped like a vsync repository")
         self._require_reached(seen)
         self.validated = True
-        return needed
 
     def _require_reached(self, reached: set[bytes]) -> None:
         """Refuse a pack holding an object the validation walk did not reach.
@@ -291,10 +284,9 @@ class IncomingPack:
                 "refusing the pack, nothing was changed"
             )
 
-    def missing_chunks(self) -> list[bytes]:
-        wanted = list(dict.fromkeys(cid for m in self.manifests.values() for cid, _n in m.chunks))
-        have = self.repo.chunks.has_many(wanted)
-        return [cid for cid in wanted if cid not in have]
+    def missing_chunks(self) -> ChunkSpool:
+        """The (id, length) of each chunk the new manifests name and the store lacks."""
+        return self.needed.missing(self.dir, self.repo.chunks.has_many)
 
     def commit(self) -> None:
         """Move the pack into the object store: every chunk it needs must be stored.
@@ -304,10 +296,11 @@ class IncomingPack:
         if not self.validated:
             raise RuntimeError("IncomingPack.commit() before validate()")
         missing = self.missing_chunks()
-        if missing:
+        count = len(missing)
+        missing.close()
+        if count:
             raise ProtocolError(
-                f"{len(missing)} chunks are still missing; nothing was changed, "
-                "run the command again"
+                f"{count} chunks are still missing; nothing was changed, run the command again"
             )
         store = self.repo.git.object_store
         if self._pack is not None:
@@ -322,6 +315,7 @@ class IncomingPack:
                 raise ProtocolError(f"the commit {tip.decode()} did not arrive")
 
     def discard(self) -> None:
+        self.needed.close()
         if self._pack is not None:
             self._pack.close()
             self._pack = None
@@ -346,46 +340,71 @@ def receive_pack(conn: Connection, repo: Repository) -> IncomingPack:
 Record = tuple[bytes, int, int, bytes]  # chunk id, raw length, compression, stored payload
 
 
+Wanted = Iterable[tuple[bytes, int]]  # (chunk id, raw length its manifest gives)
+
+
+def _batches(wanted: Wanted) -> Iterator[list[tuple[bytes, int]]]:
+    """``wanted`` cut into CHUNK_WANT batches: at most WANT_BATCH ids and BATCH_BYTES
+    of the longest payloads they may arrive as (a larger chunk goes alone)."""
+    batch: list[tuple[bytes, int]] = []
+    nbytes = 0
+    for cid, length in wanted:
+        cost = p.CHUNK_HEAD.size + codec.max_stored_len(length)
+        if batch and (len(batch) == WANT_BATCH or nbytes + cost > BATCH_BYTES):
+            yield batch
+            batch, nbytes = [], 0
+        batch.append((cid, length))
+        nbytes += cost
+    if batch:
+        yield batch
+
+
 def fetch_chunks(
-    conn: Connection, repo: Repository, wanted: list[bytes], tick: Tick | None = None
+    conn: Connection, repo: Repository, wanted: Wanted, tick: Tick | None = None
 ) -> TransferStats:
     """Ask the peer for ``wanted`` chunks and store each after verifying it.
 
     At most WANTS_IN_FLIGHT batches are outstanding, so neither side can
     block writing while the other is blocked writing too. A batch is
     verified (decompressed, BLAKE3 compared with its id: both release the
-    GIL) on a worker thread while the next batch is read, then stored.
+    GIL) on a worker thread while the next batch is read, then stored. A
+    CHUNK is refused as it arrives unless it is the one asked for, with the
+    length asked for (at most the format's chunk maximum) and a payload no
+    longer than that length may be stored as: so a batch held in memory is
+    never more than BATCH_BYTES (or one chunk) and what was asked for.
     """
     stats = TransferStats()
     store = repo.chunks
-    batches = [wanted[i : i + WANT_BATCH] for i in range(0, len(wanted), WANT_BATCH)]
-    outstanding: list[list[bytes]] = []
-    next_batch = 0
+    batches = _batches(wanted)
+    outstanding: list[list[tuple[bytes, int]]] = []
+    more = True
 
     def keep(records: list[Record]) -> None:
         writer.add_many(records)
-        for cid, _raw_len, _compression, payload in records:
+        for _cid, _raw_len, _compression, payload in records:
             stats.chunks += 1
             stats.chunk_bytes += len(payload)
-            stats.chunk_ids.append(cid)
         if tick is not None:
             tick(stats.chunks, stats.chunk_bytes)
 
     with store.writer() as writer, ThreadPoolExecutor(1, "vsync-verify") as pool:
         verifying: Future[list[Record]] | None = None
-        while next_batch < len(batches) or outstanding:
-            while next_batch < len(batches) and len(outstanding) < WANTS_IN_FLIGHT:
-                batch = batches[next_batch]
-                conn.send(p.CHUNK_WANT, b"".join(batch))
+        while more or outstanding:
+            while more and len(outstanding) < WANTS_IN_FLIGHT:
+                batch = next(batches, None)
+                if batch is None:
+                    more = False
+                    break
+                conn.send(p.CHUNK_WANT, b"".join(cid for cid, _n in batch))
                 outstanding.append(batch)
-                next_batch += 1
             conn.flush()
+            if not outstanding:
+                break
             records: list[Record] = []
-            for expected in outstanding.pop(0):
+            for expected, length in outstanding.pop(0):
                 msg = conn.expect(p.CHUNK)
                 cid, compression, raw_len, payload = p.decode_chunk(msg.payload)
-                if cid != expected:
-                    raise ProtocolError("the remote sent a chunk that was not asked for")
+                _check_chunk(expected, length, cid, raw_len, payload)
                 records.append((cid, raw_len, compression, payload))
             if verifying is not None:
                 keep(verifying.result())
@@ -398,15 +417,37 @@ def fetch_chunks(
     return stats
 
 
+def _check_chunk(expected: bytes, length: int, cid: bytes, raw_len: int, payload: bytes) -> None:
+    """A received CHUNK's header against what was asked for, before it is kept."""
+    if cid != expected:
+        raise ProtocolError("the remote sent a chunk that was not asked for")
+    if raw_len != length or raw_len > codec.MAX_CHUNK_BYTES:
+        raise ProtocolError(
+            f"the remote sent chunk {cid.hex()[:16]} as {raw_len} bytes where its manifest "
+            f"says {length}; refusing it"
+        )
+    if len(payload) > codec.max_stored_len(raw_len):
+        raise ProtocolError(
+            f"the remote sent chunk {cid.hex()[:16]} as {len(payload)} stored bytes for "
+            f"{raw_len}; refusing it"
+        )
+
+
 def _verified(records: list[Record]) -> list[Record]:
     """``records`` once each decodes to bytes whose BLAKE3 is its id; else ProtocolError."""
     for cid, raw_len, compression, payload in records:
         try:
-            codec.decode(compression, payload, raw_len, cid, "received from the remote")
-        except DamagedRepository:
+            codec.decode(compression, payload, raw_len, cid, "from the remote")
+        except ChunkCorrupt as exc:
             raise ProtocolError(
-                f"the remote sent chunk {cid.hex()[:16]} whose bytes do not match its id; "
-                "refusing it (the remote's repository may be damaged: run vsync fsck there)"
+                f"the remote sent chunk {cid.hex()[:16]} whose bytes do not match its id "
+                f"({exc.where}); refusing it (the remote's repository may be damaged: "
+                "run vsync fsck there)"
+            ) from None
+        except MemoryError:
+            raise ProtocolError(
+                f"not enough memory to check chunk {cid.hex()[:16]} from the remote; "
+                "chunks received so far are kept, run the command again"
             ) from None
     return records
 
