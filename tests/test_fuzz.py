@@ -31,6 +31,7 @@ from vsync.errors import DamagedRepository, UnsupportedFormat
 from vsync.model.manifest import ENTRY, HEAD, Manifest, manifest_size
 from vsync.model.repository import Repository
 from vsync.ops.merge import MergeState, status_codes
+from vsync.store.codec import MAX_CHUNK_BYTES
 from vsync.sync import protocol as p
 from vsync.sync.errors import TransportClosed
 
@@ -201,8 +202,9 @@ def test_a_peer_error_is_a_remote_error_with_its_text(text: str, code: str) -> N
 # -- manifests -----------------------------------------------------------------------------
 
 
+# Chunk lengths up to the format's maximum (a longer one is refused: test_hostile_bounds).
 manifests = st.lists(
-    st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**32 - 1)), max_size=8
+    st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, MAX_CHUNK_BYTES)), max_size=8
 ).map(lambda chunks: Manifest(sum(n for _c, n in chunks), list(chunks)))
 
 
