@@ -21,6 +21,10 @@ Checks, in order:
    memory stays flat however large the store is.
 3. Only if something is damaged: walk history again to name each damaged
    *file version* (path, commit, date), newest commit first.
+
+What fsck finds is also kept by id in :class:`Damage`, for ``vsync fsck
+--repair`` (:mod:`vsync.ops.repair`, :mod:`vsync.sync.repair`), which sets
+damaged files aside in ``damaged/`` of the control folder: fsck notes it.
 """
 
 from __future__ import annotations
@@ -341,10 +345,7 @@ def fsck(
             result.problems.append(f"damaged: git pack {name} ({problem})")
         aside = repo.control / SET_ASIDE
         if aside.is_dir() and any(aside.iterdir()):
-            result.notes.append(
-                f"{aside} holds damaged files 'vsync fsck --repair' took out of use "
-                "(nothing reads them; delete it once fsck finds no problems)"
-            )
+            result.notes.append(set_aside_note(repo))
         orphans = repo.gitdb.unfinished_packs()
         if orphans:
             result.notes.append(
@@ -367,6 +368,13 @@ def fsck(
         if history.bad or bad_chunks:
             result.problems.extend(_name_damage(repo, history, bad_chunks))
     return result
+
+
+def set_aside_note(repo: Repository) -> str:
+    return (
+        f"{repo.control / SET_ASIDE} holds damaged files 'vsync fsck --repair' took out of "
+        "use (nothing reads them; delete it once fsck finds no problems)"
+    )
 
 
 def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from vsync.errors import DamagedRepository, VsyncError
 from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
-from vsync.ops.fsck import FsckResult, fsck
+from vsync.ops.fsck import FsckResult, fsck, set_aside_note
 from vsync.ops.repair import empty_set_aside, restore, set_aside
 from vsync.sync import protocol as p
 from vsync.sync.client import SyncOptions, open_session
@@ -131,13 +131,14 @@ def repair(
                 current = None
                 continue
             result.sessions.append(got)
-            check = fsck(repo, progress(), locked=True)
+            before, check = check, fsck(repo, progress(), locked=True)
             if check.ok:
                 break
-            if not got.brought:
+            if not got.brought or check.problems == before.problems:
                 current = None  # it has nothing more to give: the next one
         if check.ok and empty_set_aside(repo):
             result.notes.append("removed the damaged files set aside: each has a good copy now")
+            check.notes = [n for n in check.notes if n != set_aside_note(repo)]
         result.final = check
     return result
 
