@@ -501,3 +501,20 @@ def test_a_repair_killed_midway_leaves_no_more_damage(
     assert r.returncode == 0, r.stdout + r.stderr
     assert_whole(a, base)
     assert snapshot_tree(a) == folder and repo_state(a) == state
+
+
+def test_damage_with_a_good_copy_here_needs_no_remote(base: Base, tmp_path: Path) -> None:
+    """A chunk pack whose trailer is overwritten: every record is still there, so the
+    rewrite alone mends it; no remote is configured, none is needed."""
+    a, _b = copy_pair(base, tmp_path)
+    pack = writable(largest(chunk_packs(a)))
+    with open(pack, "r+b") as f:
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\0" * 8)  # the footer's magic
+    rc, report = fsck(a)
+    assert rc == 3 and "has no valid trailer" in report, report
+    r = repair(a)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "repaired from" not in r.stdout
+    assert_whole(a, base)
+    assert not bad_records(a)
