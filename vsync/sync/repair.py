@@ -16,9 +16,9 @@ Under the exclusive repository lock, from start to end:
    and the remote's manifests name are asked for with CHUNK_WANT, and each
    is verified before it is stored (:func:`vsync.sync.transfer.fetch_chunks`).
    Nothing else the remote sent is kept.
-4. fsck again. Steps 2-4 repeat while a round brings something (restored
-   manifests may name chunks that are themselves damaged), moving on to the
-   next remote when one has nothing more to give.
+4. fsck again. Steps 2-4 repeat while a round brings something and changes
+   what fsck finds (restored manifests may name chunks that are themselves
+   damaged), moving on to the next remote when one has nothing more to give.
 
 No ref moves (not even ``refs/remotes/NAME/main``: the remote's branch does
 not become ours, and a repair is not a fetch) and the working folder is not
