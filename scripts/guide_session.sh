@@ -424,6 +424,10 @@ rc
 fails 'vsync show HEAD:lisbon/tram.mp4 > /tmp/vsync-guide/tram.mp4'
 rc
 
+block repaired
+run 'vsync fsck --repair'
+run 'vsync show HEAD:lisbon/tram.mp4 > /tmp/vsync-guide/tram.mp4'
+
 # -- 8. troubleshooting ------------------------------------------------------------------
 
 block t-notrepo

@@ -21,14 +21,20 @@ Checks, in order:
    memory stays flat however large the store is.
 3. Only if something is damaged: walk history again to name each damaged
    *file version* (path, commit, date), newest commit first.
+
+What fsck finds is also kept by id in :class:`Damage`, for ``vsync fsck
+--repair`` (:mod:`vsync.ops.repair`, :mod:`vsync.sync.repair`), which sets
+damaged files aside in ``damaged/`` of the control folder: fsck notes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vsync.errors import (
     FSCK_HINT,
@@ -41,7 +47,6 @@ from vsync.model.gitdb import (
     MODE_GITLINK,
     Blob,
     Commit,
-    GitDB,
     GitObject,
     ReflogEntry,
     Tag,
@@ -57,6 +62,14 @@ from vsync.store.chunkstore import ChunkStore
 
 GITLINK = MODE_GITLINK
 _BATCH = 20_000
+SET_ASIDE = "damaged"  # the folder of the control folder where fsck --repair keeps damaged files
+
+
+class ObjectSource(Protocol):
+    """Where a walk of history reads objects: the git database, or one that also
+    takes good copies from elsewhere (``vsync fsck --repair``)."""
+
+    def read(self, oid: bytes) -> GitObject: ...
 
 
 # -- reachability -------------------------------------------------------------------
@@ -119,10 +132,15 @@ class History:
 
 
 def walk_history(
-    repo: Repository, on_manifest: Callable[[bytes, Manifest], None] | None = None
+    repo: Repository,
+    on_manifest: Callable[[bytes, Manifest], None] | None = None,
+    reader: ObjectSource | None = None,
 ) -> History:
-    """Verify every reachable git object once; hand each manifest to ``on_manifest``."""
-    store = repo.gitdb
+    """Verify every reachable git object once; hand each manifest to ``on_manifest``.
+
+    Objects are read from ``reader`` (default: the repository's git database).
+    """
+    store = reader if reader is not None else repo.gitdb
     h = History()
     roots, h.notes, h.commit_problems = history_roots(repo)
     stack = list(reversed(roots))
@@ -160,7 +178,7 @@ def walk_history(
 
 
 def _walk_tree(
-    store: GitDB,
+    store: ObjectSource,
     root: bytes,
     h: History,
     on_manifest: Callable[[bytes, Manifest], None] | None,
@@ -183,7 +201,7 @@ def _walk_tree(
 
 
 def _verified(
-    store: GitDB, oid: bytes, h: History, kind: type[GitObject], wrong: str
+    store: ObjectSource, oid: bytes, h: History, kind: type[GitObject], wrong: str
 ) -> GitObject | None:
     """The object, verified, if it is a ``kind``; else None with the problem in ``h.bad``."""
     try:
@@ -198,7 +216,7 @@ def _verified(
 
 
 def _check_blob(
-    store: GitDB,
+    store: ObjectSource,
     oid: bytes,
     mode: int,
     h: History,
@@ -286,6 +304,16 @@ class ChunkSet:
 
 
 @dataclass
+class Damage:
+    """What is damaged, by id and by file: what ``vsync fsck --repair`` works from."""
+
+    objects: dict[bytes, str] = field(default_factory=dict)  # git object id -> problem
+    chunks: dict[bytes, str] = field(default_factory=dict)  # chunk id -> problem
+    git_packs: list[str] = field(default_factory=list)  # pack-<sha> whose checksums fail
+    chunk_packs: list[str] = field(default_factory=list)  # no valid trailer, records disagree
+
+
+@dataclass
 class FsckResult:
     commits: int = 0
     files: int = 0  # distinct file versions (manifests)
@@ -293,20 +321,35 @@ class FsckResult:
     chunk_bytes: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    damage: Damage = field(default_factory=Damage)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def fsck(repo: Repository, progress: ProgressSink | None = None) -> FsckResult:
+def fsck(
+    repo: Repository, progress: ProgressSink | None = None, *, locked: bool = False
+) -> FsckResult:
+    """Check everything history reaches (module docstring).
+
+    ``locked``: the caller holds the exclusive repository lock (``fsck --repair``).
+    """
     result = FsckResult()
-    with RepoLock(repo.control / "lock", True, LOCK_TIMEOUT):
+    exclusive = (
+        contextlib.nullcontext() if locked else RepoLock(repo.control / "lock", True, LOCK_TIMEOUT)
+    )
+    with exclusive:
         result.notes.extend(_repair_caches(repo, result))
     with repo.lock(exclusive=False):
         store = repo.chunks
-        result.problems.extend(_check_pack_records(store))
-        result.problems.extend(repo.gitdb.check_packs())
+        result.problems.extend(_check_pack_records(store, result.damage))
+        for name, problem in repo.gitdb.damaged_packs():
+            result.damage.git_packs.append(name)
+            result.problems.append(f"damaged: git pack {name} ({problem})")
+        aside = repo.control / SET_ASIDE
+        if aside.is_dir() and any(aside.iterdir()):
+            result.notes.append(set_aside_note(repo))
         orphans = repo.gitdb.unfinished_packs()
         if orphans:
             result.notes.append(
@@ -324,9 +367,18 @@ def fsck(repo: Repository, progress: ProgressSink | None = None) -> FsckResult:
         finally:
             chunks.drop()
         result.problems.extend(history.commit_problems)
+        result.damage.objects = dict(history.bad)
+        result.damage.chunks = bad_chunks
         if history.bad or bad_chunks:
             result.problems.extend(_name_damage(repo, history, bad_chunks))
     return result
+
+
+def set_aside_note(repo: Repository) -> str:
+    return (
+        f"{repo.control / SET_ASIDE} holds damaged files 'vsync fsck --repair' took out of "
+        "use (nothing reads them; delete it once fsck finds no problems)"
+    )
 
 
 def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:
@@ -363,7 +415,8 @@ def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:
         notes.append(f"sealed {recovered} chunk(s) an interrupted command left in a temp pack")
     notes.extend(repo.gitdb.remove_stale_locks())
     damaged, mismatched = _compare_index(store)
-    result.problems.extend(damaged)
+    result.problems.extend(line for _name, line in damaged)
+    result.damage.chunk_packs.extend(name for name, _line in damaged)
     if mismatched:
         store.rebuild_index()
         notes.extend(
@@ -373,22 +426,27 @@ def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:
     return notes
 
 
-def _compare_index(store: ChunkStore) -> tuple[list[str], list[str]]:
-    """Damaged packs (no valid trailer) and packs whose index rows disagree with them."""
-    damaged, mismatched = [], []
+def _compare_index(store: ChunkStore) -> tuple[list[tuple[str, str]], list[str]]:
+    """Damaged packs (name, problem line: no valid trailer) and packs whose index rows
+    disagree with them."""
+    damaged: list[tuple[str, str]] = []
+    mismatched: list[str] = []
     conn = store.db.conn
     for name in sorted(chunkpack.iter_pack_names(store.dir)):
         try:
             entries = chunkpack.read_trailer(store.dir / name)
         except DamagedRepository as exc:
-            damaged.append(f"damaged: {exc}")
+            damaged.append((name, f"damaged: {exc}"))
             continue
         except OSError as exc:
-            damaged.append(f"damaged: chunk pack {name} cannot be read ({exc.strerror})")
+            damaged.append((name, f"damaged: chunk pack {name} cannot be read ({exc.strerror})"))
             continue
         if entries is None:
             damaged.append(
-                f"damaged: chunk pack {name} has no valid trailer (truncated or overwritten)"
+                (
+                    name,
+                    f"damaged: chunk pack {name} has no valid trailer (truncated or overwritten)",
+                )
             )
             continue
         row = conn.execute("SELECT pack FROM packs WHERE name=?", (name,)).fetchone()
@@ -408,7 +466,7 @@ def _compare_index(store: ChunkStore) -> tuple[list[str], list[str]]:
     return damaged, mismatched
 
 
-def _check_pack_records(store: ChunkStore) -> list[str]:
+def _check_pack_records(store: ChunkStore, damage: Damage) -> list[str]:
     """Each sealed pack's records, walked from its header, must be its trailer's list."""
     problems = []
     for name in sorted(chunkpack.iter_pack_names(store.dir)):
@@ -425,6 +483,7 @@ def _check_pack_records(store: ChunkStore) -> list[str]:
             last.offset + chunkpack.RECORD.size + last.stored_len if last else chunkpack.HEADER.size
         )
         if records != entries or end != expected_end:
+            damage.chunk_packs.append(name)
             problems.append(f"damaged: chunk pack {name}: its records do not match its trailer")
     return problems
 

@@ -156,6 +156,28 @@ class ChunkStore:
         (self.dir / name).unlink(missing_ok=True)
         fsync_dir(self.dir)
 
+    def set_aside_pack(self, name: str, dest: Path) -> Path:
+        """Like :meth:`remove_pack`, but the file is moved into the folder ``dest``
+        (same file system) instead of deleted (``vsync fsck --repair`` keeps the
+        bytes of damaged chunks nothing could repair). Returns the new path."""
+        row = self.db.conn.execute("SELECT pack FROM packs WHERE name=?", (name,)).fetchone()
+        if row is not None:
+            self._forget_pack(row[0])
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / name
+        if (self.dir / name).exists():
+            os.replace(self.dir / name, target)
+            fsync_dir(dest)
+            fsync_dir(self.dir)
+        return target
+
+    def pack_of(self, cid: bytes) -> str | None:
+        """The name of the pack the index says holds ``cid`` (None: not indexed)."""
+        row = self.db.conn.execute(
+            "SELECT p.name FROM chunks c JOIN packs p ON p.pack = c.pack WHERE c.id=?", (cid,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def _forget_pack(self, pack: int) -> None:
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")

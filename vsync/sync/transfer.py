@@ -186,6 +186,27 @@ class IncomingPack:
             return store[oid]
         return None
 
+    def has_object(self, oid: bytes) -> bool:
+        """Whether the received pack holds ``oid`` (``vsync fsck --repair``)."""
+        from dulwich.objects import ObjectID
+
+        return self._pack is not None and ObjectID(oid) in self._pack
+
+    def raw_object(self, oid: bytes) -> tuple[int, bytes] | None:
+        """The type number and bytes of ``oid`` as the received pack holds it, or None.
+
+        For ``vsync fsck --repair``, which verifies them against ``oid`` before any use.
+        """
+        from dulwich.objects import ObjectID
+
+        if self._pack is None or not self.has_object(oid):
+            return None
+        try:
+            type_num, raw = self._pack.get_raw(ObjectID(oid))
+        except Exception:
+            raise ProtocolError(f"object {oid.decode()} in the received pack is damaged") from None
+        return type_num, bytes(raw)
+
     def _is_new(self, oid: bytes) -> bool:
         return oid not in self.repo.git.object_store
 

@@ -23,6 +23,7 @@ import gc
 import os
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
@@ -34,10 +35,12 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from vsync.errors import FSCK_HINT, DamagedRepository
+from vsync.model.gitdb.encode import object_id
 from vsync.model.gitdb.guard import describe, drop_traceback, file_damage, guarded
 from vsync.model.gitdb.pack import write_pack
 from vsync.model.gitdb.reader import ObjectReader
 from vsync.model.gitdb.types import (
+    TYPE_NAMES,
     ZERO_ID,
     RawObject,
     ReflogEntry,
@@ -45,6 +48,7 @@ from vsync.model.gitdb.types import (
     TornReflogLine,
     is_object_id,
 )
+from vsync.store.chunkstore import fsync_dir
 
 _SHA = re.compile(rb"\b[0-9a-f]{40}\b")
 
@@ -215,7 +219,11 @@ class GitDB(ObjectReader):
 
     def check_packs(self) -> list[str]:
         """One line per damaged pack: its checksums recomputed over all its bytes."""
-        problems = []
+        return [f"damaged: git pack {name} ({problem})" for name, problem in self.damaged_packs()]
+
+    def damaged_packs(self) -> list[tuple[str, str]]:
+        """``(name, problem)`` of each pack (``pack-<sha>``) whose checksums do not match."""
+        damaged = []
         for base in self._pack_files():
             pack = Pack(base, object_format=self._store.object_format)
             try:
@@ -223,11 +231,134 @@ class GitDB(ObjectReader):
                 pack.index.check()  # recomputes the .idx checksum
                 pack.data.check()  # recomputes the .pack checksum over all its bytes
             except Exception as exc:  # the conversion layer: any failure to verify is damage
-                problems.append(f"damaged: git pack {os.path.basename(base)} ({describe(exc)})")
+                damaged.append((os.path.basename(base), describe(exc)))
                 drop_traceback(exc)
             finally:
                 _close_pack(pack)
-        return problems
+        return damaged
+
+    def set_aside(self, packs: Iterable[str], suspects: Iterable[bytes], aside: Path) -> SetAside:
+        """Take damaged packs and loose objects out of use, keeping every object still readable.
+
+        ``packs``: names (``pack-<sha>``) of packs whose checksums fail.
+        ``suspects``: ids found damaged; a pack whose copy of one does not
+        verify is taken out too, and so is a loose copy that does not.
+
+        Order, each step safe to interrupt (``vsync fsck --repair``): every
+        object those packs list that some copy anywhere still gives back
+        verified is written to one new pack, complete with its index; then
+        each damaged pack goes, ``.pack`` before ``.idx`` (an index without
+        its pack is ignored). A pack listing an object that no copy gives back
+        (or whose index cannot be read) is moved into ``aside`` rather than
+        deleted, as is a damaged loose object with no good copy: their bytes
+        are kept for whoever wants to salvage them, out of every reader's way.
+        """
+        report = SetAside()
+        wanted = set(suspects)
+        packs = set(packs)
+        if not packs and not wanted:
+            return report
+        bases = {os.path.basename(b): b for b in self._pack_files()}
+        fmt = self._store.object_format
+        opened = {name: Pack(base, object_format=fmt) for name, base in bases.items()}
+        try:
+            chosen = {name for name in packs if name in opened}
+            for name, pack in opened.items():
+                if name not in chosen and any(
+                    _in_pack(pack, oid) and _copy_in(pack, oid) is None for oid in wanted
+                ):
+                    chosen.add(name)
+            kept: dict[bytes, RawObject] = {}
+            lossy: set[str] = set()
+            for name in sorted(chosen):
+                listed = _listed(opened[name])
+                if listed is None:
+                    lossy.add(name)
+                    continue
+                for oid in listed:
+                    if oid in kept:
+                        continue
+                    copy = self._good_copy(oid, [opened[name], *opened.values()])
+                    if copy is None:
+                        lossy.add(name)
+                        report.lost += 1
+                    else:
+                        kept[oid] = copy
+            report.kept = len(kept)
+            fsync = bool(self._store.fsync_object_files)
+            write_pack(str(self._store.pack_dir), list(kept.values()), fsync)
+            loose = [
+                oid
+                for oid in sorted(wanted)
+                if is_object_id(oid)
+                and self._loose_path(oid).exists()
+                and self._loose_copy(oid) is None
+            ]
+        finally:
+            for pack in opened.values():
+                _close_pack(pack)
+        for pack in guarded(lambda: list(self._store.packs), file_damage("the git pack folder")):
+            _close_pack(pack)  # the mappings of files about to go
+        pack_dir = Path(self._store.pack_dir)
+        for name in sorted(chosen):
+            for suffix in (".pack", ".idx"):  # without its .pack an index is never read
+                path = pack_dir / (name + suffix)
+                if name in lossy:
+                    report.moved.append(_move(path, aside / "pack" / path.name))
+                else:
+                    path.unlink(missing_ok=True)
+                    report.removed.append(path.name)
+        for oid in loose:
+            path = self._loose_path(oid)
+            if self._good_packed_copy(oid) is not None:
+                path.unlink(missing_ok=True)
+                report.removed.append(oid.decode())
+            else:
+                report.moved.append(_move(path, aside / "objects" / path.parent.name / path.name))
+        fsync_dir(pack_dir)
+        # dulwich forgets the packs that went (and closes them) when it lists the folder
+        guarded(lambda: list(self._store.packs), file_damage("the git pack folder"))
+        return report
+
+    def _good_copy(self, oid: bytes, packs: Iterable[Pack]) -> RawObject | None:
+        """A copy of ``oid`` that verifies, from the first of ``packs`` that has one,
+        else from its loose file; None if no copy does."""
+        for pack in packs:
+            if _in_pack(pack, oid):
+                copy = _copy_in(pack, oid)
+                if copy is not None:
+                    return copy
+        return self._loose_copy(oid)
+
+    def _good_packed_copy(self, oid: bytes) -> RawObject | None:
+        """A verified copy of ``oid`` from any pack, opened afresh."""
+        fmt = self._store.object_format
+        for base in self._pack_files():
+            pack = Pack(base, object_format=fmt)
+            try:
+                if _in_pack(pack, oid):
+                    copy = _copy_in(pack, oid)
+                    if copy is not None:
+                        return copy
+            finally:
+                _close_pack(pack)
+        return None
+
+    def _loose_path(self, oid: bytes) -> Path:
+        name = oid.decode("ascii")
+        return Path(self._store.path) / name[:2] / name[2:]
+
+    def _loose_copy(self, oid: bytes) -> RawObject | None:
+        """The loose copy of ``oid`` if there is one and it verifies."""
+        try:
+            obj = self._store._get_loose_object(ObjectID(oid))
+            if obj is None:
+                return None
+            copy = RawObject(obj.type_num, oid, obj.as_raw_string())
+        except Exception as exc:  # the conversion layer: an unreadable copy is no copy
+            drop_traceback(exc)
+            return None
+        return copy if _verifies(copy) else None
 
     def _pack_files(self) -> list[str]:
         """The base paths (no suffix) of the packs readers use: a ``.pack`` with its ``.idx``."""
@@ -348,3 +479,56 @@ def _reflog_line(line: bytes) -> ReflogLine:
         int(e.timezone),
         e.message,
     )
+
+
+@dataclass
+class SetAside:
+    """What :meth:`GitDB.set_aside` did."""
+
+    kept: int = 0  # objects of the damaged packs rewritten into a new pack
+    lost: int = 0  # objects they list that no copy gives back
+    moved: list[str] = field(default_factory=list)  # files moved aside (paths there)
+    removed: list[str] = field(default_factory=list)  # damaged files deleted (all kept)
+
+
+def _verifies(obj: RawObject) -> bool:
+    return obj.type_num in TYPE_NAMES and object_id(obj.type_num, obj.raw) == obj.id
+
+
+def _in_pack(pack: Pack, oid: bytes) -> bool:
+    """Whether ``pack``'s index lists ``oid`` (False if the index cannot be read)."""
+    try:
+        return ObjectID(oid) in pack
+    except Exception as exc:  # the conversion layer: an unreadable index lists nothing
+        drop_traceback(exc)
+        return False
+
+
+def _copy_in(pack: Pack, oid: bytes) -> RawObject | None:
+    """``pack``'s copy of ``oid`` if it can be read and verifies."""
+    try:
+        type_num, raw = pack.get_raw(ObjectID(oid))
+        copy = RawObject(type_num, oid, bytes(raw))
+    except Exception as exc:  # the conversion layer: a damaged copy is no copy
+        drop_traceback(exc)
+        return None
+    return copy if _verifies(copy) else None
+
+
+def _listed(pack: Pack) -> list[bytes] | None:
+    """The ids ``pack``'s index lists, or None if it cannot be read."""
+    try:
+        return [bytes(oid) for oid in pack]
+    except Exception as exc:  # the conversion layer: an unreadable index
+        drop_traceback(exc)
+        return None
+
+
+def _move(path: Path, dest: Path) -> str:
+    """Move ``path`` to ``dest`` (same file system), durably; returns where it went."""
+    if not path.exists():
+        return str(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    fsync_dir(dest.parent)
+    return str(dest)

@@ -31,6 +31,7 @@ from vsync.model.gitdb.types import (
     ChangeSide,
     Commit,
     GitObject,
+    RawObject,
     Tag,
     Tree,
     TreeChange,
@@ -151,6 +152,16 @@ class ObjectReader:
     def manifest(self, oid: bytes, what: str = "") -> Manifest:
         """The manifest stored as blob ``oid``; ``what`` names it in errors."""
         return Manifest.from_bytes(self._typed(oid, BLOB), what or f"manifest {oid.decode()}")
+
+    def parse_verified(self, obj: RawObject) -> GitObject:
+        """``obj`` (from anywhere: another copy, a peer) parsed once its bytes are
+        checked against its id; GitObjectDamaged if they do not match."""
+        if obj.type_num not in TYPE_NAMES:
+            raise GitObjectDamaged(obj.id, "object", f"has an unknown type ({obj.type_num})")
+        if not is_object_id(obj.id) or object_id(obj.type_num, obj.raw) != obj.id:
+            problem = "does not match its id (its bytes are damaged)"
+            raise GitObjectDamaged(obj.id, "object", problem)
+        return self._parse(obj.id, obj.type_num, obj.raw)
 
     def _parse(self, oid: bytes, type_num: int, raw: bytes) -> GitObject:
         if type_num == COMMIT:
