@@ -36,9 +36,9 @@ from typing import Any
 import hostile
 
 from vsync.errors import VsyncError
+from vsync.model.gitdb import packgen
 from vsync.model.repository import BRANCH, Repository
 from vsync.store.chunkstore import ChunkStore
-from vsync.sync import packgen
 from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection, RemoteError
 from vsync.sync.transfer import serve_chunks
@@ -95,7 +95,7 @@ def _chunks(conn: Connection, repo: Repository, mode: str) -> None:
 
 
 def push(conn: Connection, repo: Repository, refs: dict[str, str], mode: str) -> None:
-    store = repo.git.object_store
+    store = hostile.store_of(repo)
     old = refs.get(BRANCH.decode())
     assert old is not None, "the server must have a main to build on"
     head = old.encode()
@@ -111,7 +111,7 @@ def push(conn: Connection, repo: Repository, refs: dict[str, str], mode: str) ->
     else:
         new = repo.head()
         assert new is not None
-        records = list(packgen.pack_records(repo, [new], [head], thin=True)[1])
+        records = list(packgen.pack_records(repo.gitdb, [new], [head], thin=True)[1])
         if kind == "pack":
             data, objects, end = hostile.tampered_pack(case, records, store, head)
         else:

@@ -26,8 +26,9 @@ from typing import Any
 
 import hostile
 
+from vsync.model.gitdb import packgen
 from vsync.store import chunkstore
-from vsync.sync import negotiate, packgen, protocol, server, transfer
+from vsync.sync import negotiate, protocol, server, transfer
 from vsync.sync.protocol import Connection
 
 
@@ -68,9 +69,9 @@ def _evil_send_pack(mode: str) -> None:
     kind, case = mode.split(":", 1)
 
     def send_pack(conn, repo, wants, haves, thin):  # type: ignore[no-untyped-def]
-        store = repo.git.object_store
+        store = hostile.store_of(repo)
         head = repo.head()
-        honest = packgen.pack_records(repo, [head], haves, thin)[1]
+        honest = packgen.pack_records(repo.gitdb, [head], haves, thin)[1]
         records = list(honest)
         if kind == "object":
             records += hostile.evil_objects(store, head, case).records()
@@ -86,7 +87,7 @@ def _evil_send_pack(mode: str) -> None:
 
         def advertised_refs(repo):  # type: ignore[no-untyped-def]
             refs = real_refs(repo)
-            evil = hostile.evil_objects(repo.git.object_store, repo.head(), case)
+            evil = hostile.evil_objects(hostile.store_of(repo), repo.head(), case)
             refs["refs/heads/main"] = evil.tip.decode()
             return refs
 

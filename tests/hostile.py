@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.objects import Blob, Commit, ShaFile, Tree, hex_to_sha
 from dulwich.pack import UnpackedObject, full_unpacked_object, write_pack_data
+from dulwich.repo import Repo as DulwichRepo
 
 from vsync.model.manifest import Manifest
+from vsync.model.repository import Repository
 from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection
 
@@ -35,6 +37,18 @@ class Evil:
 
     def records(self) -> list[UnpackedObject]:
         return whole(self.send) + self.deltas
+
+
+_stores: dict[str, DulwichRepo] = {}
+
+
+def store_of(repo: Repository) -> object:
+    """dulwich's object store of ``repo``'s git repository, to read and plant objects
+    with (a hostile peer is a short-lived process: the Repo stays open until it exits)."""
+    path = str(repo.control / "git")
+    if path not in _stores:
+        _stores[path] = DulwichRepo(path)
+    return _stores[path].object_store
 
 
 def raw_tree(entries: Iterable[tuple[int, bytes, bytes]]) -> Tree:

@@ -69,8 +69,8 @@ def test_commit_records_author_host_and_time(work: Path, vsync) -> None:
     vsync("commit", "-m", "msg", env={"VSYNC_HOST": "laptop-7"})
     code = (
         "import sys; from vsync.model.repository import Repository as R;"
-        "r=R.discover(); c=r.git[r.head()];"
-        "print(c.author.decode(), c.commit_time, dict(c._extra)[b'vsync-host'].decode());"
+        "r=R.discover(); c=r.gitdb.commit(r.head());"
+        "print(c.author.decode(), c.commit_time, c.header(b'vsync-host').decode());"
         "r.close()"
     )
     out = subprocess.run(

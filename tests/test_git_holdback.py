@@ -30,10 +30,9 @@ def write(root: Path, rel: str, text: str, exec_bit: bool = False) -> None:
 
 def head_flat(root: Path) -> FlatMap:
     with Repository.open_path(root) as repo:
-        store = repo.git.object_store
         head = repo.head()
         assert head is not None
-        return flatten(store, commit_tree(store, head))
+        return flatten(repo.gitdb, commit_tree(repo.gitdb, head))
 
 
 def is_exec(path: Path) -> bool:

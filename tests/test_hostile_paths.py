@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from conftest import run_vsync, snapshot_tree
 from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo as DulwichRepo
 
 from vsync.model.paths import fold_name, reserved_reason
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import commit_tree, flatten
+
+MOVE = {"committer": b"t <t@e>", "message": b"test: back to a clean branch"}
 
 MODE_FILE, MODE_EXEC, MODE_LINK = 0o100644, 0o100755, 0o120000
 
@@ -49,13 +52,12 @@ def _raw_tree(store: object, node: dict[bytes, object]) -> bytes:
 def plant(root: Path, entries: dict[bytes, int]) -> None:
     """Commit on ``root``'s branch, behind vsync's back, HEAD's tree plus ``entries``
     (raw path -> mode). Files hold notes.txt's content; symlinks point at notes.txt."""
-    with Repository.open_path(root) as repo:
-        git = repo.git
+    with Repository.open_path(root) as repo, DulwichRepo(str(repo.control / "git")) as git:
         head = repo.head()
         assert head is not None
         store = git.object_store
         tree: dict[bytes, object] = {}
-        for path, (mode, sha) in flatten(store, commit_tree(store, head)).items():
+        for path, (mode, sha) in flatten(repo.gitdb, commit_tree(repo.gitdb, head)).items():
             tree[path.encode()] = (mode, sha)
         note = tree[b"notes.txt"]
         link = Blob.from_string(b"notes.txt")
@@ -117,8 +119,7 @@ def test_a_bare_repository_inside_a_working_folder_is_never_opened(tmp_path: Pat
     assert run_vsync("log", "--oneline", cwd=a).stdout.splitlines()[0].endswith("from inside")
     # ... whose snapshot holds the bare repository's files but never its config
     with Repository.open_path(b) as repo:
-        store = repo.git.object_store
-        tracked = flatten(store, commit_tree(store, repo.head()))  # type: ignore[arg-type]
+        tracked = flatten(repo.gitdb, commit_tree(repo.gitdb, repo.head()))  # type: ignore[arg-type]
     assert "evil/hooks/pre-push" in tracked and "evil/config" not in tracked
     out = run_vsync("push", cwd=b / "evil" / "git", check=False)
     assert out.returncode == 0 and not marker.exists()
@@ -175,10 +176,10 @@ def test_a_tree_shaped_like_a_repository_is_refused(tmp_path: Path, shape: str) 
     plant(a, SHAPES[shape])
     # receiving: clone and pull refuse it, nothing is written
     out = run_vsync("clone", a, tmp_path / "c", cwd=tmp_path, check=False)
-    assert out.returncode == 1 and "shaped like a vsync repository" in one_line(out.stderr)
+    assert out.returncode == 1 and "shape of a vsync repository" in one_line(out.stderr)
     assert not (tmp_path / "c").exists()
     out = run_vsync("pull", cwd=b, check=False)
-    assert out.returncode == 1 and "shaped like a vsync repository" in one_line(out.stderr)
+    assert out.returncode == 1 and "shape of a vsync repository" in one_line(out.stderr)
     assert snapshot_tree(b) == before
     # checking out such a tree from the repository's own history: refused, nothing written
     out = run_vsync("checkout", "HEAD", cwd=a, check=False)
@@ -243,7 +244,7 @@ def test_names_aliasing_vsync_or_git_are_refused_on_receive(tmp_path: Path) -> N
         assert out.returncode == 1 and "unsafe" in one_line(out.stderr), alias
         assert snapshot_tree(b) == before, alias
         with Repository.open_path(a) as repo:  # a clean branch for the next one
-            assert repo.git.refs.set_if_equals(BRANCH, repo.head(), clean)
+            assert repo.gitdb.swap_ref(BRANCH, repo.head(), clean, **MOVE)
 
 
 def test_names_aliasing_vsync_or_git_are_refused_on_checkout(tmp_path: Path) -> None:
@@ -256,8 +257,8 @@ def test_names_aliasing_vsync_or_git_are_refused_on_checkout(tmp_path: Path) -> 
         with Repository.open_path(a) as repo:  # back to a clean branch for the next one
             head = repo.head()
             assert head is not None
-            parent = repo.git.object_store[head].parents[0]  # type: ignore[attr-defined]
-            assert repo.git.refs.set_if_equals(BRANCH, head, parent)
+            parent = repo.gitdb.commit(head).parents[0]
+            assert repo.gitdb.swap_ref(BRANCH, head, parent, **MOVE)
 
 
 def test_names_aliasing_vsync_or_git_are_never_committed(tmp_path: Path) -> None:
@@ -274,8 +275,7 @@ def test_names_aliasing_vsync_or_git_are_never_committed(tmp_path: Path) -> None
     out = run_vsync("commit", "-m", "aliases", cwd=a)
     assert out.stderr.count("name is reserved") == len([x for x in ALIASES if ":" not in x])
     with Repository.open_path(a) as repo:
-        store = repo.git.object_store
-        tracked = flatten(store, commit_tree(store, repo.head()))  # type: ignore[arg-type]
+        tracked = flatten(repo.gitdb, commit_tree(repo.gitdb, repo.head()))  # type: ignore[arg-type]
     assert sorted(tracked) == [".git/HEAD", "notes.txt"]
     run_vsync("clone", a, tmp_path / "b", cwd=tmp_path)  # and a peer takes what was committed
 

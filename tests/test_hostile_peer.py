@@ -26,7 +26,6 @@ import pytest
 from conftest import EVIL, RemoteKind, run_vsync, snapshot_tree
 from dulwich.repo import Repo
 
-from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
 from vsync.sync.protocol import ProtocolError
 from vsync.sync.readable import ReadableChunks
@@ -348,13 +347,15 @@ def test_readable_chunks_walk_history_at_most_once(world: World) -> None:
     """The pack's chunks are the first check; one walk of everything the tips reach
     answers the rest, however many CHUNK_WANTs follow."""
     with Repository.open_path(world.a) as repo:
-        store = repo.git.object_store
+        db = repo.gitdb
         tip = repo.head()
         assert tip is not None
-        tree = store[store[tip].tree]
-        big = Manifest.from_bytes(store[tree[b"big.bin"][1]].as_raw_string()).chunks
-        notes = Manifest.from_bytes(store[tree[b"notes.txt"][1]].as_raw_string()).chunks
-        sent = [tip, store[tip].tree, tree[b"big.bin"][1]]
+        tree_id = db.commit(tip).tree
+        tree = db.tree(tree_id)
+        big_id, notes_id = tree.get(b"big.bin")[2], tree.get(b"notes.txt")[2]  # type: ignore[index]
+        big = db.manifest(big_id).chunks
+        notes = db.manifest(notes_id).chunks
+        sent = [tip, tree_id, big_id]
         with CountingReadable(repo, [tip], sent) as readable:
             readable.check([cid for cid, _n in big])  # in the pack: no walk of history
             assert readable.walks == 1

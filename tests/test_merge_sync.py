@@ -30,7 +30,7 @@ def two_copies(remote: RemoteKind, tmp_path: Path) -> tuple[Path, Path]:
 def parents(path: Path) -> int:
     code = (
         "from vsync.model.repository import Repository as R; r=R.discover();"
-        "print(len(r.git[r.head()].parents)); r.close()"
+        "print(len(r.gitdb.commit(r.head()).parents)); r.close()"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=path, capture_output=True, text=True, check=True

@@ -338,7 +338,14 @@ def _history_in_process(path: Path) -> set[bytes]:
     with Repository.open_path(path) as repo:
         head = repo.head()
         assert head is not None
-        return {entry.commit.id for entry in repo.git.get_walker(include=[head])}
+        seen: set[bytes] = set()
+        todo = [head]
+        while todo:
+            oid = todo.pop()
+            if oid not in seen:
+                seen.add(oid)
+                todo.extend(repo.gitdb.commit(oid).parents)
+        return seen
 
 
 def _reset_onto(clone: Path, commit_id: bytes, server: Path) -> None:
@@ -352,10 +359,11 @@ def _reset_onto(clone: Path, commit_id: bytes, server: Path) -> None:
 
     with Repository.open_path(clone) as repo:
         fetch(repo, Remote(None, parse_url(str(server))), SyncOptions())
-        store = repo.git.object_store
-        target = flatten(store, commit_tree(store, commit_id))
+        target = flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id))
         apply_snapshot(repo, target, [""], True, lambda _m: None, whole_folder=True)
-        assert repo.git.refs.set_if_equals(BRANCH, repo.head(), commit_id)
+        assert repo.gitdb.swap_ref(
+            BRANCH, repo.head(), commit_id, committer=b"t <t@e>", message=b"test: reset"
+        )
 
 
 @pytest.mark.parametrize("mode", ["bad-chunk", "bad-pack"])
@@ -406,10 +414,12 @@ def _plant_tree_entry(repo_root: Path, name: bytes) -> None:
 import sys, time
 from pathlib import Path
 from dulwich.objects import Commit, Tree
+from dulwich.repo import Repo
 from vsync.model.repository import Repository, BRANCH
 r = Repository.open_path(Path(sys.argv[1]))
+g = Repo(str(r.control / "git"))
 head = r.head()
-old_tree = r.git[r.git[head].tree]
+old_tree = g[g[head].tree]
 mode, blob = old_tree[b"notes.txt"]
 t = Tree()
 t.add(b"notes.txt", mode, blob)
@@ -420,8 +430,9 @@ c = Commit()
 c.tree = evil.id; c.parents = [head]; c.author = c.committer = b"e <e@e>"
 c.author_time = c.commit_time = int(time.time()); c.author_timezone = c.commit_timezone = 0
 c.message = b"evil\n"
-r.git.object_store.add_objects([(evil, None), (c, None)])
-r.git.refs.set_if_equals(BRANCH, head, c.id)
+g.object_store.add_objects([(evil, None), (c, None)])
+g.refs.set_if_equals(BRANCH, head, c.id)
+g.close()
 r.close()
 """
     subprocess.run([sys.executable, "-c", code, str(repo_root), name.decode("latin-1")], check=True)

@@ -22,7 +22,6 @@ from pathlib import Path
 from vsync.errors import NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
 from vsync.model.gitdb import GitDB
-from vsync.model.gitdb.legacy import LegacyGitRepo
 from vsync.model.holdback import Holds
 from vsync.model.lock import RepoLock
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
@@ -167,15 +166,6 @@ class Repository:
         if self._gitdb is None:
             self._gitdb = GitDB.open(self.control / "git")
         return self._gitdb
-
-    @property
-    def git(self) -> LegacyGitRepo:
-        """dulwich's Repo, for the modules of vsync/sync ONLY.
-
-        Pending removal once vsync/sync is ported to :attr:`gitdb`; everything
-        else must use :attr:`gitdb`, which turns damage into exit 3.
-        """
-        return self.gitdb.legacy_repo
 
     @property
     def db(self) -> StateDB:

@@ -8,11 +8,19 @@ are not recorded). Trees are built by :func:`build_tree` (the fast encoder of
 
 from __future__ import annotations
 
-from vsync.errors import GitObjectDamaged, PathNotInRevision
-from vsync.model.gitdb import MODE_GITLINK, MODE_TREE, FlatMap, ObjectReader
+from vsync.errors import GitObjectDamaged, PathNotInRevision, UnsafePath
+from vsync.model.gitdb import (
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_GITLINK,
+    MODE_LINK,
+    MODE_TREE,
+    FlatMap,
+    ObjectReader,
+    Tree,
+)
 from vsync.model.gitdb import build_tree as build_tree
 from vsync.model.gitdb import tree_id_of as tree_id_of
-from vsync.model.gitdb.legacy import LegacyStore, as_reader
 from vsync.model.paths import check_folder_names, check_tree_name, is_under
 
 Entry = tuple[int, bytes]
@@ -21,6 +29,7 @@ __all__ = [
     "Entry",
     "FlatMap",
     "build_tree",
+    "check_received_tree",
     "commit_tree",
     "flatten",
     "lookup",
@@ -50,15 +59,35 @@ def _entry_name(name: bytes) -> str:
     return check_tree_name(name)
 
 
-def flatten(db: ObjectReader | LegacyStore, tree_id: bytes, prefix: str = "") -> FlatMap:
+RECEIVED_MODES = frozenset({MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE})
+
+
+def check_received_tree(tree: Tree) -> list[str]:
+    """The rules every tree from a peer follows (docs/protocol.md, "What a receiver
+    verifies"): safe names (:func:`check_tree_name`), no two differing only in case,
+    known modes, and not the shape of a vsync repository. Returns the decoded names,
+    in the tree's order; UnsafePath names the first rule broken."""
+    names: list[str] = []
+    folded: set[str] = set()
+    for raw_name, mode, _oid in tree.items:
+        name = check_tree_name(raw_name)
+        if name.casefold() in folded:
+            raise UnsafePath(name, "two names in one folder differ only in case")
+        folded.add(name.casefold())
+        if mode not in RECEIVED_MODES:
+            raise UnsafePath(name, f"unknown mode {mode:o}")
+        names.append(name)
+    check_folder_names(folded, "")
+    return names
+
+
+def flatten(reader: ObjectReader, tree_id: bytes, prefix: str = "") -> FlatMap:
     """Every file and symlink under ``tree_id`` (optionally only under ``prefix``).
 
     Names are validated on the way, and no folder may look like a vsync
     repository (:func:`vsync.model.paths.check_folder_names`), so a damaged or
     hostile tree is refused (UnsafePath) before anything is written.
-    (A dulwich store is accepted for vsync/sync/pull.py until it is ported.)
     """
-    reader = as_reader(db)
     out: FlatMap = {}
     start = tree_id
     base = ""
@@ -107,13 +136,12 @@ def lookup(db: ObjectReader, tree_id: bytes, path: str) -> tuple[int | None, byt
     return None, b""
 
 
-def commit_tree(db: ObjectReader | LegacyStore, commit_id: bytes) -> bytes:
+def commit_tree(reader: ObjectReader, commit_id: bytes) -> bytes:
     """The root tree of a commit; GitObjectDamaged if the commit or that tree is not stored.
 
     Checking the tree is there costs one lookup and keeps a fast path that
     compares only tree ids (status, commit) from calling a damaged commit clean.
     """
-    reader = as_reader(db)
     tree = reader.commit(commit_id).tree
     if not reader.has(tree):
         raise GitObjectDamaged(tree, "tree", f"of commit {commit_id.decode()} is missing")

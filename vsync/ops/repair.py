@@ -38,24 +38,18 @@ from typing import Protocol
 
 from vsync.errors import DamagedRepository, GitObjectDamaged, StoppedError, UnsafePath
 from vsync.model.gitdb import (
-    MODE_EXEC,
-    MODE_FILE,
-    MODE_LINK,
-    MODE_TREE,
     GitDB,
     GitObject,
     RawObject,
     Tree,
 )
 from vsync.model.manifest import Manifest
-from vsync.model.paths import check_folder_names, check_tree_name
 from vsync.model.repository import Repository
+from vsync.model.snapshot import check_received_tree
 from vsync.ops.fsck import SET_ASIDE, ChunkSet, Damage, walk_history
 from vsync.store import chunkpack, codec
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore, PackWriter
-
-TREE_MODES = {MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE}
 
 
 class CopyRefused(StoppedError):
@@ -268,16 +262,8 @@ class _Restoring:
 
 def _check_tree(tree: Tree) -> None:
     """The rules every received tree follows (docs/protocol.md, "What a receiver verifies")."""
-    folded: set[str] = set()
     try:
-        for raw_name, mode, _oid in tree.items:
-            name = check_tree_name(raw_name)
-            if name.casefold() in folded:
-                raise UnsafePath(name, "two names in one folder differ only in case")
-            folded.add(name.casefold())
-            if mode not in TREE_MODES:
-                raise UnsafePath(name, f"unknown mode {mode:o}")
-        check_folder_names(folded, "")
+        check_received_tree(tree)
     except UnsafePath as exc:
         raise CopyRefused(
             f"the remote's copy of git tree {tree.id.decode()} is unsafe ({exc}); refusing it, "

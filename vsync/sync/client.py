@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vsync.errors import DamagedRepository, StoppedError, UsageError, VsyncError
+from vsync.model.gitdb import Commit
 from vsync.model.repository import BRANCH, Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
@@ -111,10 +112,7 @@ def _tracking(repo: Repository, remote: Remote) -> bytes | None:
     ref = remote.tracking_ref
     if ref is None:
         return None
-    try:
-        return repo.git.refs[ref]
-    except KeyError:
-        return None
+    return repo.gitdb.ref(ref)
 
 
 def _stored_commit(repo: Repository, oid: bytes) -> bool:
@@ -139,10 +137,9 @@ def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: st
         return
     if not _stored_commit(repo, value):
         raise p.ProtocolError(f"the commit {value.decode()} did not arrive; nothing was changed")
-    refs = repo.git.refs
     old = _tracking(repo, remote)
     if old != value:
-        refs.set_if_equals(
+        repo.gitdb.swap_ref(
             ref, old, value, committer=repo.config.identity().git_ident(), message=why.encode()
         )
 
@@ -219,7 +216,6 @@ def push(
     result = TransferResult(remote.label, new=local)
     try:
         conn = session.conn
-        store = repo.git.object_store
         remote_main = session.refs.get(BRANCH)
         result.old = remote_main
         if remote_main == local:
@@ -228,7 +224,7 @@ def push(
             result.up_to_date = True
         else:
             if remote_main is not None and (
-                remote_main not in store or not is_ancestor(repo, remote_main, local)
+                not repo.gitdb.has(remote_main) or not is_ancestor(repo, remote_main, local)
             ):
                 conn.send(p.BYE)
                 conn.flush()
@@ -241,7 +237,7 @@ def push(
             conn.send_json(p.PUSH, update)
             conn.flush()
             _check_result(conn.expect(p.RESULT).json())
-            haves = [v for v in session.refs.values() if v in store]
+            haves = [v for v in session.refs.values() if isinstance(repo.gitdb.find(v), Commit)]
             thin = p.peer_has(session.hello, p.THIN_PACK)
             sent = send_pack(conn, repo, [local], haves, thin)
             if opts.progress is not None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import heapq
 
-from dulwich.objects import Commit
-
+from vsync.model.gitdb import Commit
 from vsync.model.repository import Repository
 from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection, ProtocolError
@@ -23,29 +22,28 @@ MAX_ROUNDS = 256  # HAVES messages in one negotiation
 
 
 def local_tips(repo: Repository) -> list[bytes]:
-    refs = repo.git.refs
+    db = repo.gitdb
     tips = []
-    for name in refs.allkeys():
+    for name in db.ref_names():
         if name.startswith((b"refs/heads/", b"refs/remotes/")):
-            try:
-                tips.append(refs[name])
-            except KeyError:
-                continue
+            value = db.ref(name)
+            if value is not None:
+                tips.append(value)
     return tips
 
 
 def negotiate_client(conn: Connection, repo: Repository, wants: list[bytes]) -> None:
-    store = repo.git.object_store
+    db = repo.gitdb
     heap: list[tuple[int, bytes]] = []
-    queued: set[bytes] = set()
+    queued: dict[bytes, Commit] = {}
     common: set[bytes] = set()
 
     def push(oid: bytes) -> None:
-        if oid in queued or oid not in store:
+        if oid in queued:
             return
-        obj = store[oid]
+        obj = db.find(oid)
         if isinstance(obj, Commit):
-            queued.add(oid)
+            queued[oid] = obj
             heapq.heappush(heap, (-obj.commit_time, oid))
 
     for tip in local_tips(repo):
@@ -55,8 +53,7 @@ def negotiate_client(conn: Connection, repo: Repository, wants: list[bytes]) -> 
     want_hex = [w.decode() for w in wants]
     while heap and sent < MAX_HAVES:
         _t, oid = heapq.heappop(heap)
-        commit = store[oid]
-        assert isinstance(commit, Commit)
+        commit = queued[oid]
         if oid in common:
             common.update(commit.parents)
             for parent in commit.parents:
@@ -71,10 +68,9 @@ def negotiate_client(conn: Connection, repo: Repository, wants: list[bytes]) -> 
             sent += len(batch)
             acks = p.parse_oids(conn.expect(p.ACKS).json().get("common", []), "ACKS")
             for acked in acks:
-                if acked in store:
-                    obj = store[acked]
-                    if isinstance(obj, Commit):
-                        common.update(obj.parents)
+                obj = db.find(acked)
+                if isinstance(obj, Commit):
+                    common.update(obj.parents)
             batch = []
     conn.send_json(p.HAVES, {"want": want_hex, "have": [], "done": True})
     conn.flush()
@@ -86,8 +82,9 @@ def negotiate_server(
     """Serve the HAVES rounds; returns (wants, common haves).
 
     Bounded whatever the client sends: at most MAX_IDS_PER_MESSAGE oids per
-    list, MAX_HAVES offers and MAX_ROUNDS messages in all."""
-    store = repo.git.object_store
+    list, MAX_HAVES offers and MAX_ROUNDS messages in all. Only stored commits are
+    acknowledged."""
+    db = repo.gitdb
     wants: set[bytes] = set()
     common: list[bytes] = []
     offered = 0
@@ -109,7 +106,7 @@ def negotiate_server(
         offered += len(haves)
         if offered > MAX_HAVES:
             raise ProtocolError(f"peer offered more than {MAX_HAVES} commits it has")
-        acks = [h for h in haves if h in store]
+        acks = [h for h in haves if isinstance(db.find(h), Commit)]
         common.extend(acks)
         if info.get("done"):
             return sorted(wants), common

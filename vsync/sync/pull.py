@@ -72,7 +72,7 @@ def clone(
         remote = add_remote(repo, "origin", url, opts.remote_cmd)
         fetched = fetch(repo, remote, opts)
         if fetched.new is not None:
-            if not repo.git.refs.set_if_equals(
+            if not repo.gitdb.swap_ref(
                 BRANCH,
                 None,
                 fetched.new,
@@ -81,8 +81,7 @@ def clone(
             ):
                 raise StoppedError("could not set the branch of the new clone")
             if not bare:
-                store = repo.git.object_store
-                target = flatten(store, commit_tree(store, fetched.new))
+                target = flatten(repo.gitdb, commit_tree(repo.gitdb, fetched.new))
                 apply_snapshot(repo, target, [""], False, warn)
         return repo, fetched
     except BaseException:

@@ -59,9 +59,17 @@ def remove_remote(repo: Repository, name: str) -> None:
         raise UsageError(f"no such remote '{name}'")
     repo.config.save()
     prefix = f"refs/remotes/{name}/".encode()
-    for ref in list(repo.git.refs.allkeys()):
-        if ref.startswith(prefix):
-            repo.git.refs.remove_if_equals(ref, None)
+    db = repo.gitdb
+    for ref in db.ref_names():
+        value = db.ref(ref) if ref.startswith(prefix) else None
+        if value is not None:
+            db.swap_ref(
+                ref,
+                value,
+                None,
+                committer=repo.config.identity().git_ident(),
+                message=f"remote: remove {name}".encode(),
+            )
 
 
 def find_remote(repo: Repository, name_or_url: str | None) -> Remote:

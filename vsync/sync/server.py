@@ -44,14 +44,13 @@ def _resolve_path(raw: str, restrict_to: str | None) -> Path:
 
 
 def advertised_refs(repo: Repository) -> dict[str, str]:
-    refs = repo.git.refs
+    db = repo.gitdb
     out = {}
-    for name in refs.allkeys():
+    for name in db.ref_names():
         if name.startswith(b"refs/heads/"):
-            try:
-                out[name.decode()] = refs[name].decode()
-            except KeyError:
-                continue
+            value = db.ref(name)
+            if value is not None:
+                out[name.decode()] = value.decode()
     return out
 
 
@@ -161,7 +160,7 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
                     update_after_push(repo, old, new)
                 except StoppedError as exc:
                     return _refuse(conn, "worktree-dirty", str(exc))
-            ok = repo.git.refs.set_if_equals(
+            ok = repo.gitdb.swap_ref(
                 BRANCH,
                 old,
                 new,

@@ -32,26 +32,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
-from dulwich.pack import Pack, write_pack_data
-
 from vsync.errors import ChunkCorrupt, DamagedRepository, UnsafePath
-from vsync.model.gitdb.received import PackRefused, receive_pack_file
+from vsync.model.gitdb import MODE_LINK, MODE_TREE, Blob, Commit, GitObject, Tree
+from vsync.model.gitdb.incoming import ReceivedPack
+from vsync.model.gitdb.packgen import PackSink, write_pack
+from vsync.model.gitdb.received import PackRefused
 from vsync.model.manifest import Manifest
-from vsync.model.paths import check_tree_name, control_shaped
 from vsync.model.repository import Repository
-from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE
+from vsync.model.snapshot import check_received_tree
 from vsync.store import codec
 from vsync.sync import protocol as p
 from vsync.sync.chunkspool import ChunkSpool
-from vsync.sync.packgen import pack_records
 from vsync.sync.protocol import WANT_BATCH, Connection, ProtocolError
 from vsync.sync.readable import ReadableChunks
 
 FRAME_BYTES = p.PACK_DATA_BYTES
 WANTS_IN_FLIGHT = 2  # batches the receiver may have outstanding: no deadlock on pipes
 BATCH_BYTES = 16 * 1024 * 1024  # stored bytes a CHUNK_WANT may ask for (one chunk may be more)
-ALLOWED_MODES = {MODE_FILE, MODE_EXEC, MODE_LINK, MODE_TREE}
 
 
 @dataclass
@@ -99,18 +96,16 @@ def send_pack(
 ) -> TransferStats:
     """Send the objects reachable from ``wants`` but not from ``haves`` as one git pack.
 
-    Changed trees and manifests go as deltas (:mod:`vsync.sync.packgen`); with
-    ``thin`` (the receiver has the ``thin-pack`` capability) also against
+    Changed trees and manifests go as deltas (:mod:`vsync.model.gitdb.packgen`);
+    with ``thin`` (the receiver has the ``thin-pack`` capability) also against
     objects the receiver has.
     """
-    store = repo.git.object_store
     out = _FrameWriter(conn, p.PACK_DATA)
-    todo, records = pack_records(repo, wants, haves, thin, lambda: out.total)
-    write_pack_data(out.write, records, store.object_format, num_records=len(todo))
+    sent = write_pack(repo.gitdb, wants, haves, thin, PackSink(out.write))
     out.close()
-    conn.send_json(p.PACK_END, {"objects": len(todo), "bytes": out.total})
+    conn.send_json(p.PACK_END, {"objects": len(sent), "bytes": out.total})
     conn.flush()
-    return TransferStats(objects=len(todo), pack_bytes=out.total, sent=todo)
+    return TransferStats(objects=len(sent), pack_bytes=out.total, sent=sent)
 
 
 class IncomingPack:
@@ -122,12 +117,12 @@ class IncomingPack:
         self.dir.mkdir(exist_ok=True)
         self.base = self.dir / f"in-{secrets.token_hex(8)}"
         self.pack_path = Path(str(self.base) + ".pack")
-        self.objects = 0  # counted from the pack itself (validate), never taken from the peer
+        self.objects = 0  # counted from the pack itself (receive), never taken from the peer
         self.bytes = 0
         self.declared: tuple[int, int] | None = None  # PACK_END's (objects, bytes)
         self.tips: list[bytes] = []
         self.validated = False
-        self._pack: Pack | None = None
+        self._pack: ReceivedPack | None = None
         self.needed = ChunkSpool(self.dir)  # (id, length) of every chunk new manifests name
 
     def receive(self, conn: Connection) -> None:
@@ -143,72 +138,44 @@ class IncomingPack:
                     break
                 f.write(msg.payload)
                 self.bytes += len(msg.payload)
-        store = self.repo.git.object_store
         try:
-            summary = receive_pack_file(
-                str(self.pack_path),
-                str(self.base) + ".idx",
-                store.object_format,
-                lambda oid: ObjectID(oid.hex().encode()) in store,
-                store.get_raw,
-            )
-            self.objects = summary.objects
-            self._pack = Pack(
-                str(self.base), object_format=store.object_format, resolve_ext_ref=store.get_raw
-            )
+            self._pack = ReceivedPack.open(self.repo.gitdb, str(self.base))
         except PackRefused as exc:
             self.discard()
             raise ProtocolError(str(exc)) from None
-        except MemoryError:
-            self.discard()
-            raise ProtocolError(
-                "the remote's git pack needs more memory than this machine has; nothing was changed"
-            ) from None
-        except Exception as exc:  # dulwich raises assorted types on garbage
-            self.discard()
-            raise ProtocolError(
-                f"the remote sent an unreadable git pack ({type(exc).__name__}); "
-                "nothing was changed"
-            ) from None
+        self.objects = self._pack.objects
 
-    def _get(self, oid: bytes) -> ShaFile | None:
-        store = self.repo.git.object_store
-        if self._pack is not None and oid in self._pack:
-            try:
-                return self._pack[oid]
-            except MemoryError:
-                raise
-            except Exception:
-                raise ProtocolError(
-                    f"object {oid.decode()} in the received pack is damaged"
-                ) from None
-        if oid in store:
-            return store[oid]
-        return None
+    def _received(self) -> ReceivedPack:
+        if self._pack is None:
+            raise RuntimeError("no git pack was received")
+        return self._pack
+
+    def _get(self, oid: bytes) -> GitObject | None:
+        """``oid`` from the received pack or the store; a damaged one in the pack is
+        the remote's fault (ProtocolError)."""
+        try:
+            return self._received().find(oid)
+        except PackRefused as exc:
+            raise ProtocolError(str(exc)) from None
 
     def has_object(self, oid: bytes) -> bool:
         """Whether the received pack holds ``oid`` (``vsync fsck --repair``)."""
-        from dulwich.objects import ObjectID
-
-        return self._pack is not None and ObjectID(oid) in self._pack
+        return self._pack is not None and self._pack.has(oid)
 
     def raw_object(self, oid: bytes) -> tuple[int, bytes] | None:
         """The type number and bytes of ``oid`` as the received pack holds it, or None.
 
         For ``vsync fsck --repair``, which verifies them against ``oid`` before any use.
         """
-        from dulwich.objects import ObjectID
-
-        if self._pack is None or not self.has_object(oid):
+        if self._pack is None:
             return None
         try:
-            type_num, raw = self._pack.get_raw(ObjectID(oid))
-        except Exception:
-            raise ProtocolError(f"object {oid.decode()} in the received pack is damaged") from None
-        return type_num, bytes(raw)
+            return self._pack.raw(oid)
+        except PackRefused as exc:
+            raise ProtocolError(str(exc)) from None
 
     def _is_new(self, oid: bytes) -> bool:
-        return oid not in self.repo.git.object_store
+        return not self.repo.gitdb.has(oid)
 
     def _count(self) -> None:
         """PACK_END's numbers must be what was counted from the pack and received
@@ -256,37 +223,26 @@ class IncomingPack:
             tree = self._get(tid)
             if not isinstance(tree, Tree):
                 raise ProtocolError(f"the remote's history is incomplete: tree {tid.decode()}")
-            folded: set[str] = set()
-            for item in tree.iteritems():
-                try:
-                    name = check_tree_name(item.path)
-                except UnsafePath as exc:
-                    raise ProtocolError(f"the remote sent an unsafe tree entry: {exc}") from None
-                if name.casefold() in folded:
-                    raise ProtocolError(
-                        f"the remote sent a folder holding two names that differ only in case "
-                        f"({name!r}); refusing it"
-                    )
-                folded.add(name.casefold())
-                if item.mode not in ALLOWED_MODES:
-                    raise ProtocolError(f"the remote sent an entry of unknown mode {item.mode:o}")
-                if item.mode == MODE_TREE:
-                    trees.append(item.sha)
-                elif item.sha not in seen and self._is_new(item.sha):
-                    seen.add(item.sha)
-                    blob = self._get(item.sha)
+            try:
+                names = check_received_tree(tree)
+            except UnsafePath as exc:
+                raise ProtocolError(f"the remote sent an unsafe tree entry: {exc}") from None
+            for name, (_raw, mode, oid) in zip(names, tree.items, strict=True):
+                if mode == MODE_TREE:
+                    trees.append(oid)
+                elif oid not in seen and self._is_new(oid):
+                    seen.add(oid)
+                    blob = self._get(oid)
                     if not isinstance(blob, Blob):
                         raise ProtocolError(
-                            f"the remote's history is incomplete: blob {item.sha.decode()}"
+                            f"the remote's history is incomplete: blob {oid.decode()}"
                         )
-                    if item.mode != MODE_LINK:
+                    if mode != MODE_LINK:
                         try:
-                            manifest = Manifest.from_bytes(blob.as_raw_string(), name)
+                            manifest = Manifest.from_bytes(blob.data, name)
                         except DamagedRepository as exc:
                             raise ProtocolError(f"the remote sent a bad manifest: {exc}") from None
                         self.needed.add(manifest.entries)
-            if control_shaped(folded):
-                raise ProtocolError("the remote sent a folder shaped like a vsync repository")
         self._require_reached(seen)
         self.validated = True
 
@@ -297,8 +253,7 @@ class IncomingPack:
         would enter the object store unchecked, for a later advertisement to
         move a ref onto.
         """
-        assert self._pack is not None
-        stray = sum(1 for oid in self._pack if oid not in reached and self._is_new(oid))
+        stray = sum(1 for oid in self._received().ids() if oid not in reached and self._is_new(oid))
         if stray:
             raise ProtocolError(
                 f"the remote sent {stray} git object(s) that the commits it sent do not reach; "
@@ -323,16 +278,10 @@ class IncomingPack:
             raise ProtocolError(
                 f"{count} chunks are still missing; nothing was changed, run the command again"
             )
-        store = self.repo.git.object_store
-        if self._pack is not None:
-            self._pack.close()
-            self._pack = None
-        if self.objects:
-            with open(self.pack_path, "rb") as f:
-                store.add_thin_pack(f.read, None)
+        self._received().add_to_store()
         self.discard()
         for tip in self.tips:
-            if tip not in store:
+            if not self.repo.gitdb.has(tip):
                 raise ProtocolError(f"the commit {tip.decode()} did not arrive")
 
     def discard(self) -> None:

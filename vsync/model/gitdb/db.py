@@ -95,8 +95,8 @@ class GitDB(ObjectReader):
             repo.close()
 
     @property
-    def legacy_repo(self) -> Repo:
-        """dulwich's Repo, for vsync/sync only; pending removal once vsync/sync is ported."""
+    def _git(self) -> Repo:
+        """dulwich's Repo (open)."""
         assert self._repo is not None, "the git database is closed"
         return self._repo
 
@@ -119,7 +119,7 @@ class GitDB(ObjectReader):
 
     def ref(self, name: bytes) -> bytes | None:
         """The object id ``name`` points at (symbolic refs followed); None if unset."""
-        repo = self.legacy_repo
+        repo = self._git
         label = f"the ref {name.decode('utf-8', 'replace')}"
 
         def read() -> bytes | None:
@@ -136,7 +136,7 @@ class GitDB(ObjectReader):
 
     def ref_names(self) -> list[bytes]:
         """Every ref name (``HEAD`` included), sorted."""
-        repo = self.legacy_repo
+        repo = self._git
         return guarded(lambda: sorted(repo.refs.allkeys()), file_damage("the refs"))
 
     def swap_ref(
@@ -157,7 +157,7 @@ class GitDB(ObjectReader):
         """
         if new is not None:
             self.commit(new)
-        refs, ref = self.legacy_repo.refs, Ref(name)
+        refs, ref = self._git.refs, Ref(name)
         if new is None:
             if old is None:
                 raise ValueError("swap_ref needs an old or a new value")
@@ -210,7 +210,7 @@ class GitDB(ObjectReader):
         """The lowest common ancestors of ``commits[0]`` and any of ``commits[1:]``."""
         for cid in commits:
             self.commit(cid)
-        repo = self.legacy_repo
+        repo = self._git
         label = "the history of " + ", ".join(c.decode()[:10] for c in commits)
         ids = [ObjectID(c) for c in commits]
         return guarded(lambda: list(find_merge_base(repo, ids)), file_damage(label))

@@ -76,6 +76,8 @@ class ObjectReader:
         except KeyError as exc:
             drop_traceback(exc)
             return None
+        except MemoryError:
+            raise  # not damage: the caller says the machine ran short
         except Exception as exc:  # the conversion layer: a failed read of stored data is damage
             problem = f"cannot be read ({describe(exc)})"
             drop_traceback(exc)

@@ -27,73 +27,103 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from dulwich.object_store import MissingObjectFinder
+from dulwich.object_store import DiskObjectStore, MissingObjectFinder
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree, hex_to_sha
-from dulwich.pack import UnpackedObject, create_delta, full_unpacked_object
+from dulwich.pack import UnpackedObject, create_delta, full_unpacked_object, write_pack_data
 
+from vsync.errors import GitObjectDamaged
+from vsync.model.gitdb.db import GitDB
+from vsync.model.gitdb.guard import file_damage, guarded
 from vsync.model.gitdb.received import (
     EXPANSION_ALLOWANCE,
     EXPANSION_RATIO,
     MAX_CHAIN_BYTES,
     MAX_DELTA_DEPTH,
 )
-from vsync.model.repository import Repository
-from vsync.model.worktree import MODE_TREE
+from vsync.model.gitdb.types import MODE_TREE
 
 MIN_DELTA_SIZE = 512  # smaller objects are sent whole: a delta would save next to nothing
 MAX_DELTA_RATIO = 0.5  # a delta is used only when at most this fraction of the object
 
 
+class PackSink:
+    """Where a pack goes: ``write`` takes its bytes in order; ``written`` is the total."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+        self.written += len(data)
+
+
+def write_pack(
+    db: GitDB, wants: list[bytes], haves: list[bytes], thin: bool, sink: PackSink
+) -> list[bytes]:
+    """Write the objects reachable from ``wants`` and not from ``haves`` to ``sink``
+    as one git pack; returns their ids.
+
+    ``thin`` allows deltas against objects outside the pack (the receiver has
+    everything reachable from ``haves``). A delta is used only while the
+    declared sizes stay within what the receiver allows a pack of the size
+    written so far.
+    """
+    todo, records = pack_records(db, wants, haves, thin, lambda: sink.written)
+    store = db._store
+    write_pack_data(sink.write, records, store.object_format, num_records=len(todo))
+    return todo
+
+
 def pack_records(
-    repo: Repository,
+    db: GitDB,
     wants: list[bytes],
     haves: list[bytes],
     thin: bool,
     written: Callable[[], int] = lambda: 0,
 ) -> tuple[list[bytes], Iterator[UnpackedObject]]:
     """The ids of the objects reachable from ``wants`` and not from ``haves``, and
-    their records, ready for a pack.
+    their records, ready for a pack (see :func:`write_pack`)."""
+    store = db._store
 
-    ``thin`` allows deltas against objects outside the pack (the receiver has
-    everything reachable from ``haves``). ``written`` tells how many bytes of
-    the pack are written so far: a delta is used only while the declared
-    sizes stay within what the receiver allows a pack of that size.
-    """
-    store = repo.git.object_store
-    todo = [oid for oid, _hint in MissingObjectFinder(store, haves=haves, wants=wants)]
+    def missing() -> list[bytes]:
+        found = MissingObjectFinder(
+            store, haves=[ObjectID(h) for h in haves], wants=[ObjectID(w) for w in wants]
+        )
+        return [bytes(oid) for oid, _hint in found]
+
+    todo = guarded(missing, file_damage("the history to send"))
     new = set(todo)
-    bases = _delta_bases(repo, todo, new, thin)
-    return todo, _records(repo, todo, new, bases, _Limits(written))
+    bases = _delta_bases(store, todo, new, thin)
+    return todo, _records(store, todo, new, bases, _Limits(written))
 
 
 def _delta_bases(
-    repo: Repository, todo: list[bytes], new: set[bytes], thin: bool
+    store: DiskObjectStore, todo: list[bytes], new: set[bytes], thin: bool
 ) -> dict[bytes, bytes]:
     """For each new object, the object at the same path one commit earlier (if any)."""
-    store = repo.git.object_store
     bases: dict[bytes, bytes] = {}
     for oid in todo:
-        obj = store[oid]
+        obj = _load(store, oid)
         if not isinstance(obj, Commit) or not obj.parents:
             continue
         parent = obj.parents[0]
         if parent not in new and not thin:
             continue
-        parent_commit = store[parent]
+        parent_commit = _load(store, parent)
         assert isinstance(parent_commit, Commit)
-        _pair_trees(repo, obj.tree, parent_commit.tree, new, thin, bases)
+        _pair_trees(store, obj.tree, parent_commit.tree, new, thin, bases)
     return bases
 
 
 def _pair_trees(
-    repo: Repository,
+    store: DiskObjectStore,
     tree_id: bytes,
     old_id: bytes,
     new: set[bytes],
     thin: bool,
     bases: dict[bytes, bytes],
 ) -> None:
-    store = repo.git.object_store
     stack = [(tree_id, old_id)]
     while stack:
         tid, oid = stack.pop()
@@ -101,7 +131,7 @@ def _pair_trees(
             continue
         if oid in new or thin:
             bases.setdefault(tid, oid)
-        tree, old = store[tid], store[oid]
+        tree, old = _load(store, tid), _load(store, oid)
         assert isinstance(tree, Tree) and isinstance(old, Tree)
         before = {e.path: (e.mode, e.sha) for e in old.iteritems()}
         for entry in tree.iteritems():
@@ -118,6 +148,15 @@ def _pair_trees(
                 and (prev[1] in new or thin)
             ):
                 bases.setdefault(entry.sha, prev[1])
+
+
+def _load(store: DiskObjectStore, oid: bytes) -> ShaFile:
+    """The stored object ``oid``; unreadable is damage (GitObjectDamaged, exit 3)."""
+
+    def damage(problem: str) -> GitObjectDamaged:
+        return GitObjectDamaged(oid, "object", problem)
+
+    return guarded(lambda: store[ObjectID(oid)], damage)
 
 
 class _Limits:
@@ -147,14 +186,13 @@ class _Limits:
 
 
 def _records(
-    repo: Repository,
+    store: DiskObjectStore,
     todo: list[bytes],
     new: set[bytes],
     bases: dict[bytes, bytes],
     limits: _Limits,
 ) -> Iterator[UnpackedObject]:
     """Whole objects first, then deltas, each after its base when the base is new."""
-    store = repo.git.object_store
     emitted: set[bytes] = set()
     waiting: dict[bytes, list[bytes]] = {}  # new base -> objects waiting for it
     ready = [oid for oid in todo if oid not in bases or bases[oid] not in new]
@@ -170,7 +208,7 @@ def _records(
             if oid in emitted:
                 continue
             emitted.add(oid)
-            yield _record(store[oid], bases.get(oid), store, limits)
+            yield _record(_load(store, oid), bases.get(oid), store, limits)
             queue.extend(reversed(waiting.pop(oid, [])))
         # Still waiting: a cycle of bases (a file changed and changed back across
         # the commits sent). One of it goes whole, the rest can then follow.
@@ -183,13 +221,15 @@ def _records(
             return
 
 
-def _record(obj: ShaFile, base_id: bytes | None, store: object, limits: _Limits) -> UnpackedObject:
+def _record(
+    obj: ShaFile, base_id: bytes | None, store: DiskObjectStore, limits: _Limits
+) -> UnpackedObject:
     raw = obj.as_raw_string()
     oid = obj.sha().digest()
     if base_id is None or len(raw) < MIN_DELTA_SIZE:
         limits.whole(oid, len(raw))
         return full_unpacked_object(obj)
-    base = store[base_id]  # type: ignore[index]
+    base = _load(store, base_id)
     if base.type_num != obj.type_num:
         limits.whole(oid, len(raw))
         return full_unpacked_object(obj)
