@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from vsync.errors import ChunkCorrupt, ChunkMissing
-from vsync.store import chunkpack, chunkstore, codec
+from vsync.store import chunkpack, chunkstore, codec, faults
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.statedb import StateDB
 
@@ -160,3 +162,64 @@ def test_after_a_failed_write_no_pack_is_sealed_with_torn_records(
     assert store.count() == 0  # no pack was sealed over the lost records
     assert not list(chunkpack.iter_pack_names(store.dir))
     assert store.recover_temp_packs() == 0  # the temp packs hold headers only
+
+
+_WRITER = """
+import os, sys
+from pathlib import Path
+from vsync.store import codec
+from vsync.store.chunkstore import ChunkStore
+from vsync.store.statedb import StateDB
+root = Path(sys.argv[1])
+store = ChunkStore(root / "chunks", StateDB(root / "state.db"))
+ids = []
+for i in range(int(sys.argv[2])):
+    data = os.urandom(64) + i.to_bytes(4, "big")
+    with store.writer() as w:
+        w.add(codec.chunk_id(data), len(data), 0, data)
+    ids.append(codec.chunk_id(data).hex())
+print(" ".join(ids))
+"""
+
+_RECOVERER = """
+import sys
+from pathlib import Path
+from vsync.store.chunkstore import ChunkStore
+from vsync.store.statedb import StateDB
+root = Path(sys.argv[1])
+store = ChunkStore(root / "chunks", StateDB(root / "state.db"))
+stop = root / "stop"
+while not stop.exists():
+    store.recover_temp_packs()
+"""
+
+
+@pytest.mark.parametrize("window", ["temp-pack-created", "temp-pack-sealing"])
+def test_recovery_in_another_process_never_takes_a_live_writers_pack(
+    tmp_path: Path, window: str
+) -> None:
+    """A writer creates, fills and seals temp packs, pausing at ``window``, while
+    another process keeps recovering abandoned ones: the recoverer must never take a
+    pack between its creation and its lock, or between its unlock and its rename (the
+    writer would lose it, or fail with 'No such file or directory')."""
+    make_store(tmp_path).db.close()
+    recoverer = subprocess.Popen([sys.executable, "-c", _RECOVERER, str(tmp_path)])
+    try:
+        writer = subprocess.run(
+            [sys.executable, "-c", _WRITER, str(tmp_path), "5"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, faults.ENV: f"{window}=sleep:0.3"},
+        )
+    finally:
+        (tmp_path / "stop").touch()
+        recoverer.wait(timeout=60)
+    assert writer.returncode == 0, writer.stderr
+    store = make_store(tmp_path)
+    store.recover_temp_packs()
+    ids = writer.stdout.split()
+    assert len(ids) == 5
+    for hexid in ids:
+        store.read(bytes.fromhex(hexid))  # every chunk sealed and readable
+    assert not [n for n in os.listdir(store.dir) if n.endswith(chunkpack.TEMP_SUFFIX)]

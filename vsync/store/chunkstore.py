@@ -11,6 +11,7 @@ written before a crash or an interrupted transfer stay stored.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsync.errors import ChunkMissing, DamagedRepository
-from vsync.store import chunkpack, codec
+from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
 from vsync.store.statedb import StateDB
 
@@ -206,22 +207,16 @@ class ChunkStore:
         payload does not hash to its id (a torn write) ends that file.
         """
         recovered = 0
-        for name in sorted(os.listdir(self.dir)):
-            if not name.endswith(chunkpack.TEMP_SUFFIX):
-                continue
-            path = self.dir / name
+        abandoned: list[tuple[str, int]] = []
+        with _creation_guard(self.dir, fcntl.LOCK_EX):  # no pack is created meanwhile
+            for name in sorted(os.listdir(self.dir)):
+                if name.endswith(chunkpack.TEMP_SUFFIX):
+                    guard = _lock_abandoned(self.dir / name)
+                    if guard is not None:
+                        abandoned.append((name, guard))
+        for name, guard in abandoned:
             try:
-                guard = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(guard)
-                continue  # a live writer owns it
-            try:
-                if path.exists():
-                    recovered += self._recover_one(path, name)
+                recovered += self._recover_one(self.dir / name, name)
             finally:
                 os.close(guard)
         if recovered:
@@ -500,9 +495,12 @@ class PackWriter:
     def _start(self) -> None:
         name = f"pack-{secrets.token_hex(16)}"
         self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
-        self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed when sealed
-        # The flock tells recover_temp_packs in other processes that this pack is live.
-        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        # The flock tells recover_temp_packs in other processes that this pack is
+        # live; the creation guard keeps them from finding it before it is taken.
+        with _creation_guard(self.store.dir, fcntl.LOCK_SH):
+            self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed when sealed
+            faults.point("temp-pack-created")
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
         _writev_all(self._file.fileno(), [chunkpack.header_bytes()], str(self._path))
         self._pos = chunkpack.HEADER.size
         self._entries = []
@@ -588,15 +586,55 @@ class _Sealing:
 
 def _seal(written: Future[None], f: io.FileIO, path: Path, directory: Path) -> tuple[Path, int]:
     """Once the trailer is written: fsync, close, rename, directory fsync (sealer thread)."""
+    final = path.with_name(path.name[: -len(chunkpack.TEMP_SUFFIX)] + chunkpack.PACK_SUFFIX)
     try:
         written.result()
         os.fsync(f.fileno())
+        faults.point("temp-pack-sealing")
+        os.replace(path, final)  # still locked: recovery never takes a pack being sealed
     finally:
         f.close()
-    final = path.with_name(path.name[: -len(chunkpack.TEMP_SUFFIX)] + chunkpack.PACK_SUFFIX)
-    os.replace(path, final)
     fsync_dir(directory)
     return final, final.stat().st_size
+
+
+CREATION_GUARD = "temp.lock"
+
+
+@contextlib.contextmanager
+def _creation_guard(directory: Path, how: int) -> Iterator[None]:
+    """A lock on ``directory``'s ``temp.lock``: shared while a writer creates and locks a
+    temp pack, exclusive while recovery looks for abandoned ones (so it never finds a
+    pack between its creation and its lock)."""
+    try:
+        fd = os.open(directory / CREATION_GUARD, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        yield  # a folder nobody may write to: no writer can create a pack in it either
+        return
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_abandoned(path: Path) -> int | None:
+    """An open, exclusively locked descriptor of the temp pack ``path`` if no writer
+    holds it and it is still the file of that name; else None."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass  # a live writer owns it, or it was sealed meanwhile
+    os.close(fd)
+    return None
 
 
 def _writev_all(fd: int, buffers: list[bytes | memoryview], where: str) -> None:
