@@ -252,6 +252,20 @@ def test_early_exit_names_what_the_remote_said(opener: Opener) -> None:
     assert t.close() == 2
 
 
+def test_a_remote_that_spoke_is_never_called_missing(opener: Opener) -> None:
+    """A server that answered and then failed with "No such file or directory" in its
+    last words exists: its words are reported, not "vsync was not found"."""
+    said = "vsync: error: [Errno 2] No such file or directory: 'pack.vpk.tmp'"
+    script = f"import sys; sys.stdout.write('hi'); sys.stdout.flush(); sys.exit({said!r})"
+    t = opener("/x", f"{PY} -c {shlex.quote(script)}")
+    assert t.readexactly(2) == b"hi"
+    with pytest.raises(TransportClosed) as info:
+        t.readexactly(4)
+    assert not isinstance(info.value, RemoteCommandMissing)
+    assert "No such file or directory: 'pack.vpk.tmp'" in str(info.value)
+    assert t.close() == 1
+
+
 @pytest.mark.parametrize("cmd", ["/nonexistent/bin/vsync", "vsync-not-installed-here"])
 def test_missing_remote_command(opener: Opener, kind: str, cmd: str) -> None:
     with pytest.raises(RemoteCommandMissing) as info:

@@ -95,7 +95,10 @@ def quote_remote_path(path: str) -> str:
 
 
 def command_missing(status: int | None, stderr: str) -> bool:
-    """Whether an exit looks like "the remote command does not exist"."""
+    """Whether an exit looks like "the remote command does not exist".
+
+    Only asked while the remote has sent nothing: a remote that spoke the
+    protocol exists, whatever its last words say ("No such file ...")."""
     return status in (126, 127) or (status not in (None, 0) and bool(_MISSING.search(stderr)))
 
 
@@ -234,7 +237,7 @@ class StreamTransport:
             self._status = status
             self._done = True
             self._release_once()
-        if command_missing(status, stderr):
+        if not self.bytes_received and command_missing(status, stderr):
             return RemoteCommandMissing(self.where, self.command)
         if lost := self._lost():
             return ConnectionLost(self.where, lost)
@@ -265,7 +268,7 @@ class StreamTransport:
         finally:
             self._done = True
             self._release_once()
-        if command_missing(self._status, self.stderr_text):
+        if not self.bytes_received and command_missing(self._status, self.stderr_text):
             raise RemoteCommandMissing(self.where, self.command)
         return self._status
 
