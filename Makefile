@@ -2,8 +2,8 @@
 #
 #   make venv         .venv with vsync installed editable, plus the test extras
 #   make demo         a two-minute scripted tour in a temporary folder
-#   make test         the whole test suite (installs sshd, ssh, git, tmux if missing)
-#   make lint         ruff check + ruff format --check
+#   make test         make lint, then the whole test suite (installs sshd, ssh, git, tmux if missing)
+#   make lint         ruff check + ruff format --check + mypy --strict on vsync/
 #   make bench        benchmarks vs git, rsync, restic (updates docs/benchmarks.md, docs/format.md)
 #   make bench-quick  the same scaled down, under 2 minutes (results under bench/results/ only)
 #   make clean        caches, build output, benchmark data; `make distclean` also .venv
@@ -43,13 +43,15 @@ system-deps:
 	bash scripts/apt-install-missing.sh $$missing
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
-test: venv system-deps
+# CI runs `make test` alone (.ci/run), so the checks of `make lint` run first here.
+test: venv system-deps lint
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy --strict vsync
 
 # The peers the benchmarks measure vsync against (issue 6): git, rsync, restic
 # (0.14+: compression), GNU time (/usr/bin/time -v for peak RSS) and an OpenSSH

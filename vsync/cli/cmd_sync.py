@@ -146,7 +146,7 @@ def cmd_remote_remove(args: argparse.Namespace) -> int:
 def cmd_remote_list(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         for remote in list_remotes(repo):
-            line = f"{remote.name}\t{remote.url}" if args.verbose else remote.name
+            line = f"{remote.label}\t{remote.url}" if args.verbose else remote.label
             print(escape_text(line, keep="\t"))
     return 0
 

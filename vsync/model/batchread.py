@@ -17,6 +17,7 @@ is read again, up to ``READ_ATTEMPTS`` times, and reported as unstable.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -89,7 +90,7 @@ class BatchReader:
             return [data]  # FastCDC never cuts before min_size
         chunker, spare = self._chunker()
         out: list[bytes] = []
-        stream = _BytesReader(data)
+        stream = io.BytesIO(data)
         for block, views in chunker.blocks(stream, BLOCK_SIZE, spare):
             out.extend(bytes(v) for v in views)
             spare.append(block)
@@ -194,10 +195,10 @@ class BatchReader:
             while encoding:
                 settle_encode()
         except BaseException:
-            for fut in reading:
-                fut.cancel()
-            for _b, _ids, fut in encoding:
-                fut.cancel()
+            for pending in reading:
+                pending.cancel()
+            for _b, _ids, encoded in encoding:
+                encoded.cancel()
             raise
 
 
@@ -236,22 +237,3 @@ def _read_all(fd: int, expected: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
-
-
-class _BytesReader:
-    """A minimal ``readinto`` stream over bytes already in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def readinto(self, target: memoryview) -> int:
-        n = min(len(target), len(self._view) - self._pos)
-        target[:n] = self._view[self._pos : self._pos + n]
-        self._pos += n
-        return n
-
-    def read(self, n: int) -> bytes:
-        data = bytes(self._view[self._pos : self._pos + n])
-        self._pos += len(data)
-        return data

@@ -50,7 +50,7 @@ class StatCache:
                 "SELECT path, size, mtime_ns, ctime_ns, inode, mode, manifest, hashed_at_ns"
                 " FROM files"
             ).fetchall()
-            self._rows = {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
+            self._rows = {r[0]: tuple(r[1:]) for r in rows}
         return self._rows
 
     def lookup(self, path: str, st: os.stat_result) -> bytes | None:

@@ -131,7 +131,7 @@ def resolve(url: RemoteURL) -> Target:
             "vsync connects directly only"
         )
     cfg = opts.config
-    named = [str(Path(p).expanduser()) for p in cfg.get("IdentityFile", ()) or ()]
+    named = [str(Path(p).expanduser()) for p in _path_list(cfg.get("IdentityFile", None))]
     identity_files = [p for p in named if os.access(p, os.R_OK)]
     if named:
         kwargs["client_keys"] = identity_files
@@ -156,7 +156,7 @@ def resolve(url: RemoteURL) -> Target:
         user=opts.username,
         connect_kwargs=kwargs,
         identity_files=identity_files,
-        agent=bool(agent_path) and os.path.exists(os.path.expanduser(agent_path)),
+        agent=bool(agent_path) and os.path.exists(os.path.expanduser(str(agent_path))),
         user_known_hosts=user_files,
         known_hosts_files=user_files + global_files,
         host_key_name=opts.host_key_alias or opts.host,
@@ -167,11 +167,21 @@ def resolve(url: RemoteURL) -> Target:
 
 
 def _string_list(value: object) -> list[str]:
+    """A config value that lists names separated by spaces, or already a list."""
+    if isinstance(value, str):
+        return value.split()
+    return _path_list(value)
+
+
+def _path_list(value: object) -> list[str]:
+    """A config value that is a list (one entry per option line), or one entry."""
     if not value:
         return []
     if isinstance(value, str):
-        return value.split()
-    return [str(v) for v in value]  # type: ignore[attr-defined]
+        return [value]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
 
 
 def loopback_only() -> bool:
@@ -183,7 +193,7 @@ def loopback_only() -> bool:
     return os.environ.get("VSYNC_LOOPBACK_ONLY") == "1"
 
 
-def loopback_addresses(target: Target, family: int) -> list[tuple[int, int, int, Any]]:
+def loopback_addresses(target: Target, family: int) -> list[tuple[int, int, int, tuple[Any, ...]]]:
     """The addresses of ``target.host``; under :func:`loopback_only`, only loopback ones."""
     host = target.host
     guard = loopback_only()
@@ -194,7 +204,7 @@ def loopback_addresses(target: Target, family: int) -> list[tuple[int, int, int,
     except socket.gaierror as exc:
         reason = f"cannot resolve the host name ({exc.strerror})"
         raise Unreachable(target.hostport, reason) from None
-    out = []
+    out: list[tuple[int, int, int, tuple[Any, ...]]] = []
     for fam, kind, proto, _name, sockaddr in infos:
         address = str(sockaddr[0])
         if guard and not _is_loopback(address):
@@ -695,7 +705,12 @@ class SSHTransport(StreamTransport):
     def _raw_write(self, data: memoryview) -> None:
         bridge = self._bridge
         # StreamTransport hands over a buffer it never touches again, or the caller's bytes.
-        buf = data.obj if data.nbytes == len(data.obj) else bytes(data)  # type: ignore[arg-type]
+        whole = data.obj
+        buf: bytes | bytearray
+        if isinstance(whole, bytes | bytearray) and data.nbytes == len(whole):
+            buf = whole
+        else:
+            buf = bytes(data)
         with bridge.send_cv:
             while bridge.queued > SEND_QUEUE and not bridge.finished.is_set():
                 bridge.send_cv.wait()

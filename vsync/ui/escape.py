@@ -83,4 +83,4 @@ def one_line(text: str) -> str:
 
 def safe_fragments(fragments: StyleAndTextTuples) -> StyleAndTextTuples:
     """prompt-toolkit formatted text with :func:`escape_text` applied to every text."""
-    return [(f[0], escape_text(f[1]), *f[2:]) for f in fragments]  # type: ignore[misc]
+    return [(f[0], escape_text(f[1]), *f[2:]) for f in fragments]

@@ -22,6 +22,7 @@ different text (no base) is one conflict region holding each whole side.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from merge3 import Merge3
 
@@ -95,7 +96,7 @@ def merge_text(base: bytes, ours: bytes, theirs: bytes, labels: MarkerLabels) ->
         elif what == "b":
             out.extend(t[region[1] : region[2]])
         elif what == "conflict":
-            _, z1, z2, a1, a2, b1, b2 = region
+            _, z1, z2, a1, a2, b1, b2 = cast("tuple[str, int, int, int, int, int, int]", region)
             conflicts += 1
             _conflict(out, a[a1:a2], b[z1:z2], t[b1:b2], labels, nl)
         else:  # pragma: no cover - merge3 yields only the kinds above
