@@ -19,6 +19,7 @@ import traceback
 from vsync import __version__
 from vsync.errors import VsyncError
 from vsync.model.filemode import load_umask
+from vsync.store import faults
 from vsync.ui.escape import one_line
 
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             f"vsync: internal error: cannot load a module ({one_line(str(exc))})", file=sys.stderr
         )
         return 1
+    faults.set_command(args.command or "")
     try:
         if args.chdir:
             os.chdir(args.chdir)

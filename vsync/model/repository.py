@@ -25,6 +25,7 @@ from vsync.model.gitdb import GitDB
 from vsync.model.holdback import Holds
 from vsync.model.lock import RepoLock
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
+from vsync.store import faults
 from vsync.store.chunker import ChunkerParams
 from vsync.store.chunkstore import ChunkStore, fsync_dir
 from vsync.store.statedb import StateDB
@@ -228,6 +229,7 @@ class Repository:
             return
         with RepoLock(self.control / "lock", exclusive, LOCK_TIMEOUT):
             self._lock_depth, self._lock_exclusive = 1, exclusive
+            faults.point("lock-taken")
             try:
                 self.chunks.recover_temp_packs()
                 yield

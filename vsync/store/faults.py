@@ -1,22 +1,43 @@
 """Named fault points: places in the code where a test may pause or kill the process.
 
 ``point("name")`` does nothing unless the environment variable ``VSYNC_FAULTS``
-names that point. Tests set it to a comma-separated list of ``name=action``:
+asks for something there. Tests set it to a comma-separated list of
+``[COMMAND/]NAME=ACTION``; with ``COMMAND/`` the item applies only to that
+vsync command (``push/ref-swapped=kill`` kills the client of a push, not the
+``serve`` it starts, which inherits the environment). Actions:
 
 - ``sleep:SECONDS``: pause there (to hold a race window open);
-- ``kill``: SIGKILL this process there (a crash at exactly that step).
+- ``kill``: SIGKILL this process there (a crash at exactly that step);
+- ``kill@N``: SIGKILL the N-th time the point is reached (N from 1);
+- ``kill-after:SECONDS``: start a timer there that SIGKILLs the process
+  SECONDS later, wherever it is then (a crash at a chosen moment of the work,
+  not of the interpreter's start-up; ``lock-taken`` is the usual place).
 
-The variable is read once, at import; when it is unset a point costs one
-dictionary lookup on an empty dict. Nothing but tests sets it.
+``VSYNC_FAULTS_TRACE=FILE`` appends a line ``COMMAND NAME SECONDS`` to FILE
+for every point reached (seconds since the first point of the process), and
+``COMMAND exit SECONDS`` at a normal exit: the crash tests learn from it which
+points a command passes and how long its work takes.
+
+The variables are read once, at import; when both are unset a point costs one
+dictionary lookup on an empty dict. Nothing but tests sets them.
+
+The points (the crash tests kill at every one of them):
+
+- ``lock-taken``: the repository lock is held; the command's work begins.
+- ``temp-pack-created``, ``temp-pack-sealing``: a temporary chunk pack exists
+  and is locked; it is complete and about to be renamed into place.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import threading
 import time
 
 ENV = "VSYNC_FAULTS"
+TRACE_ENV = "VSYNC_FAULTS_TRACE"
 
 
 def _parse(spec: str) -> dict[str, str]:
@@ -29,15 +50,56 @@ def _parse(spec: str) -> dict[str, str]:
 
 
 _FAULTS = _parse(os.environ.get(ENV, ""))
+_TRACE = os.environ.get(TRACE_ENV, "")
+_command = ""
+_hits: dict[str, int] = {}
+_started: float | None = None
+
+
+def set_command(name: str) -> None:
+    """The vsync command this process runs (``COMMAND/`` items match it)."""
+    global _command
+    _command = name
+    if _TRACE:
+        atexit.register(_trace, "exit")
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _trace(name: str) -> None:
+    global _started
+    now = time.monotonic()
+    if _started is None:
+        _started = now
+    line = f"{_command or '-'} {name} {now - _started:.6f}\n".encode()
+    fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def point(name: str) -> None:
     """The fault point ``name``: carry out its action if the tests asked for one."""
-    action = _FAULTS.get(name)
+    if not (_FAULTS or _TRACE):
+        return
+    if _TRACE:
+        _trace(name)
+    action = _FAULTS.get(f"{_command}/{name}") or _FAULTS.get(name)
     if action is None:
         return
     kind, _, arg = action.partition(":")
+    kind, _, nth = kind.partition("@")
+    count = _hits[name] = _hits.get(name, 0) + 1
+    if nth and count != int(nth):
+        return
     if kind == "sleep":
         time.sleep(float(arg))
     elif kind == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
+        _kill()
+    elif kind == "kill-after":
+        timer = threading.Timer(float(arg), _kill)
+        timer.daemon = True
+        timer.start()
