@@ -4,14 +4,16 @@
 asks for something there. Tests set it to a comma-separated list of
 ``[COMMAND/]NAME=ACTION``; with ``COMMAND/`` the item applies only to that
 vsync command (``push/ref-swapped=kill`` kills the client of a push, not the
-``serve`` it starts, which inherits the environment). Actions:
+``serve`` it starts, which inherits the environment). NAME ``*`` stands for
+every point. Actions:
 
 - ``sleep:SECONDS``: pause there (to hold a race window open);
 - ``kill``: SIGKILL this process there (a crash at exactly that step);
 - ``kill@N``: SIGKILL the N-th time the point is reached (N from 1);
 - ``kill-after:SECONDS``: start a timer there that SIGKILLs the process
   SECONDS later, wherever it is then (a crash at a chosen moment of the work,
-  not of the interpreter's start-up; ``lock-taken`` is the usual place).
+  not of the interpreter's start-up: ``*=kill-after:S`` counts from the first
+  point the process reaches). A process arms one timer at most.
 
 ``VSYNC_FAULTS_TRACE=FILE`` appends a line ``COMMAND NAME SECONDS`` to FILE
 for every point reached (seconds since the first point of the process), and
@@ -24,6 +26,8 @@ dictionary lookup on an empty dict. Nothing but tests sets them.
 The points (the crash tests kill at every one of them):
 
 - ``lock-taken``: the repository lock is held; the command's work begins.
+- ``session-open``: a client and a server have exchanged their hellos
+  (commands that only read, a push's client and a fetch's server, take no lock).
 - ``temp-pack-created``, ``temp-pack-sealing``: a temporary chunk pack exists
   and is locked; it is complete and about to be renamed into place.
 """
@@ -54,6 +58,7 @@ _TRACE = os.environ.get(TRACE_ENV, "")
 _command = ""
 _hits: dict[str, int] = {}
 _started: float | None = None
+_armed = False
 
 
 def set_command(name: str) -> None:
@@ -83,11 +88,17 @@ def _trace(name: str) -> None:
 
 def point(name: str) -> None:
     """The fault point ``name``: carry out its action if the tests asked for one."""
+    global _armed
     if not (_FAULTS or _TRACE):
         return
     if _TRACE:
         _trace(name)
-    action = _FAULTS.get(f"{_command}/{name}") or _FAULTS.get(name)
+    action = (
+        _FAULTS.get(f"{_command}/{name}")
+        or _FAULTS.get(name)
+        or _FAULTS.get(f"{_command}/*")
+        or _FAULTS.get("*")
+    )
     if action is None:
         return
     kind, _, arg = action.partition(":")
@@ -99,7 +110,8 @@ def point(name: str) -> None:
         time.sleep(float(arg))
     elif kind == "kill":
         _kill()
-    elif kind == "kill-after":
+    elif kind == "kill-after" and not _armed:
+        _armed = True
         timer = threading.Timer(float(arg), _kill)
         timer.daemon = True
         timer.start()

@@ -14,6 +14,7 @@ from vsync.model.gitdb import Commit
 from vsync.model.repository import BRANCH, Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
+from vsync.store import faults
 from vsync.sync import protocol as p
 from vsync.sync.errors import TransportClosed
 from vsync.sync.negotiate import negotiate_client
@@ -76,6 +77,7 @@ def open_session(remote: Remote, opts: SyncOptions, create: bool = False) -> Ses
         conn.flush()
         hello = conn.expect(p.HELLO).json()
         p.check_hello(hello)
+        faults.point("session-open")
         raw_refs = conn.expect(p.REFS).json().get("refs", {})
     except TransportClosed as exc:
         transport.close()

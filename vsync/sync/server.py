@@ -20,6 +20,7 @@ from typing import Any
 from vsync.errors import NotARepository, StoppedError, UsageError, VsyncError
 from vsync.model.config import FORMAT_VERSION
 from vsync.model.repository import BRANCH, Repository
+from vsync.store import faults
 from vsync.sync import protocol as p
 from vsync.sync.fdpipe import FdPipe
 from vsync.sync.negotiate import negotiate_server
@@ -82,6 +83,7 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
 
 
 def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
+    faults.point("session-open")
     cfg = repo.config
     params = cfg.chunker_params()
     conn.send_json(
