@@ -37,7 +37,7 @@ from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
 from vsync.ops.fsck import ChunkSet, History, walk_history
 from vsync.ops.merge.state import MergeState
-from vsync.store import chunkpack, codec
+from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
 
@@ -80,6 +80,7 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
         try:
             history = walk_history(repo, live.add_manifest)
             live.flush()
+            faults.point("gc-marked")
             _require_intact(history)
             plans = _plan(store, live)
             _verify_live(store, plans, progress)
@@ -208,8 +209,10 @@ def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: 
                 f"gc stopped: {still} live chunk(s) are still indexed in pack {plan.name} "
                 "after copying; no pack was deleted, run 'vsync fsck'"
             )
+    faults.point("gc-sweeping")
     for plan in plans:
         store.remove_pack(plan.name)
+        faults.point("gc-pack-removed")
         result.packs_rewritten += 1
         result.chunks_removed += plan.dead
         result.duplicates_removed += plan.duplicates

@@ -30,6 +30,13 @@ The points (the crash tests kill at every one of them):
   (commands that only read, a push's client and a fetch's server, take no lock).
 - ``temp-pack-created``, ``temp-pack-sealing``: a temporary chunk pack exists
   and is locked; it is complete and about to be renamed into place.
+- ``git-pack-written``, ``git-pack-renamed``: a new git pack is complete
+  under its temporary name; it has its final name and no index yet.
+- ``ref-swap``, ``ref-swapped``: before and after a ref's compare-and-swap.
+- ``merge-state-written``: a merge state is complete and synced under its
+  temporary name, not yet in place.
+- ``gc-marked``, ``gc-sweeping``, ``gc-pack-removed``: gc has marked every
+  live chunk; has copied them and is about to delete old packs; has deleted one.
 """
 
 from __future__ import annotations

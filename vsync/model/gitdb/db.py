@@ -31,7 +31,7 @@ from dulwich.graph import find_merge_base
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
 from dulwich.reflog import iter_reflogs, parse_reflog_line
-from dulwich.refs import Ref
+from dulwich.refs import Ref, RefsContainer
 from dulwich.repo import Repo
 
 from vsync.errors import FSCK_HINT, DamagedRepository
@@ -48,6 +48,7 @@ from vsync.model.gitdb.types import (
     TornReflogLine,
     is_object_id,
 )
+from vsync.store import faults
 from vsync.store.chunkstore import fsync_dir
 
 _SHA = re.compile(rb"\b[0-9a-f]{40}\b")
@@ -158,6 +159,20 @@ class GitDB(ObjectReader):
         if new is not None:
             self.commit(new)
         refs, ref = self._git.refs, Ref(name)
+        faults.point("ref-swap")
+        swapped = self._swap(refs, ref, old, new, committer, message)
+        faults.point("ref-swapped")
+        return swapped
+
+    @staticmethod
+    def _swap(
+        refs: RefsContainer,
+        ref: Ref,
+        old: bytes | None,
+        new: bytes | None,
+        committer: bytes,
+        message: bytes,
+    ) -> bool:
         if new is None:
             if old is None:
                 raise ValueError("swap_ref needs an old or a new value")

@@ -30,6 +30,7 @@ from dulwich.pack import Pack, write_pack_index
 
 from vsync.model.gitdb.guard import file_damage, guarded
 from vsync.model.gitdb.types import RawObject
+from vsync.store import faults
 
 PACK_MODE = 0o444
 ZLIB_LEVEL = 1  # manifests and trees are small; git's default level buys little here
@@ -84,10 +85,12 @@ def write_pack(pack_dir: str, objects: Sequence[RawObject], fsync: bool) -> str 
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
+        faults.point("git-pack-written")
         entries.sort()
         name = hashlib.sha1(b"".join(e[0] for e in entries)).hexdigest()
         base = os.path.join(pack_dir, "pack-" + name)
         os.rename(tmp, base + ".pack")
+        faults.point("git-pack-renamed")
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

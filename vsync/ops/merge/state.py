@@ -66,6 +66,7 @@ from vsync.model.paths import check_repo_path
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.ops.merge.plan import CONFLICT_KINDS, UNMERGED_CODES
+from vsync.store import faults
 from vsync.store.chunkstore import fsync_dir
 
 MAGIC = b"VSYNC-MERGESTATE"
@@ -156,6 +157,7 @@ class MergeState:
             f.write(self.to_bytes())
             f.flush()
             os.fsync(f.fileno())
+        faults.point("merge-state-written")
         os.replace(tmp, folder / STATE_FILE)
         fsync_dir(folder)
 
