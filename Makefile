@@ -4,6 +4,7 @@
 #   make demo         a two-minute scripted tour in a temporary folder
 #   make test         make lint, then the whole test suite (installs sshd, ssh, git, tmux if missing)
 #   make lint         ruff check + ruff format --check + mypy --strict on vsync/
+#   make reliability  the crash, fault and load tests, writing docs/reliability.md from their figures
 #   make bench        benchmarks vs git, rsync, restic (updates docs/benchmarks.md, docs/format.md)
 #   make bench-quick  the same scaled down, under 2 minutes (results under bench/results/ only)
 #   make clean        caches, build output, benchmark data; `make distclean` also .venv
@@ -14,7 +15,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench bench-quick bench-deps system-deps clean distclean
+.PHONY: venv demo test lint reliability bench bench-quick bench-deps system-deps clean distclean
 
 venv: $(STAMP)
 
@@ -47,6 +48,13 @@ system-deps:
 test: venv system-deps lint
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# The crash, fault and load tests also run in `make test`; here they write their
+# figures, and docs/reliability.md is made from them (one run, one commit).
+reliability: venv system-deps
+	@rm -rf build/reliability
+	@VSYNC_RELIABILITY_OUT=$(CURDIR)/build/reliability $(PY) -m pytest -q -m slow
+	@$(PY) scripts/reliability_report.py build/reliability docs/reliability.md
 
 lint: venv
 	@$(VENV)/bin/ruff check .
