@@ -342,6 +342,17 @@ def test_resolve_keeps_what_it_replaces(merged: Setup) -> None:
     assert b"half-done manual merge\n" in texts
 
 
+def test_resolve_keeps_a_symlink_it_replaces(merged: Setup) -> None:
+    repo = merged.h.repo
+    (merged.root / "t.txt").unlink()
+    os.symlink("my notes elsewhere", merged.root / "t.txt")  # a target that does not exist
+    resolve(repo, ["t.txt"], "theirs")
+    kept = [e for p, e in merged.state().kept if p == "t.txt"]
+    assert [mode for mode, _oid in kept] == [0o120000]
+    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ing:
+        assert RepoContent(repo, ing).read(kept[0]) == b"my notes elsewhere"
+
+
 def test_resolve_errors(setup: Setup, merged: Setup) -> None:
     with pytest.raises(UsageError, match="not a conflicted path"):
         resolve(merged.h.repo, ["clean.txt"], "ours")

@@ -137,13 +137,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     from vsync.cli.paths import repo_paths
-    from vsync.ops.merge import MergeState, resolve
+    from vsync.ops.merge import resolve
+    from vsync.ops.merge.resolve import require_state
 
     with Repository.discover() as repo:
         repo.require_worktree()
-        state = MergeState.load(repo)
-        if state is None:
-            raise UsageError("no merge is in progress")
+        state = require_state(repo)
         if args.list or (not args.paths and args.how is None and not _interactive()):
             for path in sorted(state.files):
                 ps = state.files[path]
@@ -190,7 +189,8 @@ def _shell(repo: Repository) -> int:
 
 def _undo_or_edit(repo: Repository, paths: list[str], how: str) -> int:
     from vsync.ops.merge import MergeState, resolve
-    from vsync.ui.conflict_actions import edit, has_markers, reopen
+    from vsync.ops.merge.undoable import reopen
+    from vsync.ui.conflict_actions import edit, has_markers
 
     for path in paths:
         if how == "undo":

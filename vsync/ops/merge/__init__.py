@@ -8,6 +8,7 @@
 - :mod:`.apply`: write a plan into the working folder; the merge commit's tree.
 - :mod:`.state`: the merge state record in ``.vsync/merge/``.
 - :mod:`.resolve`: ``resolve`` per path and ``abort``.
+- :mod:`.undoable`: resolutions saved so they can be taken back (the conflict shell).
 
 Typical use (under the caller's own checks)::
 
