@@ -119,7 +119,7 @@ def report_integration(repo: Repository, result: Any, label: str, quiet: bool = 
 def cmd_merge(args: argparse.Namespace) -> int:
     from vsync.model.revisions import resolve as resolve_rev
     from vsync.ops.merge import abort
-    from vsync.ops.merging import integrate
+    from vsync.ops.merge.integrate import integrate
 
     with Repository.discover() as repo:
         if args.abort:

@@ -13,7 +13,7 @@ from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import commit_tree, flatten
 from vsync.ops.checkout import apply_snapshot
 from vsync.ops.commit import CommitResult, commit
-from vsync.ops.merging import IntegrateResult, integrate, require_no_merge
+from vsync.ops.merge.integrate import IntegrateResult, integrate, require_no_merge
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.remotes import Remote, add_remote
 

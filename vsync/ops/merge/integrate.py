@@ -20,7 +20,10 @@ from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.fastforward import fast_forward_worktree
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import run_hook
-from vsync.ops.merge import MergePlan, MergeState, apply_merge, build_merge_tree, prepare_merge
+from vsync.ops.merge.apply import apply_merge, build_merge_tree
+from vsync.ops.merge.base import prepare_merge
+from vsync.ops.merge.plan import MergePlan
+from vsync.ops.merge.state import MergeState
 
 Warn = Callable[[str], None]
 
