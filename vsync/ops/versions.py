@@ -102,9 +102,11 @@ class FolderCommit:
 
 
 @dataclass
-class History:
+class PathHistory:
+    """What ``vsync history PATH`` browses: a file's versions, or a folder's commits."""
+
     path: str  # "" is the whole folder
-    kind: str  # "file" (versions) | "folder" (commits)
+    folder: bool  # True: ``commits`` of a folder; False: ``versions`` of a file or symlink
     versions: list[FileVersion] = field(default_factory=list)
     commits: list[FolderCommit] = field(default_factory=list)
 
@@ -159,24 +161,24 @@ def folder_commits(repo: Repository, path: str = "") -> list[FolderCommit]:
     return out
 
 
-def load_history(repo: Repository, path: str) -> History:
+def load_history(repo: Repository, path: str) -> PathHistory:
     """What ``vsync history PATH`` browses; raises UsageError when PATH is in no commit."""
     if not path:
-        return History("", "folder", commits=folder_commits(repo))
+        return PathHistory("", True, commits=folder_commits(repo))
     head = repo.head()
     db = repo.gitdb
     now = lookup(db, commit_tree(db, head), path)[0] if head is not None else None
     if now != MODE_TREE:
         versions = file_versions(repo, path)
         if versions:
-            return History(path, "file", versions=versions)
+            return PathHistory(path, False, versions=versions)
     commits = folder_commits(repo, path) if head is not None else []
     if not commits:
         raise UsageError(
             f"'{path}' is not in any commit, so it has no versions "
             "('vsync status' shows what is not committed yet)"
         )
-    return History(path, "folder", commits=commits)
+    return PathHistory(path, True, commits=commits)
 
 
 # -- content ----------------------------------------------------------------------------

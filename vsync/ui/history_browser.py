@@ -48,7 +48,7 @@ from vsync.ops.diff import Pair
 from vsync.ops.versions import (
     FileVersion,
     FolderCommit,
-    History,
+    PathHistory,
     Preview,
     content_blake3,
     diff_of,
@@ -73,14 +73,14 @@ class HistoryBrowser:
     def __init__(
         self,
         repo: Repository,
-        history: History,
+        history: PathHistory,
         *,
         input: Input | None = None,
         output: Output | None = None,
     ) -> None:
         self.repo = repo
         self.history = history
-        self.folder = history.kind == "folder"
+        self.folder = history.folder
         self.index = 0
         self.view = "content"
         self.status: tuple[str, str] = ("", "")
@@ -425,7 +425,7 @@ class HistoryBrowser:
 
 def run_history_browser(
     repo: Repository,
-    history: History,
+    history: PathHistory,
     *,
     input: Input | None = None,
     output: Output | None = None,
