@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import enum
 import errno
 import os
 import secrets
@@ -111,9 +112,15 @@ class PathHistory:
     commits: list[FolderCommit] = field(default_factory=list)
 
 
+class PreviewKind(enum.Enum):
+    TEXT = "text"
+    BINARY = "binary"
+    SYMLINK = "symlink"
+
+
 @dataclass
 class Preview:
-    kind: str  # "text" | "binary" | "symlink"
+    kind: PreviewKind
     lines: list[str] = field(default_factory=list)
     truncated: bool = False  # the content goes on beyond the lines shown
     target: str = ""  # a symlink's target
@@ -227,20 +234,20 @@ def read_preview(
     """At most ``max_lines`` lines of the first ``max_bytes`` bytes, or "binary"."""
     if v.is_link:
         target = repo.gitdb.link_target(v.oid)
-        return Preview("symlink", target=os.fsdecode(target))
+        return Preview(PreviewKind.SYMLINK, target=os.fsdecode(target))
     data = _head_bytes(repo, _manifest(repo, v), max_bytes)
     if b"\0" in data[:SNIFF]:
-        return Preview("binary")
+        return Preview(PreviewKind.BINARY)
     cut = len(data) < v.size
     try:  # a cut may fall inside a character: the incremental decoder keeps it back
         text = codecs.getincrementaldecoder("utf-8")().decode(data, final=not cut)
     except UnicodeDecodeError:
-        return Preview("binary")
+        return Preview(PreviewKind.BINARY)
     lines = text.split("\n")
     if lines and lines[-1] == "" and not cut:
         lines.pop()
     truncated = cut or len(lines) > max_lines
-    return Preview("text", lines[:max_lines], truncated)
+    return Preview(PreviewKind.TEXT, lines[:max_lines], truncated)
 
 
 # -- diffs -------------------------------------------------------------------------------

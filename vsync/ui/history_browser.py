@@ -50,6 +50,7 @@ from vsync.ops.versions import (
     FolderCommit,
     PathHistory,
     Preview,
+    PreviewKind,
     content_blake3,
     diff_of,
     pairs_between,
@@ -203,7 +204,7 @@ class HistoryBrowser:
             preview = self._previews.get(self.index)
             if preview is None:
                 preview = self._previews[self.index] = read_preview(self.repo, v)
-            digest = self._digest(v) if preview.kind != "text" else ""
+            digest = self._digest(v) if preview.kind is not PreviewKind.TEXT else ""
             return view.render_version(v, preview, digest)
         key = (self.index, self.view)
         if key not in self._diffs:
