@@ -20,6 +20,7 @@ from vsync.errors import (
 )
 from vsync.model.ingest import Ingester
 from vsync.ops.merge import MergeState, PathState, RepoContent, abort, resolve, status_codes
+from vsync.ops.merge.undoable import changed_since, save_conflict
 from vsync.ops.status import status
 
 B0, B1, B2 = b"\0\1base", b"\0\1ours", b"\0\1theirs"
@@ -351,6 +352,16 @@ def test_resolve_keeps_a_symlink_it_replaces(merged: Setup) -> None:
     assert [mode for mode, _oid in kept] == [0o120000]
     with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ing:
         assert RepoContent(repo, ing).read(kept[0]) == b"my notes elsewhere"
+
+
+def test_an_edit_of_a_path_left_absent_is_no_change(merged: Setup) -> None:
+    repo = merged.h.repo
+    resolve(repo, ["md.txt"], "theirs")  # theirs deleted it: the path is absent now
+    undo = save_conflict(repo, "md.txt", "edit")
+    assert [s.kind for s in undo.saved] == ["absent"]
+    assert not changed_since(repo, undo.saved[0])
+    (merged.root / "md.txt").write_text("written by the editor\n")
+    assert changed_since(repo, undo.saved[0])
 
 
 def test_resolve_errors(setup: Setup, merged: Setup) -> None:
