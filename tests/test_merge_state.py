@@ -20,6 +20,7 @@ from vsync.errors import (
 )
 from vsync.model.ingest import Ingester
 from vsync.ops.merge import MergeState, PathState, RepoContent, abort, resolve, status_codes
+from vsync.ops.merge.undoable import changed_since, save_conflict
 from vsync.ops.status import status
 
 B0, B1, B2 = b"\0\1base", b"\0\1ours", b"\0\1theirs"
@@ -340,6 +341,27 @@ def test_resolve_keeps_what_it_replaces(merged: Setup) -> None:
     with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ing:
         texts = [RepoContent(repo, ing).read(e) for e in kept]
     assert b"half-done manual merge\n" in texts
+
+
+def test_resolve_keeps_a_symlink_it_replaces(merged: Setup) -> None:
+    repo = merged.h.repo
+    (merged.root / "t.txt").unlink()
+    os.symlink("my notes elsewhere", merged.root / "t.txt")  # a target that does not exist
+    resolve(repo, ["t.txt"], "theirs")
+    kept = [e for p, e in merged.state().kept if p == "t.txt"]
+    assert [mode for mode, _oid in kept] == [0o120000]
+    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ing:
+        assert RepoContent(repo, ing).read(kept[0]) == b"my notes elsewhere"
+
+
+def test_an_edit_of_a_path_left_absent_is_no_change(merged: Setup) -> None:
+    repo = merged.h.repo
+    resolve(repo, ["md.txt"], "theirs")  # theirs deleted it: the path is absent now
+    undo = save_conflict(repo, "md.txt", "edit")
+    assert [s.kind for s in undo.saved] == ["absent"]
+    assert not changed_since(repo, undo.saved[0])
+    (merged.root / "md.txt").write_text("written by the editor\n")
+    assert changed_since(repo, undo.saved[0])
 
 
 def test_resolve_errors(setup: Setup, merged: Setup) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from vsync.cli.paths import repo_path
 from vsync.model.repository import Repository
-from vsync.ops.versions import History, load_history
+from vsync.ops.versions import PathHistory, load_history
 from vsync.ui.history_rows import table_row
 
 
@@ -39,8 +39,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_history)
 
 
-def table(history: History) -> list[str]:
-    items = history.commits if history.kind == "folder" else history.versions
+def table(history: PathHistory) -> list[str]:
+    items = history.commits if history.folder else history.versions
     return [table_row(item) for item in items]
 
 

@@ -80,7 +80,7 @@ from vsync.cli.paths import repo_paths, rev_path
 from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve, resolve_at, split_rev_path
-from vsync.ops.diff import FileDiff, Version, file_diffs, revision_pairs, working_pairs
+from vsync.ops.diff import DiffKind, FileDiff, Version, file_diffs, revision_pairs, working_pairs
 from vsync.ops.follow import deleted_files, follow
 from vsync.ops.log import LogEntry, walk
 from vsync.ops.show import find, link_target, list_folder, show_commit, write_file
@@ -284,10 +284,10 @@ def render_diff(fd: FileDiff) -> Iterator[str]:
         if old is not None and new is not None and fd.mode_changed
         else ""
     )
-    if fd.kind == "mode":
+    if fd.kind is DiffKind.MODE:
         yield mode_line
         return
-    if fd.kind == "binary":
+    if fd.kind is DiffKind.BINARY:
         if mode_line:
             yield mode_line
         yield f"Binary {p}: {_side(old, fd.old_size)} -> {_side(new, fd.new_size)}\n"
@@ -373,13 +373,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         rev_label = parts[0] or "HEAD"
         commit_id = resolve(repo, rev_label)
         obj = find(repo, commit_id, rev_path(repo, parts[1]), rev_label)
-        if obj.kind == "folder":
+        if obj.is_folder:
             emit("".join(quote_path(name) + "\n" for name in list_folder(repo, obj)))
             sys.stdout.buffer.flush()
             return 0
         out = sys.stdout.buffer
         try:
-            if obj.kind == "symlink":
+            if obj.is_link:
                 out.write(link_target(repo, obj) + b"\n")
             else:
                 write_file(repo, obj, out)

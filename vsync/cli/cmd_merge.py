@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vsync.cli.output import escape_text, quote_path, short, warn
 from vsync.errors import StoppedError, UsageError
 from vsync.model.repository import Repository
 from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge import MergePlan
+
+if TYPE_CHECKING:
+    from vsync.ops.merge.integrate import IntegrateResult
 
 
 def register(sub: Any) -> None:
@@ -78,30 +81,35 @@ def _entry_size(repo: Repository, plan: MergePlan, entry: tuple[int, bytes] | No
     return f" ({human_bytes(manifest_size(repo.gitdb.blob(oid)))})"
 
 
-def report_integration(repo: Repository, result: Any, label: str, quiet: bool = False) -> int:
+def report_integration(
+    repo: Repository, result: IntegrateResult, label: str, quiet: bool = False
+) -> int:
     """Print what a pull or merge did; returns the exit code (1 on conflicts).
 
     ``quiet`` prints only what needs acting on (conflicts)."""
-    if quiet and result.outcome != "conflicts":
+    from vsync.ops.merge.integrate import Integration
+
+    if quiet and result.outcome is not Integration.CONFLICTS:
         return 0
-    if result.outcome == "planned":
+    if result.outcome is Integration.PLANNED:
+        assert result.plan is not None
         print_plan(repo, result.plan)
         return 0
-    if result.outcome == "fast-forward":
+    if result.outcome is Integration.FAST_FORWARD:
         print(
             f"Fast-forward {short(result.old)}..{short(result.new)}: "
             f"{result.written} files written, {result.deleted} deleted"
         )
-    elif result.outcome == "merged":
+    elif result.outcome is Integration.MERGED:
         print(
             f"Merged {escape_text(label, keep='')} into main: {short(result.new)} "
             f"({result.written} files written, {result.deleted} deleted)"
         )
-    elif result.outcome == "ahead":
+    elif result.outcome is Integration.AHEAD:
         print("Already up to date (your copy is ahead; push to share it)")
-    elif result.outcome == "up-to-date":
+    elif result.outcome is Integration.UP_TO_DATE:
         print("Already up to date")
-    elif result.outcome == "conflicts":
+    elif result.outcome is Integration.CONFLICTS:
         for code, path, kind in result.conflicts:
             print(f"{code} {quote_path(path)}  ({kind})")
         n = len(result.conflicts)
@@ -111,7 +119,7 @@ def report_integration(repo: Repository, result: Any, label: str, quiet: bool = 
             file=sys.stderr,
         )
         return 1
-    if getattr(result, "hook_output", ""):
+    if result.hook_output:
         sys.stderr.write(result.hook_output)
     return 0
 
@@ -119,7 +127,7 @@ def report_integration(repo: Repository, result: Any, label: str, quiet: bool = 
 def cmd_merge(args: argparse.Namespace) -> int:
     from vsync.model.revisions import resolve as resolve_rev
     from vsync.ops.merge import abort
-    from vsync.ops.merging import integrate
+    from vsync.ops.merge.integrate import integrate
 
     with Repository.discover() as repo:
         if args.abort:
@@ -137,13 +145,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     from vsync.cli.paths import repo_paths
-    from vsync.ops.merge import MergeState, resolve
+    from vsync.ops.merge import resolve
+    from vsync.ops.merge.resolve import require_state
 
     with Repository.discover() as repo:
         repo.require_worktree()
-        state = MergeState.load(repo)
-        if state is None:
-            raise UsageError("no merge is in progress")
+        state = require_state(repo)
         if args.list or (not args.paths and args.how is None and not _interactive()):
             for path in sorted(state.files):
                 ps = state.files[path]
@@ -190,7 +197,8 @@ def _shell(repo: Repository) -> int:
 
 def _undo_or_edit(repo: Repository, paths: list[str], how: str) -> int:
     from vsync.ops.merge import MergeState, resolve
-    from vsync.ui.conflict_actions import edit, has_markers, reopen
+    from vsync.ops.merge.undoable import reopen
+    from vsync.ui.conflict_actions import edit, has_markers
 
     for path in paths:
         if how == "undo":

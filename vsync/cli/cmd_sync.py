@@ -167,7 +167,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         code = report_integration(
             repo, result.merged, remote.label, quiet=args.quiet or args.porcelain
         )
-    _report("fetched from", result.fetched, args, outcome=result.merged.outcome)
+    _report("fetched from", result.fetched, args, outcome=result.merged.outcome.value)
     return code
 
 

@@ -21,6 +21,7 @@ side is ever held in memory, and only for text.
 from __future__ import annotations
 
 import difflib
+import enum
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,12 +57,20 @@ class Version:
 Pair = tuple[str, Version | None, Version | None]
 
 
+class DiffKind(enum.Enum):
+    """How a path's diff reads: text lines, two sizes, or only a mode change."""
+
+    TEXT = "text"
+    BINARY = "binary"
+    MODE = "mode"  # same content, another mode
+
+
 @dataclass
 class FileDiff:
     path: str
     old: Version | None
     new: Version | None
-    kind: str  # "text" | "binary" | "mode"
+    kind: DiffKind
     lines: list[str] = field(default_factory=list)
     old_size: int | None = None
     new_size: int | None = None
@@ -261,16 +270,16 @@ def _diff_one(
     reader: ContentReader, path: str, old: Version | None, new: Version | None
 ) -> FileDiff:
     if old is not None and new is not None and old.oid == new.oid:
-        return FileDiff(path, old, new, "mode")
+        return FileDiff(path, old, new, DiffKind.MODE)
     old_text = "" if old is None else reader.text(old)
     new_text = None if old_text is None else ("" if new is None else reader.text(new))
     if old_text is not None and new_text is not None:
-        return FileDiff(path, old, new, "text", unified_hunks(old_text, new_text))
+        return FileDiff(path, old, new, DiffKind.TEXT, unified_hunks(old_text, new_text))
     return FileDiff(
         path,
         old,
         new,
-        "binary",
+        DiffKind.BINARY,
         old_size=None if old is None else reader.size(old),
         new_size=None if new is None else reader.size(new),
     )

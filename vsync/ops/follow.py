@@ -39,8 +39,8 @@ GITLINK = MODE_GITLINK
 
 
 @dataclass(frozen=True)
-class FileVersion:
-    """The file as one listed commit holds it."""
+class FollowedChange:
+    """One commit that changed the followed file, and the file as that commit holds it."""
 
     entry: LogEntry
     path: str  # the file's name in this commit (its former name when deleted here)
@@ -102,7 +102,7 @@ class _Follower:
 
 def follow(
     repo: Repository, start: bytes, path: str, limit: int | None = None
-) -> Iterator[FileVersion]:
+) -> Iterator[FollowedChange]:
     """The commits that changed the file ``path`` (as ``start`` names it), across renames."""
     store = repo.gitdb
     first = store.commit(start)
@@ -138,9 +138,9 @@ def follow(
                 continue
             shown += 1
             if now is not None:
-                yield FileVersion(entry_of(c), name, f.size(now), now[0] == MODE_LINK, renamed)
+                yield FollowedChange(entry_of(c), name, f.size(now), now[0] == MODE_LINK, renamed)
             else:
-                yield FileVersion(entry_of(c), name, None, False, None)
+                yield FollowedChange(entry_of(c), name, None, False, None)
 
 
 def deleted_files(

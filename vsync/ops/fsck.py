@@ -114,7 +114,7 @@ def history_roots(repo: Repository) -> tuple[list[tuple[bytes, str]], list[str],
 
 
 @dataclass
-class History:
+class HistoryWalk:
     """What a walk of history found; ``bad`` maps object id -> what is wrong."""
 
     commits: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # id -> (time, tree)
@@ -135,13 +135,13 @@ def walk_history(
     repo: Repository,
     on_manifest: Callable[[bytes, Manifest], None] | None = None,
     reader: ObjectSource | None = None,
-) -> History:
+) -> HistoryWalk:
     """Verify every reachable git object once; hand each manifest to ``on_manifest``.
 
     Objects are read from ``reader`` (default: the repository's git database).
     """
     store = reader if reader is not None else repo.gitdb
-    h = History()
+    h = HistoryWalk()
     roots, h.notes, h.commit_problems = history_roots(repo)
     stack = list(reversed(roots))
     loose_trees: list[bytes] = []
@@ -180,7 +180,7 @@ def walk_history(
 def _walk_tree(
     store: ObjectSource,
     root: bytes,
-    h: History,
+    h: HistoryWalk,
     on_manifest: Callable[[bytes, Manifest], None] | None,
 ) -> None:
     stack = [root]
@@ -201,7 +201,7 @@ def _walk_tree(
 
 
 def _verified(
-    store: ObjectSource, oid: bytes, h: History, kind: type[GitObject], wrong: str
+    store: ObjectSource, oid: bytes, h: HistoryWalk, kind: type[GitObject], wrong: str
 ) -> GitObject | None:
     """The object, verified, if it is a ``kind``; else None with the problem in ``h.bad``."""
     try:
@@ -219,7 +219,7 @@ def _check_blob(
     store: ObjectSource,
     oid: bytes,
     mode: int,
-    h: History,
+    h: HistoryWalk,
     on_manifest: Callable[[bytes, Manifest], None] | None,
 ) -> None:
     blob = _verified(store, oid, h, Blob, "is not a blob")
@@ -526,7 +526,7 @@ def _verify_chunks(
 # -- naming the damage -------------------------------------------------------------------
 
 
-def _name_damage(repo: Repository, h: History, bad_chunks: dict[bytes, str]) -> list[str]:
+def _name_damage(repo: Repository, h: HistoryWalk, bad_chunks: dict[bytes, str]) -> list[str]:
     """One line per damaged file version: the newest commit holding it, and how many more."""
     store = repo.gitdb
     memo: dict[tuple[bytes, str], list[tuple[str, bytes, str]]] = {}

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from vsync.errors import DamagedRepository, StoppedError
 from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
-from vsync.ops.fsck import ChunkSet, History, walk_history
+from vsync.ops.fsck import ChunkSet, HistoryWalk, walk_history
 from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
@@ -93,7 +93,7 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
     return result
 
 
-def _require_intact(history: History) -> None:
+def _require_intact(history: HistoryWalk) -> None:
     if history.bad:
         oid, what = next(iter(history.bad.items()))
         example = f"{len(history.bad)} object(s), e.g. {oid.decode('ascii', 'replace')[:10]} {what}"
@@ -166,7 +166,7 @@ def _verify_live(store: ChunkStore, plans: list[_PackPlan], progress: ProgressSi
         progress.finish()
 
 
-def _forget_stat_cache(repo: Repository, history: History) -> None:
+def _forget_stat_cache(repo: Repository, history: HistoryWalk) -> None:
     conn = repo.db.conn
     stale = [
         (path,)
@@ -179,7 +179,7 @@ def _forget_stat_cache(repo: Repository, history: History) -> None:
         conn.execute("COMMIT")
 
 
-def _repack_git(repo: Repository, history: History) -> int:
+def _repack_git(repo: Repository, history: HistoryWalk) -> int:
     """One git pack of every reachable object; returns how many objects were dropped."""
     return repo.gitdb.repack(history.objects)
 

@@ -22,7 +22,7 @@ from vsync.model.snapshot import flatten
 from vsync.ops.checkout import Warn, apply_snapshot
 from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.log import entry_of
-from vsync.ops.merging import require_no_merge
+from vsync.ops.merge.integrate import require_no_merge
 
 
 @dataclass

@@ -31,12 +31,12 @@ class RevObject:
     oid: bytes
 
     @property
-    def kind(self) -> str:
-        if self.mode == MODE_TREE:
-            return "folder"
-        if self.mode == MODE_LINK:
-            return "symlink"
-        return "file"
+    def is_folder(self) -> bool:
+        return self.mode == MODE_TREE
+
+    @property
+    def is_link(self) -> bool:
+        return self.mode == MODE_LINK
 
 
 def find(repo: Repository, commit_id: bytes, path: str, rev_label: str) -> RevObject:

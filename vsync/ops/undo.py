@@ -44,7 +44,7 @@ from vsync.model.snapshot import commit_tree, flatten
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
 from vsync.ops.commit import move_branch
 from vsync.ops.fastforward import changed_paths, flat_of
-from vsync.ops.merging import require_no_merge
+from vsync.ops.merge.integrate import require_no_merge
 from vsync.ops.undo_journal import JournalEntry, append, branch_reflog, read_journal
 
 # Branch moves whose undo leaves the folder alone; every other kind moves it too.

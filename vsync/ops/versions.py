@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import enum
 import errno
 import os
 import secrets
@@ -102,16 +103,24 @@ class FolderCommit:
 
 
 @dataclass
-class History:
+class PathHistory:
+    """What ``vsync history PATH`` browses: a file's versions, or a folder's commits."""
+
     path: str  # "" is the whole folder
-    kind: str  # "file" (versions) | "folder" (commits)
+    folder: bool  # True: ``commits`` of a folder; False: ``versions`` of a file or symlink
     versions: list[FileVersion] = field(default_factory=list)
     commits: list[FolderCommit] = field(default_factory=list)
 
 
+class PreviewKind(enum.Enum):
+    TEXT = "text"
+    BINARY = "binary"
+    SYMLINK = "symlink"
+
+
 @dataclass
 class Preview:
-    kind: str  # "text" | "binary" | "symlink"
+    kind: PreviewKind
     lines: list[str] = field(default_factory=list)
     truncated: bool = False  # the content goes on beyond the lines shown
     target: str = ""  # a symlink's target
@@ -159,24 +168,24 @@ def folder_commits(repo: Repository, path: str = "") -> list[FolderCommit]:
     return out
 
 
-def load_history(repo: Repository, path: str) -> History:
+def load_history(repo: Repository, path: str) -> PathHistory:
     """What ``vsync history PATH`` browses; raises UsageError when PATH is in no commit."""
     if not path:
-        return History("", "folder", commits=folder_commits(repo))
+        return PathHistory("", True, commits=folder_commits(repo))
     head = repo.head()
     db = repo.gitdb
     now = lookup(db, commit_tree(db, head), path)[0] if head is not None else None
     if now != MODE_TREE:
         versions = file_versions(repo, path)
         if versions:
-            return History(path, "file", versions=versions)
+            return PathHistory(path, False, versions=versions)
     commits = folder_commits(repo, path) if head is not None else []
     if not commits:
         raise UsageError(
             f"'{path}' is not in any commit, so it has no versions "
             "('vsync status' shows what is not committed yet)"
         )
-    return History(path, "folder", commits=commits)
+    return PathHistory(path, True, commits=commits)
 
 
 # -- content ----------------------------------------------------------------------------
@@ -225,20 +234,20 @@ def read_preview(
     """At most ``max_lines`` lines of the first ``max_bytes`` bytes, or "binary"."""
     if v.is_link:
         target = repo.gitdb.link_target(v.oid)
-        return Preview("symlink", target=os.fsdecode(target))
+        return Preview(PreviewKind.SYMLINK, target=os.fsdecode(target))
     data = _head_bytes(repo, _manifest(repo, v), max_bytes)
     if b"\0" in data[:SNIFF]:
-        return Preview("binary")
+        return Preview(PreviewKind.BINARY)
     cut = len(data) < v.size
     try:  # a cut may fall inside a character: the incremental decoder keeps it back
         text = codecs.getincrementaldecoder("utf-8")().decode(data, final=not cut)
     except UnicodeDecodeError:
-        return Preview("binary")
+        return Preview(PreviewKind.BINARY)
     lines = text.split("\n")
     if lines and lines[-1] == "" and not cut:
         lines.pop()
     truncated = cut or len(lines) > max_lines
-    return Preview("text", lines[:max_lines], truncated)
+    return Preview(PreviewKind.TEXT, lines[:max_lines], truncated)
 
 
 # -- diffs -------------------------------------------------------------------------------

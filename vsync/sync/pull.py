@@ -13,7 +13,12 @@ from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import commit_tree, flatten
 from vsync.ops.checkout import apply_snapshot
 from vsync.ops.commit import CommitResult, commit
-from vsync.ops.merging import IntegrateResult, integrate, require_no_merge
+from vsync.ops.merge.integrate import (
+    IntegrateResult,
+    Integration,
+    integrate,
+    require_no_merge,
+)
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.remotes import Remote, add_remote
 
@@ -54,7 +59,8 @@ def sync(repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn) -> Syn
     pulled = pull(repo, remote, opts, warn)
     result = SyncResult(committed if committed.commit_id else None, pulled)
     head = repo.head()
-    if pulled.merged.outcome != "conflicts" and head is not None and head != pulled.fetched.new:
+    conflicts = pulled.merged.outcome is Integration.CONFLICTS
+    if not conflicts and head is not None and head != pulled.fetched.new:
         result.pushed = push(repo, remote, opts)
     return result
 

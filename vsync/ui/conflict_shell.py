@@ -3,7 +3,7 @@
 A prompt-toolkit ``PromptSession`` (a REPL, so the terminal keeps its
 scrollback and the editor can take it over between prompts): it lists the
 conflicts, shows a conflict's three-way diff, its markers, and settles it
-with the same operations as ``vsync resolve`` (:mod:`.conflict_actions`);
+with the same operations as ``vsync resolve`` (:mod:`vsync.ops.merge.undoable`);
 every choice can be undone. When nothing is unresolved it offers the merge
 commit, which the caller makes (:class:`ShellResult`).
 
@@ -26,10 +26,12 @@ from prompt_toolkit.shortcuts import print_formatted_text
 from vsync.errors import UsageError, VsyncError
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
-from vsync.ops.merge import MergeState, RepoContent, resolve
+from vsync.ops.merge import MergeState, RepoContent, resolve, undoable
+from vsync.ops.merge.resolve import require_state
+from vsync.ops.merge.undoable import Undo
 from vsync.ui import conflict_actions as actions
 from vsync.ui import conflict_view as view
-from vsync.ui.conflict_actions import ConflictInfo, Undo
+from vsync.ui.conflict_actions import ConflictInfo
 from vsync.ui.escape import escape_text, safe_fragments
 
 # command -> its one-key alias
@@ -90,7 +92,7 @@ class ConflictShell:
         self.repo = repo
         self.editor = editor
         self.reader = RepoContent(repo, ingester)
-        self.state = actions.load_state(repo)
+        self.state = require_state(repo)
         self.sides = view.Sides(
             actions.commit_info(repo, self.state.ours),
             actions.commit_info(repo, self.state.theirs),
@@ -247,7 +249,7 @@ class ConflictShell:
         self.emit(view.render_markers(path, data, what))
 
     def choose(self, path: str, how: str) -> None:
-        undo = actions.choose(self.repo, path, how)
+        undo = undoable.choose(self.repo, path, how)
         self._done(undo, how, f"{path}: {DONE[how]}")
 
     def _done(self, undo: Undo, how: str, message: str) -> None:
@@ -304,7 +306,7 @@ class ConflictShell:
         picks = [k for k, (u, _c) in enumerate(self.undos) if path is None or u.path == path]
         if picks:
             undo, before = self.undos.pop(picks[-1])
-            actions.restore(self.repo, undo)
+            undoable.restore(self.repo, undo)
             self.refresh()
             if before is not None and self.state.files[undo.path].resolved:
                 self.choices[undo.path] = before
@@ -314,7 +316,7 @@ class ConflictShell:
         elif path is None:
             raise UsageError("nothing to undo in this session; 'undo PATH' reopens a resolved path")
         else:
-            actions.reopen(self.repo, path)
+            undoable.reopen(self.repo, path)
             self.refresh()
             self.say(f"{path}: reopened; the merge's version is back and it is unresolved")
         self.current = path

@@ -48,8 +48,9 @@ from vsync.ops.diff import Pair
 from vsync.ops.versions import (
     FileVersion,
     FolderCommit,
-    History,
+    PathHistory,
     Preview,
+    PreviewKind,
     content_blake3,
     diff_of,
     pairs_between,
@@ -73,14 +74,14 @@ class HistoryBrowser:
     def __init__(
         self,
         repo: Repository,
-        history: History,
+        history: PathHistory,
         *,
         input: Input | None = None,
         output: Output | None = None,
     ) -> None:
         self.repo = repo
         self.history = history
-        self.folder = history.kind == "folder"
+        self.folder = history.folder
         self.index = 0
         self.view = "content"
         self.status: tuple[str, str] = ("", "")
@@ -203,7 +204,7 @@ class HistoryBrowser:
             preview = self._previews.get(self.index)
             if preview is None:
                 preview = self._previews[self.index] = read_preview(self.repo, v)
-            digest = self._digest(v) if preview.kind != "text" else ""
+            digest = self._digest(v) if preview.kind is not PreviewKind.TEXT else ""
             return view.render_version(v, preview, digest)
         key = (self.index, self.view)
         if key not in self._diffs:
@@ -425,7 +426,7 @@ class HistoryBrowser:
 
 def run_history_browser(
     repo: Repository,
-    history: History,
+    history: PathHistory,
     *,
     input: Input | None = None,
     output: Output | None = None,

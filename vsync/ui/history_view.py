@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
-from vsync.ops.diff import FileDiff, Pair, Version
+from vsync.ops.diff import DiffKind, FileDiff, Pair, Version
 from vsync.ops.log import LogEntry
-from vsync.ops.versions import FileVersion, FolderCommit, Preview
+from vsync.ops.versions import FileVersion, FolderCommit, Preview, PreviewKind
 from vsync.ui.history_rows import changed_text, host_of, when
 from vsync.ui.progress import human_bytes
 
@@ -95,11 +95,11 @@ def render_version(v: FileVersion, preview: Preview, digest: str) -> FormattedTe
     kind = "symlink" if v.is_link else f"{v.size} bytes ({human_bytes(v.size)})"
     chunks = f"{v.chunk_count} chunk" + ("" if v.chunk_count == 1 else "s")
     out.append(("class:dim", f"{kind}, {chunks}, manifest {v.oid.decode()}\n"))
-    if preview.kind == "symlink":
+    if preview.kind is PreviewKind.SYMLINK:
         out.append(("", f"\nsymlink -> {preview.target}\n"))
         out.append(("class:dim", f"BLAKE3 {digest}\n"))
         return FormattedText(out)
-    if preview.kind == "binary":
+    if preview.kind is PreviewKind.BINARY:
         out.append(("class:heading", "\nbinary file\n"))
         out.append(("", f"  size      {v.size} bytes ({human_bytes(v.size)})\n"))
         out.append(("", f"  chunks    {v.chunk_count}\n"))
@@ -140,14 +140,14 @@ def _side(v: Version | None, size: int | None) -> str:
 def _render_one(out: Fragments, fd: FileDiff, room: int) -> int:
     """One path's diff, at most ``room`` diff lines; returns how many were drawn."""
     out.append(("class:heading", f"{fd.path}\n"))
-    if fd.kind == "mode" or fd.mode_changed:
+    if fd.kind is DiffKind.MODE or fd.mode_changed:
         old = fd.old.mode if fd.old else 0
         new = fd.new.mode if fd.new else 0
         out.append(("class:note", f"mode {old:o} -> {new:o}\n"))
-    if fd.kind == "binary":
+    if fd.kind is DiffKind.BINARY:
         old_side, new_side = _side(fd.old, fd.old_size), _side(fd.new, fd.new_size)
         out.append(("class:note", f"binary: {old_side} -> {new_side}\n"))
-    elif fd.kind == "text":
+    elif fd.kind is DiffKind.TEXT:
         if fd.old is None:
             out.append(("class:add", "(new file)\n"))
         elif fd.new is None:

@@ -8,6 +8,10 @@
 - :mod:`.apply`: write a plan into the working folder; the merge commit's tree.
 - :mod:`.state`: the merge state record in ``.vsync/merge/``.
 - :mod:`.resolve`: ``resolve`` per path and ``abort``.
+- :mod:`.undoable`: resolutions saved so they can be taken back (the conflict shell).
+- :mod:`.integrate`: bring a commit into the branch (up to date, fast-forward or
+  merge and commit), for ``vsync merge REV``, ``pull`` and ``sync``. Not imported
+  here (:mod:`vsync.ops.commit`, which it uses, imports this package).
 
 Typical use (under the caller's own checks)::
 

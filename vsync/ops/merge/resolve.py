@@ -29,6 +29,8 @@ from __future__ import annotations
 import io
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError, UsageError
@@ -40,6 +42,7 @@ from vsync.model.statcache import StatCache
 from vsync.model.worktree import MODE_LINK, git_mode_of
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.disk import (
+    OnDisk,
     disk_path,
     lstat_or_none,
     read_path,
@@ -114,25 +117,53 @@ def abort(repo: Repository) -> AbortResult:
 # -- resolve ----------------------------------------------------------------------------
 
 
-def _keep_version(
+@contextmanager
+def folder_tools(repo: Repository) -> Iterator[tuple[StatCache, Ingester]]:
+    """The stat cache and an ingester for reading and storing folder files; flushes the cache."""
+    cache = StatCache(repo.db)
+    try:
+        with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ing:
+            yield cache, ing
+    finally:
+        cache.flush()
+
+
+def require_conflict(state: MergeState, path: str) -> PathState:
+    s = state.files.get(path)
+    if s is None:
+        raise UsageError(f"'{path}' is not a conflicted path of this merge")
+    return s
+
+
+def keep_version(
+    repo: Repository, state: MergeState, path: str, d: OnDisk, ingester: Ingester
+) -> Entry:
+    """Make sure file ``d`` read at ``path`` is in the repository and named by the state."""
+    assert d.entry is not None
+    entry = d.entry
+    if not repo.gitdb.has(entry[1]):
+        disk = disk_path(repo.require_worktree(), path)
+        if entry[0] == MODE_LINK:
+            blob = blob_object(os.fsencode(os.readlink(disk)))
+            entry = (MODE_LINK, blob.id)
+        else:
+            with repo.chunks.writer() as w, open(disk, "rb") as f:
+                st = os.fstat(f.fileno())
+                blob = blob_object(ingester.ingest(f, w).to_bytes())
+            entry = (git_mode_of(st), blob.id)
+        repo.gitdb.add([blob])
+    if entry[1] not in state.blob_ids():
+        state.kept.append((path, entry))
+    return entry
+
+
+def _keep_folder_version(
     repo: Repository, state: MergeState, path: str, cache: StatCache, ingester: Ingester
 ) -> None:
-    """Store what the folder holds at ``path`` (if anything) and name it in the state."""
-    root = repo.require_worktree()
-    d = read_path(root, path, cache, ingester, repo.holds)
-    if d.kind != "file" or d.entry is None:
-        return
-    db = repo.gitdb
-    if db.has(d.entry[1]):
-        if d.entry not in [e for _p, e in state.kept] and d.entry[1] not in state.blob_ids():
-            state.kept.append((path, d.entry))
-        return
-    disk = disk_path(root, path)
-    with repo.chunks.writer() as w, open(disk, "rb") as f:
-        st = os.fstat(f.fileno())
-        blob = blob_object(ingester.ingest(f, w).to_bytes())
-    db.add([blob])
-    state.kept.append((path, (git_mode_of(st), blob.id)))
+    """Store what the folder holds at ``path`` (if a file) and name it in the state."""
+    d = read_path(repo.require_worktree(), path, cache, ingester, repo.holds)
+    if d.kind == "file":
+        keep_version(repo, state, path, d, ingester)
 
 
 def _put(repo: Repository, path: str, entry: Entry | None, cache: StatCache) -> None:
@@ -177,7 +208,7 @@ def _resolve_one(
             return  # binary, symlink, modify/delete, file/folder: keep the folder as it is
         mode = s.in_place[0] if s.in_place is not None else s.ours[0]  # type: ignore[index]
         entry = _store_bytes(repo, data, mode, ingester)
-        _keep_version(repo, state, s.path, cache, ingester)
+        _keep_folder_version(repo, state, s.path, cache, ingester)
         write_entry(repo, s.path, entry, cache)
         return
     chosen = {"ours": s.ours, "theirs": s.theirs, "base": s.base}[how]
@@ -189,10 +220,10 @@ def _resolve_one(
                 f"folder away, rename{copy} to '{s.path}', then run 'vsync resolve --mark'"
             )
     else:
-        _keep_version(repo, state, s.path, cache, ingester)
+        _keep_folder_version(repo, state, s.path, cache, ingester)
         _put(repo, s.path, chosen, cache)
     if s.copy:
-        _keep_version(repo, state, s.copy, cache, ingester)
+        _keep_folder_version(repo, state, s.copy, cache, ingester)
         remove_file(repo.require_worktree(), s.copy, cache, repo.holds)
 
 
@@ -205,19 +236,15 @@ def resolve(repo: Repository, paths: list[str], how: str) -> ResolveResult:
     with repo.lock(exclusive=True):
         state = require_state(repo)
         for path in paths:
-            if path not in state.files:
-                raise UsageError(f"'{path}' is not a conflicted path of this merge")
-        cache = StatCache(repo.db)
-        params = repo.config.chunker_params()
+            require_conflict(state, path)
         try:
-            with Ingester(params, repo.config.compression_level()) as ingester:
+            with folder_tools(repo) as (cache, ingester):
                 for path in dict.fromkeys(paths):
                     s = state.files[path]
                     _resolve_one(repo, state, s, how, cache, ingester)
                     s.resolved = True
                     result.resolved.append(path)
         finally:
-            cache.flush()
             state.save()
         result.remaining = state.unresolved()
     return result

@@ -9,6 +9,7 @@ leaves the merge state in ``.vsync/merge/`` and the conflicts in the folder
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,14 +21,28 @@ from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.fastforward import fast_forward_worktree
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import run_hook
-from vsync.ops.merge import MergePlan, MergeState, apply_merge, build_merge_tree, prepare_merge
+from vsync.ops.merge.apply import apply_merge, build_merge_tree
+from vsync.ops.merge.base import prepare_merge
+from vsync.ops.merge.plan import MergePlan
+from vsync.ops.merge.state import MergeState
 
 Warn = Callable[[str], None]
 
 
+class Integration(enum.Enum):
+    """What bringing a commit in did; the value is the porcelain word."""
+
+    UP_TO_DATE = "up-to-date"  # nothing to bring in
+    AHEAD = "ahead"  # the branch already holds it, and more
+    PLANNED = "planned"  # dry run: the plan only, nothing written
+    FAST_FORWARD = "fast-forward"
+    MERGED = "merged"  # a clean merge, committed
+    CONFLICTS = "conflicts"  # a merge left in progress for 'vsync resolve'
+
+
 @dataclass
 class IntegrateResult:
-    outcome: str  # up-to-date | ahead | fast-forward | merged | conflicts | planned
+    outcome: Integration
     old: bytes | None
     new: bytes | None
     plan: MergePlan | None = None
@@ -67,12 +82,12 @@ def integrate(
     require_no_merge(repo)
     local = repo.head()
     if theirs is None or theirs == local:
-        return IntegrateResult("up-to-date", local, local)
+        return IntegrateResult(Integration.UP_TO_DATE, local, local)
     if local is not None and is_ancestor(repo, theirs, local):
-        return IntegrateResult("ahead", local, local)
+        return IntegrateResult(Integration.AHEAD, local, local)
     fast_forward = local is None or is_ancestor(repo, local, theirs)
     if dry_run:
-        return IntegrateResult("planned", local, theirs, plan=plan_only(repo, theirs))
+        return IntegrateResult(Integration.PLANNED, local, theirs, plan=plan_only(repo, theirs))
     if fast_forward:
         with repo.lock(exclusive=True):
             if repo.head() != local:
@@ -80,7 +95,7 @@ def integrate(
             applied = fast_forward_worktree(repo, local, theirs, warn)
             advance_branch(repo, local, theirs, f"pull: fast-forward from {label}")
         return IntegrateResult(
-            "fast-forward",
+            Integration.FAST_FORWARD,
             local,
             theirs,
             written=len(applied.written),
@@ -96,14 +111,14 @@ def integrate(
         # the folder as it is then (vsync has no staging area).
         outcome = apply_merge(repo, plan)
         repo.holds.report(warn)
-        result = IntegrateResult("conflicts", local, theirs, plan=plan)
+        result = IntegrateResult(Integration.CONFLICTS, local, theirs, plan=plan)
         result.written, result.deleted = len(outcome.written), len(outcome.removed)
         if plan.clean:
             result.new = finish_merge(repo, plan, merge_message(repo, theirs, label))
-            result.outcome = "merged"
+            result.outcome = Integration.MERGED
         else:
             result.conflicts = [(c.code, c.path, c.kind) for c in plan.conflicts]
-    if result.outcome == "merged":
+    if result.outcome is Integration.MERGED:
         hook = run_hook(repo, "post-merge", "0")
         result.hook_output = hook.output if hook is not None else ""
     return result
