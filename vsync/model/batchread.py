@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from vsync.model.folder_scan import WorkFile
 from vsync.model.gitdb import blob_id
 from vsync.model.manifest import Manifest
 from vsync.model.statcache import stat_key
-from vsync.model.worktree import WorkFile
 from vsync.store import codec
 from vsync.store.chunker import BLOCK_SIZE, Chunker, ChunkerParams
 from vsync.store.chunkstore import PackWriter

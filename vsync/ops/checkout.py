@@ -33,6 +33,8 @@ from pathlib import Path
 
 from vsync.errors import ChunkMissing, DamagedRepository, UncommittedChanges
 from vsync.model.filemode import file_mode
+from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
+from vsync.model.folder_snapshot import WorkingState, read_working
 from vsync.model.gitdb import ObjectReader, blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
@@ -42,8 +44,6 @@ from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
 from vsync.model.statcache import StatCache, stat_key
-from vsync.model.working import WorkingState, read_working
-from vsync.model.worktree import MODE_EXEC, MODE_LINK
 
 Warn = Callable[[str], None]
 StatKey = tuple[int, int, int, int, int]

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError, UsageError
 from vsync.model.commits import commit_host
+from vsync.model.folder_scan import MODE_LINK, git_mode_of
 from vsync.model.gitdb import blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache
-from vsync.model.worktree import MODE_LINK, git_mode_of
 from vsync.ops.merge import MergeState, PathState, resolve
 from vsync.ops.merge.disk import OnDisk, disk_path, read_path, remove_file, write_entry
 from vsync.ops.merge.resolve import require_state

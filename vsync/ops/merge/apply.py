@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsync.errors import ChunkMissing, DamagedRepository, StoppedError, UncommittedChanges
+from vsync.model.folder_scan import MODE_LINK
 from vsync.model.gitdb import RawObject, blob_object
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap, build_tree
 from vsync.model.statcache import StatCache
-from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge.disk import (
     OnDisk,
     ancestors,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vsync.errors import UncommittedChanges
 from vsync.model.filemode import file_mode
+from vsync.model.folder_scan import MODE_EXEC, MODE_LINK, git_mode_of
 from vsync.model.gitdb import blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
@@ -23,7 +24,6 @@ from vsync.model.materialize import write_file, write_symlink
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache, stat_key
-from vsync.model.worktree import MODE_EXEC, MODE_LINK, git_mode_of
 
 StatKey = tuple[int, int, int, int, int]
 

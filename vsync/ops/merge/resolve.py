@@ -32,12 +32,12 @@ import stat
 from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError, UsageError
+from vsync.model.folder_scan import MODE_LINK, git_mode_of
 from vsync.model.gitdb import blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache
-from vsync.model.worktree import MODE_LINK, git_mode_of
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.disk import (
     disk_path,

@@ -1,5 +1,7 @@
 """The working folder as a flat map of git entries, hashing only what changed.
 
+The folder is walked by :mod:`vsync.model.folder_scan`.
+
 Regular files whose stat matches the stat cache reuse their manifest id;
 the rest are read through the :class:`Ingester`. A file that changes while
 it is read is read again, and skipped with a warning if it keeps changing,
@@ -17,6 +19,7 @@ from pathlib import Path
 from stat import S_ISLNK
 
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
+from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
 from vsync.model.gitdb import BLOB, Presence, RawObject, blob_id, blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import FileTooLarge, Manifest
@@ -24,7 +27,6 @@ from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
 from vsync.model.statcache import StatCache, fresh_manifest, stat_key
-from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
 from vsync.store.chunkstore import PackWriter
 
 READ_ATTEMPTS = 3
