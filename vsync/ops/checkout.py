@@ -43,6 +43,7 @@ from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import StatCache, stat_key
 
 Warn = Callable[[str], None]
@@ -272,11 +273,7 @@ class _Planner:
             return blob_id(os.fsencode(os.readlink(disk)))
         if not stat.S_ISREG(st.st_mode):
             return None
-        with open(disk, "rb") as f:
-            manifest = self.ingester.ingest(f, None)
-            if stat_key(os.fstat(f.fileno())) != stat_key(st):
-                return None
-        return blob_id(manifest.to_bytes())
+        return content_id_if_unchanged(disk, st, self.ingester)
 
 
 def _refuse(unsafe: list[str]) -> UncommittedChanges:

@@ -23,6 +23,7 @@ from vsync.model.ingest import Ingester
 from vsync.model.materialize import write_file, write_symlink
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
+from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import StatCache, stat_key
 
 StatKey = tuple[int, int, int, int, int]
@@ -54,16 +55,6 @@ def ancestors(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _hash_file(disk: str, st: os.stat_result, ingester: Ingester) -> bytes | None:
-    with open(disk, "rb") as f:
-        manifest = ingester.ingest(f, None)
-        if stat_key(os.fstat(f.fileno())) != stat_key(st):
-            return None
-    if stat_key(os.lstat(disk)) != stat_key(st):
-        return None
-    return blob_id(manifest.to_bytes())
-
-
 def read_path(root: Path, path: str, cache: StatCache, ingester: Ingester, holds: Holds) -> OnDisk:
     """The path's current state; a file is hashed unless the stat cache knows it.
 
@@ -93,7 +84,7 @@ def read_path(root: Path, path: str, cache: StatCache, ingester: Ingester, holds
         return OnDisk("other")
     oid = cache.lookup(path, st)
     if oid is None:
-        oid = _hash_file(disk, st, ingester)
+        oid = content_id_if_unchanged(disk, st, ingester)
         if oid is None:
             return OnDisk("other")  # kept changing while read
     return OnDisk("file", (git_mode_of(st), oid), stat_key(st))
