@@ -1,30 +1,19 @@
 """The one writer of the working folder: it applies file actions that others planned.
 
-Every command that changes the folder goes through here: checkout, restore,
-revert-to, undo and the fast-forward after a pull or a push into a working
-folder (all through :func:`vsync.ops.checkout.apply_snapshot`), and merge
-apply, abort and resolve (:mod:`vsync.ops.merge`). A planner decides what
-to do and looks at each path; the actions it hands over are
+Checkout, restore, revert-to, undo and the fast-forward after a pull or a push
+(all through :func:`vsync.ops.checkout.apply_snapshot`), and merge apply,
+abort and resolve write the folder here, as :class:`Remove`, :class:`Write`
+(a stored file with its mode, or a symlink; parents created, a folder of
+only empty folders in the way removed) and :class:`SetMode` (the exec bit).
 
-- :class:`Remove`: unlink the file or symlink at a path;
-- :class:`Write`: put an entry (a file with its mode, or a symlink, from the
-  store) at a path, creating parent folders and removing a folder of only
-  empty folders that is in the way;
-- :class:`SetMode`: give a file the exec bit of its entry.
-
-Each action carries the stat key of what the path held when it was planned
-(None: nothing, or a folder). The writer looks again right before it acts
-and never overwrites or removes a file that differs (an edit made
-meanwhile): :class:`UncommittedChanges`, the rest left as it is. A file that
-vanished meanwhile is simply not there to lose. Only :data:`ANYTHING` (merge
-abort, resolve: they discard or have already stored what is there) skips
-the check.
-
-A file replaces its target in exactly one place, :meth:`FolderWriter._put`
-(through :mod:`vsync.model.materialize`: verified content in a temporary
-file beside it, then ``os.replace``). The holdback (:mod:`vsync.model.holdback`)
-decides every write, the stat cache learns every written file, and folders
-that removals leave empty are removed.
+Each action carries the stat key of what its path held when planned (None:
+nothing, or a folder). Right before acting the writer looks again and never
+overwrites or removes a file that differs: :class:`UncommittedChanges`. A
+file that vanished meanwhile has nothing to lose; :data:`ANYTHING` (abort,
+resolve: they discard or stored what is there) skips the check. The
+holdback (:mod:`vsync.model.holdback`) decides every write, the stat cache
+learns every written file, folders that removals empty are removed, and a
+file replaces its target in one place only, :meth:`FolderWriter._put`.
 """
 
 from __future__ import annotations
@@ -48,7 +37,6 @@ from vsync.model.statcache import StatCache, StatKey, stat_key
 
 ANYTHING: Final = "anything"  # an expectation that any file at the path meets
 Expect = StatKey | None | Literal["anything"]
-RETRY = "run the command again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +112,7 @@ class FolderWriter:
     """
 
     def __init__(
-        self, repo: Repository, retry: str = RETRY, cache: StatCache | None = None
+        self, repo: Repository, retry: str = "run the command again", cache: StatCache | None = None
     ) -> None:
         self.repo = repo
         self.root = repo.require_worktree()
