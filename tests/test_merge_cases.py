@@ -34,8 +34,8 @@ from pathlib import Path
 import pytest
 from merge_repo import History, Spec, folder_spec, spec_from_folder
 
+from vsync.model.folder_snapshot import read_working
 from vsync.model.ingest import Ingester
-from vsync.model.working import read_working
 from vsync.ops.merge import (
     ACTION_KINDS,
     CONFLICT_KINDS,

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from merge_repo import History, Spec
 
+from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.model.snapshot import FlatMap
-from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.ops.merge import Labels, MemoryContent, MergePlan, Side, abort, plan_merge
 
 SLOTS = ["a.txt", "b.bin", "run", "d", "d/x.txt", "d/y", "e/f.txt", "moved.txt", "e/moved"]

@@ -11,8 +11,8 @@ from pathlib import Path
 from conftest import clear_worktree, run_vsync, snapshot_tree
 
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
+from vsync.model.folder_scan import WorkFile
 from vsync.model.ingest import Ingester
-from vsync.model.worktree import WorkFile
 from vsync.store.chunker import ChunkerParams
 
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from vsync.cli.output import escape_text, quote_path, short, warn
 from vsync.errors import StoppedError, UsageError
+from vsync.model.folder_scan import MODE_LINK
 from vsync.model.repository import Repository
-from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge import MergePlan
 
 if TYPE_CHECKING:

@@ -10,9 +10,8 @@ so a file's manifest is identical whichever path read it) and hashes it
 the batch (zstd) before the calling thread appends them to the pack. blake3,
 zstandard, FastCDC and file reads release the GIL, so both cores work.
 
-A file is accepted only when its stat is the same before the read, after it
-and on its path afterwards, and the bytes read match its size; otherwise it
-is read again, up to ``READ_ATTEMPTS`` times, and reported as unstable.
+Each file is read whole under the one policy of :mod:`vsync.model.stable_read`
+(read again while it changes, reported as unstable if it keeps changing).
 """
 
 from __future__ import annotations
@@ -20,21 +19,19 @@ from __future__ import annotations
 import io
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from vsync.model.folder_scan import WorkFile
 from vsync.model.gitdb import blob_id
 from vsync.model.manifest import Manifest
-from vsync.model.statcache import stat_key
-from vsync.model.worktree import WorkFile
+from vsync.model.stable_read import read_stable
 from vsync.store import codec
 from vsync.store.chunker import BLOCK_SIZE, Chunker, ChunkerParams
 from vsync.store.chunkstore import PackWriter
 
-READ_ATTEMPTS = 3
 BATCH_FILES = 128
 BATCH_BYTES = 8 * 1024 * 1024
 # Files up to this size are read whole in one go; larger ones are left to the
@@ -97,34 +94,18 @@ class BatchReader:
         return out
 
     def _read_one(self, fr: FileRead, chunks: list[tuple[bytes, bytes]]) -> None:
-        wf = fr.wf
-        for _attempt in range(READ_ATTEMPTS):
-            hashed_at = time.time_ns()
-            try:
-                fd = os.open(wf.disk, os.O_RDONLY)
-            except FileNotFoundError:
-                return
-            try:
-                before = os.fstat(fd)
-                data = _read_all(fd, before.st_size)
-                after = os.fstat(fd)
-            finally:
-                os.close(fd)
-            try:
-                now = os.lstat(wf.disk)
-            except FileNotFoundError:
-                return
-            key = stat_key(after)
-            if stat_key(before) == key == stat_key(now) and len(data) == after.st_size:
-                manifest = Manifest()
-                for piece in self._cut(data):
-                    cid = codec.chunk_id(piece)
-                    manifest.append(cid, len(piece))
-                    chunks.append((cid, piece))
-                raw = manifest.to_bytes()
-                fr.manifest, fr.blob_id = raw, blob_id(raw)
-                fr.st, fr.hashed_at, fr.size = after, hashed_at, len(data)
-                return
+        read = read_stable(fr.wf.disk, _read_whole)
+        if read is None:
+            return
+        data, st, hashed_at = read
+        manifest = Manifest()
+        for piece in self._cut(data):
+            cid = codec.chunk_id(piece)
+            manifest.append(cid, len(piece))
+            chunks.append((cid, piece))
+        raw = manifest.to_bytes()
+        fr.manifest, fr.blob_id = raw, blob_id(raw)
+        fr.st, fr.hashed_at, fr.size = st, hashed_at, len(data)
 
     def _read_batch(self, files: list[WorkFile]) -> _Batch:
         batch = _Batch([FileRead(wf) for wf in files], [])
@@ -221,6 +202,11 @@ def _batches(files: list[WorkFile]) -> Iterator[list[WorkFile]]:
             part, size = [], 0
     if part:
         yield part
+
+
+def _read_whole(fd: int, st: os.stat_result) -> tuple[bytes, int]:
+    data = _read_all(fd, st.st_size)
+    return data, len(data)
 
 
 def _read_all(fd: int, expected: int) -> bytes:

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsync.errors import DamagedRepository
+from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.model.paths import GIT_NAME, fold_name
-from vsync.model.statcache import stat_key
-from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK
+from vsync.model.statcache import StatKey, stat_key
 from vsync.store.chunkstore import fsync_dir
 
 HELD_FILE = "held"
@@ -52,7 +52,6 @@ GIT_CONFIG_FILES = frozenset({"config", "config.worktree", "commondir"})
 SHOWN = 10  # held paths named in the warning
 
 Entry = tuple[int, bytes]
-StatKey = tuple[int, int, int, int, int]
 
 
 def hold_kind(path: str, mode: int) -> str | None:

@@ -16,8 +16,8 @@ from typing import BinaryIO
 
 from vsync.errors import DamagedRepository
 from vsync.model.filemode import file_mode
+from vsync.model.folder_scan import MODE_EXEC
 from vsync.model.manifest import Manifest
-from vsync.model.worktree import MODE_EXEC
 from vsync.store.chunkstore import ChunkStore
 
 TEMP_PREFIX = ".vsync-tmp-"

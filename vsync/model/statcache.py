@@ -16,9 +16,10 @@ from vsync.store.statedb import StateDB
 RACY_NS = 2_000_000_000
 
 Row = tuple[int, int, int, int, int, bytes, int]
+StatKey = tuple[int, int, int, int, int]  # what stat_key gives
 
 
-def stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 

@@ -26,27 +26,32 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from vsync.errors import ChunkMissing, DamagedRepository, UncommittedChanges
-from vsync.model.filemode import file_mode
+from vsync.errors import DamagedRepository, UncommittedChanges
+from vsync.model.folder_scan import MODE_LINK
+from vsync.model.folder_snapshot import WorkingState, read_working
 from vsync.model.gitdb import ObjectReader, blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
-from vsync.model.materialize import write_file, write_symlink
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
-from vsync.model.statcache import StatCache, stat_key
-from vsync.model.working import WorkingState, read_working
-from vsync.model.worktree import MODE_EXEC, MODE_LINK
+from vsync.model.stable_read import content_id_if_unchanged
+from vsync.model.statcache import StatKey, stat_key
+from vsync.ops.folder_writer import (
+    FolderWriter,
+    Remove,
+    SetMode,
+    Write,
+    check_stored,
+    disk_path,
+    lstat_or_none,
+)
 
 Warn = Callable[[str], None]
-StatKey = tuple[int, int, int, int, int]
 
 
 @dataclass
@@ -67,16 +72,17 @@ class CheckoutResult:
 class _Doomed:
     """A file or symlink on disk that applying the plan overwrites or removes."""
 
-    label: str  # path shown to the user
+    path: str  # repository path (the stat cache's and holds' name for it)
+    label: str  # path as spelled on disk, shown to the user
     key: StatKey  # its stat when planned; a change since then stops the apply
     content: bytes | None  # manifest or symlink blob id; None when unknown
 
 
 @dataclass
 class _Plan:
-    writes: list[tuple[str, int, bytes]] = field(default_factory=list)
-    held: list[tuple[str, int, bytes]] = field(default_factory=list)  # holdback: not written
-    chmods: list[tuple[str, int, bytes]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    held: list[Write] = field(default_factory=list)  # holdback: not written, only recorded
+    chmods: list[SetMode] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     doomed: dict[str, _Doomed] = field(default_factory=dict)  # by disk path
     in_place: set[str] = field(default_factory=set)  # doomed, replaced by os.replace
@@ -85,17 +91,6 @@ class _Plan:
         return sorted(
             d.label for d in self.doomed.values() if d.content is None or not db.has(d.content)
         )
-
-
-def disk_path(root: str, path: str) -> str:
-    return os.path.join(root, *path.split("/")) if path else root
-
-
-def _lstat(disk: str) -> os.stat_result | None:
-    try:
-        return os.lstat(disk)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 def normalise_scope(paths: Iterable[str]) -> list[str]:
@@ -128,7 +123,7 @@ class DiskShape:
     def kind(self, folder: str) -> str:
         kind = self._kind.get(folder)
         if kind is None:
-            st = _lstat(disk_path(self.root, folder))
+            st = lstat_or_none(disk_path(self.root, folder))
             kind = "missing" if st is None else "dir" if stat.S_ISDIR(st.st_mode) else "other"
             self._kind[folder] = kind
         return kind
@@ -197,34 +192,34 @@ class _Planner:
             if self.holds.decide(path, mode) is None:
                 # Held back (holdback): nothing is written, but a file there must be
                 # recorded, as if overwritten, so no later step can lose it.
-                plan.held.append((path, mode, blob))
-                st = None if self.shape.first_blocked(path) else _lstat(disk)
+                st = None if self.shape.first_blocked(path) else lstat_or_none(disk)
                 if st is not None and not stat.S_ISDIR(st.st_mode):
                     self.doom(disk, st)
                     plan.in_place.add(disk)
+                plan.held.append(Write(path, (mode, blob), self.expect(disk)))
                 continue
             if wf is not None and wf.disk == disk:
                 have = flat.get(path)
                 if have == (mode, blob):
                     continue
                 if have is not None and have[1] == blob and MODE_LINK not in (mode, have[0]):
-                    plan.chmods.append((path, mode, blob))
+                    plan.chmods.append(SetMode(path, (mode, blob), stat_key(wf.st)))
                     continue
             elif wf is not None:
                 self.doom(wf.disk)  # the same name spelled otherwise (not NFC) on disk
-            plan.writes.append((path, mode, blob))
-            st = None if self.shape.first_blocked(path) else _lstat(disk)
+            st = None if self.shape.first_blocked(path) else lstat_or_none(disk)
             if st is not None:
                 self.doom(disk, st)
                 if not stat.S_ISDIR(st.st_mode):
                     plan.in_place.add(disk)
+            plan.writes.append(Write(path, (mode, blob), self.expect(disk)))
         for path in sorted(base.keys() - target.keys()):
             wf = files.get(path)
             if wf is not None:
-                disk, st = wf.disk, _lstat(wf.disk)
+                disk, st = wf.disk, lstat_or_none(wf.disk)
             elif self.shape.first_blocked(path) is None:
                 disk = disk_path(self.root, path)
-                st = _lstat(disk)
+                st = lstat_or_none(disk)
             else:
                 continue  # behind a symlink or a file: nothing of it is in the folder
             if st is not None and not stat.S_ISDIR(st.st_mode):
@@ -243,10 +238,14 @@ class _Planner:
             self.doom(disk_path(self.root, path))
         return plan
 
+    def expect(self, disk: str) -> StatKey | None:
+        """What a write at ``disk`` must find there: the file it replaces, or nothing."""
+        return self.plan.doomed[disk].key if disk in self.plan.in_place else None
+
     def doom(self, disk: str, st: os.stat_result | None = None) -> None:
         if disk in self.plan.doomed:
             return
-        st = st or _lstat(disk)
+        st = st or lstat_or_none(disk)
         if st is None:
             return
         if stat.S_ISDIR(st.st_mode):
@@ -262,9 +261,9 @@ class _Planner:
             if wf.path in self.state.held:  # flat has the tree's entry, not the disk's
                 have = self.state.held[wf.path][1]
             content = have[1] if have is not None else None
-            self.plan.doomed[disk] = _Doomed(label, stat_key(wf.st), content)
+            self.plan.doomed[disk] = _Doomed(wf.path, label, stat_key(wf.st), content)
         else:
-            self.plan.doomed[disk] = _Doomed(label, stat_key(st), self._hash(disk, st))
+            self.plan.doomed[disk] = _Doomed(label, label, stat_key(st), self._hash(disk, st))
 
     def _hash(self, disk: str, st: os.stat_result) -> bytes | None:
         """Content id of a file the scan did not report (ignored); None if unknown."""
@@ -272,11 +271,7 @@ class _Planner:
             return blob_id(os.fsencode(os.readlink(disk)))
         if not stat.S_ISREG(st.st_mode):
             return None
-        with open(disk, "rb") as f:
-            manifest = self.ingester.ingest(f, None)
-            if stat_key(os.fstat(f.fileno())) != stat_key(st):
-                return None
-        return blob_id(manifest.to_bytes())
+        return content_id_if_unchanged(disk, st, self.ingester)
 
 
 def _refuse(unsafe: list[str]) -> UncommittedChanges:
@@ -287,126 +282,16 @@ def _refuse(unsafe: list[str]) -> UncommittedChanges:
     )
 
 
-def _preflight(repo: Repository, plan: _Plan) -> None:
-    """Every manifest and chunk the writes need exists, before anything changes."""
-    db = repo.gitdb
-    for path, mode, blob in plan.writes:
-        if mode == MODE_LINK:
-            db.link_target(blob)
-            continue
-        manifest = db.manifest(blob, f"manifest of '{path}'")
-        missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
-        if missing:
-            raise ChunkMissing(missing[0])
-
-
-def _changed(doomed: _Doomed) -> UncommittedChanges:
-    return UncommittedChanges(
-        f"'{doomed.label}' changed while vsync was working on it and was left alone; "
-        "run the command again"
-    )
-
-
-def _expect(disk: str, doomed: _Doomed | None, label: str) -> bool:
-    """True if ``disk`` is still as planned; False if gone. Raises if it changed."""
-    st = _lstat(disk)
-    if st is None:
-        return False
-    if doomed is None:
-        raise UncommittedChanges(
-            f"'{label}' appeared while vsync was working and was left alone; run the command again"
-        )
-    if stat_key(st) != doomed.key:
-        raise _changed(doomed)
-    return True
-
-
-def _make_parents(root: str, path: str) -> None:
-    parts = path.split("/")
-    for i in range(1, len(parts)):
-        folder = "/".join(parts[:i])
-        disk = disk_path(root, folder)
-        st = _lstat(disk)
-        if st is None:
-            os.mkdir(disk)
-        elif not stat.S_ISDIR(st.st_mode):
-            _expect(disk, None, folder)
-
-
-def _remove_empty_tree(disk: str, label: str) -> None:
-    with os.scandir(disk) as it:
-        entries = list(it)
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            _remove_empty_tree(entry.path, f"{label}/{entry.name}")
-        else:
-            _expect(entry.path, None, f"{label}/{entry.name}")  # planned ones are gone
-    os.rmdir(disk)
-
-
-def _prune(root: str, folders: set[str]) -> None:
-    """Remove folders left empty, deepest first; never the root itself."""
-    for folder in sorted(folders, key=lambda d: d.count(os.sep), reverse=True):
-        d = folder
-        while d != root and d.startswith(root + os.sep):
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
-            d = os.path.dirname(d)
-
-
-def _apply(repo: Repository, root: str, plan: _Plan) -> ApplyResult:
-    db = repo.gitdb
-    cache = StatCache(repo.db)
-    holds = repo.holds
-    result = ApplyResult()
-    emptied: set[str] = set()
-    try:
-        for disk, doomed in sorted(plan.doomed.items()):
-            if disk not in plan.in_place and _expect(disk, doomed, doomed.label):
-                os.unlink(disk)
-                emptied.add(os.path.dirname(disk))
-        for path, mode, blob in plan.held:
-            holds.settle(path, (mode, blob), None, _lstat(disk_path(root, path)))
-        for path, mode, blob in plan.writes:
-            disk = disk_path(root, path)
-            _make_parents(root, path)
-            st = _lstat(disk)
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                _remove_empty_tree(disk, path)
-            elif st is not None:
-                _expect(disk, plan.doomed.get(disk) if disk in plan.in_place else None, path)
-            hashed_at = time.time_ns()
-            if mode == MODE_LINK:
-                written = write_symlink(db.link_target(blob), Path(disk))
-                cache.forget(path)
-                holds.settle(path, (mode, blob), mode, written)
-            else:
-                manifest = db.manifest(blob, f"manifest of '{path}'")
-                how = holds.decide(path, mode) or mode  # the planner held those it refuses
-                written = write_file(repo.chunks, manifest, Path(disk), how)
-                cache.record(path, written, blob, hashed_at)
-                holds.settle(path, (mode, blob), how, written)
-            result.written.append(path)
-        for path, mode, blob in plan.chmods:
-            disk = disk_path(root, path)
-            hashed_at = time.time_ns()
-            how = holds.decide(path, mode) or mode
-            os.chmod(disk, file_mode(how == MODE_EXEC))
-            now = os.lstat(disk)
-            cache.record(path, now, blob, hashed_at)
-            holds.settle(path, (mode, blob), how, now)
-            result.written.append(path)
-        for path in plan.deletes:
-            cache.forget(path)
-            holds.release(path)
-            result.deleted.append(path)
-        _prune(root, emptied)
-    finally:
-        cache.flush()
-        holds.save()
-    return result
+def _apply(repo: Repository, plan: _Plan) -> ApplyResult:
+    removes = [
+        Remove(d.path, d.key, d.label if d.label != d.path else "")
+        for disk, d in sorted(plan.doomed.items())
+        if disk not in plan.in_place
+    ]
+    with FolderWriter(repo) as writer:
+        writer.apply([*removes, *plan.held, *plan.writes, *plan.chmods])
+    written = [w.path for w in plan.writes] + [c.path for c in plan.chmods]
+    return ApplyResult(written, list(plan.deletes))
 
 
 def apply_snapshot(
@@ -452,8 +337,8 @@ def apply_snapshot(
         unsafe = plan.unsafe(db)
         if unsafe and not force:
             raise _refuse(unsafe)
-        _preflight(repo, plan)
-        result = _apply(repo, root, plan)
+        check_stored(repo, plan.writes)
+        result = _apply(repo, plan)
         for path in [p for p in holds.records if p not in target]:
             if any(is_under(path, s) for s in scope):
                 holds.release(path)  # the snapshot does not have it: nothing to hold

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
+from vsync.model.folder_snapshot import ProgressSink, read_working
 from vsync.model.gitdb import RawObject, commit_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
-from vsync.model.working import ProgressSink, read_working
 from vsync.ops.hooks import require_hook_ok, run_hook
 from vsync.ops.merge.state import MergeState
 

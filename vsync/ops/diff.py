@@ -27,14 +27,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from vsync.errors import DamagedRepository
+from vsync.model.folder_scan import MODE_LINK
+from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import MODE_GITLINK, ChangeSide
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
-from vsync.model.working import read_working
-from vsync.model.worktree import MODE_LINK
 
 TEXT_LIMIT = 16 * 1024 * 1024
 SNIFF = 8 * 1024

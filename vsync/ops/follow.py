@@ -25,12 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vsync.errors import UsageError
+from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.gitdb import MODE_GITLINK, ObjectReader
 from vsync.model.ingest import Ingester
 from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, lookup
-from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.ops.log import LogEntry, entry_of, newest_first
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.renames import THRESHOLD, similarity

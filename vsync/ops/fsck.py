@@ -43,6 +43,8 @@ from vsync.errors import (
     DamagedRepository,
     GitObjectDamaged,
 )
+from vsync.model.folder_scan import MODE_LINK, MODE_TREE
+from vsync.model.folder_snapshot import ProgressSink
 from vsync.model.gitdb import (
     MODE_GITLINK,
     Blob,
@@ -55,8 +57,6 @@ from vsync.model.gitdb import (
 from vsync.model.lock import RepoLock
 from vsync.model.manifest import Manifest
 from vsync.model.repository import LOCK_TIMEOUT, Repository
-from vsync.model.working import ProgressSink
-from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.store import chunkpack
 from vsync.store.chunkstore import ChunkStore
 

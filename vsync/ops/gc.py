@@ -33,8 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vsync.errors import DamagedRepository, StoppedError
+from vsync.model.folder_snapshot import ProgressSink
 from vsync.model.repository import Repository
-from vsync.model.working import ProgressSink
 from vsync.ops.fsck import ChunkSet, HistoryWalk, walk_history
 from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec, faults

@@ -22,7 +22,8 @@ from vsync.model.paths import check_repo_path
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
-from vsync.ops.checkout import Warn, apply_snapshot, disk_path, normalise_scope
+from vsync.ops.checkout import Warn, apply_snapshot, normalise_scope
+from vsync.ops.folder_writer import disk_path
 
 
 @dataclass

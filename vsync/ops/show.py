@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from vsync.errors import PathNotInRevision
+from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.materialize import stream_manifest
 from vsync.model.paths import check_tree_name
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
-from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.ops.diff import GITLINK, name_status, revision_pairs
 from vsync.ops.log import LogEntry, commit_entry
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vsync.model.folder_scan import MODE_LINK
+from vsync.model.folder_snapshot import ProgressSink, read_working
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
-from vsync.model.working import ProgressSink, read_working
-from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge.state import MergeState, status_codes
 
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vsync.errors import StoppedError
+from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import Commit, RawObject, ReflogLine
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
-from vsync.model.working import read_working
 from vsync.ops.checkout import CheckoutResult, Warn, checkout
 from vsync.ops.commit import make_commit
 from vsync.ops.status import head_flat

@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsync.errors import DamagedRepository, UsageError
+from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import TEMP_PREFIX, write_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
-from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.ops.checkout import Warn
 from vsync.ops.diff import (
     GITLINK,

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vsync.errors import DamagedRepository, VsyncError
+from vsync.model.folder_snapshot import ProgressSink
 from vsync.model.repository import Repository
-from vsync.model.working import ProgressSink
 from vsync.ops.fsck import FsckResult, fsck, set_aside_note
 from vsync.ops.repair import empty_set_aside, restore, set_aside
 from vsync.sync import protocol as p

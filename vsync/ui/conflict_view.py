@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
+from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
 from vsync.model.snapshot import Entry
-from vsync.model.worktree import MODE_EXEC, MODE_LINK
 from vsync.ops.merge import PathState, RepoContent, is_text
 from vsync.ui.conflict_actions import CommitInfo, ConflictInfo
 from vsync.ui.progress import human_bytes

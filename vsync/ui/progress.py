@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from vsync.model.working import ProgressSink
+from vsync.model.folder_snapshot import ProgressSink
 from vsync.ui.escape import one_line
 
 

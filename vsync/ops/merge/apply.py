@@ -16,9 +16,9 @@ included, is left as it is. In order:
 3. Record the merge state (:mod:`.state`): the conflicts, a backup entry of
    every path about to change and the folders about to be created. From
    here on ``vsync merge --abort`` can undo everything, even after a crash.
-4. Remove, then write, each file atomically (verified chunks, temp file and
-   ``os.replace``), each only if it is unchanged since step 1; folders left
-   empty are removed. The stat cache learns every written file.
+4. Remove, then write, each file through :mod:`vsync.ops.folder_writer`
+   (atomically, each only if it is unchanged since step 1; folders left
+   empty are removed; the stat cache learns every written file).
 
 :func:`build_merge_tree` gives the tree of the merge commit, built from the
 plan (not from a scan of the folder, so unrelated uncommitted edits stay
@@ -33,27 +33,26 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vsync.errors import ChunkMissing, DamagedRepository, StoppedError, UncommittedChanges
+from vsync.errors import DamagedRepository, StoppedError, UncommittedChanges
+from vsync.model.folder_scan import MODE_LINK
 from vsync.model.gitdb import RawObject, blob_object
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap, build_tree
 from vsync.model.statcache import StatCache
-from vsync.model.worktree import MODE_LINK
-from vsync.ops.merge.disk import (
-    OnDisk,
+from vsync.ops.folder_writer import (
+    Action,
+    FolderWriter,
+    Remove,
+    SetMode,
+    Write,
     ancestors,
-    changed_since,
+    check_stored,
     disk_path,
-    files_under,
     lstat_or_none,
-    prune,
-    read_path,
-    remove_file,
-    set_exec,
-    write_entry,
 )
+from vsync.ops.merge.disk import OnDisk, files_under, read_path
 from vsync.ops.merge.plan import MergePlan
 from vsync.ops.merge.state import MergeState, PathState, new_state
 
@@ -173,20 +172,6 @@ def _store_new_content(repo: Repository, plan: MergePlan, ingester: Ingester) ->
     db.add(blobs)
 
 
-def _preflight(repo: Repository, changes: dict[str, Entry | None]) -> None:
-    db = repo.gitdb
-    for path, want in changes.items():
-        if want is None:
-            continue
-        if want[0] == MODE_LINK:
-            db.link_target(want[1])
-            continue
-        manifest = db.manifest(want[1], f"manifest of '{path}'")
-        missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
-        if missing:
-            raise ChunkMissing(missing[0])
-
-
 def _record(
     repo: Repository,
     plan: MergePlan,
@@ -226,48 +211,32 @@ def _write(
     seen: dict[str, OnDisk],
     state: MergeState,
 ) -> ApplyOutcome:
-    root = repo.require_worktree()
     out = ApplyOutcome(state=state, conflicts=state.unresolved())
     copies = {s.copy for s in state.files.values() if s.copy}
-    cache = StatCache(repo.db)
-    try:
-        emptied: set[str] = set()
-        deletes = [p for p, want in changes.items() if want is None]
-        for path in sorted(deletes, key=lambda p: p.count("/"), reverse=True):
-            d = seen[path]
-            if d.kind != "file":
-                continue
-            if changed_since(root, path, d.key):
-                raise _changed(path)
-            remove_file(root, path, cache, repo.holds)
+    actions: list[Action] = []
+    deletes = [p for p, want in changes.items() if want is None]
+    for path in sorted(deletes, key=lambda p: p.count("/"), reverse=True):
+        d = seen[path]
+        if d.kind == "file":
+            actions.append(Remove(path, d.key))
             out.removed.append(path)
-            emptied.add(path.rpartition("/")[0])
-        prune(root, {f for f in emptied if f})
-        for path, want in changes.items():
-            if want is None:
-                continue
-            d = seen[path]
-            key = d.key if d.kind == "file" else None
-            if changed_since(root, path, key):
-                raise _changed(path)
-            if d.kind == "file" and d.entry == want:
-                continue
-            same = d.entry is not None and d.entry[1] == want[1]
-            if same and MODE_LINK not in (d.entry[0], want[0]):  # type: ignore[index]
-                set_exec(repo, path, want, cache)
-            else:
-                write_entry(repo, path, want, cache)
-            (out.copies if path in copies else out.written).append(path)
-    finally:
-        cache.flush()
+    for path, want in changes.items():
+        d = seen[path]
+        if want is None or (d.kind == "file" and d.entry == want):
+            continue
+        key = d.key if d.kind == "file" else None
+        have = d.entry
+        if have is not None and have[1] == want[1] and MODE_LINK not in (have[0], want[0]):
+            actions.append(SetMode(path, want, key))
+        else:
+            actions.append(Write(path, want, key))
+        (out.copies if path in copies else out.written).append(path)
+    with FolderWriter(repo, MERGE_RETRY) as writer:
+        writer.apply(actions)
     return out
 
 
-def _changed(path: str) -> UncommittedChanges:
-    return UncommittedChanges(
-        f"'{path}' changed while the merge was writing the folder and was left alone; "
-        "run 'vsync merge --abort' and merge again"
-    )
+MERGE_RETRY = "run 'vsync merge --abort' and merge again"
 
 
 def apply_merge(repo: Repository, plan: MergePlan) -> ApplyOutcome:
@@ -288,7 +257,7 @@ def apply_merge(repo: Repository, plan: MergePlan) -> ApplyOutcome:
             untouched = _check_conflicts(root, plan, changes, cache, ingester, repo.holds)
             _store_new_content(repo, plan, ingester)
         cache.flush()
-        _preflight(repo, changes)
+        check_stored(repo, [Write(p, want, None) for p, want in changes.items() if want])
         state = _record(repo, plan, changes, seen)
         for path, d in untouched.items():  # so resolve, then abort, can restore them
             state.backups[path] = d.entry

@@ -22,12 +22,12 @@ import io
 from collections import Counter
 
 from vsync.errors import DamagedRepository
+from vsync.model.folder_scan import MODE_LINK
 from vsync.model.gitdb import blob_id
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
-from vsync.model.worktree import MODE_LINK
 
 TEXT_LIMIT = 16 * 1024 * 1024
 SNIFF = 8 * 1024

@@ -67,8 +67,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
 from vsync.model.snapshot import Entry, FlatMap
-from vsync.model.worktree import MODE_EXEC, MODE_LINK
 from vsync.ops.merge.content import ContentSource
 from vsync.ops.merge.naming import conflict_copy_name
 from vsync.ops.merge.renames import find_renames

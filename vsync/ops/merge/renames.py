@@ -25,8 +25,8 @@ both sides, so swapping ours and theirs finds the same renames.
 
 from __future__ import annotations
 
+from vsync.model.folder_scan import MODE_LINK
 from vsync.model.snapshot import Entry, FlatMap
-from vsync.model.worktree import MODE_LINK
 from vsync.ops.merge.content import ContentSource, line_similarity
 
 THRESHOLD = 0.5

@@ -34,21 +34,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError, UsageError
+from vsync.model.folder_scan import MODE_LINK, git_mode_of
 from vsync.model.gitdb import blob_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache
-from vsync.model.worktree import MODE_LINK, git_mode_of
-from vsync.ops.merge.content import RepoContent
-from vsync.ops.merge.disk import (
-    OnDisk,
+from vsync.ops.folder_writer import (
+    ANYTHING,
+    FolderWriter,
+    Remove,
+    Write,
     disk_path,
     lstat_or_none,
-    read_path,
-    remove_file,
-    write_entry,
 )
+from vsync.ops.merge.content import RepoContent
+from vsync.ops.merge.disk import OnDisk, read_path, remove_file, write_entry
 from vsync.ops.merge.state import MergeState, PathState
 
 HOWS = ("ours", "theirs", "base", "both", "mark")
@@ -86,12 +87,11 @@ def abort(repo: Repository) -> AbortResult:
             raise StoppedError(
                 "the branch moved since the merge started (was it committed?); nothing was changed"
             )
-        cache = StatCache(repo.db)
-        try:
+        with FolderWriter(repo) as writer:
             gone = [p for p, e in state.backups.items() if e is None]
-            for path in sorted(gone, key=lambda p: p.count("/"), reverse=True):
-                if remove_file(root, path, cache, repo.holds):
-                    result.removed.append(path)
+            gone.sort(key=lambda p: p.count("/"), reverse=True)
+            removes = [Remove(p, ANYTHING) for p in gone]
+            result.removed = writer.apply(removes, prune_emptied=False)
             for folder in sorted(state.created_dirs, key=lambda f: f.count("/"), reverse=True):
                 disk = disk_path(root, folder)
                 st = lstat_or_none(disk)
@@ -103,13 +103,9 @@ def abort(repo: Repository) -> AbortResult:
                             f"the folder '{folder}' that the merge created now holds other "
                             "files; move them away and run 'vsync merge --abort' again"
                         ) from None
-            for path in sorted(p for p, e in state.backups.items() if e is not None):
-                entry = state.backups[path]
-                assert entry is not None
-                write_entry(repo, path, entry, cache)
-                result.restored.append(path)
-        finally:
-            cache.flush()
+            backups = sorted((p, e) for p, e in state.backups.items() if e is not None)
+            writer.apply([Write(p, e, ANYTHING) for p, e in backups], prune_emptied=False)
+            result.restored = [p for p, _e in backups]
         state.clear()
     return result
 
@@ -168,7 +164,7 @@ def _keep_folder_version(
 
 def _put(repo: Repository, path: str, entry: Entry | None, cache: StatCache) -> None:
     if entry is None:
-        remove_file(repo.require_worktree(), path, cache, repo.holds)
+        remove_file(repo, path, cache)
     else:
         write_entry(repo, path, entry, cache)
 
@@ -224,7 +220,7 @@ def _resolve_one(
         _put(repo, s.path, chosen, cache)
     if s.copy:
         _keep_folder_version(repo, state, s.copy, cache, ingester)
-        remove_file(repo.require_worktree(), s.copy, cache, repo.holds)
+        remove_file(repo, s.copy, cache)
 
 
 def resolve(repo: Repository, paths: list[str], how: str) -> ResolveResult:

@@ -105,7 +105,7 @@ def restore(repo: Repository, undo: Undo) -> None:
                     if saved.entry is not None:
                         write_entry(repo, saved.path, saved.entry, cache)
                     elif now.kind == "file":
-                        remove_file(root, saved.path, cache, repo.holds)
+                        remove_file(repo, saved.path, cache)
                 s.resolved = undo.was_resolved
         finally:
             state.save()

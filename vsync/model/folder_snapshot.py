@@ -1,15 +1,17 @@
 """The working folder as a flat map of git entries, hashing only what changed.
 
+The folder is walked by :mod:`vsync.model.folder_scan`.
+
 Regular files whose stat matches the stat cache reuse their manifest id;
-the rest are read through the :class:`Ingester`. A file that changes while
-it is read is read again, and skipped with a warning if it keeps changing,
-so a snapshot never holds torn content.
+the rest are read through the :class:`Ingester` (small ones in batches,
+:mod:`vsync.model.batchread`), each under the policy of
+:mod:`vsync.model.stable_read`: a file that keeps changing while it is read
+is skipped with a warning, so a snapshot never holds torn content.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,17 +19,16 @@ from pathlib import Path
 from stat import S_ISLNK
 
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
+from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
 from vsync.model.gitdb import BLOB, Presence, RawObject, blob_id, blob_object
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import FileTooLarge, Manifest
+from vsync.model.manifest import FileTooLarge
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
-from vsync.model.statcache import StatCache, fresh_manifest, stat_key
-from vsync.model.worktree import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
+from vsync.model.stable_read import ingest_stable
+from vsync.model.statcache import StatCache, fresh_manifest
 from vsync.store.chunkstore import PackWriter
-
-READ_ATTEMPTS = 3
 
 
 class ProgressSink:
@@ -140,8 +141,12 @@ def read_working(
                 repo.config.chunker_params(), repo.config.compression_level(), pool, threads
             )
             reader.read(small, writer, on_file)
+    advance = progress.advance if progress is not None else None
     for wf in large:
-        result = _read_stable(wf, ingester, writer, progress)
+        try:
+            result = ingest_stable(wf.disk, ingester, writer, advance)
+        except FileTooLarge:
+            raise FileTooLarge(wf.path) from None
         if result is None:
             warn(f"skipping '{wf.path}': it kept changing while it was read")
             state.skipped.append(wf.path)
@@ -181,24 +186,3 @@ def _apply_holds(
         if target is not None:
             state.held[path] = (target, state.flat.get(path))
             state.flat[path] = target
-
-
-def _read_stable(
-    wf: WorkFile, ingester: Ingester, writer: PackWriter | None, progress: ProgressSink | None
-) -> tuple[Manifest, os.stat_result, int] | None:
-    adv = progress.advance if progress is not None else None
-    for _attempt in range(READ_ATTEMPTS):
-        hashed_at = time.time_ns()
-        try:
-            with open(wf.disk, "rb") as f:
-                before = os.fstat(f.fileno())
-                manifest = ingester.ingest(f, writer, adv)
-                after = os.fstat(f.fileno())
-            now = os.lstat(wf.disk)
-        except FileNotFoundError:
-            return None
-        except FileTooLarge:
-            raise FileTooLarge(wf.path) from None
-        if stat_key(before) == stat_key(after) == stat_key(now) and manifest.size == after.st_size:
-            return manifest, after, hashed_at
-    return None

@@ -1,4 +1,7 @@
-"""Scanning the working folder: what files and symlinks it holds, by NFC path."""
+"""Scanning the working folder: what files and symlinks it holds, by NFC path (no reading).
+
+:mod:`vsync.model.folder_snapshot` hashes what this finds into a flat map.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,270 @@
+"""The one writer of the working folder: it applies file actions that others planned.
+
+Checkout, restore, revert-to, undo and the fast-forward after a pull or a push
+(all through :func:`vsync.ops.checkout.apply_snapshot`), and merge apply,
+abort and resolve write the folder here, as :class:`Remove`, :class:`Write`
+(a stored file with its mode, or a symlink; parents created, a folder of
+only empty folders in the way removed) and :class:`SetMode` (the exec bit).
+
+Each action carries the stat key of what its path held when planned (None:
+nothing, or a folder). Right before acting the writer looks again and never
+overwrites or removes a file that differs: :class:`UncommittedChanges`. A
+file that vanished meanwhile has nothing to lose; :data:`ANYTHING` (abort,
+resolve: they discard or stored what is there) skips the check. The
+holdback (:mod:`vsync.model.holdback`) decides every write, the stat cache
+learns every written file, folders that removals empty are removed, and a
+file replaces its target in one place only, :meth:`FolderWriter._put`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Literal
+
+from vsync.errors import ChunkMissing, UncommittedChanges
+from vsync.model.filemode import file_mode
+from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
+from vsync.model.materialize import write_file, write_symlink
+from vsync.model.repository import Repository
+from vsync.model.snapshot import Entry
+from vsync.model.statcache import StatCache, StatKey, stat_key
+
+ANYTHING: Final = "anything"  # an expectation that any file at the path meets
+Expect = StatKey | None | Literal["anything"]
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Unlink the file or symlink at ``path``; the stat cache and holds forget it."""
+
+    path: str  # repository path
+    expect: Expect
+    on_disk: str = ""  # its name on disk when spelled otherwise (not NFC); "": path
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Put ``entry``'s stored content at ``path`` (as the holdback allows)."""
+
+    path: str
+    entry: Entry
+    expect: Expect
+
+
+@dataclass(frozen=True, slots=True)
+class SetMode:
+    """Give the file at ``path``, already holding ``entry``'s content, its exec bit."""
+
+    path: str
+    entry: Entry
+    expect: Expect
+
+
+Action = Remove | Write | SetMode
+
+
+def disk_path(root: str | os.PathLike[str], path: str) -> str:
+    """The file-system path of repository ``path`` ('' is the root)."""
+    return os.path.join(root, *path.split("/")) if path else os.fspath(root)
+
+
+def lstat_or_none(disk: str) -> os.stat_result | None:
+    try:
+        return os.lstat(disk)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def ancestors(path: str) -> list[str]:
+    """The parent folders of ``path``, outermost first."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def check_stored(repo: Repository, writes: Sequence[Write]) -> None:
+    """Every manifest and chunk the writes need exists; call before changing anything."""
+    db = repo.gitdb
+    for w in writes:
+        mode, oid = w.entry
+        if repo.holds.decide(w.path, mode) is None:
+            continue  # held back: not written
+        if mode == MODE_LINK:
+            db.link_target(oid)
+            continue
+        manifest = db.manifest(oid, f"manifest of '{w.path}'")
+        missing = repo.chunks.missing(dict.fromkeys(cid for cid, _n in manifest.chunks))
+        if missing:
+            raise ChunkMissing(missing[0])
+
+
+class FolderWriter:
+    """Applies actions to one repository's working folder.
+
+    A context manager: on leaving, the stat cache (unless the caller handed
+    in its own) and the held records are saved, whatever happened. ``retry``
+    ends the message of a refusal.
+    """
+
+    def __init__(
+        self, repo: Repository, retry: str = "run the command again", cache: StatCache | None = None
+    ) -> None:
+        self.repo = repo
+        self.root = repo.require_worktree()
+        self.retry = retry
+        self.cache = StatCache(repo.db) if cache is None else cache
+        self._own_cache = cache is None  # a cache handed in is flushed by its owner
+        self.holds = repo.holds
+
+    def __enter__(self) -> FolderWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._own_cache:
+                self.cache.flush()
+        finally:
+            self.holds.save()
+
+    def apply(self, actions: Sequence[Action], prune_emptied: bool = True) -> list[str]:
+        """Every :class:`Remove` (then the folders they emptied go, unless not
+        ``prune_emptied``), then the rest, each in the order given. Returns the
+        paths whose file was removed."""
+        removed: list[str] = []
+        emptied: set[str] = set()
+        for a in actions:
+            if isinstance(a, Remove) and self._remove(a):
+                removed.append(a.path)
+                emptied.add((a.on_disk or a.path).rpartition("/")[0])
+        if prune_emptied:
+            prune(self.root, {f for f in emptied if f})
+        for a in actions:
+            if isinstance(a, Write):
+                self._write(a)
+            elif isinstance(a, SetMode):
+                self._set_mode(a)
+        return removed
+
+    # -- one action each -----------------------------------------------------------------
+
+    def _check(self, path: str, st: os.stat_result | None, expect: Expect) -> None:
+        """Refuse if ``path`` (lstat ``st``) is not what the plan saw there."""
+        if expect == ANYTHING or st is None:
+            return
+        if expect is None and not stat.S_ISDIR(st.st_mode):
+            raise UncommittedChanges(
+                f"'{path}' appeared while vsync was working and was left alone; {self.retry}"
+            )
+        if expect is not None and stat_key(st) != expect:
+            raise self._changed(path)
+
+    def _changed(self, path: str) -> UncommittedChanges:
+        return UncommittedChanges(
+            f"'{path}' changed while vsync was working on it and was left alone; {self.retry}"
+        )
+
+    def _remove(self, a: Remove) -> bool:
+        name = a.on_disk or a.path
+        disk = disk_path(self.root, name)
+        st = lstat_or_none(disk)
+        self._check(name, st, a.expect)
+        self.cache.forget(a.path)
+        self.holds.release(a.path)
+        self.holds.save()
+        if st is None or stat.S_ISDIR(st.st_mode):
+            return False
+        os.unlink(disk)
+        return True
+
+    def _write(self, a: Write) -> None:
+        disk = disk_path(self.root, a.path)
+        st = lstat_or_none(disk)
+        self._check(a.path, st, a.expect)
+        holds = self.holds
+        how = holds.decide(a.path, a.entry[0])
+        if how is None:
+            holds.settle(a.path, a.entry, None, st)
+        else:
+            _make_parents(self.root, a.path)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                _clear_folder(disk, a.path)
+            holds.settle(a.path, a.entry, how, self._put(a.path, disk, a.entry, how))
+        holds.save()
+
+    def _put(self, path: str, disk: str, entry: Entry, how: int) -> os.stat_result:
+        """The one place where a file or symlink replaces its target in the folder."""
+        mode, oid = entry
+        db = self.repo.gitdb
+        hashed_at = time.time_ns()
+        if mode == MODE_LINK:
+            written = write_symlink(db.link_target(oid), Path(disk))
+            self.cache.forget(path)
+        else:
+            manifest = db.manifest(oid, f"manifest of '{path}'")
+            written = write_file(self.repo.chunks, manifest, Path(disk), how)
+            self.cache.record(path, written, oid, hashed_at)
+        return written
+
+    def _set_mode(self, a: SetMode) -> None:
+        disk = disk_path(self.root, a.path)
+        st = lstat_or_none(disk)
+        self._check(a.path, st, a.expect)
+        holds = self.holds
+        how = holds.decide(a.path, a.entry[0])
+        if how is not None:
+            if st is None:
+                raise self._changed(a.path)  # nothing there to give the mode to
+            hashed_at = time.time_ns()
+            os.chmod(disk, file_mode(how == MODE_EXEC))
+            self.cache.record(a.path, os.lstat(disk), a.entry[1], hashed_at)
+        holds.settle(a.path, a.entry, how, lstat_or_none(disk))
+        holds.save()
+
+
+def _make_parents(root: Path, path: str) -> None:
+    """Create the missing parent folders of ``path``."""
+    for folder in ancestors(path):
+        disk = disk_path(root, folder)
+        st = lstat_or_none(disk)
+        if st is None:
+            os.mkdir(disk)
+        elif not stat.S_ISDIR(st.st_mode):
+            raise UncommittedChanges(
+                f"'{folder}' is in the way of '{path}' (it is not a folder); "
+                "move it away and run the command again"
+            )
+
+
+def _clear_folder(disk: str, path: str) -> None:
+    """Remove the folder at ``disk`` if it holds only (empty) folders."""
+    with os.scandir(disk) as it:
+        entries = list(it)
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            raise UncommittedChanges(
+                f"the folder '{path}' is in the way and not empty; move it away and retry"
+            )
+        _clear_folder(entry.path, path)
+    os.rmdir(disk)
+
+
+def prune(root: Path, folders: set[str]) -> None:
+    """Remove these folders, and their parents, while they are empty (deepest first)."""
+    for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+        f = folder
+        while f:
+            try:
+                os.rmdir(disk_path(root, f))
+            except OSError:
+                break
+            f = f.rpartition("/")[0]
