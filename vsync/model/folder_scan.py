@@ -19,6 +19,7 @@ from vsync.model.gitdb.types import MODE_TREE as MODE_TREE
 from vsync.model.ignore import Ignore
 from vsync.model.paths import (
     CONTROL_NAME,
+    TEMP_PREFIX,
     control_shaped,
     fold_name,
     is_under,
@@ -89,8 +90,8 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
                     continue
                 name = nfc(name)
             rel = head + name
-            if name == CONTROL_NAME:
-                continue  # the control folder (or a nested working folder's)
+            if name == CONTROL_NAME or name.startswith(TEMP_PREFIX):
+                continue  # the control folder (or a nested one's); a writer's temporary file
             if prefixes is not None and not any(
                 is_under(rel, p) or is_under(p, rel) for p in prefixes
             ):

@@ -3,6 +3,13 @@
 Content goes to a temporary file beside the target, every chunk verified
 against its id on the way; only a complete, verified file replaces the
 target (``os.replace``). A damaged chunk leaves the target untouched.
+
+Every temporary name is listed in the journal ``.vsync/folder-temps``
+(:class:`FolderTemps`) before the file is made. Only a writer holding the
+exclusive repository lock makes them, so whoever takes the lock next finds in
+the journal exactly what a killed writer left in the folder and removes it
+(:func:`remove_leftover_temps`). The folder scan never records a name that
+starts with ``.vsync-tmp-``.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from vsync.errors import DamagedRepository
 from vsync.model.filemode import file_mode
 from vsync.model.folder_scan import MODE_EXEC
 from vsync.model.manifest import Manifest
+from vsync.model.paths import TEMP_PREFIX
 from vsync.store.chunkstore import ChunkStore
 
-TEMP_PREFIX = ".vsync-tmp-"
+TEMP_JOURNAL = "folder-temps"
 
 
 def stream_manifest(
@@ -42,13 +50,54 @@ def stream_manifest(
         raise DamagedRepository("manifest size does not match its chunks")
 
 
-def _temp_beside(target: Path) -> Path:
-    return target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}"[:255])
+class FolderTemps:
+    """The temporary files one writer makes in the working folder (module docstring)."""
+
+    def __init__(self, control: Path) -> None:
+        self.journal = control / TEMP_JOURNAL
+
+    def beside(self, target: Path) -> Path:
+        """A fresh temporary name next to ``target``, listed in the journal first."""
+        tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}"[:255])
+        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, os.fsencode(tmp) + b"\n")
+        finally:
+            os.close(fd)
+        return tmp
+
+    def done(self) -> None:
+        """The writer is finished: each of its temporary files was renamed or removed."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.journal)
 
 
-def write_file(chunks: ChunkStore, manifest: Manifest, target: Path, mode: int) -> os.stat_result:
+def remove_leftover_temps(control: Path, root: Path) -> list[str]:
+    """Remove the temporary files a killed writer left under ``root`` (the caller
+    holds the repository lock, so no writer is at work); their paths, relative."""
+    try:
+        listed = (control / TEMP_JOURNAL).read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    removed = []
+    for raw in listed:
+        path = Path(os.fsdecode(raw))
+        if not path.name.startswith(TEMP_PREFIX) or not path.is_relative_to(root):
+            continue
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        removed.append(str(path.relative_to(root)))
+    FolderTemps(control).done()
+    return removed
+
+
+def write_file(
+    chunks: ChunkStore, manifest: Manifest, target: Path, mode: int, temps: FolderTemps
+) -> os.stat_result:
     """Atomically write ``manifest``'s content at ``target``; returns its lstat."""
-    tmp = _temp_beside(target)
+    tmp = temps.beside(target)
     try:
         with open(tmp, "xb") as f:
             stream_manifest(chunks, manifest, f)
@@ -61,8 +110,8 @@ def write_file(chunks: ChunkStore, manifest: Manifest, target: Path, mode: int) 
     return os.lstat(target)
 
 
-def write_symlink(link_target: bytes, target: Path) -> os.stat_result:
-    tmp = _temp_beside(target)
+def write_symlink(link_target: bytes, target: Path, temps: FolderTemps) -> os.stat_result:
+    tmp = temps.beside(target)
     os.symlink(os.fsdecode(link_target), tmp)
     try:
         os.replace(tmp, target)

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from vsync.errors import UnsafePath
 
 CONTROL_NAME = ".vsync"
+# vsync's temporary files in the working folder (materialize): never recorded
+TEMP_PREFIX = ".vsync-tmp-"
 GIT_NAME = ".git"
 # A folder holding these three is what vsync opens as a repository (the
 # control folder or a bare repository; see repository.is_control_dir).

@@ -24,6 +24,7 @@ from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_
 from vsync.model.gitdb import GitDB
 from vsync.model.holdback import Holds
 from vsync.model.lock import RepoLock
+from vsync.model.materialize import remove_leftover_temps
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
 from vsync.store import faults
 from vsync.store.chunker import ChunkerParams
@@ -231,6 +232,8 @@ class Repository:
             self._lock_depth, self._lock_exclusive = 1, exclusive
             faults.point("lock-taken")
             try:
+                if self.root is not None:  # no folder writer is at work while we hold it
+                    remove_leftover_temps(self.control, self.root)
                 self.chunks.recover_temp_packs()
                 yield
             finally:

@@ -135,6 +135,11 @@ def commit(
 
 def _concluding_merge(repo: Repository, merge: MergeState) -> list[bytes]:
     """The extra parent when this commit concludes a merge; refuses while any is open."""
+    if merge.writing:
+        raise StoppedError(
+            "a merge was interrupted while writing the folder; run 'vsync merge' to do it "
+            "again, or 'vsync merge --abort' to undo it"
+        )
     unresolved = merge.unresolved()
     if unresolved:
         first = ", ".join(f"'{p}'" for p in unresolved[:3])

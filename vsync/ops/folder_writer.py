@@ -30,10 +30,11 @@ from typing import Final, Literal
 from vsync.errors import ChunkMissing, UncommittedChanges
 from vsync.model.filemode import file_mode
 from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
-from vsync.model.materialize import write_file, write_symlink
+from vsync.model.materialize import FolderTemps, write_file, write_symlink
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache, StatKey, stat_key
+from vsync.store import faults
 
 ANYTHING: Final = "anything"  # an expectation that any file at the path meets
 Expect = StatKey | None | Literal["anything"]
@@ -120,6 +121,7 @@ class FolderWriter:
         self.cache = StatCache(repo.db) if cache is None else cache
         self._own_cache = cache is None  # a cache handed in is flushed by its owner
         self.holds = repo.holds
+        self.temps = FolderTemps(repo.control)
 
     def __enter__(self) -> FolderWriter:
         return self
@@ -134,6 +136,7 @@ class FolderWriter:
             if self._own_cache:
                 self.cache.flush()
         finally:
+            self.temps.done()
             self.holds.save()
 
     def apply(self, actions: Sequence[Action], prune_emptied: bool = True) -> list[str]:
@@ -207,12 +210,13 @@ class FolderWriter:
         db = self.repo.gitdb
         hashed_at = time.time_ns()
         if mode == MODE_LINK:
-            written = write_symlink(db.link_target(oid), Path(disk))
+            written = write_symlink(db.link_target(oid), Path(disk), self.temps)
             self.cache.forget(path)
         else:
             manifest = db.manifest(oid, f"manifest of '{path}'")
-            written = write_file(self.repo.chunks, manifest, Path(disk), how)
+            written = write_file(self.repo.chunks, manifest, Path(disk), how, self.temps)
             self.cache.record(path, written, oid, hashed_at)
+        faults.point("file-replaced")
         return written
 
     def _set_mode(self, a: SetMode) -> None:

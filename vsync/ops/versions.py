@@ -29,7 +29,6 @@ import contextlib
 import enum
 import errno
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from vsync.errors import DamagedRepository, UsageError
 from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
-from vsync.model.materialize import TEMP_PREFIX, write_file
+from vsync.model.materialize import FolderTemps, write_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.checkout import Warn
@@ -309,6 +308,11 @@ def save_beside(repo: Repository, v: FileVersion) -> str:
 
     Refuses (UsageError) when something is already there: nothing is overwritten.
     """
+    with repo.lock(exclusive=True):  # the folder's writers hold it (materialize)
+        return _save_beside(repo, v)
+
+
+def _save_beside(repo: Repository, v: FileVersion) -> str:
     root = repo.require_worktree()
     rel = beside_name(v.path, v.commit_id)
     how = repo.holds.decide(rel, v.mode)
@@ -328,9 +332,10 @@ def save_beside(repo: Repository, v: FileVersion) -> str:
             raise exists from None
         return rel
     manifest = _manifest(repo, v)
-    tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}"[:255])
+    temps = FolderTemps(repo.control)
+    tmp = temps.beside(target)
     try:
-        write_file(repo.chunks, manifest, tmp, how)  # atomic, every chunk verified
+        write_file(repo.chunks, manifest, tmp, how, temps)  # atomic, every chunk verified
         try:
             os.link(tmp, target)  # fails rather than replace anything that appeared meanwhile
         except FileExistsError:
@@ -344,4 +349,5 @@ def save_beside(repo: Repository, v: FileVersion) -> str:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        temps.done()
     return rel

@@ -261,5 +261,9 @@ def apply_merge(repo: Repository, plan: MergePlan) -> ApplyOutcome:
         state = _record(repo, plan, changes, seen)
         for path, d in untouched.items():  # so resolve, then abort, can restore them
             state.backups[path] = d.entry
+        state.writing = True
         state.save()
-        return _write(repo, changes, seen, state)
+        out = _write(repo, changes, seen, state)
+        state.writing = False
+        state.save()
+        return out

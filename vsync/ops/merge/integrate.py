@@ -24,6 +24,7 @@ from vsync.ops.hooks import run_hook
 from vsync.ops.merge.apply import apply_merge, build_merge_tree
 from vsync.ops.merge.base import prepare_merge
 from vsync.ops.merge.plan import MergePlan
+from vsync.ops.merge.resolve import abort
 from vsync.ops.merge.state import MergeState
 
 Warn = Callable[[str], None]
@@ -62,6 +63,18 @@ def require_no_merge(repo: Repository) -> None:
         )
 
 
+def _undo_interrupted_merge(repo: Repository, warn: Warn) -> None:
+    """A merge killed while writing the folder, or a clean one killed before its
+    commit, is aborted (its backups put the folder back) so it can be done again."""
+    state = MergeState.load(repo)
+    if state is None or repo.head() != state.ours:
+        return
+    if not state.writing and state.files:
+        return  # conflicts to settle: the user's merge in progress
+    abort(repo)
+    warn("a merge was interrupted before it was committed; it was undone and is done again")
+
+
 def merge_message(repo: Repository, theirs: bytes, label: str) -> str:
     host = commit_host(repo.gitdb.commit(theirs)) or label
     return f"Merge {theirs.decode()[:10]} from {host}"
@@ -79,6 +92,7 @@ def integrate(
 ) -> IntegrateResult:
     """Bring ``theirs`` into the branch and the working folder."""
     repo.require_worktree()
+    _undo_interrupted_merge(repo, warn)
     require_no_merge(repo)
     local = repo.head()
     if theirs is None or theirs == local:

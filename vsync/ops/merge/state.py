@@ -41,6 +41,12 @@ V     a version that ``vsync resolve`` replaced or removed: path, entry
       (kept so that no edit is ever lost; its content is in the repository).
 l     labels: ours marker label, theirs marker label, base marker label.
 t     when the merge started: seconds since the epoch.
+w     (empty payload) the merge is writing the working folder: saved before
+      the first file is written, dropped once the last one is. Found later,
+      the merge was interrupted while writing: ``vsync commit`` refuses it,
+      and the next ``vsync merge``, ``pull`` or ``sync`` aborts it (the
+      backups put the folder back) and merges again. So does a clean merge
+      (no F record) interrupted before its commit.
 E     the end record (see above).
 ====  ======================================================================
 
@@ -102,6 +108,7 @@ class MergeState:
     created_dirs: list[str] = field(default_factory=list)
     kept: list[tuple[str, Entry]] = field(default_factory=list)
     started: int = 0
+    writing: bool = False  # the merge is writing the folder (interrupted if found so)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -140,7 +147,7 @@ class MergeState:
         except FileNotFoundError:
             return None
         try:
-            return cls.from_bytes(repo.control, data, str(path))
+            state = cls.from_bytes(repo.control, data, str(path))
         except UnsupportedFormat:
             raise
         except DamagedRepository as exc:
@@ -148,6 +155,13 @@ class MergeState:
                 f"{exc}; to give up on the merge, remove {path.parent} "
                 "(the folder keeps what the merge wrote; 'vsync status' shows it)"
             ) from None
+        head = repo.head()
+        if head is not None and head != state.ours:
+            parents = repo.gitdb.commit(head).parents
+            if parents == (state.ours, state.theirs):  # committed, killed before the clear
+                state.clear()
+                return None
+        return state
 
     def save(self) -> None:
         folder = self.folder(self.control)
@@ -180,6 +194,8 @@ class MergeState:
             rec("B", b.decode())
         rec("l", *self.labels)
         rec("t", str(self.started))
+        if self.writing:
+            rec("w")
         for path in sorted(self.files):
             s = self.files[path]
             rec(
@@ -300,6 +316,8 @@ def _read_record(state: MergeState, kind: str, fields: list[str], where: str) ->
         state.labels = (fields[0], fields[1], fields[2])
     elif kind == "t":
         state.started = int(fields[0])
+    elif kind == "w":
+        state.writing = True
     elif kind.isupper():
         raise UnsupportedFormat(
             f"{where} holds a record of type '{kind}' that this vsync does not know; "
