@@ -8,7 +8,6 @@ stderr; ``VSYNC_DEBUG=1`` adds the traceback of unexpected failures.
 from __future__ import annotations
 
 import argparse
-import errno
 import gc
 import importlib
 import os
@@ -19,6 +18,8 @@ import traceback
 from vsync import __version__
 from vsync.errors import VsyncError
 from vsync.model.filemode import load_umask
+from vsync.store.space import disk_full, is_disk_full
+from vsync.store.statedb import is_damage
 from vsync.ui.escape import one_line
 
 
@@ -127,20 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
-    except sqlite3.DatabaseError as exc:
-        print(
-            f"vsync: error: state.db is damaged ({one_line(str(exc))}); "
-            "run 'vsync fsck' to rebuild it",
-            file=sys.stderr,
-        )
-        return 3
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         if os.environ.get("VSYNC_DEBUG"):
             traceback.print_exc()
-        where = f" ({exc.filename})" if exc.filename else ""
-        what = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        print(f"vsync: error: {one_line(what + where)}; nothing was half-written", file=sys.stderr)
-        return 1
+        message, code = _os_failure(exc)
+        print(f"vsync: error: {one_line(message)}", file=sys.stderr)
+        return code
     except Exception as exc:  # a bug: still one line, never a traceback by default
         if os.environ.get("VSYNC_DEBUG"):
             traceback.print_exc()
@@ -150,6 +143,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _os_failure(exc: OSError | sqlite3.Error) -> tuple[str, int]:
+    """The message and exit code for an error of the OS or of SQLite that no layer
+    below turned into a VsyncError. A full disk is never damage (exit 1)."""
+    if is_disk_full(exc):
+        if isinstance(exc, OSError):
+            name = os.fsdecode(exc.filename) if exc.filename else "a file"
+            return str(disk_full(exc, name)), 1
+        return str(disk_full(exc, "state.db (the chunk index and stat cache)")), 1
+    if isinstance(exc, sqlite3.Error):
+        if is_damage(exc):
+            return f"state.db is damaged ({exc}); run 'vsync fsck' to rebuild it", 3
+        return f"state.db cannot be used ({exc}); it was left as it is", 1
+    where = f" ({os.fsdecode(exc.filename)})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}; nothing was half-written", 1
 
 
 def _tune_gc() -> None:

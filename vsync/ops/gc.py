@@ -15,6 +15,8 @@ Order, each step safe to interrupt:
 3. Plan: a chunk pack holding any record that is not live (unreachable, or a
    duplicate whose index row names another pack) is rewritten; packs that
    are entirely live are left alone.
+   There must be room for what gc writes (the rewritten packs, a new git
+   pack) before it deletes anything: else DiskFull (exit 1), nothing changed.
 4. Verify every live chunk of those packs (read and decode against its id):
    one damaged chunk stops gc with nothing changed.
 5. Forget stat-cache entries whose manifest is unreachable, so no later
@@ -40,6 +42,8 @@ from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
+from vsync.store.space import require_free
+from vsync.store.statedb import transaction
 
 
 @dataclass
@@ -82,6 +86,7 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
             live.flush()
             _require_intact(history)
             plans = _plan(store, live)
+            _require_space(repo, plans)
             _verify_live(store, plans, progress)
             _forget_stat_cache(repo, history)
             result.git_objects_removed = _repack_git(repo, history)
@@ -104,6 +109,18 @@ def _require_intact(history: History) -> None:
         f"gc removed nothing: history is damaged ({example}), so it cannot tell which chunks "
         "are still needed; run 'vsync fsck'"
     )
+
+
+def _require_space(repo: Repository, plans: list[_PackPlan]) -> None:
+    """DiskFull before anything changes unless there is room for what gc writes before
+    it deletes anything: the rewritten chunk packs and the new git pack (at most the
+    size of the git objects now). With no chunk pack to rewrite there is nothing to
+    check: a failed git repack removes its own temporary file."""
+    if not plans:
+        return
+    copied = sum(chunkpack.RECORD.size + e.stored_len for plan in plans for e in plan.live)
+    needed = copied + repo.gitdb.stored_bytes()
+    require_free(repo.chunks.dir, needed, "the packs gc rewrites (gc removed nothing)")
 
 
 def _plan(store: ChunkStore, live: ChunkSet) -> list[_PackPlan]:
@@ -173,9 +190,8 @@ def _forget_stat_cache(repo: Repository, history: History) -> None:
         if manifest not in history.manifests
     ]
     if stale:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("DELETE FROM files WHERE path=?", stale)
-        conn.execute("COMMIT")
+        with transaction(conn):
+            conn.executemany("DELETE FROM files WHERE path=?", stale)
 
 
 def _repack_git(repo: Repository, history: History) -> int:
