@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import logging
 import os
 import sqlite3
 import sys
@@ -104,8 +105,27 @@ def _utf8_streams() -> None:
             reconfigure(encoding="utf-8", errors="replace")
 
 
+class _Notice(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"vsync: warning: {one_line(record.getMessage())}"
+
+
+def _notices() -> None:
+    """What the layers below report without stopping (``logging.getLogger("vsync")``,
+    e.g. a stale lock file removed): one line each on stderr."""
+    log = logging.getLogger("vsync")
+    if log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Notice())
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
+    _notices()
     _tune_gc()
     load_umask()  # process-wide: read it now, before any thread starts
     try:

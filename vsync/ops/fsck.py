@@ -52,9 +52,9 @@ from vsync.model.gitdb import (
     Tag,
     Tree,
 )
-from vsync.model.lock import RepoLock
+from vsync.model.lock import LOCK_TIMEOUT, RepoLock
 from vsync.model.manifest import Manifest
-from vsync.model.repository import LOCK_TIMEOUT, Repository
+from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
 from vsync.model.worktree import MODE_LINK, MODE_TREE
 from vsync.store import chunkpack

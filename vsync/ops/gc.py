@@ -8,8 +8,9 @@ before its replacement is in place.
 
 Order, each step safe to interrupt:
 
-1. Remove what killed commands left: git ``*.lock`` files and unfinished git
-   packs (a ``.pack`` without its ``.idx`` is invisible to readers).
+1. Remove what killed commands left: git ``*.lock`` files, unfinished git
+   packs (a ``.pack`` without its ``.idx`` is invisible to readers) and
+   received packs in ``incoming/`` no live transfer holds.
 2. Walk history, verifying every git object; any damage stops gc before it
    changes anything (it could not tell which chunks are live).
 3. Plan: a chunk pack holding any record that is not live (unreachable, or a
@@ -35,11 +36,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vsync.errors import DamagedRepository, StoppedError
+from vsync.model.gitdb.incoming import remove_abandoned
 from vsync.model.repository import Repository
 from vsync.model.working import ProgressSink
 from vsync.ops.fsck import ChunkSet, History, walk_history
 from vsync.ops.merge.state import MergeState
-from vsync.store import chunkpack, codec
+from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.space import require_free
@@ -80,12 +82,15 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
         for path in repo.gitdb.unfinished_packs():
             path.unlink(missing_ok=True)
             result.notes.append(f"removed {path.name}, an unfinished git pack")
+        for name in remove_abandoned(repo.control):
+            result.notes.append(f"removed {name}, a received pack its killed transfer left")
         live = ChunkSet(store.db.conn, "gc_live")
         try:
             history = walk_history(repo, live.add_manifest)
             live.flush()
             _require_intact(history)
             plans = _plan(store, live)
+            faults.point("gc-marked")  # between mark and sweep, holding the exclusive lock
             _require_space(repo, plans)
             _verify_live(store, plans, progress)
             _forget_stat_cache(repo, history)

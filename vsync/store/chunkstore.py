@@ -488,7 +488,7 @@ class PackWriter:
         self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
         # The flock tells recover_temp_packs in other processes that this pack is
         # live (vsync.store.templock); it is held until the pack is renamed.
-        self._file = templock.create_locked(self._path, "temp-pack-created")
+        self._file = templock.create_locked(self._path, fault="temp-pack-created")
         _writev_all(self._file.fileno(), [chunkpack.header_bytes()], str(self._path))
         self._pos = chunkpack.HEADER.size
         self._entries = []

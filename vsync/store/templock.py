@@ -1,13 +1,14 @@
 """Temporary files a live writer holds an flock on, and the clean-up that never takes them.
 
-The scheme (docs/format.md, "Temporary files"), used for temp chunk packs
+The scheme (docs/format.md, "Temporary files and their locks"), used for temp chunk packs
 (``chunks/*.vpk.tmp``) and received git packs (``incoming/in-*.pack``):
 
 - a writer creates its file (``O_EXCL``) and takes an exclusive flock on it
-  while holding a *shared* flock on the folder's ``temp.lock``
+  while holding a *shared* flock on a guard file (the folder's ``temp.lock``
+  unless the caller names another)
   (:func:`create_locked`), and keeps its flock until the file is renamed or
   deleted: the kernel drops it if the writer dies;
-- clean-up holds ``temp.lock`` *exclusively* while it lists the folder and
+- clean-up holds the guard *exclusively* while it lists the folder and
   tries each file's flock without waiting (:func:`lock_abandoned`), so it
   never finds a file between its creation and its flock, and takes only
   files no live writer holds; it then checks by inode that the name still
@@ -30,12 +31,12 @@ CREATION_GUARD = "temp.lock"
 
 
 @contextlib.contextmanager
-def creation_guard(directory: Path, how: int) -> Iterator[None]:
-    """A lock on ``directory``'s ``temp.lock``: shared (``fcntl.LOCK_SH``) while a
+def creation_guard(guard: Path, how: int) -> Iterator[None]:
+    """A lock on the guard file ``guard``: shared (``fcntl.LOCK_SH``) while a
     writer creates and locks a temp file, exclusive while clean-up looks for
     abandoned ones (so it never finds a file between its creation and its lock)."""
     try:
-        fd = os.open(directory / CREATION_GUARD, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
@@ -48,10 +49,15 @@ def creation_guard(directory: Path, how: int) -> Iterator[None]:
         os.close(fd)
 
 
-def create_locked(path: Path, fault: str | None = None) -> io.FileIO:
+def default_guard(directory: Path) -> Path:
+    return directory / CREATION_GUARD
+
+
+def create_locked(path: Path, guard: Path | None = None, fault: str | None = None) -> io.FileIO:
     """Create ``path`` (it must not exist) and hold an exclusive flock on it, as one
-    step for clean-up (module docstring). ``fault``: a fault point between the two."""
-    with creation_guard(path.parent, fcntl.LOCK_SH):
+    step for clean-up (module docstring). ``guard``: the guard file (default: the
+    folder's ``temp.lock``); ``fault``: a fault point between the two steps."""
+    with creation_guard(guard or default_guard(path.parent), fcntl.LOCK_SH):
         f = open(path, "xb", buffering=0)  # noqa: SIM115 - the caller closes it
         try:
             if fault is not None:
@@ -69,7 +75,7 @@ def lock_abandoned(path: Path) -> int | None:
     it is still the file of that name; else None."""
     try:
         fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
+    except OSError:  # gone meanwhile, or not ours to touch (a read-only folder)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,14 +87,18 @@ def lock_abandoned(path: Path) -> int | None:
     return None
 
 
-def abandoned(directory: Path, is_temp: Callable[[str], bool]) -> list[tuple[str, int]]:
+def abandoned(
+    directory: Path, is_temp: Callable[[str], bool], guard: Path | None = None
+) -> list[tuple[str, int]]:
     """``(name, locked descriptor)`` of each file in ``directory`` that ``is_temp``
-    names and no live writer holds. The caller acts on each, then closes its
-    descriptor (releasing the flock only after the file is renamed or deleted)."""
+    names and no live writer holds (``guard`` as for :func:`create_locked`). The
+    caller acts on each, then closes its descriptor (releasing the flock only
+    after the file is renamed or deleted)."""
     found: list[tuple[str, int]] = []
     if not directory.is_dir():
         return found
-    with creation_guard(directory, fcntl.LOCK_EX):  # no temp file is created meanwhile
+    # no temp file is created meanwhile
+    with creation_guard(guard or default_guard(directory), fcntl.LOCK_EX):
         for name in sorted(os.listdir(directory)):
             if is_temp(name):
                 fd = lock_abandoned(directory / name)
