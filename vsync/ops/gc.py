@@ -125,7 +125,7 @@ def _require_space(repo: Repository, plans: list[_PackPlan]) -> None:
         return
     copied = sum(chunkpack.RECORD.size + e.stored_len for plan in plans for e in plan.live)
     needed = copied + repo.gitdb.stored_bytes()
-    require_free(repo.chunks.dir, needed, "the packs gc rewrites (gc removed nothing)")
+    require_free(repo.chunks.dir, needed, "the packs gc rewrites")
 
 
 def _plan(store: ChunkStore, live: ChunkSet) -> list[_PackPlan]:
