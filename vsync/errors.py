@@ -13,7 +13,8 @@ exit code the CLI returns for it::
     |   +-- UncommittedChanges     1  checkout would overwrite local edits
     |   +-- HookFailed             1  a hook exited non-zero
     |   +-- LockTimeout            1  another vsync holds the repository lock
-    |   +-- EnvironmentFailure     1  the OS refused (disk full, permissions)
+    |   +-- EnvironmentFailure     1  the OS refused (permissions, I/O errors)
+    |       +-- DiskFull           1  no space left (ENOSPC, EDQUOT, SQLite's SQLITE_FULL)
     +-- DamagedRepository          3  corrupt or unreadable repository data
         +-- ChunkCorrupt           3  a chunk whose bytes do not match its id
         +-- ChunkMissing           3  a chunk the index does not know
@@ -95,6 +96,42 @@ class LockTimeout(StoppedError):
 
 class EnvironmentFailure(StoppedError):
     """The operating system refused an operation (disk full, permission denied)."""
+
+
+class DiskFull(EnvironmentFailure):
+    """No space left where vsync was writing: never damage (exit 1, nothing set aside).
+
+    ``writing`` names what was being written; ``needed`` (bytes, when the
+    command knows it) and ``free`` (bytes free there, when known) complete
+    the message. What a full disk interrupted was never half-written: the
+    ref moves last, temporary files are removed, so running the command again
+    once space is freed completes it.
+    """
+
+    def __init__(self, writing: str, needed: int | None = None, free: int | None = None) -> None:
+        msg = f"the disk is full: could not write {writing}"
+        if needed is not None:
+            have = f", {_size(free)} is free" if free is not None else ""
+            msg += f" (this needs about {_size(needed)} free{have})"
+        elif free is not None:
+            msg += f" ({_size(free)} free there)"
+        super().__init__(
+            msg + "; nothing was half-written and the repository is intact: free some space "
+            "and run the command again"
+        )
+        self.writing = writing
+        self.needed = needed
+        self.free = free
+
+
+def _size(n: int) -> str:
+    """``n`` bytes, briefly: "812 B", "3.4 MiB"."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
 
 
 FSCK_HINT = "run 'vsync fsck'"

@@ -8,9 +8,9 @@ stderr; ``VSYNC_DEBUG=1`` adds the traceback of unexpected failures.
 from __future__ import annotations
 
 import argparse
-import errno
 import gc
 import importlib
+import logging
 import os
 import sqlite3
 import sys
@@ -20,6 +20,8 @@ from vsync import __version__
 from vsync.errors import VsyncError
 from vsync.model.filemode import load_umask
 from vsync.store import faults
+from vsync.store.space import disk_full, is_disk_full
+from vsync.store.statedb import is_damage
 from vsync.ui.escape import one_line
 
 
@@ -104,8 +106,27 @@ def _utf8_streams() -> None:
             reconfigure(encoding="utf-8", errors="replace")
 
 
+class _Notice(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"vsync: warning: {one_line(record.getMessage())}"
+
+
+def _notices() -> None:
+    """What the layers below report without stopping (``logging.getLogger("vsync")``,
+    e.g. a stale lock file removed): one line each on stderr."""
+    log = logging.getLogger("vsync")
+    if log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Notice())
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
+    _notices()
     _tune_gc()
     load_umask()  # process-wide: read it now, before any thread starts
     try:
@@ -129,20 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
-    except sqlite3.DatabaseError as exc:
-        print(
-            f"vsync: error: state.db is damaged ({one_line(str(exc))}); "
-            "run 'vsync fsck' to rebuild it",
-            file=sys.stderr,
-        )
-        return 3
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         if os.environ.get("VSYNC_DEBUG"):
             traceback.print_exc()
-        where = f" ({exc.filename})" if exc.filename else ""
-        what = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        print(f"vsync: error: {one_line(what + where)}; nothing was half-written", file=sys.stderr)
-        return 1
+        message, code = _os_failure(exc)
+        print(f"vsync: error: {one_line(message)}", file=sys.stderr)
+        return code
     except Exception as exc:  # a bug: still one line, never a traceback by default
         if os.environ.get("VSYNC_DEBUG"):
             traceback.print_exc()
@@ -152,6 +165,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _os_failure(exc: OSError | sqlite3.Error) -> tuple[str, int]:
+    """The message and exit code for an error of the OS or of SQLite that no layer
+    below turned into a VsyncError. A full disk is never damage (exit 1)."""
+    if is_disk_full(exc):
+        if isinstance(exc, OSError):
+            name = os.fsdecode(exc.filename) if exc.filename else "a file"
+            return str(disk_full(exc, name)), 1
+        return str(disk_full(exc, "state.db (the chunk index and stat cache)")), 1
+    if isinstance(exc, sqlite3.Error):
+        if is_damage(exc):
+            return f"state.db is damaged ({exc}); run 'vsync fsck' to rebuild it", 3
+        return f"state.db cannot be used ({exc}); it was left as it is", 1
+    where = f" ({os.fsdecode(exc.filename)})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}; nothing was half-written", 1
 
 
 def _tune_gc() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from dulwich.config import ConfigFile, StackedConfig
 
 from vsync.errors import UnsupportedFormat, UsageError
+from vsync.model.gitdb.lockfiles import write_locked
 from vsync.store.chunker import ALGORITHM, ChunkerParams
 
 FORMAT_VERSION = 1
@@ -59,7 +60,8 @@ class RepoConfig:
         return [tuple(p.decode() for p in s) for s in self.cf.sections()]
 
     def save(self) -> None:
-        self.cf.write_to_path(str(self.path))  # GitFile: lock file, fsync, rename
+        # GitFile: lock file, fsync, rename; one left by a killed process is broken
+        write_locked(self.path.parent, lambda: self.cf.write_to_path(str(self.path)))
 
     # -- typed views -----------------------------------------------------------
 

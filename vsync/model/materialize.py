@@ -103,9 +103,11 @@ def write_file(
             stream_manifest(chunks, manifest, f)
             os.fchmod(f.fileno(), file_mode(mode == MODE_EXEC))
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:  # name it ("the disk is full")
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     return os.lstat(target)
 

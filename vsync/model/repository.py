@@ -8,7 +8,8 @@ Layout (docs/format.md)::
         chunks/              chunk packs
         state.db             SQLite cache: stat cache, chunk index
         hooks/               executables run around commit, push, merge
-        lock                 flock target
+        lock                 flock target; its exclusive holder's pid and command
+        lockfiles.flock      held by every writer of a git or config lock file
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from vsync.errors import NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
 from vsync.model.gitdb import GitDB
 from vsync.model.holdback import Holds
-from vsync.model.lock import RepoLock
+from vsync.model.lock import LOCK_TIMEOUT, RepoLock
 from vsync.model.materialize import remove_leftover_temps
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
 from vsync.store import faults
@@ -33,7 +34,6 @@ from vsync.store.statedb import StateDB
 
 CONTROL_DIR = CONTROL_NAME
 BRANCH = b"refs/heads/main"
-LOCK_TIMEOUT = float(os.environ.get("VSYNC_LOCK_TIMEOUT", "60"))
 
 
 def hook_samples_dir() -> Path | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from vsync.store.statedb import StateDB
+from vsync.store.statedb import StateDB, transaction
 
 RACY_NS = 2_000_000_000
 
@@ -82,8 +82,7 @@ class StatCache:
         conn = self.db.conn
         gone = [(path,) for path, row in self._pending.items() if row is None]
         rows = [(path, *row) for path, row in self._pending.items() if row is not None]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             if gone:
                 conn.executemany("DELETE FROM files WHERE path=?", gone)
             if rows:
@@ -92,8 +91,4 @@ class StatCache:
                     " manifest, hashed_at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._pending.clear()

@@ -54,11 +54,12 @@ from vsync.model.gitdb import (
     Tag,
     Tree,
 )
-from vsync.model.lock import RepoLock
+from vsync.model.lock import LOCK_TIMEOUT, RepoLock
 from vsync.model.manifest import Manifest
-from vsync.model.repository import LOCK_TIMEOUT, Repository
+from vsync.model.repository import Repository
 from vsync.store import chunkpack
 from vsync.store.chunkstore import ChunkStore
+from vsync.store.statedb import is_damage, not_damage, transaction
 
 GITLINK = MODE_GITLINK
 _BATCH = 20_000
@@ -282,9 +283,10 @@ class ChunkSet:
             self._buf.clear()
 
     def _insert(self, entries: Iterable[tuple[bytes, int]]) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.executemany(f"INSERT OR IGNORE INTO {self.table}(id, len) VALUES (?, ?)", entries)
-        self.conn.execute("COMMIT")
+        with transaction(self.conn, "DEFERRED"):
+            self.conn.executemany(
+                f"INSERT OR IGNORE INTO {self.table}(id, len) VALUES (?, ?)", entries
+            )
 
     def contains(self, cid: bytes) -> bool:
         self.flush()
@@ -405,6 +407,8 @@ def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:
         if len(found) > 1:
             detail += f", and {len(found) - 1} more"
     except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):  # a full disk or the OS refusing is not damage: set nothing aside
+            raise not_damage(exc, db.path) from None
         healthy, detail = False, str(exc)
     if not healthy:
         repo.reset_state_db()

@@ -8,13 +8,16 @@ before its replacement is in place.
 
 Order, each step safe to interrupt:
 
-1. Remove what killed commands left: git ``*.lock`` files and unfinished git
-   packs (a ``.pack`` without its ``.idx`` is invisible to readers).
+1. Remove what killed commands left: git ``*.lock`` files, unfinished git
+   packs (a ``.pack`` without its ``.idx`` is invisible to readers) and
+   received packs in ``incoming/`` no live transfer holds.
 2. Walk history, verifying every git object; any damage stops gc before it
    changes anything (it could not tell which chunks are live).
 3. Plan: a chunk pack holding any record that is not live (unreachable, or a
    duplicate whose index row names another pack) is rewritten; packs that
    are entirely live are left alone.
+   There must be room for what gc writes (the rewritten packs, a new git
+   pack) before it deletes anything: else DiskFull (exit 1), nothing changed.
 4. Verify every live chunk of those packs (read and decode against its id):
    one damaged chunk stops gc with nothing changed.
 5. Forget stat-cache entries whose manifest is unreachable, so no later
@@ -34,12 +37,15 @@ from dataclasses import dataclass, field
 
 from vsync.errors import DamagedRepository, StoppedError
 from vsync.model.folder_snapshot import ProgressSink
+from vsync.model.gitdb.incoming import remove_abandoned
 from vsync.model.repository import Repository
 from vsync.ops.fsck import ChunkSet, HistoryWalk, walk_history
 from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
+from vsync.store.space import require_free
+from vsync.store.statedb import transaction
 
 
 @dataclass
@@ -76,13 +82,16 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
         for path in repo.gitdb.unfinished_packs():
             path.unlink(missing_ok=True)
             result.notes.append(f"removed {path.name}, an unfinished git pack")
+        for name in remove_abandoned(repo.control):
+            result.notes.append(f"removed {name}, a received pack its killed transfer left")
         live = ChunkSet(store.db.conn, "gc_live")
         try:
             history = walk_history(repo, live.add_manifest)
             live.flush()
-            faults.point("gc-marked")
             _require_intact(history)
             plans = _plan(store, live)
+            faults.point("gc-marked")  # between mark and sweep, holding the exclusive lock
+            _require_space(repo, plans)
             _verify_live(store, plans, progress)
             _forget_stat_cache(repo, history)
             result.git_objects_removed = _repack_git(repo, history)
@@ -105,6 +114,18 @@ def _require_intact(history: HistoryWalk) -> None:
         f"gc removed nothing: history is damaged ({example}), so it cannot tell which chunks "
         "are still needed; run 'vsync fsck'"
     )
+
+
+def _require_space(repo: Repository, plans: list[_PackPlan]) -> None:
+    """DiskFull before anything changes unless there is room for what gc writes before
+    it deletes anything: the rewritten chunk packs and the new git pack (at most the
+    size of the git objects now). With no chunk pack to rewrite there is nothing to
+    check: a failed git repack removes its own temporary file."""
+    if not plans:
+        return
+    copied = sum(chunkpack.RECORD.size + e.stored_len for plan in plans for e in plan.live)
+    needed = copied + repo.gitdb.stored_bytes()
+    require_free(repo.chunks.dir, needed, "the packs gc rewrites")
 
 
 def _plan(store: ChunkStore, live: ChunkSet) -> list[_PackPlan]:
@@ -174,9 +195,8 @@ def _forget_stat_cache(repo: Repository, history: HistoryWalk) -> None:
         if manifest not in history.manifests
     ]
     if stale:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("DELETE FROM files WHERE path=?", stale)
-        conn.execute("COMMIT")
+        with transaction(conn):
+            conn.executemany("DELETE FROM files WHERE path=?", stale)
 
 
 def _repack_git(repo: Repository, history: HistoryWalk) -> int:

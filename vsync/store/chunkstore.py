@@ -11,9 +11,7 @@ written before a crash or an interrupted transfer stay stored.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import io
 import os
 import secrets
@@ -25,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsync.errors import ChunkMissing, DamagedRepository
-from vsync.store import chunkpack, codec, faults
+from vsync.store import chunkpack, codec, faults, templock
 from vsync.store.chunkpack import PackEntry
-from vsync.store.statedb import StateDB
+from vsync.store.space import is_disk_full
+from vsync.store.statedb import StateDB, transaction
 
 PACK_TARGET_SIZE = 64 * 1024 * 1024
 _OPEN_PACKS = 32
@@ -104,12 +103,10 @@ class ChunkStore:
         """Enter a sealed pack; ``replace`` moves rows of chunks already indexed (gc)."""
         verb = "REPLACE" if replace else "IGNORE"
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             row = conn.execute("SELECT pack FROM packs WHERE name=?", (name,)).fetchone()
             if row is not None and not replace:
-                conn.execute("COMMIT")  # another process indexed it first
-                return
+                return  # another process indexed it first
             if row is not None:  # a reader's reconcile got here first: still move the rows
                 pack = row[0]
             else:
@@ -127,10 +124,6 @@ class ChunkStore:
                     f" compression) VALUES {','.join(['(?,?,?,?,?,?)'] * len(part))}",
                     [value for row in part for value in row],
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def reconcile(self) -> None:
         """Make the index agree with the pack files on disk."""
@@ -181,10 +174,9 @@ class ChunkStore:
 
     def _forget_pack(self, pack: int) -> None:
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM chunks WHERE pack=?", (pack,))
-        conn.execute("DELETE FROM packs WHERE pack=?", (pack,))
-        conn.execute("COMMIT")
+        with transaction(conn):
+            conn.execute("DELETE FROM chunks WHERE pack=?", (pack,))
+            conn.execute("DELETE FROM packs WHERE pack=?", (pack,))
         fd = self._fds.pop(pack, None)
         if fd is not None:
             os.close(fd)
@@ -192,10 +184,9 @@ class ChunkStore:
 
     def rebuild_index(self) -> None:
         conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM chunks")
-        conn.execute("DELETE FROM packs")
-        conn.execute("COMMIT")
+        with transaction(conn):
+            conn.execute("DELETE FROM chunks")
+            conn.execute("DELETE FROM packs")
         self.close_files()
         self.reconcile()
 
@@ -207,14 +198,9 @@ class ChunkStore:
         payload does not hash to its id (a torn write) ends that file.
         """
         recovered = 0
-        abandoned: list[tuple[str, int]] = []
-        with _creation_guard(self.dir, fcntl.LOCK_EX):  # no pack is created meanwhile
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(chunkpack.TEMP_SUFFIX):
-                    guard = _lock_abandoned(self.dir / name)
-                    if guard is not None:
-                        abandoned.append((name, guard))
-        for name, guard in abandoned:
+        for name, guard in templock.abandoned(
+            self.dir, lambda name: name.endswith(chunkpack.TEMP_SUFFIX)
+        ):
             try:
                 recovered += self._recover_one(self.dir / name, name)
             finally:
@@ -382,6 +368,7 @@ class PackWriter:
         self._writes: deque[Future[None]] = deque()
         self._io: ThreadPoolExecutor | None = None
         self._broken = threading.Event()  # a queued write failed: later ones must not run
+        self._broken_errno = errno.EIO  # why (ENOSPC: the disk is full)
         self._sealer: ThreadPoolExecutor | None = None
         self._pos = 0
         self.bytes_written = 0
@@ -394,7 +381,7 @@ class PackWriter:
         if exc_type is None:
             self.flush()
         else:
-            self.abandon()
+            self.abandon(discard=isinstance(exc, BaseException) and is_disk_full(exc))
 
     def pending(self, cid: bytes) -> bool:
         return cid in self._ids or any(cid in s.ids for s in self._sealing)
@@ -478,12 +465,16 @@ class PackWriter:
         file's offsets no longer match the records queued after it, so every
         later job (their writes, a trailer, ``on_written``) fails too: no pack
         with a torn record is ever sealed; recover_temp_packs keeps what came
-        before the failure."""
+        before the failure. They fail with the first failure's errno, so a full
+        disk still reads as one."""
         if self._broken.is_set():
-            raise OSError(errno.EIO, "an earlier write to this pack failed", str(self._path))
+            why = os.strerror(self._broken_errno)
+            raise OSError(self._broken_errno, f"an earlier write to this pack failed ({why})")
         try:
             job(*args)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                self._broken_errno = exc.errno
             self._broken.set()
             raise
 
@@ -496,11 +487,8 @@ class PackWriter:
         name = f"pack-{secrets.token_hex(16)}"
         self._path = self.store.dir / (name + chunkpack.TEMP_SUFFIX)
         # The flock tells recover_temp_packs in other processes that this pack is
-        # live; the creation guard keeps them from finding it before it is taken.
-        with _creation_guard(self.store.dir, fcntl.LOCK_SH):
-            self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed when sealed
-            faults.point("temp-pack-created")
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        # live (vsync.store.templock); it is held until the pack is renamed.
+        self._file = templock.create_locked(self._path, fault="temp-pack-created")
         _writev_all(self._file.fileno(), [chunkpack.header_bytes()], str(self._path))
         self._pos = chunkpack.HEADER.size
         self._entries = []
@@ -540,18 +528,24 @@ class PackWriter:
             self._seal_current()
             self.wait_written()
             self._index_sealed(wait=True)
-        except BaseException:
-            self.abandon()
+        except BaseException as exc:
+            self.abandon(discard=is_disk_full(exc))
             raise
         self._stop_threads()
 
-    def abandon(self) -> None:
+    def abandon(self, discard: bool = False) -> None:
         """Close without sealing the current pack (the next writer recovers it);
-        packs already handed to the sealer are finished and indexed if they can be."""
+        packs already handed to the sealer are finished and indexed if they can be.
+
+        ``discard`` (the disk is full): delete the current temp pack instead, still
+        under its flock. Its chunks were never indexed, so nothing needs them, and
+        sealing them later would need the space there is not."""
         for fut in self._writes:
             fut.exception()  # wait; what failed is left for recover_temp_packs
         self._writes.clear()
         if self._file is not None:
+            if discard and self._path is not None:
+                self._path.unlink(missing_ok=True)
             self._file.close()
         self._file = None
         self._path = None
@@ -592,55 +586,23 @@ def _seal(written: Future[None], f: io.FileIO, path: Path, directory: Path) -> t
         os.fsync(f.fileno())
         faults.point("temp-pack-sealing")
         os.replace(path, final)  # still locked: recovery never takes a pack being sealed
+    except BaseException as exc:
+        if is_disk_full(exc):  # as PackWriter.abandon(discard=True): never indexed, not needed
+            path.unlink(missing_ok=True)
+        raise
     finally:
         f.close()
     fsync_dir(directory)
     return final, final.stat().st_size
 
 
-CREATION_GUARD = "temp.lock"
-
-
-@contextlib.contextmanager
-def _creation_guard(directory: Path, how: int) -> Iterator[None]:
-    """A lock on ``directory``'s ``temp.lock``: shared while a writer creates and locks a
-    temp pack, exclusive while recovery looks for abandoned ones (so it never finds a
-    pack between its creation and its lock)."""
-    try:
-        fd = os.open(directory / CREATION_GUARD, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        yield  # a folder nobody may write to: no writer can create a pack in it either
-        return
-    try:
-        fcntl.flock(fd, how)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _lock_abandoned(path: Path) -> int | None:
-    """An open, exclusively locked descriptor of the temp pack ``path`` if no writer
-    holds it and it is still the file of that name; else None."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.fstat(fd).st_ino == os.stat(path).st_ino:
-            return fd
-    except (BlockingIOError, FileNotFoundError):
-        pass  # a live writer owns it, or it was sealed meanwhile
-    os.close(fd)
-    return None
-
-
 def _writev_all(fd: int, buffers: list[bytes | memoryview], where: str) -> None:
     views = [memoryview(b).cast("B") for b in buffers if len(b)]
     while views:
-        n = os.writev(fd, views[:_IOV_MAX])
+        try:
+            n = os.writev(fd, views[:_IOV_MAX])
+        except OSError as exc:  # name the file: "disk full" says where
+            raise OSError(exc.errno, exc.strerror, where) from None
         if n == 0:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), where)
         while n and views:

@@ -28,15 +28,23 @@ The points (the crash tests kill at every one of them):
 - ``lock-taken``: the repository lock is held; the command's work begins.
 - ``session-open``: a client and a server have exchanged their hellos
   (commands that only read, a push's client and a fetch's server, take no lock).
-- ``temp-pack-created``, ``temp-pack-sealing``: a temporary chunk pack exists
-  and is locked; it is complete and about to be renamed into place.
+- ``temp-pack-created``, ``temp-pack-sealing``: a temporary chunk pack was
+  just created (not yet flocked); it is complete and fsynced, not yet renamed.
 - ``git-pack-written``, ``git-pack-renamed``: a new git pack is complete
   under its temporary name; it has its final name and no index yet.
-- ``ref-swap``, ``ref-swapped``: before and after a ref's compare-and-swap.
+- ``ref-swap``, ``ref-swapped``: before and after a ref's compare-and-swap;
+  ``ref-lock-held``: inside it, dulwich holds the ref's ``.lock`` file (the
+  reflog line appended, the lock not yet renamed over the ref).
 - ``merge-state-written``: a merge state is complete and synced under its
   temporary name, not yet in place.
 - ``gc-marked``, ``gc-sweeping``, ``gc-pack-removed``: gc has marked every
-  live chunk; has copied them and is about to delete old packs; has deleted one.
+  live chunk (nothing changed yet); has copied them and is about to delete
+  old packs; has deleted one.
+- ``incoming-pack-received``: a received git pack is whole in ``incoming/``
+  (flocked), not yet checked or added to the store (both the fetching client
+  and the server of a push).
+- ``file-replaced``: a file or symlink has just replaced its target in the
+  working folder (:class:`vsync.ops.folder_writer.FolderWriter`).
 """
 
 from __future__ import annotations
@@ -91,6 +99,13 @@ def _trace(name: str) -> None:
         os.write(fd, line)
     finally:
         os.close(fd)
+
+
+def wanted(name: str) -> bool:
+    """Whether the tests asked for an action (or a trace) at the point ``name``."""
+    if _TRACE:
+        return True
+    return any(key in _FAULTS for key in (name, f"{_command}/{name}", "*", f"{_command}/*"))
 
 
 def point(name: str) -> None:

@@ -4,6 +4,12 @@ Everything in it can be rebuilt: the chunk index from the pack files, the
 stat cache by hashing the working tree again. A missing, foreign or damaged
 file is set aside and recreated, never fatal; ``rebuilt`` tells the caller
 that the chunk index must be rebuilt from the packs.
+
+Only damage sets the file aside (:func:`is_damage`: SQLite's SQLITE_CORRUPT
+or SQLITE_NOTADB, or a schema this version does not know). A full disk
+(SQLITE_FULL) is :class:`~vsync.errors.DiskFull` and any other failure to
+open it (permissions, I/O errors, a lock) is
+:class:`~vsync.errors.EnvironmentFailure`: exit 1, the file left as it is.
 """
 
 from __future__ import annotations
@@ -12,7 +18,11 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from vsync.errors import EnvironmentFailure
+from vsync.store.space import disk_full, is_disk_full
 
 SCHEMA_VERSION = 1
 
@@ -45,13 +55,49 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
+class SchemaMismatch(sqlite3.DatabaseError):
+    """state.db was written with another schema (or holds what no schema would)."""
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a failure of state.db means its file is damaged (not the disk, not the OS)."""
+    if isinstance(exc, SchemaMismatch):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def not_damage(exc: sqlite3.Error, path: Path) -> EnvironmentFailure:
+    """The error for a failure of state.db that is not damage (see :func:`is_damage`)."""
+    if is_disk_full(exc):
+        return disk_full(exc, f"{path.name} (the chunk index and stat cache)", path.parent)
+    return EnvironmentFailure(f"cannot use {path} ({exc}); the file was left as it is")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, how: str = "IMMEDIATE") -> Iterator[None]:
+    """``BEGIN <how>`` ... ``COMMIT``; on any failure ``ROLLBACK`` if SQLite has not
+    already rolled back (it does on SQLITE_FULL), so the first error is the one raised."""
+    conn.execute(f"BEGIN {how}")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
 class StateDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rebuilt = False
         try:
             self.conn = self._open()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise not_damage(exc, path) from None
             self._set_aside()
             self.conn = self._open()
             self.rebuilt = True
@@ -70,10 +116,13 @@ class StateDB:
                 # A new, empty index: whatever packs exist must be indexed again.
                 self.rebuilt = True
             elif int(row[0]) != SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"state.db schema {row[0]} is not {SCHEMA_VERSION}")
-        except (sqlite3.DatabaseError, ValueError) as exc:
+                raise SchemaMismatch(f"state.db schema {row[0]} is not {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError:
             conn.close()
-            raise sqlite3.DatabaseError(str(exc)) from None
+            raise
+        except ValueError as exc:
+            conn.close()
+            raise SchemaMismatch(str(exc)) from None
         return conn
 
     def _set_aside(self) -> None:

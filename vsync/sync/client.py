@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from vsync.errors import DamagedRepository, StoppedError, UsageError, VsyncError
 from vsync.model.gitdb import Commit
+from vsync.model.gitdb.incoming import remove_abandoned
 from vsync.model.repository import BRANCH, Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
@@ -150,6 +151,7 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
     """Bring the remote's branch and everything it reaches; move refs/remotes/NAME/main."""
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
+    remove_abandoned(repo.control)  # received packs killed transfers left
     session = open_session(remote, opts)
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:

@@ -24,9 +24,6 @@ refused before it is read (:mod:`vsync.sync.protocol`).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,13 +31,18 @@ from pathlib import Path
 
 from vsync.errors import ChunkCorrupt, DamagedRepository, UnsafePath
 from vsync.model.gitdb import MODE_LINK, MODE_TREE, Blob, Commit, GitObject, Tree
-from vsync.model.gitdb.incoming import ReceivedPack
+from vsync.model.gitdb.incoming import (
+    ReceivedPack,
+    create_incoming,
+    remove_abandoned,
+    remove_incoming,
+)
 from vsync.model.gitdb.packgen import PackSink, write_pack
 from vsync.model.gitdb.received import PackRefused
 from vsync.model.manifest import Manifest
 from vsync.model.repository import Repository
 from vsync.model.snapshot import check_received_tree
-from vsync.store import codec
+from vsync.store import codec, faults
 from vsync.sync import protocol as p
 from vsync.sync.chunkspool import ChunkSpool
 from vsync.sync.protocol import WANT_BATCH, Connection, ProtocolError
@@ -113,9 +115,10 @@ class IncomingPack:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.dir = repo.control / "incoming"
-        self.dir.mkdir(exist_ok=True)
-        self.base = self.dir / f"in-{secrets.token_hex(8)}"
+        remove_abandoned(repo.control)  # what killed transfers left
+        # flocked until discard(): no other process's clean-up takes it meanwhile
+        self.base, self._lock = create_incoming(repo.control)
+        self.dir = self.base.parent
         self.pack_path = Path(str(self.base) + ".pack")
         self.objects = 0  # counted from the pack itself (receive), never taken from the peer
         self.bytes = 0
@@ -126,7 +129,7 @@ class IncomingPack:
         self.needed = ChunkSpool(self.dir)  # (id, length) of every chunk new manifests name
 
     def receive(self, conn: Connection) -> None:
-        with open(self.pack_path, "wb") as f:
+        with open(self.pack_path, "r+b") as f:
             while True:
                 msg = conn.expect(p.PACK_DATA, p.PACK_END)
                 if msg.type == p.PACK_END:
@@ -138,6 +141,7 @@ class IncomingPack:
                     break
                 f.write(msg.payload)
                 self.bytes += len(msg.payload)
+        faults.point("incoming-pack-received")
         try:
             self._pack = ReceivedPack.open(self.repo.gitdb, str(self.base))
         except PackRefused as exc:
@@ -289,9 +293,8 @@ class IncomingPack:
         if self._pack is not None:
             self._pack.close()
             self._pack = None
-        for suffix in (".pack", ".idx"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(str(self.base) + suffix)
+        remove_incoming(self.base)
+        self._lock.close()  # the flock goes once the files are gone
 
 
 def receive_pack(conn: Connection, repo: Repository) -> IncomingPack:

@@ -11,7 +11,11 @@ dulwich, zlib, struct and OS errors on damaged data become
 - :mod:`.encode`: blob ids, trees from flat maps, commits (fast paths);
 - :mod:`.pack`: the one-pass pack writer and :class:`Presence`;
 - :mod:`.reader`: :class:`ObjectReader`, typed and verified object reads;
-- :mod:`.db`: :class:`GitDB`, a repository's objects, refs, reflogs and upkeep.
+- :mod:`.db`: :class:`GitDB`, a repository's objects, refs, reflogs and upkeep;
+- :mod:`.lockfiles`: the guard every writer of a dulwich lock file holds, so a
+  lock file a killed process left is found and broken;
+- :mod:`.received`, :mod:`.incoming`: received packs, checked, flocked in
+  ``incoming/`` until accepted, removed when their transfer was killed.
 """
 
 from vsync.model.gitdb.db import GitDB

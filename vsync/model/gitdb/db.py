@@ -31,12 +31,14 @@ from dulwich.graph import find_merge_base
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
 from dulwich.reflog import iter_reflogs, parse_reflog_line
-from dulwich.refs import Ref, RefsContainer
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from vsync.errors import FSCK_HINT, DamagedRepository
 from vsync.model.gitdb.encode import object_id
 from vsync.model.gitdb.guard import describe, drop_traceback, file_damage, guarded
+from vsync.model.gitdb.lockfiles import guard as lockfile_guard
+from vsync.model.gitdb.lockfiles import write_locked
 from vsync.model.gitdb.pack import write_pack
 from vsync.model.gitdb.reader import ObjectReader
 from vsync.model.gitdb.types import (
@@ -61,6 +63,8 @@ class GitDB(ObjectReader):
         super().__init__(repo.object_store)
         self._repo: Repo | None = repo
         self.path = Path(repo.commondir())
+        self.control = self.path.parent  # where lockfiles.flock lives (.lockfiles)
+        _fault_while_ref_locked(repo)
 
     # -- opening and closing ----------------------------------------------------------
 
@@ -159,29 +163,25 @@ class GitDB(ObjectReader):
         if new is not None:
             self.commit(new)
         refs, ref = self._git.refs, Ref(name)
+        if new is None and old is None:
+            raise ValueError("swap_ref needs an old or a new value")
+
+        def swap() -> bool:
+            if new is None:
+                assert old is not None
+                return refs.remove_if_equals(
+                    ref, ObjectID(old), committer=committer, message=message
+                )
+            if old is None:
+                return refs.add_if_new(ref, ObjectID(new), committer=committer, message=message)
+            return refs.set_if_equals(
+                ref, ObjectID(old), ObjectID(new), committer=committer, message=message
+            )
+
         faults.point("ref-swap")
-        swapped = self._swap(refs, ref, old, new, committer, message)
+        swapped = write_locked(self.control, swap)
         faults.point("ref-swapped")
         return swapped
-
-    @staticmethod
-    def _swap(
-        refs: RefsContainer,
-        ref: Ref,
-        old: bytes | None,
-        new: bytes | None,
-        committer: bytes,
-        message: bytes,
-    ) -> bool:
-        if new is None:
-            if old is None:
-                raise ValueError("swap_ref needs an old or a new value")
-            return refs.remove_if_equals(ref, ObjectID(old), committer=committer, message=message)
-        if old is None:
-            return refs.add_if_new(ref, ObjectID(new), committer=committer, message=message)
-        return refs.set_if_equals(
-            ref, ObjectID(old), ObjectID(new), committer=committer, message=message
-        )
 
     # -- reflogs ----------------------------------------------------------------------------
 
@@ -216,7 +216,8 @@ class GitDB(ObjectReader):
     def add(self, objects: Sequence[RawObject]) -> None:
         """Store ``objects`` as one new pack (nothing when empty)."""
         store = self._store
-        write_pack(str(store.pack_dir), objects, bool(store.fsync_object_files))
+        fsync = bool(store.fsync_object_files)
+        write_locked(self.control, lambda: write_pack(str(store.pack_dir), objects, fsync))
 
     def add_missing(self, objects: Iterable[RawObject]) -> None:
         """Store those of ``objects`` that are not stored yet."""
@@ -308,7 +309,8 @@ class GitDB(ObjectReader):
                         kept[oid] = copy
             report.kept = len(kept)
             fsync = bool(self._store.fsync_object_files)
-            write_pack(str(self._store.pack_dir), list(kept.values()), fsync)
+            where, kept_objects = str(self._store.pack_dir), list(kept.values())
+            write_locked(self.control, lambda: write_pack(where, kept_objects, fsync))
             loose = [
                 oid
                 for oid in sorted(wanted)
@@ -423,21 +425,23 @@ class GitDB(ObjectReader):
         return out
 
     def remove_stale_locks(self) -> list[str]:
-        """Delete ``*.lock`` files; call only while no other vsync writes (exclusive lock).
+        """Delete ``*.lock`` files left by killed processes (under the lock-file guard).
 
         dulwich writes refs, packed-refs and pack indexes through ``X.lock``
-        files; one left by a killed process would block every later update of X.
+        files; one left by a killed process would block every later update of X
+        (:mod:`.lockfiles` also breaks them one by one as writes meet them).
         """
         notes = []
-        for dirpath, _dirs, files in os.walk(self.path):
-            for name in files:
-                if name.endswith(".lock"):
-                    path = Path(dirpath) / name
-                    path.unlink(missing_ok=True)
-                    notes.append(
-                        f"removed {path.relative_to(self.path.parent)}, "
-                        "left by an interrupted command"
-                    )
+        with lockfile_guard(self.control):  # no lock file is being written meanwhile
+            for dirpath, _dirs, files in os.walk(self.path):
+                for name in files:
+                    if name.endswith(".lock"):
+                        path = Path(dirpath) / name
+                        path.unlink(missing_ok=True)
+                        notes.append(
+                            f"removed {path.relative_to(self.path.parent)}, "
+                            "left by an interrupted command"
+                        )
         return notes
 
     def repack(self, keep: set[bytes]) -> int:
@@ -458,7 +462,8 @@ class GitDB(ObjectReader):
             if found is not None:  # None: vanished meanwhile, nothing to keep
                 objects.append(RawObject(found[0], oid, found[1]))
         fsync = bool(self._store.fsync_object_files)
-        new = write_pack(str(self._store.pack_dir), objects, fsync)
+        pack_dir = str(self._store.pack_dir)
+        new = write_locked(self.control, lambda: write_pack(pack_dir, objects, fsync))
         for pack in guarded(lambda: list(self._store.packs), file_damage("the git pack folder")):
             _close_pack(pack)  # the mappings of files about to go
         for base in old_packs:
@@ -473,6 +478,21 @@ class GitDB(ObjectReader):
         """Bytes of every file of the object store."""
         root = Path(self._store.path)
         return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _fault_while_ref_locked(repo: Repo) -> None:
+    """The fault point ``ref-lock-held``: dulwich writes a ref's reflog line while the
+    ref's ``.lock`` file exists, so a test can stop or kill a process right there."""
+    refs = repo.refs
+    log = getattr(refs, "_logger", None)
+    if log is None or not faults.wanted("ref-lock-held"):
+        return
+
+    def logged(*args: object) -> None:
+        faults.point("ref-lock-held")
+        log(*args)
+
+    refs._logger = logged
 
 
 def _close_pack(pack: Pack) -> None:

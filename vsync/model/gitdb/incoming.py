@@ -9,12 +9,24 @@ pack in (thin-pack bases are copied into it, as git completes a thin pack).
 A bad object *in the pack* is the peer's fault: :class:`~.received.PackRefused`
 (exit 1). A bad object in the repository's own store is damage
 (:class:`~vsync.errors.GitObjectDamaged`, exit 3), as for every other read.
+
+Received packs wait in ``incoming/`` of the control folder as
+``in-<random>.pack`` (and its ``.idx``). :func:`create_incoming` creates one
+flocked, as temp chunk packs are (:mod:`vsync.store.templock`); its receiver
+holds that flock until the files are gone. :func:`remove_abandoned` (every
+transfer that receives, and gc) removes the files of packs whose flock is
+free: left by a transfer that was killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import io
+import os
+import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
@@ -22,9 +34,59 @@ from dulwich.pack import Pack
 from vsync.errors import GitObjectDamaged
 from vsync.model.gitdb.db import GitDB
 from vsync.model.gitdb.guard import drop_traceback
+from vsync.model.gitdb.lockfiles import write_locked
 from vsync.model.gitdb.reader import ObjectReader
 from vsync.model.gitdb.received import PackRefused, receive_pack_file
 from vsync.model.gitdb.types import GitObject, is_object_id
+from vsync.store import templock
+
+INCOMING = "incoming"
+GUARD = "incoming.lock"  # beside incoming/, which holds only received packs
+_PREFIX = "in-"
+
+
+def create_incoming(control: Path) -> tuple[Path, io.FileIO]:
+    """A new received pack's base path (``incoming/in-<random>``) and its ``.pack``
+    file, created empty and flocked: hold it open until the files are removed."""
+    folder = control / INCOMING
+    folder.mkdir(exist_ok=True)
+    base = folder / f"{_PREFIX}{secrets.token_hex(8)}"
+    return base, templock.create_locked(Path(f"{base}.pack"), control / GUARD)
+
+
+def remove_incoming(base: Path) -> None:
+    """Delete the files of the received pack at ``base`` (its receiver holds its flock)."""
+    for suffix in (".idx.lock", ".idx", ".pack"):  # the .pack last: it is what is locked
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{base}{suffix}")
+
+
+def remove_abandoned(control: Path) -> list[str]:
+    """Remove the received packs in ``incoming/`` no live transfer holds; their names."""
+    folder = control / INCOMING
+    removed = []
+    for name, fd in templock.abandoned(
+        folder, lambda n: n.startswith(_PREFIX) and n.endswith(".pack"), control / GUARD
+    ):
+        try:
+            remove_incoming(folder / name[: -len(".pack")])
+            removed.append(f"{INCOMING}/{name}")
+        finally:
+            os.close(fd)
+    if not folder.is_dir():
+        return removed
+    # An index whose pack is gone (its transfer was killed while removing them). Listed
+    # while no pack can be created: a live transfer's pack is always listed with its index.
+    with templock.creation_guard(control / GUARD, fcntl.LOCK_EX):
+        left = os.listdir(folder)
+        packs = {n[: -len(".pack")] for n in left if n.endswith(".pack")}
+        for name in left:
+            base = name.split(".", 1)[0]
+            if name.startswith(_PREFIX) and not name.endswith(".pack") and base not in packs:
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / name)
+                    removed.append(f"{INCOMING}/{name}")
+    return removed
 
 
 class ReceivedPack:
@@ -100,8 +162,13 @@ class ReceivedPack:
         """Move the pack into the repository's object store (completing a thin pack)."""
         self.close()
         if self.objects:
-            with open(self._base + ".pack", "rb") as f:
-                self._db._store.add_thin_pack(f.read, None)
+            store = self._db._store
+
+            def add() -> None:
+                with open(self._base + ".pack", "rb") as f:
+                    store.add_thin_pack(f.read, None)  # its index through a lock file
+
+            write_locked(self._db.control, add)
 
     def close(self) -> None:
         pack, self._pack = self._pack, None

@@ -17,6 +17,7 @@ there are many.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -89,14 +90,21 @@ def write_pack(pack_dir: str, objects: Sequence[RawObject], fsync: bool) -> str 
         entries.sort()
         name = hashlib.sha1(b"".join(e[0] for e in entries)).hexdigest()
         base = os.path.join(pack_dir, "pack-" + name)
+        had_index = os.path.exists(base + ".idx")  # the same objects, stored before
         os.rename(tmp, base + ".pack")
         faults.point("git-pack-renamed")
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=fsync) as idx:
-        write_pack_index(idx, entries, checksum)
+    try:
+        with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=fsync) as idx:
+            write_pack_index(idx, entries, checksum)
+    except BaseException:
+        if not had_index:  # a pack without its index (a full disk): nothing reads it
+            with contextlib.suppress(OSError):
+                os.remove(base + ".pack")
+        raise
     return base
 
 
