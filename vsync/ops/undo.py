@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vsync.errors import StoppedError, UncommittedChanges
-from vsync.model.gitdb import ReflogEntry
+from vsync.model.gitdb import ReflogEntry, ReflogLine
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, flatten
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
@@ -84,12 +84,30 @@ def _kind(message: str) -> tuple[str, str]:
     return word, word
 
 
+def _unfinished_moves(lines: list[ReflogLine], now: bytes | None) -> set[int]:
+    """The lines of moves a kill stopped: the ref's lock file is renamed over it only
+    after the line is appended, so such a line names a ``new`` the branch never held
+    (the next move, or the branch now, still starts from the line's ``old``)."""
+    out: set[int] = set()
+    after = now  # where the branch went next
+    for i in range(len(lines) - 1, -1, -1):
+        e = lines[i]
+        if isinstance(e, ReflogEntry):
+            if e.new != after and e.old == after:
+                out.add(i)
+                continue
+            after = e.old
+    return out
+
+
 def timeline(repo: Repository) -> list[Event]:
     """Every recorded event, newest first."""
     events: list[Event] = []
-    for i, e in enumerate(branch_reflog(repo)):
-        if not isinstance(e, ReflogEntry):
-            continue  # a torn line
+    lines = branch_reflog(repo)
+    unfinished = _unfinished_moves(lines, repo.head())
+    for i, e in enumerate(lines):
+        if not isinstance(e, ReflogEntry) or i in unfinished:
+            continue  # a torn line, or a move that never happened
         message = e.message.decode("utf-8", "replace")
         kind, acts_on = _kind(message)
         events.append(Event("branch", kind, acts_on, e.old, e.new, e.time, message, (i, 1, 0)))

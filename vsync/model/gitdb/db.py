@@ -191,13 +191,7 @@ class GitDB(ObjectReader):
         return guarded(lambda: sorted(iter_reflogs(logs)), file_damage("the reflogs"))
 
     def reflog(self, name: bytes) -> list[ReflogLine]:
-        """The reflog of ``name``, oldest first, one item per line ([] if it has none).
-
-        A line for a move that never happened is left out: the ref's lock file
-        is renamed into place only after the line is appended, so a process
-        killed in between leaves a line whose ``new`` the ref never held (the
-        next move, or the ref itself, still starts from the line's ``old``).
-        """
+        """The reflog of ``name``, oldest first, one item per line ([] if it has none)."""
         path = self.path / "logs" / os.fsdecode(name)
         try:
             data = path.read_bytes()
@@ -208,8 +202,7 @@ class GitDB(ObjectReader):
             drop_traceback(exc)
             what = f"the reflog of {name.decode('utf-8', 'replace')}"
             raise DamagedRepository(f"{what} cannot be read ({strerror}); {FSCK_HINT}") from None
-        lines = [_reflog_line(line) for line in data.splitlines()]
-        return _without_unfinished_moves(lines, self.ref(name))
+        return [_reflog_line(line) for line in data.splitlines()]
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -503,19 +496,6 @@ def _close_pack(pack: Pack) -> None:
             return
         except BufferError:
             gc.collect()  # a view into the mapping still lives in some cycle
-
-
-def _without_unfinished_moves(lines: list[ReflogLine], now: bytes | None) -> list[ReflogLine]:
-    out: list[ReflogLine] = []
-    after = now  # where the ref went next: the next move's start, or its value now
-    for line in reversed(lines):
-        if isinstance(line, ReflogEntry):
-            if line.new != after and line.old == after:
-                continue  # killed between appending this line and moving the ref
-            after = line.old
-        out.append(line)
-    out.reverse()
-    return out
 
 
 def _reflog_line(line: bytes) -> ReflogLine:
