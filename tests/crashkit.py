@@ -21,6 +21,7 @@ leaves exactly the state of the uninterrupted run.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -265,8 +266,6 @@ def _wait_for_serve_exit(root: Path, timeout: float = 30) -> None:
     lock = root / "remote" / "lock"
     if not lock.exists():
         return
-    import fcntl
-
     deadline = time.monotonic() + timeout
     fd = os.open(lock, os.O_RDWR)
     try:

@@ -55,19 +55,21 @@ class FolderTemps:
 
     def __init__(self, control: Path) -> None:
         self.journal = control / TEMP_JOURNAL
+        self._fd: int | None = None  # the journal, opened at the first temporary file
 
     def beside(self, target: Path) -> Path:
         """A fresh temporary name next to ``target``, listed in the journal first."""
         tmp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{target.name}"[:255])
-        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, os.fsencode(tmp) + b"\n")
-        finally:
-            os.close(fd)
+        if self._fd is None:
+            self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, os.fsencode(tmp) + b"\n")
         return tmp
 
     def done(self) -> None:
         """The writer is finished: each of its temporary files was renamed or removed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.journal)
 
