@@ -18,11 +18,12 @@ from vsync.model.folder_scan import MODE_LINK, git_mode_of
 from vsync.model.gitdb import blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
+from vsync.model.paths import ancestors
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import StatCache, StatKey, stat_key
-from vsync.ops.folder_writer import ANYTHING, FolderWriter, Remove, Write, ancestors, lstat_or_none
+from vsync.ops.folder_writer import ANYTHING, FolderWriter, Remove, Write, lstat_or_none
 from vsync.ops.folder_writer import disk_path as disk_path  # also the conflict shell's
 
 
