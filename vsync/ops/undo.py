@@ -126,9 +126,7 @@ class UndoResult:
     verb: str  # "undo" | "redo"
     kind: str  # what was undone or redone: commit, merge, pull, checkout, ...
     message: str  # the record written, e.g. "undo: commit 1a2b3c4d5e (add notes)"
-    branch_from: bytes | None = None
     branch_to: bytes | None = None
-    branch_moved: bool = False
     folder_moved: bool = False
     written: int = 0
     deleted: int = 0
@@ -160,7 +158,7 @@ def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoRe
     if not soft and (ev.old is None or ev.new is None):
         what = "the clone" if ev.acts_on == "clone" else f"this {ev.acts_on}"
         raise StoppedError(f"main had no commit before {what}: there is nothing to go back to")
-    result = UndoResult(verb, ev.acts_on, message, ev.new, ev.old)
+    result = UndoResult(verb, ev.acts_on, message, ev.old)
     if not soft:
         assert ev.new is not None and ev.old is not None
         try:
@@ -170,7 +168,6 @@ def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoRe
         result.folder_moved = True
         result.written, result.deleted = len(applied.written), len(applied.deleted)
     move_branch(repo, ev.new, ev.old, message)
-    result.branch_moved = True
     return result
 
 
