@@ -85,6 +85,11 @@ class UncommittedChanges(StoppedError):
         more = f" (and {len(paths) - cls.SHOWN} more)" if len(paths) > cls.SHOWN else ""
         return cls(f"{what}: {names}{more}; nothing was changed; {advice}")
 
+    def advising(self, advice: str, before: str = "") -> UncommittedChanges:
+        """This refusal with other advice after "nothing was changed" (and ``before`` it)."""
+        what = str(self).split("; nothing was changed")[0]
+        return UncommittedChanges(f"{before}{what}; nothing was changed; {advice}")
+
 
 class HookFailed(StoppedError):
     pass

@@ -142,6 +142,12 @@ def check_repo_path(path: str) -> str:
     return path
 
 
+def ancestors(path: str) -> list[str]:
+    """The parent folders of ``path``, outermost first."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def is_under(path: str, prefix: str) -> bool:
     """True if ``path`` is ``prefix`` or inside the folder ``prefix`` ('' is the root)."""
     return not prefix or path == prefix or path.startswith(prefix + "/")

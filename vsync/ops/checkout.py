@@ -35,7 +35,7 @@ from vsync.model.folder_snapshot import WorkingState, read_working
 from vsync.model.gitdb import ObjectReader, blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
-from vsync.model.paths import is_under
+from vsync.model.paths import ancestors, is_under
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
@@ -130,9 +130,7 @@ class DiskShape:
 
     def first_blocked(self, path: str) -> tuple[str, str] | None:
         """The first parent folder of ``path`` that is not a real folder, and what it is."""
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            folder = "/".join(parts[:i])
+        for folder in ancestors(path):
             kind = self.kind(folder)
             if kind != "dir":
                 return folder, kind

@@ -38,7 +38,6 @@ from vsync.model.snapshot import FlatMap, commit_tree, flatten
 
 TEXT_LIMIT = 16 * 1024 * 1024
 SNIFF = 8 * 1024
-GITLINK = MODE_GITLINK
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def _tree_path(raw: bytes) -> str:
 
 
 def _version(side: ChangeSide | None) -> Version | None:
-    if side is None or side.mode == GITLINK:
+    if side is None or side.mode == MODE_GITLINK:
         return None
     return Version(side.mode, side.id)
 

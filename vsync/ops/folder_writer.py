@@ -31,6 +31,7 @@ from vsync.errors import ChunkMissing, UncommittedChanges
 from vsync.model.filemode import file_mode
 from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
 from vsync.model.materialize import FolderTemps, write_file, write_symlink
+from vsync.model.paths import ancestors
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache, StatKey, stat_key
@@ -80,12 +81,6 @@ def lstat_or_none(disk: str) -> os.stat_result | None:
         return os.lstat(disk)
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-def ancestors(path: str) -> list[str]:
-    """The parent folders of ``path``, outermost first."""
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def check_stored(repo: Repository, writes: Sequence[Write]) -> None:

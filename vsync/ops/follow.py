@@ -35,8 +35,6 @@ from vsync.ops.log import LogEntry, entry_of, newest_first
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.renames import THRESHOLD, similarity
 
-GITLINK = MODE_GITLINK
-
 
 @dataclass(frozen=True)
 class FollowedChange:
@@ -59,7 +57,7 @@ class Deletion:
 
 def _file(store: ObjectReader, tree: bytes, path: str) -> Entry | None:
     mode, oid = lookup(store, tree, path)
-    if mode is None or mode in (MODE_TREE, GITLINK):
+    if mode is None or mode in (MODE_TREE, MODE_GITLINK):
         return None
     return mode, oid
 
@@ -72,7 +70,7 @@ def _deleted(store: ObjectReader, old_tree: bytes, new_tree: bytes) -> list[tupl
     out: list[tuple[str, Entry]] = []
     for change in store.tree_changes(old_tree, new_tree):
         old = change.old
-        if change.kind != "delete" or old is None or old.mode == GITLINK:
+        if change.kind != "delete" or old is None or old.mode == MODE_GITLINK:
             continue
         out.append((_tree_path(old.path), (old.mode, old.id)))
     return out

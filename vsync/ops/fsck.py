@@ -61,7 +61,6 @@ from vsync.store import chunkpack
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.statedb import is_damage, not_damage, transaction
 
-GITLINK = MODE_GITLINK
 _BATCH = 20_000
 SET_ASIDE = "damaged"  # the folder of the control folder where fsck --repair keeps damaged files
 
@@ -197,7 +196,7 @@ def _walk_tree(
         for _name, mode, oid in tree.items:
             if mode == MODE_TREE:
                 stack.append(oid)
-            elif mode != GITLINK and oid not in h.objects and oid not in h.bad:
+            elif mode != MODE_GITLINK and oid not in h.objects and oid not in h.bad:
                 _check_blob(store, oid, mode, h, on_manifest)
 
 
@@ -569,7 +568,7 @@ def _name_damage(repo: Repository, h: HistoryWalk, bad_chunks: dict[bytes, str])
                 path = f"{prefix}/{name}" if prefix else name
                 if mode == MODE_TREE:
                     out.extend(under(oid, path))
-                elif mode != GITLINK:
+                elif mode != MODE_GITLINK:
                     text = blob_problem(oid, mode)
                     if text is not None:
                         out.append((path, oid, text))

@@ -54,7 +54,6 @@ class GcResult:
     bytes_removed: int = 0  # stored (compressed) bytes of the dropped records
     duplicates_removed: int = 0
     packs_rewritten: int = 0
-    git_objects_removed: int = 0
     store_bytes: int = 0  # chunk packs plus git objects afterwards
     notes: list[str] = field(default_factory=list)
 
@@ -94,7 +93,7 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
             _require_space(repo, plans)
             _verify_live(store, plans, progress)
             _forget_stat_cache(repo, history)
-            result.git_objects_removed = _repack_git(repo, history)
+            repo.gitdb.repack(history.objects)  # one git pack of every reachable object
             _rewrite(store, plans, live, result)
         finally:
             live.drop()
@@ -197,11 +196,6 @@ def _forget_stat_cache(repo: Repository, history: HistoryWalk) -> None:
     if stale:
         with transaction(conn):
             conn.executemany("DELETE FROM files WHERE path=?", stale)
-
-
-def _repack_git(repo: Repository, history: HistoryWalk) -> int:
-    """One git pack of every reachable object; returns how many objects were dropped."""
-    return repo.gitdb.repack(history.objects)
 
 
 def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: GcResult) -> None:

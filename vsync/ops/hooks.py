@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from vsync.errors import HookFailed
 from vsync.model.repository import Repository
 
-HOOK_NAMES = ("pre-commit", "post-commit", "pre-push", "post-merge")
-
 
 @dataclass
 class HookResult:

@@ -97,9 +97,7 @@ def restore_as(
     try:
         result = apply_snapshot(repo, target, [new_path], False, warn)
     except UncommittedChanges as exc:
-        what = str(exc).split("; nothing was changed")[0]
-        raise UncommittedChanges(
-            f"{what}; nothing was changed; pick another name for --as (it never replaces "
-            "content that is not recorded)"
+        raise exc.advising(
+            "pick another name for --as (it never replaces content that is not recorded)"
         ) from None
     return RestoreResult(commit_id, len(result.written), len(result.deleted))

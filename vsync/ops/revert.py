@@ -56,10 +56,8 @@ def revert_to(
         try:
             applied = apply_snapshot(repo, target, [""], False, warn, whole_folder=True)
         except UncommittedChanges as exc:
-            what = str(exc).split("; nothing was changed")[0]
-            raise UncommittedChanges(
-                f"{what}; nothing was changed; commit them first (then 'vsync revert-to' "
-                "again: the commit stays in history)"
+            raise exc.advising(
+                "commit them first (then 'vsync revert-to' again: the commit stays in history)"
             ) from None
         c = make_commit(repo, src.tree, [head], message)
         db.add([c])

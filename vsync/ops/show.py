@@ -13,11 +13,12 @@ from typing import BinaryIO
 
 from vsync.errors import PathNotInRevision
 from vsync.model.folder_scan import MODE_LINK, MODE_TREE
+from vsync.model.gitdb import MODE_GITLINK
 from vsync.model.materialize import stream_manifest
 from vsync.model.paths import check_tree_name
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
-from vsync.ops.diff import GITLINK, name_status, revision_pairs
+from vsync.ops.diff import name_status, revision_pairs
 from vsync.ops.log import LogEntry, commit_entry
 
 
@@ -42,7 +43,7 @@ class RevObject:
 def find(repo: Repository, commit_id: bytes, path: str, rev_label: str) -> RevObject:
     """The entry at ``path`` in ``commit_id``; raises PathNotInRevision (labelled ``rev_label``)."""
     mode, oid = lookup(repo.gitdb, commit_tree(repo.gitdb, commit_id), path)
-    if mode is None or mode == GITLINK:
+    if mode is None or mode == MODE_GITLINK:
         raise PathNotInRevision(path, rev_label)
     return RevObject(commit_id, path, mode, oid)
 
@@ -62,7 +63,7 @@ def list_folder(repo: Repository, obj: RevObject) -> list[str]:
     """The names in a folder, sorted; sub-folders end with '/'."""
     names: list[str] = []
     for raw_name, mode, _oid in repo.gitdb.tree(obj.oid).items:
-        if mode == GITLINK:
+        if mode == MODE_GITLINK:
             continue
         name = check_tree_name(raw_name)
         names.append(name + "/" if mode == MODE_TREE else name)

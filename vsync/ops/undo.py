@@ -41,9 +41,9 @@ from vsync.errors import StoppedError, UncommittedChanges
 from vsync.model.gitdb import ReflogEntry, ReflogLine
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, flatten
-from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
+from vsync.ops.checkout import Warn, apply_snapshot
 from vsync.ops.commit import move_branch
-from vsync.ops.fastforward import changed_paths, flat_of
+from vsync.ops.fastforward import move_folder
 from vsync.ops.merge.integrate import require_no_merge
 from vsync.ops.undo_journal import JournalEntry, append, branch_reflog, read_journal
 
@@ -126,31 +126,17 @@ class UndoResult:
     verb: str  # "undo" | "redo"
     kind: str  # what was undone or redone: commit, merge, pull, checkout, ...
     message: str  # the record written, e.g. "undo: commit 1a2b3c4d5e (add notes)"
-    branch_from: bytes | None = None
     branch_to: bytes | None = None
-    branch_moved: bool = False
     folder_moved: bool = False
     written: int = 0
     deleted: int = 0
 
 
 def _refusal(exc: UncommittedChanges, verb: str, kind: str) -> UncommittedChanges:
-    what = str(exc).split("; nothing was changed")[0]
-    return UncommittedChanges(
-        f"cannot {verb} the {kind}: {what}; nothing was changed; move those edits out "
-        f"of the way (or run 'vsync undo --force' to discard them)"
+    return exc.advising(
+        "move those edits out of the way (or run 'vsync undo --force' to discard them)",
+        before=f"cannot {verb} the {kind}: ",
     )
-
-
-def _move_folder(repo: Repository, frm: bytes, to: bytes, force: bool, warn: Warn) -> ApplyResult:
-    """Put every path that differs between ``frm`` and ``to`` as ``to`` holds it."""
-    before, after = flat_of(repo, frm), flat_of(repo, to)
-    scope = changed_paths(before, after)
-    if not scope:
-        return ApplyResult()
-    wanted = set(scope)
-    target = {p: e for p, e in after.items() if p in wanted}
-    return apply_snapshot(repo, target, scope, force, warn)
 
 
 def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoResult:
@@ -172,17 +158,16 @@ def _undo_branch(repo: Repository, ev: Event, force: bool, warn: Warn) -> UndoRe
     if not soft and (ev.old is None or ev.new is None):
         what = "the clone" if ev.acts_on == "clone" else f"this {ev.acts_on}"
         raise StoppedError(f"main had no commit before {what}: there is nothing to go back to")
-    result = UndoResult(verb, ev.acts_on, message, ev.new, ev.old)
+    result = UndoResult(verb, ev.acts_on, message, ev.old)
     if not soft:
         assert ev.new is not None and ev.old is not None
         try:
-            applied = _move_folder(repo, ev.new, ev.old, force, warn)
+            applied = move_folder(repo, ev.new, ev.old, force, warn)
         except UncommittedChanges as exc:
             raise _refusal(exc, verb, ev.acts_on) from None
         result.folder_moved = True
         result.written, result.deleted = len(applied.written), len(applied.deleted)
     move_branch(repo, ev.new, ev.old, message)
-    result.branch_moved = True
     return result
 
 

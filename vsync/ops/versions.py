@@ -35,6 +35,7 @@ from pathlib import Path
 
 from vsync.errors import DamagedRepository, UsageError
 from vsync.model.folder_scan import MODE_LINK, MODE_TREE
+from vsync.model.gitdb import MODE_GITLINK
 from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import FolderTemps, write_file
@@ -42,7 +43,6 @@ from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.checkout import Warn
 from vsync.ops.diff import (
-    GITLINK,
     FileDiff,
     Pair,
     Version,
@@ -141,7 +141,7 @@ def file_versions(repo: Repository, path: str) -> list[FileVersion]:
     out: list[FileVersion] = []
     for entry in walk(repo, head, [path]):
         mode, oid = lookup(db, commit_tree(db, entry.commit_id), path)
-        if mode is None or mode in (MODE_TREE, GITLINK):
+        if mode is None or mode in (MODE_TREE, MODE_GITLINK):
             continue
         if mode == MODE_LINK:
             size, count = len(db.link_target(oid)), 0

@@ -233,10 +233,6 @@ class GitDB(ObjectReader):
 
     # -- upkeep (fsck, gc) ---------------------------------------------------------------------
 
-    def check_packs(self) -> list[str]:
-        """One line per damaged pack: its checksums recomputed over all its bytes."""
-        return [f"damaged: git pack {name} ({problem})" for name, problem in self.damaged_packs()]
-
     def damaged_packs(self) -> list[tuple[str, str]]:
         """``(name, problem)`` of each pack (``pack-<sha>``) whose checksums do not match."""
         damaged = []

@@ -18,7 +18,6 @@ MODE_GITLINK = 0o160000  # a submodule entry; vsync never writes one and skips f
 
 COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4  # git's object type numbers
 TYPE_NAMES = {COMMIT: "commit", TREE: "tree", BLOB: "blob", TAG: "tag"}
-TYPE_NUMS = {name: num for num, name in TYPE_NAMES.items()}
 
 ZERO_ID = b"0" * 40
 

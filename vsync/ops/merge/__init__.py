@@ -25,46 +25,37 @@ Typical use (under the caller's own checks)::
 """
 
 from vsync.ops.merge.apply import ApplyOutcome, apply_merge, build_merge_tree
-from vsync.ops.merge.base import base_snapshot, merge_bases, prepare_merge, side_of
-from vsync.ops.merge.content import ContentSource, MemoryContent, RepoContent, is_text
+from vsync.ops.merge.base import merge_bases, prepare_merge
+from vsync.ops.merge.content import MemoryContent, RepoContent, is_text
 from vsync.ops.merge.plan import (
     ACTION_KINDS,
     CONFLICT_KINDS,
-    Action,
-    Conflict,
     Labels,
     MergePlan,
     Side,
     plan_merge,
 )
-from vsync.ops.merge.resolve import AbortResult, ResolveResult, abort, resolve
+from vsync.ops.merge.resolve import abort, resolve
 from vsync.ops.merge.state import MergeState, PathState, status_codes
 
 __all__ = [
     "ACTION_KINDS",
     "CONFLICT_KINDS",
-    "AbortResult",
-    "Action",
     "ApplyOutcome",
-    "Conflict",
-    "ContentSource",
     "Labels",
     "MemoryContent",
     "MergePlan",
     "MergeState",
     "PathState",
     "RepoContent",
-    "ResolveResult",
     "Side",
     "abort",
     "apply_merge",
-    "base_snapshot",
     "build_merge_tree",
     "is_text",
     "merge_bases",
     "plan_merge",
     "prepare_merge",
     "resolve",
-    "side_of",
     "status_codes",
 ]

@@ -38,6 +38,7 @@ from vsync.model.folder_scan import MODE_LINK
 from vsync.model.gitdb import RawObject, blob_object
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
+from vsync.model.paths import ancestors
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap, build_tree
 from vsync.model.statcache import StatCache
@@ -47,7 +48,6 @@ from vsync.ops.folder_writer import (
     Remove,
     SetMode,
     Write,
-    ancestors,
     check_stored,
     disk_path,
     lstat_or_none,

@@ -3,8 +3,7 @@
 Shared by apply, abort and resolve. Reading a path gives its flat-map entry
 (hashed through the stat cache) and its stat key, so a later write can check
 that nothing changed in between. All writing goes through
-:mod:`vsync.ops.folder_writer`; :func:`write_entry` and :func:`remove_file`
-are its unchecked single actions.
+:mod:`vsync.ops.folder_writer`; :func:`put` is its unchecked single action.
 """
 
 from __future__ import annotations
@@ -18,11 +17,12 @@ from vsync.model.folder_scan import MODE_LINK, git_mode_of
 from vsync.model.gitdb import blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
+from vsync.model.paths import ancestors
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import StatCache, StatKey, stat_key
-from vsync.ops.folder_writer import ANYTHING, FolderWriter, Remove, Write, ancestors, lstat_or_none
+from vsync.ops.folder_writer import ANYTHING, FolderWriter, Remove, Write, lstat_or_none
 from vsync.ops.folder_writer import disk_path as disk_path  # also the conflict shell's
 
 
@@ -86,13 +86,9 @@ def files_under(root: Path, folder: str) -> list[str]:
     return sorted(out)
 
 
-def write_entry(repo: Repository, path: str, entry: Entry, cache: StatCache) -> None:
-    """Put ``entry`` at ``path`` whatever the folder holds there now (no plan to check)."""
+def put(repo: Repository, path: str, entry: Entry | None, cache: StatCache) -> None:
+    """Put ``entry`` at ``path`` (None: remove the file or symlink there) whatever the
+    folder holds there now (no plan to check)."""
+    action = Write(path, entry, ANYTHING) if entry is not None else Remove(path, ANYTHING)
     with FolderWriter(repo, cache=cache) as writer:
-        writer.apply([Write(path, entry, ANYTHING)], prune_emptied=False)
-
-
-def remove_file(repo: Repository, path: str, cache: StatCache) -> bool:
-    """Remove the file or symlink at ``path``, whatever it holds; True if there was one."""
-    with FolderWriter(repo, cache=cache) as writer:
-        return bool(writer.apply([Remove(path, ANYTHING)], prune_emptied=False))
+        writer.apply([action], prune_emptied=False)

@@ -68,6 +68,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
+from vsync.model.paths import ancestors
 from vsync.model.snapshot import Entry, FlatMap
 from vsync.ops.merge.content import ContentSource
 from vsync.ops.merge.naming import conflict_copy_name
@@ -201,11 +202,6 @@ def merge_mode(b: Entry | None, o: Entry, t: Entry) -> int:
     return MODE_EXEC
 
 
-def _ancestors(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
-
-
 class _Planner:
     def __init__(
         self,
@@ -227,7 +223,7 @@ class _Planner:
         for flat in (base, ours, theirs):
             for path in flat:
                 self.occupied.add(path)
-                self.occupied.update(_ancestors(path))
+                self.occupied.update(ancestors(path))
 
     # -- naming ----------------------------------------------------------------------
 
@@ -393,7 +389,7 @@ class _Planner:
                 placed[a.path] = a.conflict.in_place
         folders: set[str] = set()
         for path in placed:
-            folders.update(_ancestors(path))
+            folders.update(ancestors(path))
         for path in sorted(p for p in placed if p in folders):
             mine = path in self.ours
             side = self.labels.ours if mine else self.labels.theirs

@@ -32,6 +32,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from vsync.errors import StoppedError, UsageError
 from vsync.model.folder_scan import MODE_LINK, git_mode_of
@@ -49,7 +50,7 @@ from vsync.ops.folder_writer import (
     lstat_or_none,
 )
 from vsync.ops.merge.content import RepoContent
-from vsync.ops.merge.disk import OnDisk, read_path, remove_file, write_entry
+from vsync.ops.merge.disk import OnDisk, put, read_path
 from vsync.ops.merge.state import MergeState, PathState
 
 HOWS = ("ours", "theirs", "base", "both", "mark")
@@ -142,12 +143,10 @@ def keep_version(
         if entry[0] == MODE_LINK:
             blob = blob_object(os.fsencode(os.readlink(disk)))
             entry = (MODE_LINK, blob.id)
+            repo.gitdb.add([blob])
         else:
-            with repo.chunks.writer() as w, open(disk, "rb") as f:
-                st = os.fstat(f.fileno())
-                blob = blob_object(ingester.ingest(f, w).to_bytes())
-            entry = (git_mode_of(st), blob.id)
-        repo.gitdb.add([blob])
+            with open(disk, "rb") as f:
+                entry = _store(repo, f, git_mode_of(os.fstat(f.fileno())), ingester)
     if entry[1] not in state.blob_ids():
         state.kept.append((path, entry))
     return entry
@@ -162,13 +161,6 @@ def _keep_folder_version(
         keep_version(repo, state, path, d, ingester)
 
 
-def _put(repo: Repository, path: str, entry: Entry | None, cache: StatCache) -> None:
-    if entry is None:
-        remove_file(repo, path, cache)
-    else:
-        write_entry(repo, path, entry, cache)
-
-
 def _both_text(repo: Repository, s: PathState, reader: RepoContent) -> bytes | None:
     if s.ours is None or s.theirs is None or MODE_LINK in (s.ours[0], s.theirs[0]):
         return None
@@ -180,9 +172,10 @@ def _both_text(repo: Repository, s: PathState, reader: RepoContent) -> bytes | N
     return ours + theirs
 
 
-def _store_bytes(repo: Repository, data: bytes, mode: int, ingester: Ingester) -> Entry:
+def _store(repo: Repository, f: BinaryIO, mode: int, ingester: Ingester) -> Entry:
+    """Store the content read from ``f`` (chunks, then its manifest blob) as ``mode``."""
     with repo.chunks.writer() as w:
-        blob = blob_object(ingester.ingest(io.BytesIO(data), w).to_bytes())
+        blob = blob_object(ingester.ingest(f, w).to_bytes())
     repo.gitdb.add([blob])
     return mode, blob.id
 
@@ -203,9 +196,9 @@ def _resolve_one(
         if data is None:
             return  # binary, symlink, modify/delete, file/folder: keep the folder as it is
         mode = s.in_place[0] if s.in_place is not None else s.ours[0]  # type: ignore[index]
-        entry = _store_bytes(repo, data, mode, ingester)
+        entry = _store(repo, io.BytesIO(data), mode, ingester)
         _keep_folder_version(repo, state, s.path, cache, ingester)
-        write_entry(repo, s.path, entry, cache)
+        put(repo, s.path, entry, cache)
         return
     chosen = {"ours": s.ours, "theirs": s.theirs, "base": s.base}[how]
     if s.kind == "file-folder":
@@ -217,10 +210,10 @@ def _resolve_one(
             )
     else:
         _keep_folder_version(repo, state, s.path, cache, ingester)
-        _put(repo, s.path, chosen, cache)
+        put(repo, s.path, chosen, cache)
     if s.copy:
         _keep_folder_version(repo, state, s.copy, cache, ingester)
-        remove_file(repo, s.copy, cache)
+        put(repo, s.copy, None, cache)
 
 
 def resolve(repo: Repository, paths: list[str], how: str) -> ResolveResult:

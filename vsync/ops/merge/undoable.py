@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
-from vsync.ops.merge.disk import disk_path, read_path, remove_file, write_entry
+from vsync.ops.merge.disk import disk_path, put, read_path
 from vsync.ops.merge.resolve import (
     folder_tools,
     keep_version,
@@ -102,10 +102,8 @@ def restore(repo: Repository, undo: Undo) -> None:
                         continue
                     if now.kind == "file":  # whatever is there now is kept, never lost
                         keep_version(repo, state, saved.path, now, ing)
-                    if saved.entry is not None:
-                        write_entry(repo, saved.path, saved.entry, cache)
-                    elif now.kind == "file":
-                        remove_file(repo, saved.path, cache)
+                    if saved.entry is not None or now.kind == "file":
+                        put(repo, saved.path, saved.entry, cache)
                 s.resolved = undo.was_resolved
         finally:
             state.save()
