@@ -28,6 +28,7 @@ from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
 from vsync.model.stable_read import ingest_stable
 from vsync.model.statcache import StatCache, fresh_manifest
+from vsync.store import faults
 from vsync.store.chunkstore import PackWriter
 
 
@@ -64,6 +65,7 @@ def read_working(
     """Scan and hash the working folder. With a ``writer``, store what is new."""
     root = repo.require_worktree()
     files = scan(root, warn, prefixes)
+    faults.point("folder-scanned")
     cache = StatCache(repo.db)
     gitdb = repo.gitdb
     state = WorkingState({}, files, cache=cache)
@@ -126,6 +128,9 @@ def read_working(
 
         def on_file(fr: FileRead) -> None:
             wf = fr.wf
+            if fr.grown:  # larger than the scan found (a download?): stream it
+                large.append(wf)
+                return
             if fr.manifest is None or fr.st is None:
                 warn(f"skipping '{wf.path}': it kept changing while it was read")
                 state.skipped.append(wf.path)
