@@ -2,18 +2,26 @@
 
 A file that grows while a commit reads it (a download in progress) is never
 committed torn, and the commit's memory stays flat however large it grows.
+Files and folders the user running vsync cannot read are skipped with a
+warning naming them, keep the version the last commit has (never recorded as
+deleted), and ``vsync status`` lists them as skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import hostile_peer as hp
+import pytest
 from conftest import run_vsync
 
 VSYNC = [sys.executable, "-m", "vsync"]
@@ -102,3 +110,133 @@ def test_a_file_growing_during_commit_is_never_torn_and_memory_stays_flat(
     assert _digest_file(download) == _digest_of(head, size)
     assert "download.bin" not in run_vsync("status", "--porcelain", cwd=work).stdout
     run_vsync("fsck", cwd=work)
+
+
+# -- unreadable files and folders ----------------------------------------------------------
+
+NOBODY = 65534
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.fixture
+def user_folder() -> Iterator[Path]:
+    """A working folder owned by an unprivileged user, in a temporary folder it can reach.
+
+    Root reads everything whatever its mode, so the vsync commands of these
+    tests run as that user (:func:`_as_user`); a test run that is not root
+    is such a user already.
+    """
+    if os.geteuid() == 0 and SETPRIV is None:
+        pytest.skip("setpriv (util-linux) is missing: cannot run vsync as an unprivileged user")
+    top = Path(tempfile.mkdtemp(prefix="vsync-unreadable-", dir="/tmp"))
+    try:
+        work = top / "work"
+        work.mkdir()
+        if os.geteuid() == 0:
+            os.chown(top, NOBODY, NOBODY)
+            os.chown(work, NOBODY, NOBODY)
+            probe = _as_user("-c", "import vsync", cwd=work, module=False)
+            assert probe.returncode == 0, (
+                f"{sys.executable} cannot import vsync as uid {NOBODY}: {probe.stderr}"
+            )
+        _as_user("init", cwd=work, check=True)
+        yield work
+    finally:
+        for dirpath, dirs, _files in os.walk(top):
+            for name in dirs:
+                os.chmod(os.path.join(dirpath, name), 0o700)
+        shutil.rmtree(top)
+
+
+def _as_user(
+    *args: str, cwd: Path, check: bool = False, module: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``vsync ARGS`` (or ``python ARGS`` when not ``module``) as the unprivileged user."""
+    argv = [*VSYNC, *args] if module else [sys.executable, *args]
+    if os.geteuid() == 0:
+        assert SETPRIV is not None
+        argv = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+    env = {**os.environ, **ENV, "HOME": str(cwd.parent)}
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, f"vsync {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if os.geteuid() == 0:
+        os.chown(path, NOBODY, NOBODY)
+        os.chown(path.parent, NOBODY, NOBODY)
+
+
+def _committed(work: Path, into: Path) -> dict[str, str]:
+    """Every file of ``work``'s last commit with its content (cloned, as root, into ``into``)."""
+    run_vsync("clone", str(work), str(into), cwd=into.parent)
+    return {
+        str(p.relative_to(into)): p.read_text()
+        for p in into.rglob("*")
+        if p.is_file() and ".vsync" not in p.relative_to(into).parts
+    }
+
+
+def test_unreadable_files_and_folders_are_skipped_and_keep_their_committed_version(
+    user_folder: Path, tmp_path: Path
+) -> None:
+    work = user_folder
+    _write(work / "keep.txt", "keep 1\n")
+    _write(work / "secret.txt", "secret 1\n")
+    _write(work / "private/a.txt", "a 1\n")
+    _write(work / "private/sub/b.txt", "b 1\n")
+    _write(work / "open/c.txt", "c 1\n")
+    _as_user("commit", "-m", "first", cwd=work, check=True)
+    # Edits the next commit records; then files and folders it cannot read.
+    _write(work / "keep.txt", "keep 2\n")
+    _write(work / "new.txt", "new\n")
+    _write(work / "fresh-secret.txt", "never committed\n")
+    _write(work / "fresh-dir/d.txt", "never committed\n")
+    for unreadable in ("secret.txt", "private", "fresh-secret.txt", "fresh-dir"):
+        os.chmod(work / unreadable, 0)
+
+    listed = _as_user("status", cwd=work, check=True)
+    human = listed.stdout
+    assert "deleted" not in human, human
+    skipped = human[human.index("Skipped") :]
+    for name in ("fresh-dir", "fresh-secret.txt", "private", "secret.txt"):
+        assert f"  {name}\n" in skipped, human
+    assert "modified:     keep.txt" in human and "new file:     new.txt" in human, human
+    porcelain = _as_user("status", "--porcelain", cwd=work, check=True).stdout.splitlines()
+    assert sorted(porcelain) == [
+        " M keep.txt",
+        "!S fresh-dir",
+        "!S fresh-secret.txt",
+        "!S private",
+        "!S secret.txt",
+        "?? new.txt",
+    ]
+
+    done = _as_user("commit", "-m", "second", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert " 6 files," in done.stdout, done.stdout
+    for name in ("secret.txt", "private", "fresh-secret.txt", "fresh-dir"):
+        assert any(
+            f"'{name}'" in line and "unreadable" in line for line in done.stderr.splitlines()
+        ), done.stderr
+    # Everything else is recorded; what was committed before stays as it was.
+    assert _committed(work, tmp_path / "copy") == {
+        "keep.txt": "keep 2\n",
+        "new.txt": "new\n",
+        "open/c.txt": "c 1\n",
+        "secret.txt": "secret 1\n",
+        "private/a.txt": "a 1\n",
+        "private/sub/b.txt": "b 1\n",
+    }
+    # Readable again, they read as they are: unchanged, or new.
+    modes = {"secret.txt": 0o644, "private": 0o755, "fresh-secret.txt": 0o644, "fresh-dir": 0o755}
+    for name, mode in modes.items():
+        os.chmod(work / name, mode)
+    again = _as_user("status", "--porcelain", cwd=work, check=True).stdout.splitlines()
+    assert sorted(again) == ["?? fresh-dir/d.txt", "?? fresh-secret.txt"]
+    _as_user("fsck", cwd=work, check=True)

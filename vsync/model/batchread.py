@@ -53,6 +53,7 @@ class FileRead:
     hashed_at: int = 0
     size: int = 0
     grown: bool = False  # larger than the scan found: to be read by streaming
+    unreadable: str = ""  # why it could not be opened (permission), if it could not
 
 
 @dataclass(slots=True)
@@ -103,6 +104,9 @@ class BatchReader:
         except _Grown:
             fr.grown = True
             return
+        except PermissionError as exc:
+            fr.unreadable = exc.strerror or "permission denied"
+            return
         if read is None:
             return
         data, st, hashed_at = read
@@ -133,7 +137,8 @@ class BatchReader:
 
         ``on_file`` is called on this thread for each file once its chunks are
         handed to the writer (in batch order, not necessarily input order).
-        An OSError reading a file (other than it vanishing) is raised here.
+        An OSError reading a file (other than it vanishing or refusing to be
+        opened: ``FileRead.unreadable``) is raised here.
         """
         reading: deque[Future[_Batch]] = deque()
         encoding: deque[tuple[_Batch, list[bytes], Future[list[tuple[bytes, int, int, bytes]]]]]
