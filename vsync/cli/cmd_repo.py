@@ -63,6 +63,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             out.write(f"{code} {quote_path(path)}\n")
         for path in result.held:
             out.write(f"!H {quote_path(path)}\n")
+        for path in result.unreadable:
+            out.write(f"!S {quote_path(path or '.')}\n")
         return 0
     print("On branch main" + ("" if result.head else " (no commits yet)"))
     if result.merge is not None:
@@ -74,6 +76,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("Held back from .git folders (not written; see safety.trustGitFolders):")
         for path in result.held:
             print(f"  {quote_path(path)}")
+    if result.unreadable:
+        print("Skipped, could not be read (a commit keeps their last committed version):")
+        for path in result.unreadable:
+            print(f"  {quote_path(path or '.')}")
     if not result.entries:
         print("nothing to commit, working folder clean")
         return 0

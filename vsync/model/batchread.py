@@ -11,7 +11,10 @@ the batch (zstd) before the calling thread appends them to the pack. blake3,
 zstandard, FastCDC and file reads release the GIL, so both cores work.
 
 Each file is read whole under the one policy of :mod:`vsync.model.stable_read`
-(read again while it changes, reported as unstable if it keeps changing).
+(read again while it changes, reported as unstable if it keeps changing), but
+never more than the size the scan found plus one byte (enough to notice
+growth): a file that has grown since (a download in progress) is handed back
+as ``grown``, for the streaming reader, never read whole at its new size.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class FileRead:
     st: os.stat_result | None = None
     hashed_at: int = 0
     size: int = 0
+    grown: bool = False  # larger than the scan found: to be read by streaming
+    unreadable: str = ""  # why it could not be opened (permission), if it could not
 
 
 @dataclass(slots=True)
@@ -94,7 +99,14 @@ class BatchReader:
         return out
 
     def _read_one(self, fr: FileRead, chunks: list[tuple[bytes, bytes]]) -> None:
-        read = read_stable(fr.wf.disk, _read_whole)
+        try:
+            read = read_stable(fr.wf.disk, _planned_reader(fr.wf.st.st_size))
+        except _Grown:
+            fr.grown = True
+            return
+        except PermissionError as exc:
+            fr.unreadable = exc.strerror or "permission denied"
+            return
         if read is None:
             return
         data, st, hashed_at = read
@@ -125,7 +137,8 @@ class BatchReader:
 
         ``on_file`` is called on this thread for each file once its chunks are
         handed to the writer (in batch order, not necessarily input order).
-        An OSError reading a file (other than it vanishing) is raised here.
+        An OSError reading a file (other than it vanishing or refusing to be
+        opened: ``FileRead.unreadable``) is raised here.
         """
         reading: deque[Future[_Batch]] = deque()
         encoding: deque[tuple[_Batch, list[bytes], Future[list[tuple[bytes, int, int, bytes]]]]]
@@ -204,9 +217,22 @@ def _batches(files: list[WorkFile]) -> Iterator[list[WorkFile]]:
         yield part
 
 
-def _read_whole(fd: int, st: os.stat_result) -> tuple[bytes, int]:
-    data = _read_all(fd, st.st_size)
-    return data, len(data)
+class _Grown(Exception):
+    """The file is larger than the size its read was planned for."""
+
+
+def _planned_reader(planned: int) -> Callable[[int, os.stat_result], tuple[bytes, int]]:
+    """A whole-file read that never takes more than ``planned`` bytes (+1 to see growth)."""
+
+    def read(fd: int, st: os.stat_result) -> tuple[bytes, int]:
+        if st.st_size > planned:
+            raise _Grown
+        data = _read_all(fd, planned)
+        if len(data) > planned:
+            raise _Grown
+        return data, len(data)
+
+    return read
 
 
 def _read_all(fd: int, expected: int) -> bytes:

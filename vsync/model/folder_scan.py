@@ -53,7 +53,12 @@ def git_mode_of(st: os.stat_result) -> int:
     return MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
 
 
-def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str, WorkFile]:
+def scan(
+    root: Path,
+    warn: Warn,
+    prefixes: list[str] | None = None,
+    unreadable: list[str] | None = None,
+) -> dict[str, WorkFile]:
     """Every regular file and symlink under ``root`` that is not ignored.
 
     ``prefixes`` limits the walk to those repository paths (files or folders).
@@ -63,6 +68,10 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
     working folders' own, silently) and the ``config`` of a folder shaped like
     a vsync repository: nothing the scan returns makes a tree that
     :func:`~vsync.model.snapshot.flatten` or a peer would refuse.
+
+    A folder that cannot be listed, or an entry whose stat is refused, is
+    skipped with a warning and its path ('' for the root) appended to
+    ``unreadable``: what it holds is unknown, not gone.
     """
     ignore = Ignore(root)
     ignored = ignore.ignored
@@ -73,8 +82,12 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
         try:
             with os.scandir(disk_dir) as it:
                 entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone since it was listed: what it held is gone too
         except OSError as exc:
             warn(f"skipping unreadable folder '{rel_dir or '.'}': {exc.strerror}")
+            if unreadable is not None:
+                unreadable.append(rel_dir)
             continue
         head = rel_dir + "/" if rel_dir else ""
         # A folder shaped like a vsync repository is never recorded as one:
@@ -98,8 +111,12 @@ def scan(root: Path, warn: Warn, prefixes: list[str] | None = None) -> dict[str,
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since its folder was listed
             except OSError as exc:
-                warn(f"skipping '{rel}': {exc.strerror}")
+                warn(f"skipping unreadable '{rel}': {exc.strerror}")
+                if unreadable is not None:
+                    unreadable.append(rel)
                 continue
             kind = S_IFMT(st.st_mode)
             if kind not in (S_IFREG, S_IFLNK, S_IFDIR):

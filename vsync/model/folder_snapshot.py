@@ -7,6 +7,9 @@ the rest are read through the :class:`Ingester` (small ones in batches,
 :mod:`vsync.model.batchread`), each under the policy of
 :mod:`vsync.model.stable_read`: a file that keeps changing while it is read
 is skipped with a warning, so a snapshot never holds torn content.
+Files and folders that cannot be read (permissions) are skipped with a
+warning and listed in ``WorkingState.unreadable``: their content is unknown,
+so :func:`keep_unreadable` keeps what the last commit has under them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
 from vsync.model.stable_read import ingest_stable
 from vsync.model.statcache import StatCache, fresh_manifest
+from vsync.store import faults
 from vsync.store.chunkstore import PackWriter
 
 
@@ -46,6 +50,9 @@ class WorkingState:
     files: dict[str, WorkFile]
     new_objects: list[RawObject] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # files and folders that could not be read ('' the whole folder): neither
+    # in ``flat`` nor known to be gone
+    unreadable: list[str] = field(default_factory=list)
     hashed: int = 0
     cache: StatCache | None = None
     # held back paths (holdback) still as their hold left them: path -> (the
@@ -63,10 +70,12 @@ def read_working(
 ) -> WorkingState:
     """Scan and hash the working folder. With a ``writer``, store what is new."""
     root = repo.require_worktree()
-    files = scan(root, warn, prefixes)
+    unreadable: list[str] = []
+    files = scan(root, warn, prefixes, unreadable)
+    faults.point("folder-scanned")
     cache = StatCache(repo.db)
     gitdb = repo.gitdb
-    state = WorkingState({}, files, cache=cache)
+    state = WorkingState({}, files, cache=cache, unreadable=unreadable)
     flat = state.flat
     todo: list[WorkFile] = []
     unverified: list[tuple[str, int, bytes]] = []  # cache hits whose manifest may be unstored
@@ -126,7 +135,13 @@ def read_working(
 
         def on_file(fr: FileRead) -> None:
             wf = fr.wf
-            if fr.manifest is None or fr.st is None:
+            if fr.grown:  # larger than the scan found (a download?): stream it
+                large.append(wf)
+                return
+            if fr.unreadable:
+                warn(f"skipping unreadable '{wf.path}': {fr.unreadable}")
+                unreadable.append(wf.path)
+            elif fr.manifest is None or fr.st is None:
                 warn(f"skipping '{wf.path}': it kept changing while it was read")
                 state.skipped.append(wf.path)
             else:
@@ -147,6 +162,10 @@ def read_working(
             result = ingest_stable(wf.disk, ingester, writer, advance)
         except FileTooLarge:
             raise FileTooLarge(wf.path) from None
+        except PermissionError as exc:
+            warn(f"skipping unreadable '{wf.path}': {exc.strerror}")
+            unreadable.append(wf.path)
+            continue
         if result is None:
             warn(f"skipping '{wf.path}': it kept changing while it was read")
             state.skipped.append(wf.path)
@@ -164,6 +183,20 @@ def read_working(
         progress.finish()
     cache.flush()
     return state
+
+
+def keep_unreadable(flat: FlatMap, unreadable: list[str], old: FlatMap) -> None:
+    """Put back in ``flat`` every entry of ``old`` (the last commit) under an unreadable path.
+
+    A file that cannot be read now is not a file deleted: it keeps the version
+    the last commit has, so that no commit records, and no peer then applies,
+    a deletion nobody made.
+    """
+    if not unreadable:
+        return
+    for path, entry in old.items():
+        if any(is_under(path, u) for u in unreadable):
+            flat[path] = entry
 
 
 def _apply_holds(

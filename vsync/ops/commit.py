@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
-from vsync.model.folder_snapshot import ProgressSink, read_working
+from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.gitdb import RawObject, commit_object
 from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
@@ -101,13 +101,16 @@ def commit(
         repo.holds.save()
         result = CommitResult(None, head, len(state.flat), state.hashed)
         result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
-        result.skipped = state.skipped
-        if state.skipped and head_tree is not None:
-            # A file skipped because it kept changing keeps its last committed version.
+        result.skipped = state.skipped + state.unreadable
+        if result.skipped and head_tree is not None:
+            # A file skipped because it kept changing, or anything that could not be
+            # read, keeps its last committed version: never a deletion nobody made.
             old = flatten(repo.gitdb, head_tree)
             for path in state.skipped:
                 if path in old:
                     state.flat[path] = old[path]
+            keep_unreadable(state.flat, state.unreadable, old)
+            result.files = len(state.flat)
         tree_id, trees = build_tree(state.flat)
         if not parents_extra and (head_tree == tree_id or (head is None and not state.flat)):
             return result

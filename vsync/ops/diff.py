@@ -141,6 +141,8 @@ def working_pairs(
         state = read_working(repo, ingester, warn, None, prefixes=prefixes)
     for path in state.skipped:  # kept changing while read: no stable side to compare
         old.pop(path, None)
+    for path in [p for p in old if any(is_under(p, u) for u in state.unreadable)]:
+        del old[path]  # could not be read: not known to have changed
     pairs: list[Pair] = []
     for path in sorted(old.keys() | state.flat.keys()):
         a, b = old.get(path), state.flat.get(path)

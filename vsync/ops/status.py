@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vsync.model.folder_scan import MODE_LINK
-from vsync.model.folder_snapshot import ProgressSink, read_working
+from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
@@ -30,6 +30,7 @@ class StatusResult:
     skipped: list[str] = field(default_factory=list)
     merge: MergeState | None = None
     held: list[str] = field(default_factory=list)  # held back (holdback), unchanged since
+    unreadable: list[str] = field(default_factory=list)  # skipped: could not be read
 
     @property
     def clean(self) -> bool:
@@ -71,12 +72,17 @@ def status(
     params = repo.config.chunker_params()
     with Ingester(params, repo.config.compression_level()) as ingester:
         state = read_working(repo, ingester, warn, None, progress)
+    base = None
+    if head_tree is not None and state.unreadable:
+        base = flatten(repo.gitdb, head_tree)  # what it cannot read counts as unchanged
+        keep_unreadable(state.flat, state.unreadable, base)
     if head_tree is not None and not state.skipped and tree_id_of(state.flat) == head_tree:
         entries: list[tuple[str, str]] = []  # same tree: nothing changed
     else:
         for path in state.skipped:  # kept changing while read: certainly not clean
             state.flat[path] = (0, b"")
-        base = {} if head_tree is None else flatten(repo.gitdb, head_tree)
+        if base is None:
+            base = {} if head_tree is None else flatten(repo.gitdb, head_tree)
         entries = compare(base, state.flat)
     merge = MergeState.load(repo)
     if merge is not None:
@@ -84,4 +90,5 @@ def status(
         entries = [(c, p) for c, p in entries if p not in unmerged]
         entries.extend((code, path) for path, code in unmerged.items())
         entries.sort(key=lambda e: e[1])
-    return StatusResult(entries, head, state.skipped, merge, sorted(state.held))
+    unreadable = sorted(state.unreadable)
+    return StatusResult(entries, head, state.skipped, merge, sorted(state.held), unreadable)

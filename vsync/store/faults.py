@@ -43,6 +43,8 @@ The points (the crash tests kill at every one of them):
 - ``incoming-pack-received``: a received git pack is whole in ``incoming/``
   (flocked), not yet checked or added to the store (both the fetching client
   and the server of a push).
+- ``folder-scanned``: the working folder has been walked (every file's size
+  and stat taken), none of it read yet (:func:`vsync.model.folder_snapshot.read_working`).
 - ``file-replaced``: a file or symlink has just replaced its target in the
   working folder (:class:`vsync.ops.folder_writer.FolderWriter`).
 """
