@@ -332,11 +332,11 @@ def test_ctrl_c_during_commit(tmp_path: Path) -> None:
     assert run_vsync("status", "--porcelain", cwd=work).stdout == ""
 
 
-@pytest.mark.parametrize("point", ["push/session-open", "serve/temp-pack-created"])
-def test_ctrl_c_during_push(pair: tuple[Path, Path], tmp_path: Path, point: str) -> None:
-    """Ctrl-C while the client waits (session-open) or while the server it started is
-    held mid-push: exit 130, and the server it started is stopped too."""
+def test_ctrl_c_during_push(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """Ctrl-C while the server it started is held mid-push (the client waits for it):
+    exit 130 at once, and that server is stopped too."""
     a, server = pair
+    point = "serve/temp-pack-created"
     trace = tmp_path / "trace"
     proc = _start(
         None,
@@ -358,10 +358,11 @@ def test_ctrl_c_during_push(pair: tuple[Path, Path], tmp_path: Path, point: str)
     _fsck(server)
 
 
-@pytest.mark.parametrize("point", ["pull/temp-pack-created", "pull/file-replaced"])
+@pytest.mark.parametrize("point", ["serve/session-open", "pull/temp-pack-sealing"])
 def test_ctrl_c_during_pull(pair: tuple[Path, Path], tmp_path: Path, point: str) -> None:
-    """Ctrl-C while the fetch receives chunks (the server still running) or while the
-    folder is being updated: exit 130, nothing half-done that the rerun cannot finish."""
+    """Ctrl-C while the server it started is held (the client waits for its hello), or
+    while a received chunk pack is being sealed on a worker thread (the main thread
+    waits for it): exit 130 at once, the server stopped, and the rerun completes."""
     a, server = pair
     run_vsync("push", "-q", str(server), cwd=a)
     b = tmp_path / "b"

@@ -226,6 +226,9 @@ def _end_on_interrupt() -> None:
 
 def _hard_exit() -> None:
     _report_interrupt()
+    transport = sys.modules.get("vsync.sync.transport")  # loaded only by commands that sync
+    if transport is not None:
+        transport.stop_local_servers()
     os._exit(130)
 
 

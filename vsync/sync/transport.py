@@ -25,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import weakref
 from types import TracebackType
 from typing import IO, Protocol
 
@@ -355,6 +356,18 @@ class StderrCollector(threading.Thread):
                 self.tail.add(data)
 
 
+_LOCAL_SERVERS: weakref.WeakSet[LocalTransport] = weakref.WeakSet()
+
+
+def stop_local_servers() -> None:
+    """Kill every local server this process started and has not released (a process
+    about to end at once after Ctrl-C: its servers are in sessions of their own,
+    so the terminal's SIGINT never reached them). Safe from any thread."""
+    for transport in list(_LOCAL_SERVERS):
+        with contextlib.suppress(Exception):
+            transport._kill()
+
+
 class LocalTransport(StreamTransport):
     """``vsync serve --stdio PATH`` as a local subprocess, over two pipes."""
 
@@ -381,6 +394,7 @@ class LocalTransport(StreamTransport):
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
         os.set_blocking(self._in, False)  # a write waits in poll, with the idle timeout
+        _LOCAL_SERVERS.add(self)
         self._stderr = StderrCollector(self._proc.stderr)
         self._stderr.start()
 
@@ -415,6 +429,7 @@ class LocalTransport(StreamTransport):
         return status
 
     def _release(self) -> None:
+        _LOCAL_SERVERS.discard(self)
         for stream in (self._proc.stdin, self._proc.stdout):
             if stream:
                 with contextlib.suppress(OSError):
