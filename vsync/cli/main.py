@@ -12,9 +12,12 @@ import gc
 import importlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
+import threading
 import traceback
+from types import FrameType
 
 from vsync import __version__
 from vsync.errors import VsyncError
@@ -23,6 +26,15 @@ from vsync.store import faults
 from vsync.store.space import disk_full, is_disk_full
 from vsync.store.statedb import is_damage
 from vsync.ui.escape import one_line
+
+INTERRUPTED = "vsync: interrupted; the last commit is intact"
+INTERRUPT_GRACE = 2.0  # seconds the clean-up after Ctrl-C may take before the process just ends
+# The commands Ctrl-C ends (exit 130) within INTERRUPT_GRACE; not the interactive ones
+# (resolve's shell, history's browser), where Ctrl-C is a key that does not quit.
+ENDED_BY_CTRL_C = frozenset(
+    {"commit", "push", "pull", "fetch", "sync", "clone", "checkout", "restore", "revert-to"}
+    | {"undo", "gc", "fsck"}
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -137,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     faults.set_command(args.command or "")
+    if args.command in ENDED_BY_CTRL_C:
+        _end_on_interrupt()
     try:
         if args.chdir:
             os.chdir(args.chdir)
@@ -145,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vsync: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("vsync: interrupted; the last commit is intact", file=sys.stderr)
+        _report_interrupt()
         return 130
     except BrokenPipeError:
         _silence_stdout()
@@ -181,6 +195,41 @@ def _os_failure(exc: OSError | sqlite3.Error) -> tuple[str, int]:
         return f"state.db cannot be used ({exc}); it was left as it is", 1
     where = f" ({os.fsdecode(exc.filename)})" if exc.filename else ""
     return f"{exc.strerror or exc}{where}; nothing was half-written", 1
+
+
+_interrupt_reported = threading.Lock()
+
+
+def _report_interrupt() -> None:
+    if _interrupt_reported.acquire(blocking=False):
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+
+
+def _end_on_interrupt() -> None:
+    """Ctrl-C raises KeyboardInterrupt in the main thread, whose clean-up (stopping a
+    server this command started, closing files) runs as usual; but what waits for a
+    worker thread (a pack being sealed, the chunking pool, the threads joined at exit)
+    is given INTERRUPT_GRACE seconds only, then the process ends with 130 as a kill
+    would end it (every command survives a kill: docs/format.md)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return  # Ctrl-C ignored (a background job) or handled by someone else
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        timer = threading.Timer(INTERRUPT_GRACE, _hard_exit)
+        timer.daemon = True
+        timer.start()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # one Ctrl-C is enough
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
+def _hard_exit() -> None:
+    _report_interrupt()
+    transport = sys.modules.get("vsync.sync.transport")  # loaded only by commands that sync
+    if transport is not None:
+        transport.stop_local_servers()
+    os._exit(130)
 
 
 def _tune_gc() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from vsync.store.chunker import ALGORITHM, ChunkerParams
 
 FORMAT_VERSION = 1
 DEFAULT_COMPRESSION_LEVEL = 3
+DEFAULT_IDLE_TIMEOUT = 60.0  # seconds; rsync --timeout and ssh ServerAlive* are off by default
+IDLE_TIMEOUT_ENV = "VSYNC_IDLE_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,26 @@ class RepoConfig:
                 pass
         login = _login()
         return Identity(name or login, email or f"{login}@{host}", host)
+
+
+def idle_timeout(cfg: RepoConfig | None = None) -> float | None:
+    """Seconds a transfer waits for its peer to send a byte (or take one) before it
+    stops: ``VSYNC_IDLE_TIMEOUT``, else ``transfer.idleTimeout`` of ``cfg``, else 60.
+    0 waits for ever (None). The one place that reads the setting."""
+    raw = os.environ.get(IDLE_TIMEOUT_ENV)
+    where = IDLE_TIMEOUT_ENV
+    if raw is None and cfg is not None:
+        raw = cfg.get(("transfer",), "idleTimeout")
+        where = f"{cfg.path}: transfer.idleTimeout"
+    if raw is None:
+        return DEFAULT_IDLE_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{where} must be a number of seconds (0: no limit), not {raw!r}")
+    return value or None
 
 
 def _login() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vsync.errors import DamagedRepository, StoppedError, UsageError, VsyncError
+from vsync.model.config import idle_timeout
 from vsync.model.gitdb import Commit
 from vsync.model.gitdb.incoming import remove_abandoned
 from vsync.model.repository import BRANCH, Repository
@@ -67,11 +69,21 @@ class Session:
         with contextlib.suppress(VsyncError):
             self.transport.close()
 
+    def abort_if_interrupted(self) -> None:
+        """Called while an exception propagates: an interrupt (Ctrl-C) stops the remote
+        at once, as a kill would (``close`` would wait for it to finish)."""
+        if not isinstance(sys.exc_info()[1], Exception):
+            self.transport.abort()
 
-def open_session(remote: Remote, opts: SyncOptions, create: bool = False) -> Session:
+
+def open_session(
+    remote: Remote, opts: SyncOptions, create: bool = False, timeout: float | None = None
+) -> Session:
+    """A session with ``remote``; ``timeout``: its idle timeout (:func:`idle_timeout`)."""
     transport = open_transport(
-        remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key
+        remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key, timeout
     )
+    transport.peer = f"the remote {remote.label}"
     conn = Connection(transport)
     try:
         conn.send_json(p.HELLO, p.hello_payload("client", create=create))
@@ -84,8 +96,11 @@ def open_session(remote: Remote, opts: SyncOptions, create: bool = False) -> Ses
         transport.close()
         detail = transport.stderr_text.strip().splitlines()
         raise TransportClosed(remote.label, detail[-1] if detail else exc.detail) from None
-    except BaseException:
+    except Exception:
         transport.close()
+        raise
+    except BaseException:  # Ctrl-C: stop the remote now
+        transport.abort()
         raise
     try:
         refs = _parse_refs(raw_refs)
@@ -152,7 +167,7 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     remove_abandoned(repo.control)  # received packs killed transfers left
-    session = open_session(remote, opts)
+    session = open_session(remote, opts, timeout=idle_timeout(repo.config))
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
         remote_main = session.refs.get(BRANCH)
@@ -186,6 +201,9 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
         raise p.ProtocolError(
             f"not enough memory to receive from {remote.label}; nothing was changed"
         ) from None
+    except BaseException:
+        session.abort_if_interrupted()
+        raise
     finally:
         result.wire_sent = session.transport.bytes_sent
         result.wire_received = session.transport.bytes_received
@@ -216,7 +234,7 @@ def push(
             "repository there"
         )
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    session = open_session(remote, opts, create=create)
+    session = open_session(remote, opts, create=create, timeout=idle_timeout(repo.config))
     result = TransferResult(remote.label, new=local)
     try:
         conn = session.conn
@@ -256,6 +274,9 @@ def push(
             conn.flush()
             _check_result(conn.expect(p.RESULT).json())
         _set_tracking(repo, remote, local, f"push: to {remote.label}")
+    except BaseException:
+        session.abort_if_interrupted()
+        raise
     finally:
         result.wire_sent = session.transport.bytes_sent
         result.wire_received = session.transport.bytes_received

@@ -10,6 +10,7 @@
     +-- TransportError         the connection failed or was lost
         +-- TransportClosed    the remote side closed the stream early
         +-- ConnectionLost     the SSH connection dropped
+        +-- Stalled            the peer sent (or took) nothing for the idle timeout
         +-- RemoteCommandMissing  vsync is not installed where the remote runs
         +-- Unreachable        no TCP connection (refused, timeout, DNS)
         +-- AuthFailed         the server accepted none of our credentials
@@ -64,6 +65,16 @@ class ConnectionLost(TransportError):
             f"the SSH connection to {where} was lost ({reason}); run the command again to resume"
         )
         self.reason = reason
+
+
+class Stalled(TransportError):
+    def __init__(self, who: str, seconds: float, sending: bool = False) -> None:
+        what = "took nothing this side sent" if sending else "sent nothing"
+        super().__init__(
+            f"{who} {what} for {seconds:g} s; the transfer stopped "
+            "(nothing was lost; run the command again to resume)"
+        )
+        self.seconds = seconds
 
 
 class RemoteCommandMissing(TransportError):

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vsync.errors import DamagedRepository, VsyncError
+from vsync.model.config import idle_timeout
 from vsync.model.folder_snapshot import ProgressSink
 from vsync.model.repository import Repository
 from vsync.ops.fsck import FsckResult, fsck, set_aside_note
@@ -160,7 +161,7 @@ def _from_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> FromRem
     """One session: every object the remote's branches reach, the objects history
     lacks taken from them, then the chunks history lacks that the remote has."""
     got = FromRemote(remote.label)
-    session = open_session(remote, opts)
+    session = open_session(remote, opts, timeout=idle_timeout(repo.config))
     try:
         conn = session.conn
         wants = sorted(set(session.refs.values()))

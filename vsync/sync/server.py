@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from vsync.errors import NotARepository, StoppedError, UsageError, VsyncError
-from vsync.model.config import FORMAT_VERSION
+from vsync.model.config import FORMAT_VERSION, idle_timeout
 from vsync.model.repository import BRANCH, Repository
 from vsync.store import faults
 from vsync.sync import protocol as p
+from vsync.sync.errors import Stalled
 from vsync.sync.fdpipe import FdPipe
 from vsync.sync.negotiate import negotiate_server
 from vsync.sync.protocol import Connection, ProtocolError
@@ -59,6 +60,7 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
     pipe = FdPipe(sys.stdin.fileno(), sys.stdout.fileno())
     conn = Connection(pipe)
     try:
+        pipe.idle_timeout = idle_timeout()  # until the repository's own setting is read
         hello = conn.expect(p.HELLO).json()
         p.check_hello(hello)
         path = _resolve_path(raw_path, restrict_to)
@@ -69,7 +71,10 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
         except NotARepository:
             raise UsageError(f"{raw_path} is not a vsync repository on the remote") from None
         with repo:
+            pipe.idle_timeout = idle_timeout(repo.config)
             return _session(conn, repo, hello)
+    except Stalled:
+        raise  # the client is stuck or gone: nothing to tell it; our stderr says why
     except p.RemoteError:
         return 1
     except MemoryError:

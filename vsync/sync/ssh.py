@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from vsync.sync.errors import (
     Unreachable,
     UnsupportedSSHConfig,
 )
+from vsync.sync.fdpipe import wait_ready
 from vsync.sync.transport import StreamTransport, TailBuffer, remote_command
 from vsync.sync.url import RemoteURL
 
@@ -55,6 +57,11 @@ CONNECT_TIMEOUT = 20.0  # seconds for the TCP connection unless ConnectTimeout s
 SOCKET_BUFFER = 4 << 20  # socketpair buffer sizes
 SEND_QUEUE = 4 << 20  # bytes handed to the loop and not yet taken by the channel
 CHANNEL_WINDOW = 2 << 20  # SSH receive window, as OpenSSH (8 MiB measured no faster locally)
+# Keepalives (OpenSSH's ServerAliveInterval/CountMax, unless ~/.ssh/config sets them):
+# one every idle timeout / KEEPALIVE_PER_TIMEOUT of silence, the connection dropped after
+# KEEPALIVE_COUNT_MAX unanswered: a dead network without a FIN is noticed in one timeout.
+KEEPALIVE_PER_TIMEOUT = 4
+KEEPALIVE_COUNT_MAX = 3
 # asyncssh's AES-GCM costs about half the client CPU of its chacha20-poly1305
 # (measured on 1 GiB to 127.0.0.1); this order applies unless ~/.ssh/config names Ciphers.
 PREFERRED_CIPHERS = [
@@ -71,11 +78,19 @@ DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_ho
 T = TypeVar("T")
 
 
-def open_ssh(url: RemoteURL, remote_cmd: str, accept_new_host: bool = False) -> SSHTransport:
+def open_ssh(
+    url: RemoteURL,
+    remote_cmd: str,
+    accept_new_host: bool = False,
+    idle_timeout: float | None = None,
+) -> SSHTransport:
     """Connect to ``url``'s host and start ``<remote_cmd> serve --stdio PATH`` there."""
     target = resolve(url)
+    if idle_timeout is not None and not target.keepalive_configured:
+        target.connect_kwargs["keepalive_interval"] = idle_timeout / KEEPALIVE_PER_TIMEOUT
+        target.connect_kwargs["keepalive_count_max"] = KEEPALIVE_COUNT_MAX
     sock = connect_socket(target)
-    return SSHTransport(url, target, sock, remote_cmd, accept_new_host)
+    return SSHTransport(url, target, sock, remote_cmd, accept_new_host, idle_timeout)
 
 
 # -- where to connect: ~/.ssh/config, known_hosts, the loopback rule ----------
@@ -96,6 +111,7 @@ class Target:
     host_key_name: str  # HostKeyAlias or host: the name known_hosts is searched for
     timeout: float
     addresses: list[tuple[int, int, int, Any]] = field(default_factory=list)
+    keepalive_configured: bool = False  # ~/.ssh/config sets ServerAliveInterval
 
     @property
     def label(self) -> str:
@@ -161,6 +177,7 @@ def resolve(url: RemoteURL) -> Target:
         known_hosts_files=user_files + global_files,
         host_key_name=opts.host_key_alias or opts.host,
         timeout=float(timeout),
+        keepalive_configured=cfg.get("ServerAliveInterval", None) is not None,
     )
     target.addresses = loopback_addresses(target, opts.family)
     return target
@@ -609,8 +626,10 @@ class SSHTransport(StreamTransport):
         tcp: socket.socket,
         remote_cmd: str,
         accept_new_host: bool,
+        idle_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        self.idle_timeout = idle_timeout
         self.where = url.host
         self.command = remote_cmd
         self.target = target
@@ -700,6 +719,8 @@ class SSHTransport(StreamTransport):
         return self._bridge.lost
 
     def _raw_read(self, n: int) -> bytes:
+        if not wait_ready(self._sock.fileno(), False, self.idle_timeout):
+            raise self.stalled(sending=False)
         return self._sock.recv(n)
 
     def _raw_write(self, data: memoryview) -> None:
@@ -712,15 +733,33 @@ class SSHTransport(StreamTransport):
         else:
             buf = bytes(data)
         with bridge.send_cv:
-            while bridge.queued > SEND_QUEUE and not bridge.finished.is_set():
-                bridge.send_cv.wait()
-            if bridge.finished.is_set():
-                raise BrokenPipeError
-            bridge.queued += len(buf)
+            room = self._wait_for_room(bridge)
+            if room and not bridge.finished.is_set():
+                bridge.queued += len(buf)
+        if not room:
+            raise self.stalled(sending=True)  # not under send_cv: stopping takes the loop
+        if bridge.finished.is_set():
+            raise BrokenPipeError
         try:
             self._runner.loop.call_soon_threadsafe(bridge.send, buf)
         except RuntimeError:  # the loop is closed
             raise BrokenPipeError from None
+
+    def _wait_for_room(self, bridge: Bridge) -> bool:
+        """Wait (holding ``send_cv``) until the channel has room or is finished; False
+        when it took nothing for the idle timeout."""
+        queued, since = bridge.queued, time.monotonic()
+        while bridge.queued > SEND_QUEUE and not bridge.finished.is_set():
+            if bridge.queued < queued:  # the channel took some: the remote is alive
+                queued, since = bridge.queued, time.monotonic()
+            if self.idle_timeout is None:
+                bridge.send_cv.wait()
+                continue
+            left = since + self.idle_timeout - time.monotonic()
+            if left <= 0:
+                return False
+            bridge.send_cv.wait(left)
+        return True
 
     def _close_write(self) -> None:
         self._runner.call(self._bridge.send_eof)

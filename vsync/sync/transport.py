@@ -10,7 +10,9 @@ interface and one test suite:
   asyncssh) runs it through an SSH session.
 
 ``read`` flushes pending writes before it blocks, so a request written and
-not flushed can never deadlock against the reply it waits for.
+not flushed can never deadlock against the reply it waits for. Every wait for
+the remote is bounded by an idle timeout (no byte received, or none taken, for
+that long): the transport then stops the remote and raises :class:`Stalled`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import weakref
 from types import TracebackType
 from typing import IO, Protocol
 
@@ -30,9 +33,11 @@ from vsync.errors import StoppedError
 from vsync.sync.errors import (
     ConnectionLost,
     RemoteCommandMissing,
+    Stalled,
     TransportClosed,
     TransportError,
 )
+from vsync.sync.fdpipe import wait_ready
 from vsync.sync.url import RemoteURL
 
 READ_BLOCK = 1 << 20  # bytes asked of the OS per read
@@ -51,6 +56,7 @@ class Transport(Protocol):
 
     bytes_sent: int
     bytes_received: int
+    peer: str  # who is named when the remote stalls
 
     def read(self, n: int) -> bytes: ...  # up to n bytes; b"" at EOF
     def readexactly(self, n: int) -> bytes: ...  # raises TransportClosed at EOF
@@ -64,21 +70,27 @@ class Transport(Protocol):
 
 
 def open_transport(
-    url: RemoteURL, remote_cmd: str | None = None, accept_new_host: bool = False
+    url: RemoteURL,
+    remote_cmd: str | None = None,
+    accept_new_host: bool = False,
+    idle_timeout: float | None = None,
 ) -> Transport:
     """Start ``vsync serve --stdio PATH`` for ``url`` and return the pipe to it.
 
     ``remote_cmd`` replaces ``vsync`` (like rsync's ``--rsync-path``): for an
     SSH remote it is run by the remote login shell as written; for a local
     path it is split with shell rules and run directly (default: this Python
-    with ``-m vsync``).
+    with ``-m vsync``). ``idle_timeout``: seconds the remote may send (or take)
+    nothing before the transport stops it (None: no limit).
     """
     if url.kind == "local":
         argv = shlex.split(remote_cmd) if remote_cmd else [sys.executable, "-m", "vsync"]
-        return LocalTransport([*argv, "serve", "--stdio", url.path], shlex.join(argv))
+        local = LocalTransport([*argv, "serve", "--stdio", url.path], shlex.join(argv))
+        local.idle_timeout = idle_timeout
+        return local
     from vsync.sync.ssh import open_ssh  # asyncssh loads only when needed
 
-    return open_ssh(url, remote_cmd or "vsync", accept_new_host)
+    return open_ssh(url, remote_cmd or "vsync", accept_new_host, idle_timeout)
 
 
 def remote_command(remote_cmd: str | None, path: str) -> str:
@@ -122,6 +134,8 @@ class StreamTransport:
         self._released = False
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.idle_timeout: float | None = None  # seconds without a byte moving; None: no limit
+        self.peer = "the remote"
 
     # -- subclass hooks -------------------------------------------------
     def _raw_read(self, n: int) -> bytes:
@@ -249,6 +263,13 @@ class StreamTransport:
         """Why the connection itself dropped (not the remote command ending), or ""."""
         return ""
 
+    def stalled(self, sending: bool) -> Stalled:
+        """The remote moved nothing for the idle timeout: stop it now (a stuck remote
+        never ends by itself) and say so. For the subclasses' waits."""
+        self.abort()
+        assert self.idle_timeout is not None
+        return Stalled(self.peer, self.idle_timeout, sending)
+
     def close(self) -> int:
         """Send EOF, drain what the remote still writes, and return its exit status.
 
@@ -335,6 +356,18 @@ class StderrCollector(threading.Thread):
                 self.tail.add(data)
 
 
+_LOCAL_SERVERS: weakref.WeakSet[LocalTransport] = weakref.WeakSet()
+
+
+def stop_local_servers() -> None:
+    """Kill every local server this process started and has not released (a process
+    about to end at once after Ctrl-C: its servers are in sessions of their own,
+    so the terminal's SIGINT never reached them). Safe from any thread."""
+    for transport in list(_LOCAL_SERVERS):
+        with contextlib.suppress(Exception):
+            transport._kill()
+
+
 class LocalTransport(StreamTransport):
     """``vsync serve --stdio PATH`` as a local subprocess, over two pipes."""
 
@@ -360,6 +393,8 @@ class LocalTransport(StreamTransport):
         for fd in (self._in, self._out):
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
+        os.set_blocking(self._in, False)  # a write waits in poll, with the idle timeout
+        _LOCAL_SERVERS.add(self)
         self._stderr = StderrCollector(self._proc.stderr)
         self._stderr.start()
 
@@ -368,11 +403,17 @@ class LocalTransport(StreamTransport):
         return self._stderr.tail.text
 
     def _raw_read(self, n: int) -> bytes:
+        if not wait_ready(self._out, False, self.idle_timeout):
+            raise self.stalled(sending=False)
         return os.read(self._out, n)
 
     def _raw_write(self, data: memoryview) -> None:
         while data:
-            data = data[os.write(self._in, data) :]
+            try:
+                data = data[os.write(self._in, data) :]
+            except BlockingIOError:
+                if not wait_ready(self._in, True, self.idle_timeout):
+                    raise self.stalled(sending=True) from None
 
     def _close_write(self) -> None:
         assert self._proc.stdin
@@ -388,6 +429,7 @@ class LocalTransport(StreamTransport):
         return status
 
     def _release(self) -> None:
+        _LOCAL_SERVERS.discard(self)
         for stream in (self._proc.stdin, self._proc.stdout):
             if stream:
                 with contextlib.suppress(OSError):
