@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +182,31 @@ def remote(request: pytest.FixtureRequest) -> RemoteKind:
     if request.param == "ssh":
         return RemoteKind("ssh", request.getfixturevalue("sshd_server"))
     return RemoteKind("path", None)
+
+
+# -- the server side of a transfer: wait for it before inspecting the server ------------
+
+
+def serve_pids(repo: Path) -> list[int]:
+    """Processes running ``vsync serve`` for ``repo`` (a local subprocess or under sshd)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and any(str(repo).encode() in a for a in argv):
+            pids.append(int(entry))
+    return pids
+
+
+def wait_for_serve_exit(repo: Path, timeout: float = 60) -> None:
+    """Wait until no ``vsync serve`` works on ``repo``. A client that was killed (or
+    that stopped without waiting for the server) leaves its server end running on
+    what is already in the pipe; count or check what the server stored only after."""
+    deadline = time.monotonic() + timeout
+    while serve_pids(repo):
+        assert time.monotonic() < deadline, f"a vsync serve for {repo} did not exit"
+        time.sleep(0.05)

@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import VSYNC, run_vsync
 
 from vsync.model.repository import Repository
-from vsync.store import chunkpack
+from vsync.store import chunkpack, faults
 
 SUMMARY = re.compile(r"^checked (\d+) commits, (\d+) files, (\d+) chunks \(.+\): no problems$")
 
@@ -450,7 +450,33 @@ def test_gc_refuses_when_history_is_damaged(work: Path, vsync) -> None:
     assert _store_files(work) == snapshot
 
 
+def _trace_lines(trace: Path) -> list[tuple[str, str]]:
+    if not trace.exists():
+        return []
+    return [tuple(line.split()[:2]) for line in trace.read_text().splitlines()]  # type: ignore[misc]
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds a file descriptor on ``path``."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == os.path.realpath(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def test_gc_concurrent_with_a_commit(work: Path, vsync) -> None:
+    """gc started while a commit is in its most dangerous moment (every chunk and
+    object written, the branch not yet moved, so nothing reaches them) waits for
+    the commit's lock and keeps what it wrote. The commit is held there
+    (``commit/ref-swap=sleep``) until gc is seen waiting on the lock; the
+    fault-point trace then shows gc marked only after the branch moved."""
     a = os.urandom(2_000_000)
     (work / "a.bin").write_bytes(a)
     vsync("commit", "-m", "one")
@@ -462,7 +488,9 @@ def test_gc_concurrent_with_a_commit(work: Path, vsync) -> None:
     (work / "old.bin").unlink()
     big = os.urandom(30_000_000)
     (work / "big.bin").write_bytes(big)
+    trace = work.parent / "trace"
     env = dict(os.environ, VSYNC_AUTHOR_NAME="T", VSYNC_AUTHOR_EMAIL="t@e", VSYNC_HOST="h")
+    env.update({faults.TRACE_ENV: str(trace), faults.ENV: "commit/ref-swap=sleep:3"})
     commit = subprocess.Popen(
         [*VSYNC, "commit", "-q", "-m", "concurrent"],
         cwd=work,
@@ -470,19 +498,26 @@ def test_gc_concurrent_with_a_commit(work: Path, vsync) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    # start gc while the commit is writing chunks (it holds the shared lock then)
     deadline = time.monotonic() + 60
-    while not list((work / ".vsync/chunks").glob("*.vpk.tmp")) and commit.poll() is None:
-        assert time.monotonic() < deadline
+    while ("commit", "ref-swap") not in _trace_lines(trace):
+        assert commit.poll() is None and time.monotonic() < deadline, commit.communicate()
         time.sleep(0.01)
     gc = subprocess.Popen(
         [*VSYNC, "gc"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    lock = work / ".vsync" / "lock"
+    while not _has_open(gc.pid, lock):  # gc is in the lock's wait loop
+        assert gc.poll() is None and time.monotonic() < deadline, gc.communicate()
+        time.sleep(0.01)
+    assert ("commit", "ref-swapped") not in _trace_lines(trace), "the commit did not wait"
     _c_out, c_err = commit.communicate(timeout=300)
     g_out, g_err = gc.communicate(timeout=300)
     assert commit.returncode == 0, c_err
     assert gc.returncode == 0, g_err
     assert re.match(rb"gc: removed [1-9]\d* chunks", g_out), g_out
+    order = _trace_lines(trace)
+    assert order.index(("commit", "ref-swapped")) < order.index(("gc", "lock-taken"))
+    assert order.index(("gc", "lock-taken")) < order.index(("gc", "gc-marked"))
     assert show(work, "HEAD:big.bin") == big
     assert show(work, "HEAD~2:a.bin") == a
     assert_clean(work)

@@ -10,10 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import RemoteKind, Run, run_vsync, snapshot_tree
+from conftest import RemoteKind, Run, run_vsync, snapshot_tree, wait_for_serve_exit
+
+from vsync.store import faults
 
 
 def porcelain(out: Run) -> dict[str, str]:
@@ -199,28 +202,6 @@ def _temp_pack_bytes(repo: Path) -> int:
     return total
 
 
-def _serve_pids(repo: Path) -> list[int]:
-    """Processes running ``vsync serve`` for ``repo`` (a local subprocess or under sshd)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv and any(str(repo).encode() in a for a in argv):
-            pids.append(int(entry))
-    return pids
-
-
-def _wait_for_serve_exit(repo: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while _serve_pids(repo):
-        assert time.monotonic() < deadline, "the server process did not exit"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_interrupted_push_resumes_without_resending(remote: RemoteKind, tmp_path: Path) -> None:
     size = 200 << 20
@@ -252,7 +233,7 @@ def test_interrupted_push_resumes_without_resending(remote: RemoteKind, tmp_path
     proc.communicate()
     # The server end goes on storing what is already in its pipe until it sees the
     # connection close; count what it kept only once it has exited.
-    _wait_for_serve_exit(server)
+    wait_for_serve_exit(server)
     received = _stored_chunks(server)
     assert 0 < received < total
     out = porcelain(remote.run("push", "--porcelain", remote.url(server), *remote.cmd(), cwd=a))
@@ -266,7 +247,14 @@ def test_interrupted_push_resumes_without_resending(remote: RemoteKind, tmp_path
 
 def test_racing_pushes_never_lose_a_commit(remote: RemoteKind, tmp_path: Path) -> None:
     """Two copies push diverged commits at the same moment, 20 times: exactly one
-    wins each time, the other gets exit 1, and every accepted commit stays."""
+    wins each time, the other gets exit 1, and every accepted commit stays.
+
+    Each server end holds the lock a little before its compare-and-swap
+    (``serve/lock-taken=sleep``), and the fault-point trace of each round proves
+    the race was real: the loser's server had checked the branch and received
+    everything (it reached the lock, which a push refused up front never takes)
+    while the winner's was on its way to moving the branch, and it was refused
+    under the lock (it never reached ``ref-swap``)."""
     server = tmp_path / "server"
     seed = tmp_path / "seed"
     seed.mkdir()
@@ -282,16 +270,19 @@ def test_racing_pushes_never_lose_a_commit(remote: RemoteKind, tmp_path: Path) -
     accepted: list[bytes] = []
     env = dict(remote.env or os.environ)
     env.update(VSYNC_AUTHOR_NAME="t", VSYNC_AUTHOR_EMAIL="t@e")
+    env[faults.ENV] = "serve/lock-taken=sleep:0.3"
+    overlapped = 0
     for round_no in range(20):
         heads = {}
         for c in clones:  # each round's set-up runs in-process: only the race is timed
             (c / f"{c.name}.txt").write_text(f"{c.name} round {round_no}\n")
             heads[c] = _commit_in_process(c, f"{c.name} {round_no}")
+        trace = tmp_path / f"trace-{round_no}"
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "vsync", "push", *remote.cmd()],
                 cwd=c,
-                env=env,
+                env={**env, faults.TRACE_ENV: str(trace)},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -306,10 +297,16 @@ def test_racing_pushes_never_lose_a_commit(remote: RemoteKind, tmp_path: Path) -
         assert "remote has commits you do not have; pull first" in results[codes.index(1)][1]
         winner = clones[codes.index(0)]
         accepted.append(heads[winner])
+        wait_for_serve_exit(server)  # both server ends have written their trace
+        points = Counter(tuple(line.split()[:2]) for line in trace.read_text().splitlines())
+        assert points["serve", "ref-swap"] == 1, points
+        overlapped += points["serve", "lock-taken"] == 2
         assert _head_in_process(server) == heads[winner]
         for c in clones:
             if c is not winner:  # diverged: move the loser onto the winner's commit
                 _reset_onto(c, heads[winner], server)
+    # A push refused before the lock proves nothing about the lock; most rounds must race.
+    assert overlapped >= 10, f"only {overlapped} of 20 rounds raced under the lock"
     history = _history_in_process(server)
     assert all(commit in history for commit in accepted)
     fsck_clean(server)
