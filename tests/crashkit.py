@@ -21,18 +21,16 @@ leaves exactly the state of the uninterrupted run.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import VSYNC
+from conftest import VSYNC, wait_for_serve_exit
 
 from vsync.model.gitdb import MODE_LINK
 from vsync.model.repository import Repository
@@ -256,29 +254,8 @@ def run_killed(scenario: Scenario, root: Path, faults: str, how: str) -> Outcome
         assert "Traceback" not in proc.stderr, proc.stderr
     if scenario.killed == "serve" and not killed:
         killed = "Traceback" not in proc.stderr
-    _wait_for_serve_exit(root)
+    wait_for_serve_exit(root / "remote")
     return Outcome(how, killed, False)
-
-
-def _wait_for_serve_exit(root: Path, timeout: float = 30) -> None:
-    """A killed client's ``serve`` may still be storing what it received:
-    wait until no process has the scene's remote open (its repository lock)."""
-    lock = root / "remote" / "lock"
-    if not lock.exists():
-        return
-    deadline = time.monotonic() + timeout
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "the server never let go of its lock"
-                time.sleep(0.02)
-    finally:
-        os.close(fd)
 
 
 def check_after_kill(

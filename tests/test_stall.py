@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RemoteKind, run_vsync
+from conftest import RemoteKind, run_vsync, serve_pids
 
 IDLE = 2.0
 SLACK = 8.0  # start-up, the transfer before the stall, the remote being stopped
@@ -48,21 +48,6 @@ def _start(remote: RemoteKind | None, cwd: Path, *args: str, **env: str) -> subp
     )
 
 
-def _serve_pids(repo: Path) -> list[int]:
-    """Live processes running ``vsync serve`` for ``repo`` (zombies have no cmdline)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv and any(str(repo).encode() in a for a in argv):
-            pids.append(int(entry))
-    return pids
-
-
 def _kill_all(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -79,7 +64,7 @@ def _reaped(proc: subprocess.Popen[str], server: Path) -> Iterator[subprocess.Po
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
-        _kill_all(_serve_pids(server))
+        _kill_all(serve_pids(server))
 
 
 def _ended_within(proc: subprocess.Popen[str], seconds: float) -> tuple[int, str]:
@@ -157,7 +142,7 @@ def test_server_stalled_mid_push(
         assert time.monotonic() - t0 < IDLE + SLACK, err
         _check_stalled_client(rc, err)
         if remote.sshd is None:
-            assert _serve_pids(server) == []  # the client stopped the server it started
+            assert serve_pids(server) == []  # the client stopped the server it started
     assert _head(server) == ""
     remote.run(*_push_args(remote, server), cwd=a)
     assert _head(server) == _head(a)
@@ -183,7 +168,7 @@ def test_server_stalled_mid_fetch(
         assert time.monotonic() - t0 < IDLE + SLACK, err
         _check_stalled_client(rc, err)
         if remote.sshd is None:
-            assert _serve_pids(server) == []
+            assert serve_pids(server) == []
     remote.run(*_fetch_args(remote, server), cwd=b)
     _fsck(b)
     _fsck(server)
@@ -194,7 +179,7 @@ def _wait_server_gone(server: Path, proc: subprocess.Popen[str], seconds: float)
     t0 = time.monotonic()
     seen = False
     while True:
-        pids = _serve_pids(server)
+        pids = serve_pids(server)
         seen = seen or bool(pids)
         if seen and not pids:
             return time.monotonic() - t0
@@ -257,7 +242,7 @@ def test_dead_network_ends_an_ssh_transfer(
     stopped: list[int] = []
     with _reaped(proc, server):
         deadline = time.monotonic() + 30
-        while not (pids := _serve_pids(server)):
+        while not (pids := serve_pids(server)):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
             time.sleep(0.02)
         session = _sshd_session_of(pids[0])
@@ -349,7 +334,7 @@ def test_ctrl_c_during_push(pair: tuple[Path, Path], tmp_path: Path) -> None:
     )
     with _reaped(proc, server):
         _interrupt(proc, trace, point)
-        assert _serve_pids(server) == []
+        assert serve_pids(server) == []
     _fsck(a)
     _fsck(server)
     assert _head(server) == ""
@@ -384,7 +369,7 @@ def test_ctrl_c_during_pull(pair: tuple[Path, Path], tmp_path: Path, point: str)
     )
     with _reaped(proc, server):
         _interrupt(proc, trace, point)
-        assert _serve_pids(server) == []
+        assert serve_pids(server) == []
     _fsck(b)
     assert _head(b) == before
     run_vsync("pull", "-q", str(server), cwd=b)
