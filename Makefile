@@ -51,9 +51,14 @@ test: venv system-deps lint
 
 # The crash, fault and load tests also run in `make test`; here they write their
 # figures, and docs/reliability.md is made from them (one run, one commit).
+RELIABILITY_TESTS = tests/test_crash_matrix.py tests/test_crash.py tests/test_load.py \
+	tests/test_stall.py tests/test_disk_full.py tests/test_file_faults.py tests/test_locks.py \
+	tests/test_incoming.py tests/test_sync.py
+
 reliability: venv system-deps
 	@rm -rf build/reliability
-	@VSYNC_RELIABILITY_OUT=$(CURDIR)/build/reliability $(PY) -m pytest -q -m slow
+	@VSYNC_RELIABILITY_OUT=$(CURDIR)/build/reliability $(PY) -m pytest -q \
+		--junitxml=$(CURDIR)/build/reliability/junit.xml $(RELIABILITY_TESTS)
 	@$(PY) scripts/reliability_report.py build/reliability docs/reliability.md
 
 lint: venv

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,31 @@ def _machine() -> str:
     return f"{cpus} CPU cores"
 
 
+def _test_table(junit: Path) -> str:
+    """Every test of the run, by file: the scenario it names, its result and time."""
+    rows = []
+    failed = 0
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if case.find("skipped") is not None:
+            result = "skipped"
+        elif case.find("failure") is not None or case.find("error") is not None:
+            result = "FAILED"
+            failed += 1
+        else:
+            result = "passed"
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        name = case.get("name", "").replace("|", "\\|")
+        rows.append(f"| {module} | `{name}` | {result} | {float(case.get('time', 0)):.1f} |\n")
+    head = (
+        "\n## Every scenario of the run\n\n"
+        "The crash, fault, stall, interruption and load tests of this run, each with its\n"
+        "result (a test asserts every check named in its file's docstring).\n\n"
+        "| file | test | result | seconds |\n|---|---|---|---|\n"
+    )
+    tail = f"\n{len(rows)} tests, {failed} failed.\n"
+    return head + "".join(rows) + tail
+
+
 def main() -> int:
     src, dest = Path(sys.argv[1]), Path(sys.argv[2])
     rows = [json.loads(p.read_text()) for p in sorted(src.glob("*.json"))]
@@ -87,6 +113,9 @@ def main() -> int:
         out.append(f"\n{len(crash)} scenarios, {total} runs, all checks passed.\n")
     for r in other:
         out.append(f"\n## {r['title']}\n\n{r['text']}\n")
+    junit = src / "junit.xml"
+    if junit.exists():
+        out.append(_test_table(junit))
     dest.write_text("".join(out))
     print(f"wrote {dest} from {len(rows)} result files in {src}")
     return 0
