@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "vsync"
 ORDER = ["store", "model", "ops", "sync", "ui", "cli"]
 THIRD_PARTY_HOMES = {
     "asyncssh": {"sync"},
+    "watchfiles": {"sync"},
     "prompt_toolkit": {"ui"},
     "merge3": {"ops", "model"},
     "pyfastcdc": {"store"},

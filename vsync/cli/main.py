@@ -33,7 +33,7 @@ INTERRUPT_GRACE = 2.0  # seconds the clean-up after Ctrl-C may take before the p
 # (resolve's shell, history's browser), where Ctrl-C is a key that does not quit.
 ENDED_BY_CTRL_C = frozenset(
     {"commit", "push", "pull", "fetch", "sync", "clone", "checkout", "restore", "revert-to"}
-    | {"undo", "gc", "fsck"}
+    | {"undo", "gc", "fsck", "watch"}
 )
 
 
@@ -73,6 +73,7 @@ COMMAND_MODULES = {
     "push": "cmd_sync",
     "sync": "cmd_sync",
     "serve": "cmd_sync",
+    "watch": "cmd_watch",
     "merge": "cmd_merge",
     "resolve": "cmd_merge",
     "fsck": "cmd_maint",
@@ -87,6 +88,7 @@ ALL_MODULES = (
     "cmd_history",
     "cmd_restore",
     "cmd_sync",
+    "cmd_watch",
     "cmd_merge",
     "cmd_maint",
     "cmd_browse",

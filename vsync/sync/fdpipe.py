@@ -62,6 +62,11 @@ class FdPipe:
             except BlockingIOError:  # stdin shares its description with stdout
                 continue
 
+    def readable(self, timeout: float) -> bool:
+        """Whether a read would not wait: bytes buffered, or the peer sent (or closed)
+        within ``timeout`` seconds. Never raises Stalled (a watch session polls with it)."""
+        return bool(self._rbuf) or wait_ready(self.read_fd, False, timeout)
+
     def read(self, n: int) -> bytes:
         if not self._rbuf:
             data = self._read_some(max(n, READ_SIZE))

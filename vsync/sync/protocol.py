@@ -46,9 +46,13 @@ CHUNK = 0x22
 CHUNKS_END = 0x23
 UPDATE_REF = 0x30
 RESULT = 0x31
+WATCH = 0x40  # watch-v1: the client asks to be told when a ref moves
+WATCHING = 0x41
+REF_MOVED = 0x42
 BYE = 0x3E
 ERROR = 0x3F
 PROGRESS = 0x80  # optional
+KEEPALIVE = 0x81  # optional: an idle watch session is still alive
 
 NAMES = {
     HELLO: "HELLO",
@@ -64,9 +68,13 @@ NAMES = {
     CHUNKS_END: "CHUNKS_END",
     UPDATE_REF: "UPDATE_REF",
     RESULT: "RESULT",
+    WATCH: "WATCH",
+    WATCHING: "WATCHING",
+    REF_MOVED: "REF_MOVED",
     BYE: "BYE",
     ERROR: "ERROR",
     PROGRESS: "PROGRESS",
+    KEEPALIVE: "KEEPALIVE",
 }
 
 CHUNK_HEAD = struct.Struct(">32sBI")  # id, compression, raw length; payload follows
@@ -85,13 +93,18 @@ MAX_FRAME = {
     CHUNKS_END: CONTROL_BYTES,
     UPDATE_REF: CONTROL_BYTES,
     RESULT: CONTROL_BYTES,
+    WATCH: CONTROL_BYTES,
+    WATCHING: CONTROL_BYTES,
+    REF_MOVED: CONTROL_BYTES,
     BYE: 0,
     ERROR: CONTROL_BYTES,
     PROGRESS: CONTROL_BYTES,
+    KEEPALIVE: 0,
 }
 """The longest payload of each message type (docs/protocol.md, "Framing")."""
-CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack"]
+CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack", "watch-v1"]
 THIN_PACK = "thin-pack"  # the receiver resolves REF_DELTA bases it already has
+WATCH_V1 = "watch-v1"  # the server answers WATCH (docs/protocol.md, "Watch")
 
 
 def peer_has(hello: dict[str, Any], capability: str) -> bool:

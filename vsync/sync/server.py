@@ -103,9 +103,13 @@ def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
     refs = advertised_refs(repo)
     conn.send_json(p.REFS, {"refs": refs})
     conn.flush()
-    msg = conn.expect(p.HAVES, p.PUSH, p.BYE)
+    msg = conn.expect(p.HAVES, p.PUSH, p.BYE, p.WATCH)
     if msg.type == p.BYE:
         return 0
+    if msg.type == p.WATCH:
+        from vsync.sync.watch.serve import serve_watch
+
+        return serve_watch(conn, repo, msg.json())
     if msg.type == p.HAVES:
         advertised = {v.encode() for v in refs.values()}
         wants, common = negotiate_server(conn, repo, msg, advertised)
