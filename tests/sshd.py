@@ -16,10 +16,12 @@ variables of the client's environment are forwarded (``SendEnv``/``AcceptEnv``).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -172,6 +174,28 @@ class SSHD:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def kill_all(self) -> None:
+        """Kill sshd and the connections it serves at once (a network outage): the
+        listener's process group, which holds every per-connection sshd."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def start_again(self) -> None:
+        """Start sshd again on the same port, with the same keys and config."""
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [find_sshd(), "-D", "-e", "-f", str(self.root / "sshd_config")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        if not _wait_for_banner(self):
+            raise RuntimeError(f"sshd did not start again:\n{self.log.read_text(errors='replace')}")
 
 
 def start_sshd(root: Path) -> SSHD:

@@ -111,8 +111,13 @@ class Watcher:
             self._remote_heard = True
         self.wake.set()
 
-    def _on_lost(self, why: str) -> None:
-        self.reporter.event("notify-lost", remote=self.remote.label, error=why)
+    def _on_notify_state(self, what: str, detail: str) -> None:
+        if what == "listening":
+            self.state.mode = "notify"
+            self.reporter.event("listening", remote=self.remote.label)
+        else:
+            self.state.mode = "poll"
+            self.reporter.event(f"notify-{what}", remote=self.remote.label, detail=detail)
         self.wake.set()
 
     # -- one cycle for --once --------------------------------------------------
@@ -134,15 +139,15 @@ class Watcher:
                 self.opts,
                 idle_timeout(self.repo.config),
                 self._on_moved,
-                self._on_lost,
+                self._on_notify_state,
             )
             self.notifier.start()
-        self.state.mode = "notify" if use_notify else "poll"
+        self.state.mode = "poll"  # "notify" once the remote's WATCHING arrives
         self.reporter.event(
             "started",
             folder=str(self.root),
             remote=self.remote.label,
-            mode=self.state.mode,
+            mode="notify" if use_notify else "poll",
             poll=f"{self.settings.poll_interval:g}",
         )
         try:

@@ -21,7 +21,7 @@ from vsync.sync.watch.backoff import Backoff
 from vsync.sync.watch.serve import KEEPALIVE_MAX, KEEPALIVE_MIN
 
 OnMoved = Callable[[bytes | None], None]
-OnLost = Callable[[str], None]
+OnState = Callable[[str, str], None]  # ("listening" | "lost" | "unsupported", detail)
 
 
 def keepalive_for(idle_timeout: float | None) -> float:
@@ -43,13 +43,14 @@ class RemoteNotifier:
         opts: SyncOptions,
         idle_timeout: float | None,
         on_moved: OnMoved,
-        on_lost: OnLost,
+        on_state: OnState,
     ) -> None:
         self.remote = remote
         self.opts = opts
         self.idle_timeout = idle_timeout
         self.on_moved = on_moved
-        self.on_lost = on_lost
+        self.on_state = on_state
+        self._told_lost = False  # "lost" is said once until the session is back
         self.supported: bool | None = None  # None: not known yet
         self.connected = False
         self._stop = threading.Event()
@@ -74,12 +75,15 @@ class RemoteNotifier:
             try:
                 self._watch_once(backoff)
                 if self.supported is False:
+                    self.on_state("unsupported", "the remote cannot notify; fetching periodically")
                     return
-            except Exception as exc:  # a lost session: say why, wait, open another
+            except Exception as exc:  # a lost session: say why (once), wait, open another
                 self.connected = False
                 if self._stop.is_set():
                     return
-                self.on_lost(str(exc) if isinstance(exc, VsyncError) else repr(exc))
+                if not self._told_lost:
+                    self._told_lost = True
+                    self.on_state("lost", str(exc) if isinstance(exc, VsyncError) else repr(exc))
             self._stop.wait(backoff.failed())
 
     def _watch_once(self, backoff: Backoff) -> None:
@@ -100,7 +104,9 @@ class RemoteNotifier:
             conn.flush()
             info = conn.expect(p.WATCHING).json()
             self.supported = self.connected = True
+            self._told_lost = False
             backoff.reset()
+            self.on_state("listening", "")
             self.on_moved(_value(info, "value", "WATCHING"))
             while not self._stop.is_set():
                 moved = conn.expect(p.REF_MOVED).json()  # KEEPALIVE frames are skipped
