@@ -373,6 +373,15 @@ def test_sigterm_exits_0_after_the_step_in_progress(path_copies: Copies) -> None
     assert not (c.a / ".vsync" / "watch.lock").read_text()  # released: no pid left
 
 
+def test_ctrl_c_exits_130(path_copies: Copies) -> None:
+    c = path_copies
+    w = started(c.watch(c.a), False)
+    w.proc.send_signal(signal.SIGINT)
+    assert w.proc.wait(WAIT) == 130, w.output()
+    assert "interrupted" in w.err.read_text()
+    assert run_vsync("watch", "--once", cwd=c.a, env=c.env(c.a)).returncode == 0  # lock free
+
+
 def test_a_path_remote_is_polled(path_copies: Copies) -> None:
     c = path_copies
     w = started(c.watch(c.a, "--poll-interval", "1"), False)
