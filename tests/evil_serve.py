@@ -5,6 +5,7 @@ Usage: python evil_serve.py MODE serve --stdio PATH
 MODE:
 - honest: no tampering.
 - no-thin: a server without the thin-pack capability, as before it existed.
+- no-watch: a server without the watch-v1 capability, as before it existed.
 - bad-chunk: a chunk's bytes do not match its id.
 - bad-pack: a flipped byte in the git pack (its checksum no longer matches).
 - bad-delta: a git delta that rebuilds another object than the one it stands for.
@@ -162,6 +163,8 @@ def main() -> int:
         packgen.create_delta = create_delta
     elif mode == "no-thin":
         protocol.CAPABILITIES = [c for c in protocol.CAPABILITIES if c != protocol.THIN_PACK]
+    elif mode == "no-watch":
+        protocol.CAPABILITIES = [c for c in protocol.CAPABILITIES if c != protocol.WATCH_V1]
     elif mode.startswith(("object:", "pack:")):
         _evil_send_pack(mode)
     elif mode.startswith("chunk:"):

@@ -391,6 +391,17 @@ def test_a_path_remote_is_polled(path_copies: Copies) -> None:
     wait_for("from-b.txt on a", lambda: read(c.a / "from-b.txt") == b"pushed by hand\n")
 
 
+def test_a_server_without_watch_v1_is_polled(ssh_copies: Copies) -> None:
+    c = ssh_copies
+    old_server = f"{sys.executable} {ROOT / 'tests' / 'evil_serve.py'} no-watch"
+    w = c.watch(c.a, "--poll-interval", "1", "--remote-cmd", old_server)
+    w.wait_event("notify-unsupported")
+    (c.b / "from-b.txt").write_text("pushed by hand\n")
+    c.vsync("sync", "-q", cwd=c.b)
+    wait_for("from-b.txt on a", lambda: read(c.a / "from-b.txt") == b"pushed by hand\n")
+    assert not w.events("listening")
+
+
 # -- the watch-v1 protocol -------------------------------------------------------------------
 
 
