@@ -52,12 +52,15 @@ def run_cycle(
     *,
     fetch: bool,
     known_remote: bytes | None,
+    remote_unchanged: bool = False,
 ) -> CycleResult:
     """Commit, then pull and push when something moved on either side.
 
     ``fetch``: the remote moved (or may have); ``known_remote``: the remote's branch
     as the last cycle left it (no network when nothing was committed and the branch
-    is still there)."""
+    is still there); ``remote_unchanged``: the remote's watch session says its branch
+    is still ``known_remote``, so a new commit is pushed without fetching first (the
+    push's compare-and-swap refuses it if the branch moved meanwhile: ``raced``)."""
     result = CycleResult(remote_head=known_remote)
     open_merge = unresolved(repo)
     if open_merge is not None:
@@ -70,6 +73,8 @@ def run_cycle(
     head = repo.head()
     if not fetch and head == known_remote:
         return result
+    if remote_unchanged and not fetch and known_remote is not None and head is not None:
+        return _push(repo, remote, opts, result, head)
     pulled = pull(repo, remote, opts, warn, **guard.op_options())
     result.fetched, result.outcome = pulled.fetched, pulled.merged.outcome
     result.remote_head = pulled.fetched.new
@@ -80,12 +85,18 @@ def run_cycle(
     head = repo.head()
     if head is None or head == pulled.fetched.new:
         return result
+    return _push(repo, remote, opts, result, head)
+
+
+def _push(
+    repo: Repository, remote: Remote, opts: SyncOptions, result: CycleResult, head: bytes
+) -> CycleResult:
     try:
         result.pushed = push(repo, remote, opts)
     except StoppedError as exc:
         if str(exc) != REJECTED:
             raise
-        result.raced = True
+        result.raced = True  # the remote moved since we looked: the next cycle fetches
         return result
     result.remote_head = head
     return result

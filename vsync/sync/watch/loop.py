@@ -30,7 +30,7 @@ from vsync.sync.watch.state import Reporter, WatchState
 from vsync.sync.watch.writers import open_for_writing, sizes
 
 TICK = 0.25  # the longest the loop sleeps without looking again
-WRITERS_EVERY = 0.5  # seconds between two looks at /proc for writers
+WRITERS_EVERY = 0.25  # seconds between two looks at the changed files (writers, sizes)
 DEFAULT_POLL = 30.0
 SLEEP_JUMP = 10.0  # a tick this much longer than asked: the machine slept; catch up
 
@@ -249,6 +249,13 @@ class Watcher:
         assert self.events is not None
         self.state.transfer, self.state.detail = "syncing", ""
         self._show()
+        with self._lock:
+            unchanged = (
+                self.notifier is not None
+                and self.notifier.connected
+                and self._synced_once
+                and self._remote_value == self._known_remote
+            )
         try:
             result = run_cycle(
                 self.repo,
@@ -257,6 +264,7 @@ class Watcher:
                 self._warn,
                 fetch=need_fetch or not self._synced_once,
                 known_remote=self._known_remote,
+                remote_unchanged=unchanged,
             )
         except guard.REFUSALS as refusal:
             self._paused = True
@@ -295,7 +303,7 @@ class Watcher:
         self.state.transfer, self.state.detail = "idle", ""
         for path in result.skipped:
             self.reporter.event("skipped", path=path)
-        if result.fetched is not None:
+        if result.fetched is not None or result.pushed is not None:
             self._synced_once = True
             self._known_remote = result.remote_head
             self.state.last_sync = time.time()
