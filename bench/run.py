@@ -11,6 +11,7 @@ Groups (issue 6's scenarios):
     push      g: push over SSH to 127.0.0.1 against rsync (bench/push_ssh.py)
     plot      commit throughput by file size (1 MiB .. 1 GiB), PNG (needs matplotlib)
     chunking  chunk-size parameters (docs/format.md's measured tables)
+    watch     edit-to-other-copy latency: vsync watch over SSH against Syncthing (issue 13)
 
 A full run does every group and rewrites its sections of docs/benchmarks.md
 (and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
@@ -40,7 +41,7 @@ from report import vsync_version, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
-GROUPS = ("commit", "edit", "small", "memory", "push", "plot", "chunking")
+GROUPS = ("commit", "edit", "small", "memory", "push", "plot", "chunking", "watch")
 QUICK_DEFAULT = ("commit", "edit", "small", "memory", "push")
 SUMMARY = "## Summary (issue 6)"
 STARTED = time.perf_counter()
@@ -208,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             chunk_params.main(quick=quick)
         else:
             print("chunking skipped: at full size it rewrites docs/format.md (no --no-docs)")
+    if "watch" in groups:
+        import watch_latency
+
+        text, _figures = watch_latency.main(quick)
+        publish("watch", [(watch_latency.HEADING, text)], quick)
     if data:
         publish("summary", [(SUMMARY, summary(data, quick))], quick)
     print(f"benchmarks done in {time.perf_counter() - STARTED:.0f} s", flush=True)
