@@ -68,14 +68,14 @@ def run_cycle(
         return result
     host = repo.config.identity().host
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    made = commit(repo, f"watch: {host} at {stamp}", warn, **guard.op_options())
+    made = commit(repo, f"watch: {host} at {stamp}", warn, **guard.commit_options(repo))
     result.committed, result.skipped = made.commit_id, made.skipped
     head = repo.head()
     if not fetch and head == known_remote:
         return result
     if remote_unchanged and not fetch and known_remote is not None and head is not None:
         return _push(repo, remote, opts, result, head)
-    pulled = pull(repo, remote, opts, warn, **guard.op_options())
+    pulled = pull(repo, remote, opts, warn, **guard.pull_options())
     result.fetched, result.outcome = pulled.fetched, pulled.merged.outcome
     result.remote_head = pulled.fetched.new
     if pulled.merged.outcome is Integration.CONFLICTS:

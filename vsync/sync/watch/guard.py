@@ -1,32 +1,43 @@
 """The mass-change guard's one place in the watcher.
 
-The guard (issue 13, branch h/guard) makes ``commit``, ``pull`` and ``sync``
-refuse a change that deletes or overwrites too many tracked files unless
-``allow_mass_change`` is passed. A watcher never passes it: the cycle calls
-the ops with :func:`op_options` and catches :data:`REFUSALS`; a refusal pauses
-the watcher (event ``paused``, status line ``paused: ...``) until the user runs
-``vsync sync --allow-mass-change`` and starts it again.
+The guard (issue 13, branch h/guard: ``vsync/ops/mass_change.py``) makes the
+commit inside ``sync`` and every ``pull`` refuse a step that deletes or
+overwrites too many tracked files, raising ``MassChangeRefused`` before anything
+is written, unless the change is allowed. A watcher never allows one: the cycle
+passes :func:`commit_options` to ``commit`` and :func:`pull_options` to ``pull``
+and catches :data:`REFUSALS`; a refusal pauses the watcher (event ``paused``
+with the change described, status line ``paused: ...``) until the user runs
+``vsync sync --allow-mass-change`` and starts the watcher again.
 
-Until the guard is on main this module wires nothing: ``REFUSALS`` is empty
-and :func:`op_options` adds no argument. Wiring it is the three lines marked
-``GUARD:`` below and nothing else.
+Until the guard is on main this module wires nothing: ``REFUSALS`` is empty and
+the options add no argument. Wiring it is the lines marked ``GUARD:`` below,
+swapped for what they say, and nothing else (h/guard's API as of c60928a:
+``commit(..., check=checker(config, allow, "commit"))``,
+``pull(..., allow_mass_change=False)``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# GUARD: from vsync.ops.mass_change import MassChangeRefused
+from vsync.model.repository import Repository
+
+# GUARD: from vsync.ops.mass_change import MassChangeRefused, checker
 REFUSALS: tuple[type[BaseException], ...] = ()  # GUARD: (MassChangeRefused,)
 
 
-def op_options() -> dict[str, Any]:
-    """Keyword arguments the watcher passes to commit, pull and push."""
+def commit_options(repo: Repository) -> dict[str, Any]:
+    """Keyword arguments the watcher passes to ``commit``."""
+    return {}  # GUARD: {"check": checker(repo.config, False, "commit")}
+
+
+def pull_options() -> dict[str, Any]:
+    """Keyword arguments the watcher passes to ``pull``."""
     return {}  # GUARD: {"allow_mass_change": False}
 
 
 def describe(refusal: BaseException) -> str:
-    """The one line the watcher shows when it pauses."""
+    """The one line the watcher shows when it pauses: the change, described."""
     change = getattr(refusal, "change", None)
     describe_change = getattr(change, "describe", None)
     if callable(describe_change):
