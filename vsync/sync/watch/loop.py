@@ -270,7 +270,12 @@ class Watcher:
             self._paused = True
             why = guard.describe(refusal)
             self.state.transfer, self.state.detail = "paused", why
-            self.reporter.event("paused", reason=why)
+            self.reporter.event(
+                "paused",
+                reason=why,
+                hint="nothing more is synced: check the folder, run 'vsync sync "
+                "--allow-mass-change' if the change is wanted, then start vsync watch again",
+            )
             return False
         except DamagedRepository:
             raise
