@@ -24,6 +24,7 @@ from vsync.errors import NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
 from vsync.model.gitdb import GitDB
 from vsync.model.holdback import Holds
+from vsync.model.ingest import Ingester
 from vsync.model.lock import LOCK_TIMEOUT, RepoLock
 from vsync.model.materialize import remove_leftover_temps
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
@@ -186,6 +187,10 @@ class Repository:
                 store.reconcile()
             self._chunks = store
         return self._chunks
+
+    def ingester(self) -> Ingester:
+        """An ingest pipeline with this repository's chunking and compression (close it)."""
+        return Ingester(self.config.chunker_params(), self.config.compression_level())
 
     @property
     def holds(self) -> Holds:

@@ -317,8 +317,7 @@ def apply_snapshot(
     with repo.lock():
         head = repo.head()
         base = {} if head is None else flat_under(db, commit_tree(db, head), scope)
-        params = repo.config.chunker_params()
-        with Ingester(params, repo.config.compression_level()) as ingester:
+        with repo.ingester() as ingester:
             shape = DiskShape(root)
             holds = repo.holds
             obstacles = shape.obstacles(

@@ -15,7 +15,6 @@ from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
 from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.gitdb import RawObject, commit_object
-from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
 from vsync.ops.hooks import require_hook_ok, run_hook
@@ -92,8 +91,7 @@ def commit(
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
-        params = repo.config.chunker_params()
-        with Ingester(params, repo.config.compression_level()) as ingester, store.writer() as w:
+        with repo.ingester() as ingester, store.writer() as w:
             state = read_working(repo, ingester, warn, w, progress)
         # Held-back paths (holdback) commit as the tree had them; a hold whose path the
         # user changed since is over: the folder's version is what gets committed.

@@ -26,12 +26,11 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import MODE_GITLINK, ChangeSide
-from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
+from vsync.model.materialize import manifest_chunks
 from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
@@ -137,7 +136,7 @@ def working_pairs(
     """Changed paths from ``commit`` (None: nothing) to the working folder."""
     prefixes = None if not paths or "" in paths else paths
     old = _flat_at(repo, commit, prefixes)
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn, None, prefixes=prefixes)
     for path in state.skipped:  # kept changing while read: no stable side to compare
         old.pop(path, None)
@@ -214,10 +213,7 @@ class ContentReader:
             return None
         buf = bytearray()
         sniffed = False
-        for cid, length in manifest.chunks:
-            chunk = self.repo.chunks.read(cid)
-            if len(chunk) != length:
-                raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
+        for chunk in manifest_chunks(self.repo.chunks, manifest):
             buf += chunk
             if not sniffed and len(buf) >= SNIFF:
                 if b"\0" in buf[:SNIFF]:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from vsync.errors import UsageError
 from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.gitdb import MODE_GITLINK, ObjectReader
-from vsync.model.ingest import Ingester
 from vsync.model.paths import check_tree_name, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, lookup
@@ -107,7 +106,7 @@ def follow(
     mode, _oid = lookup(store, first.tree, path)
     if mode == MODE_TREE:
         raise UsageError(f"--follow follows one file; '{path}' is a folder")
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         f = _Follower(repo, RepoContent(repo, ingester))
         names = {start: path}  # a parent comes after the child that names it
         shown = 0
@@ -146,7 +145,7 @@ def deleted_files(
 ) -> Iterator[Deletion]:
     """Every file deleted in the history of ``start``, newest commit first."""
     store = repo.gitdb
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         content = RepoContent(repo, ingester)
         shown = 0
         for c in newest_first(store, start):

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from vsync.errors import StoppedError
 from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import Commit, RawObject, ReflogLine
-from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
@@ -173,7 +172,7 @@ def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatM
             if path in folders:
                 break
             folders.add(path)
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn)
     before: FlatMap = {}
     for path, entry in state.flat.items():
@@ -186,7 +185,7 @@ def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatM
 def _store(repo: Repository, before: FlatMap, paths: list[str], warn: Warn) -> list[RawObject]:
     """Store the content of ``paths`` (chunks now, manifests returned); updates ``before``."""
     with (
-        Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester,
+        repo.ingester() as ingester,
         repo.chunks.writer() as w,
     ):
         # A long list of prefixes costs more to match than a whole scan costs to walk.

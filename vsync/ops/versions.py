@@ -38,7 +38,7 @@ from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.gitdb import MODE_GITLINK
 from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
-from vsync.model.materialize import FolderTemps, write_file
+from vsync.model.materialize import FolderTemps, manifest_chunks, write_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.checkout import Warn
@@ -214,13 +214,10 @@ def content_blake3(
 
 def _head_bytes(repo: Repository, manifest: Manifest, limit: int) -> bytes:
     buf = bytearray()
-    for cid, length in manifest.chunks:
+    for data in manifest_chunks(repo.chunks, manifest):
+        buf += data
         if len(buf) >= limit:
             break
-        data = repo.chunks.read(cid)
-        if len(data) != length:
-            raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
-        buf += data
     return bytes(buf[:limit])
 
 
