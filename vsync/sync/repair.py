@@ -166,8 +166,7 @@ def _from_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> FromRem
         conn = session.conn
         wants = sorted(set(session.refs.values()))
         if not wants:  # an empty repository: nothing to give
-            conn.send(p.BYE)
-            conn.flush()
+            session.bye()
             return got
         conn.send_json(p.HAVES, {"want": [w.decode() for w in wants], "have": [], "done": True})
         conn.flush()
@@ -185,8 +184,7 @@ def _from_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> FromRem
             got.chunks, got.chunk_bytes = stats.chunks, stats.chunk_bytes
         finally:
             incoming.discard()
-        conn.send(p.BYE)
-        conn.flush()
+        session.bye()
     finally:
         session.close()
     return got
