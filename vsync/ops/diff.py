@@ -31,7 +31,7 @@ from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import MODE_GITLINK, ChangeSide
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import manifest_chunks
-from vsync.model.paths import check_tree_name, is_under
+from vsync.model.paths import check_tree_path, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten
 
@@ -85,10 +85,6 @@ def _selected(path: str, paths: list[str] | None) -> bool:
     return not paths or any(is_under(path, p) for p in paths)
 
 
-def _tree_path(raw: bytes) -> str:
-    return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
-
-
 def _version(side: ChangeSide | None) -> Version | None:
     if side is None or side.mode == MODE_GITLINK:
         return None
@@ -108,7 +104,7 @@ def revision_pairs(
         side = change.new if new is not None else change.old
         if (old is None and new is None) or side is None:
             continue
-        path = _tree_path(side.path)
+        path = check_tree_path(side.path)
         if _selected(path, paths):
             pairs.append((path, old, new))
     pairs.sort(key=lambda p: p[0])
