@@ -147,11 +147,7 @@ class DiskShape:
 
 
 def _check_shape(target: FlatMap) -> None:
-    folders = {p.rsplit("/", 1)[0] for p in target if "/" in p}
-    for folder in list(folders):
-        while "/" in folder:
-            folder = folder.rsplit("/", 1)[0]
-            folders.add(folder)
+    folders = {folder for p in target for folder in ancestors(p)}
     clash = sorted(folders & target.keys())
     if clash:
         raise DamagedRepository(f"the snapshot has both a file and a folder named '{clash[0]}'")
