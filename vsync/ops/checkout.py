@@ -153,26 +153,19 @@ def _check_shape(target: FlatMap) -> None:
         raise DamagedRepository(f"the snapshot has both a file and a folder named '{clash[0]}'")
 
 
+@dataclass
 class _Planner:
-    def __init__(
-        self,
-        root: str,
-        shape: DiskShape,
-        state: WorkingState,
-        ingester: Ingester,
-        recorded: Callable[[bytes], bool],
-        drop_recorded: bool,
-        holds: Holds,
-    ) -> None:
-        self.holds = holds
-        self.recorded = recorded
-        self.drop_recorded = drop_recorded
-        self.root = root
-        self.shape = shape
-        self.state = state
-        self.ingester = ingester
-        self.by_disk = {wf.disk: wf for wf in state.files.values()}
-        self.plan = _Plan()
+    root: str
+    shape: DiskShape
+    state: WorkingState
+    ingester: Ingester
+    recorded: Callable[[bytes], bool]
+    drop_recorded: bool
+    holds: Holds
+    plan: _Plan = field(default_factory=_Plan)
+
+    def __post_init__(self) -> None:
+        self.by_disk = {wf.disk: wf for wf in self.state.files.values()}
 
     def make(self, target: FlatMap, base: FlatMap, obstacles: list[str]) -> _Plan:
         flat, files, plan = self.state.flat, self.state.files, self.plan
