@@ -19,7 +19,7 @@ from vsync.model.paths import check_tree_name
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.diff import name_status, revision_pairs
-from vsync.ops.log import LogEntry, commit_entry
+from vsync.ops.log import LogEntry, entry_of
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,6 @@ class CommitView:
 
 
 def show_commit(repo: Repository, commit_id: bytes) -> CommitView:
-    entry = commit_entry(repo, commit_id)
+    entry = entry_of(repo.gitdb.commit(commit_id))
     parent = entry.parents[0] if entry.parents else None
     return CommitView(entry, name_status(revision_pairs(repo, parent, commit_id)))

@@ -74,10 +74,6 @@ def branch_reflog(repo: Repository) -> list[ReflogLine]:
     return repo.gitdb.reflog(BRANCH)
 
 
-def branch_log_length(repo: Repository) -> int:
-    return len(branch_reflog(repo))
-
-
 def read_journal(repo: Repository) -> list[JournalEntry]:
     """Every journal entry, oldest first; entries vsync cannot read are skipped."""
     db = repo.gitdb
@@ -138,7 +134,7 @@ def append(
     parents = ([previous] if previous else []) + ([target] if target else [])
     headers = [
         (ACTION, action.encode("ascii")),
-        (BRANCH_LOG, str(branch_log_length(repo)).encode("ascii")),
+        (BRANCH_LOG, str(len(branch_reflog(repo))).encode("ascii")),
     ]
     if previous is not None:
         headers.append((PREVIOUS, previous))
