@@ -46,7 +46,6 @@ class SyncResult:
     committed: CommitResult | None
     pulled: PullResult
     pushed: TransferResult | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def sync(repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn) -> SyncResult:
