@@ -62,10 +62,22 @@ SHORT = 10
 
 
 @dataclass(frozen=True)
-class FileVersion:
+class _OfCommit:
+    entry: LogEntry  # the commit
+
+    @property
+    def commit_id(self) -> bytes:
+        return self.entry.commit_id
+
+    @property
+    def short(self) -> str:
+        return self.entry.commit_id.decode()[:SHORT]
+
+
+@dataclass(frozen=True)
+class FileVersion(_OfCommit):
     """One version of a file or symlink: the commit that made it and what it holds."""
 
-    entry: LogEntry
     path: str
     mode: int
     oid: bytes  # the manifest blob id (a symlink: the blob holding its target)
@@ -73,32 +85,15 @@ class FileVersion:
     chunk_count: int  # 0 for a symlink
 
     @property
-    def commit_id(self) -> bytes:
-        return self.entry.commit_id
-
-    @property
-    def short(self) -> str:
-        return self.entry.commit_id.decode()[:SHORT]
-
-    @property
     def is_link(self) -> bool:
         return self.mode == MODE_LINK
 
 
 @dataclass(frozen=True)
-class FolderCommit:
+class FolderCommit(_OfCommit):
     """A commit and the paths (under the browsed folder) it changed against its first parent."""
 
-    entry: LogEntry
     changes: list[tuple[str, str]]  # (A/M/D/T, path)
-
-    @property
-    def commit_id(self) -> bytes:
-        return self.entry.commit_id
-
-    @property
-    def short(self) -> str:
-        return self.entry.commit_id.decode()[:SHORT]
 
 
 @dataclass
