@@ -38,7 +38,7 @@ from vsync.model.ingest import Ingester
 from vsync.model.paths import ancestors, is_under
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, flatten_commit
 from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import StatKey, stat_key
 from vsync.ops.folder_writer import (
@@ -100,13 +100,6 @@ def normalise_scope(paths: Iterable[str]) -> list[str]:
         if not any(is_under(p, q) for q in kept):
             kept.append(p)
     return kept
-
-
-def flat_under(db: ObjectReader, tree_id: bytes, scope: list[str]) -> FlatMap:
-    out: FlatMap = {}
-    for prefix in scope:
-        out.update(flatten(db, tree_id, prefix))
-    return out
 
 
 class DiskShape:
@@ -305,7 +298,7 @@ def apply_snapshot(
     db = repo.gitdb
     with repo.lock():
         head = repo.head()
-        base = {} if head is None else flat_under(db, commit_tree(db, head), scope)
+        base = flatten_commit(db, head, scope)
         with repo.ingester() as ingester:
             shape = DiskShape(root)
             holds = repo.holds
@@ -349,6 +342,6 @@ def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutRes
     """Put ``rev``'s whole content in the working folder; the branch stays where it is."""
     repo.require_worktree()
     commit_id = resolve(repo, rev)
-    target = flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id))
+    target = flatten_commit(repo.gitdb, commit_id)
     result = apply_snapshot(repo, target, [""], force, warn, whole_folder=True)
     return CheckoutResult(commit_id, repo.head(), len(result.written), len(result.deleted))

@@ -33,7 +33,7 @@ from vsync.model.manifest import Manifest
 from vsync.model.materialize import manifest_chunks
 from vsync.model.paths import check_tree_path, is_under
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import commit_tree, flatten_commit
 
 TEXT_LIMIT = 16 * 1024 * 1024
 SNIFF = 8 * 1024
@@ -111,18 +111,6 @@ def revision_pairs(
     return pairs
 
 
-def _flat_at(repo: Repository, commit: bytes | None, paths: list[str] | None) -> FlatMap:
-    if commit is None:
-        return {}
-    tree = commit_tree(repo.gitdb, commit)
-    if not paths or "" in paths:
-        return flatten(repo.gitdb, tree)
-    out: FlatMap = {}
-    for p in paths:
-        out.update(flatten(repo.gitdb, tree, p))
-    return out
-
-
 def working_pairs(
     repo: Repository,
     commit: bytes | None,
@@ -131,7 +119,7 @@ def working_pairs(
 ) -> list[Pair]:
     """Changed paths from ``commit`` (None: nothing) to the working folder."""
     prefixes = None if not paths or "" in paths else paths
-    old = _flat_at(repo, commit, prefixes)
+    old = flatten_commit(repo.gitdb, commit, prefixes or [""])
     with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn, None, prefixes=prefixes)
     for path in state.skipped:  # kept changing while read: no stable side to compare

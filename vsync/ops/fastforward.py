@@ -11,21 +11,15 @@ from __future__ import annotations
 
 from vsync.errors import UncommittedChanges
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
-
-
-def _flat_of(repo: Repository, commit: bytes | None) -> FlatMap:
-    if commit is None:
-        return {}
-    return flatten(repo.gitdb, commit_tree(repo.gitdb, commit))
 
 
 def move_folder(
     repo: Repository, old: bytes | None, new: bytes, force: bool, warn: Warn
 ) -> ApplyResult:
     """Put every path that differs between ``old`` and ``new`` as ``new`` holds it."""
-    before, after = _flat_of(repo, old), _flat_of(repo, new)
+    before, after = flatten_commit(repo.gitdb, old), flatten_commit(repo.gitdb, new)
     scope = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if not scope:
         return ApplyResult()

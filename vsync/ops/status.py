@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
+from vsync.model.snapshot import FlatMap, commit_tree, flatten, flatten_commit, tree_id_of
 from vsync.ops.merge.state import MergeState, status_codes
 
 
@@ -37,10 +37,7 @@ class StatusResult:
 
 
 def head_flat(repo: Repository) -> FlatMap:
-    head = repo.head()
-    if head is None:
-        return {}
-    return flatten(repo.gitdb, commit_tree(repo.gitdb, head))
+    return flatten_commit(repo.gitdb, repo.head())
 
 
 def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:

@@ -42,7 +42,7 @@ from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import Commit, RawObject, ReflogLine
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, build_tree, flatten_commit
 from vsync.ops.checkout import CheckoutResult, Warn, checkout
 from vsync.ops.commit import make_commit
 from vsync.ops.status import head_flat
@@ -206,7 +206,7 @@ def checkout_recorded(
     """
     repo.require_worktree()
     target_id = commit_id if commit_id is not None else resolve(repo, rev)
-    target = flatten(repo.gitdb, commit_tree(repo.gitdb, target_id))
+    target = flatten_commit(repo.gitdb, target_id)
     hex_id = target_id.decode("ascii")
     message = f"checkout: {rev}"
     with repo.lock(exclusive=True):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vsync.errors import StoppedError, UsageError
 from vsync.model.repository import BRANCH, Repository
-from vsync.model.snapshot import commit_tree, flatten
+from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import apply_snapshot
 from vsync.ops.commit import CommitResult, commit
 from vsync.ops.merge.integrate import (
@@ -86,7 +86,7 @@ def clone(
             ):
                 raise StoppedError("could not set the branch of the new clone")
             if not bare:
-                target = flatten(repo.gitdb, commit_tree(repo.gitdb, fetched.new))
+                target = flatten_commit(repo.gitdb, fetched.new)
                 apply_snapshot(repo, target, [""], False, warn)
         return repo, fetched
     except BaseException:
