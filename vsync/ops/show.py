@@ -55,10 +55,6 @@ def write_file(repo: Repository, obj: RevObject, out: BinaryIO) -> int:
     return manifest.size
 
 
-def link_target(repo: Repository, obj: RevObject) -> bytes:
-    return repo.gitdb.link_target(obj.oid)
-
-
 def list_folder(repo: Repository, obj: RevObject) -> list[str]:
     """The names in a folder, sorted; sub-folders end with '/'."""
     names: list[str] = []

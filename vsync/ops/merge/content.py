@@ -192,9 +192,7 @@ class RepoContent(ContentSource):
 
     def chunk_ids(self, entry: Entry) -> list[bytes]:
         mode, oid = entry
-        if mode == MODE_LINK:
-            return []
-        if oid in self.new_content:
+        if mode == MODE_LINK or oid in self.new_content:
             return []
         return [cid for cid, _n in self.manifest(oid).chunks]
 
