@@ -33,7 +33,6 @@ from vsync.store.chunker import ChunkerParams
 from vsync.store.chunkstore import ChunkStore, fsync_dir
 from vsync.store.statedb import StateDB
 
-CONTROL_DIR = CONTROL_NAME
 BRANCH = b"refs/heads/main"
 
 
@@ -58,7 +57,7 @@ def is_control_dir(path: Path) -> bool:
 
 def inside_working_folder(path: Path) -> bool:
     """True if ``path`` or a folder above it holds a ``.vsync`` entry of any kind."""
-    return any(os.path.lexists(folder / CONTROL_DIR) for folder in (path, *path.parents))
+    return any(os.path.lexists(folder / CONTROL_NAME) for folder in (path, *path.parents))
 
 
 class Repository:
@@ -79,7 +78,7 @@ class Repository:
     @classmethod
     def init(cls, path: Path, bare: bool = False) -> Repository:
         path = path.absolute()
-        control = path if bare else path / CONTROL_DIR
+        control = path if bare else path / CONTROL_NAME
         if bare and path.exists() and any(path.iterdir()):
             raise UsageError(
                 f"{path} exists and is not empty; a bare repository needs a new folder"
@@ -127,7 +126,7 @@ class Repository:
         """
         here = (start or Path.cwd()).absolute()
         for candidate in (here, *here.parents):
-            control = candidate / CONTROL_DIR
+            control = candidate / CONTROL_NAME
             if is_control_dir(control):
                 return cls(control, candidate)
         if (
@@ -146,8 +145,8 @@ class Repository:
         clone's source): a bare repository is taken wherever it is.
         """
         path = path.absolute()
-        if is_control_dir(path / CONTROL_DIR):
-            return cls(path / CONTROL_DIR, path)
+        if is_control_dir(path / CONTROL_NAME):
+            return cls(path / CONTROL_NAME, path)
         if is_control_dir(path):
             return cls(path, None)
         raise NotARepository(str(path))
