@@ -14,9 +14,8 @@ This is what ``vsync history`` shows; nothing here draws or prints.
 - :func:`read_preview`: the head of a version's content (bounded in bytes and
   lines), as text lines or "binary".
 - :func:`pairs_with_folder`, :func:`pairs_between`, :func:`pairs_of_commit`:
-  the changed paths of the diffs the browser shows; :func:`diff_of` reads
-  one path's diff (:mod:`vsync.ops.diff`), so a long diff is read only as
-  far as it is shown.
+  the changed paths of the diffs the browser shows; it reads each path's diff
+  (:func:`vsync.ops.diff.file_diffs`) only as far as it is shown.
 - :func:`restore_in_place` (:func:`vsync.ops.restore.restore`: it refuses to
   overwrite uncommitted changes) and :func:`save_beside` (a new file next to
   the path, ``name.<10 hex>.ext``, never over an existing one).
@@ -29,7 +28,7 @@ import contextlib
 import enum
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +42,8 @@ from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.checkout import Warn
 from vsync.ops.diff import (
-    FileDiff,
     Pair,
     Version,
-    file_diffs,
     name_status,
     revision_pairs,
     working_pairs,
@@ -260,11 +257,6 @@ def pairs_of_commit(repo: Repository, c: FolderCommit, path: str = "") -> list[P
     """What the commit changed (under ``path``) against its first parent."""
     parent = c.entry.parents[0] if c.entry.parents else None
     return revision_pairs(repo, parent, c.commit_id, [path] if path else None)
-
-
-def diff_of(repo: Repository, pair: Pair) -> Iterator[FileDiff]:
-    """The diff of one changed path (two for a file <-> symlink change), read now."""
-    return file_diffs(repo, [pair])
 
 
 # -- putting a version back --------------------------------------------------------------
