@@ -32,22 +32,10 @@ def register(sub: Any) -> None:
         ("base", "go back to the common ancestor's version"),
         ("both", "keep both (text: ours then theirs; binary: both files)"),
         ("mark", "the file is fine as it is now"),
+        ("undo", "take back a resolution: the merge's result (markers, copies) comes back"),
+        ("edit", "open the file in $EDITOR; resolved if no conflict markers remain"),
     ):
         how.add_argument(f"--{name}", dest="how", action="store_const", const=name, help=helptext)
-    how.add_argument(
-        "--undo",
-        dest="how",
-        action="store_const",
-        const="undo",
-        help="take back a resolution: the merge's result (markers, copies) comes back",
-    )
-    how.add_argument(
-        "--edit",
-        dest="how",
-        action="store_const",
-        const="edit",
-        help="open the file in $EDITOR; resolved if no conflict markers remain",
-    )
     p.add_argument("--list", action="store_true", help="list the conflicts and exit")
     p.set_defaults(func=cmd_resolve)
 
