@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten, flatten_commit, tree_id_of
+from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
 from vsync.ops.merge.state import MergeState, status_codes
 
 
@@ -34,10 +34,6 @@ class StatusResult:
     @property
     def clean(self) -> bool:
         return not self.entries and self.merge is None
-
-
-def head_flat(repo: Repository) -> FlatMap:
-    return flatten_commit(repo.gitdb, repo.head())
 
 
 def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:

@@ -45,7 +45,6 @@ from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, build_tree, flatten_commit
 from vsync.ops.checkout import CheckoutResult, Warn, checkout
 from vsync.ops.commit import make_commit
-from vsync.ops.status import head_flat
 
 JOURNAL = b"refs/vsync/undo"
 ACTION = b"vsync-action"
@@ -160,7 +159,7 @@ def append(
 def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatMap, list[str]]:
     """What a checkout to ``target`` can touch, as the folder holds it now; unrecorded paths."""
     db = repo.gitdb
-    head = head_flat(repo)
+    head = flatten_commit(repo.gitdb, repo.head())
     folders: set[str] = set()  # every folder the target needs
     for path in target:
         while "/" in path:
