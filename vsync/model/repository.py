@@ -187,6 +187,11 @@ class Repository:
             self._chunks = store
         return self._chunks
 
+    def swap_ref(self, name: bytes, old: bytes | None, new: bytes | None, message: str) -> bool:
+        """:meth:`GitDB.swap_ref` with this user's identity and ``message`` in the reflog."""
+        committer = self.config.identity().git_ident()
+        return self.gitdb.swap_ref(name, old, new, committer=committer, message=message.encode())
+
     def ingester(self) -> Ingester:
         """An ingest pipeline with this repository's chunking and compression (close it)."""
         return Ingester(self.config.chunker_params(), self.config.compression_level())

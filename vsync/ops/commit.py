@@ -58,10 +58,7 @@ def make_commit(
 def move_branch(repo: Repository, old: bytes | None, new: bytes | None, reason: str) -> None:
     """Move the branch from ``old`` to ``new`` (None: no commit) by compare-and-swap,
     with a reflog entry; StoppedError if it moved meanwhile."""
-    ok = repo.gitdb.swap_ref(
-        BRANCH, old, new, committer=repo.config.identity().git_ident(), message=reason.encode()
-    )
-    if not ok:
+    if not repo.swap_ref(BRANCH, old, new, reason):
         raise StoppedError("the branch moved while this command ran; nothing was changed, retry")
 
 

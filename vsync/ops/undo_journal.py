@@ -141,14 +141,7 @@ def append(
         headers.append((ENTRY, checkout_entry))
     c = make_commit(repo, tree, parents, message, headers)
     db.add_missing([*(objects or []), c])
-    ok = db.swap_ref(
-        JOURNAL,
-        previous,
-        c.id,
-        committer=repo.config.identity().git_ident(),
-        message=message.encode("utf-8"),
-    )
-    if not ok:
+    if not repo.swap_ref(JOURNAL, previous, c.id, message):
         raise StoppedError("the undo journal changed while this command ran; retry")
     return c.id
 

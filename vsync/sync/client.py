@@ -171,9 +171,7 @@ def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: st
         raise p.ProtocolError(f"the commit {value.decode()} did not arrive; nothing was changed")
     old = _tracking(repo, remote)
     if old != value:
-        repo.gitdb.swap_ref(
-            ref, old, value, committer=repo.config.identity().git_ident(), message=why.encode()
-        )
+        repo.swap_ref(ref, old, value, why)
 
 
 def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:

@@ -77,13 +77,7 @@ def clone(
         remote = add_remote(repo, "origin", url, opts.remote_cmd)
         fetched = fetch(repo, remote, opts)
         if fetched.new is not None:
-            if not repo.gitdb.swap_ref(
-                BRANCH,
-                None,
-                fetched.new,
-                committer=repo.config.identity().git_ident(),
-                message=f"clone: from {url}".encode(),
-            ):
+            if not repo.swap_ref(BRANCH, None, fetched.new, f"clone: from {url}"):
                 raise StoppedError("could not set the branch of the new clone")
             if not bare:
                 target = flatten_commit(repo.gitdb, fetched.new)

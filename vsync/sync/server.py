@@ -167,14 +167,7 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
                     update_after_push(repo, old, new)
                 except StoppedError as exc:
                     return _refuse(conn, "worktree-dirty", str(exc))
-            ok = repo.gitdb.swap_ref(
-                BRANCH,
-                old,
-                new,
-                committer=repo.config.identity().git_ident(),
-                message=b"push: received",
-            )
-            if not ok:
+            if not repo.swap_ref(BRANCH, old, new, "push: received"):
                 return _refuse(
                     conn, "non-fast-forward", "remote has commits you do not have; pull first"
                 )
