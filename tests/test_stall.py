@@ -45,7 +45,15 @@ def _start(remote: RemoteKind | None, cwd: Path, *args: str, **env: str) -> subp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_on_a_terminal,
     )
+
+
+def _ctrl_c_as_on_a_terminal() -> None:
+    """A command started by an interactive shell gets Ctrl-C's default disposition; a
+    suite started in the background (``make test &``, some CI runners) has SIGINT
+    ignored, and an ignored disposition is inherited: give the child the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _kill_all(pids: list[int]) -> None:

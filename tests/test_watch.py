@@ -53,6 +53,12 @@ def read(path: Path) -> bytes | None:
         return None
 
 
+def _ctrl_c_as_on_a_terminal() -> None:
+    """A suite started in the background has SIGINT ignored, and the child would inherit
+    that: give the watcher Ctrl-C's default disposition, as a terminal's shell does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watch:
     """One ``vsync watch`` subprocess; its stdout (key=value lines) goes to a file."""
 
@@ -68,6 +74,7 @@ class Watch:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                preexec_fn=_ctrl_c_as_on_a_terminal,
             )
 
     def events(self, name: str | None = None) -> list[dict[str, str]]:

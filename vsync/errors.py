@@ -44,7 +44,6 @@ class NotARepository(UsageError):
         super().__init__(
             f"not a vsync repository (or any parent up to /): {path}; run 'vsync init' first"
         )
-        self.path = path
 
 
 class UnknownRevision(UsageError):
@@ -53,20 +52,16 @@ class UnknownRevision(UsageError):
         if detail:
             msg += f": {detail}"
         super().__init__(msg)
-        self.rev = rev
 
 
 class PathNotInRevision(UsageError):
     def __init__(self, path: str, rev: str) -> None:
         super().__init__(f"path '{path}' does not exist in revision {rev}")
-        self.path = path
-        self.rev = rev
 
 
 class UnsafePath(UsageError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"refusing unsafe path {path!r}: {reason}")
-        self.path = path
 
 
 class StoppedError(VsyncError):
@@ -124,9 +119,6 @@ class DiskFull(EnvironmentFailure):
             msg + "; nothing was half-written and the repository is intact: free some space "
             "and run the command again"
         )
-        self.writing = writing
-        self.needed = needed
-        self.free = free
 
 
 def _size(n: int) -> str:
@@ -154,14 +146,12 @@ class ChunkCorrupt(DamagedRepository):
             f"chunk {chunk_id.hex()[:16]} is damaged ({where}); "
             "its bytes do not match its BLAKE3 id"
         )
-        self.chunk_id = chunk_id
         self.where = where
 
 
 class ChunkMissing(DamagedRepository):
     def __init__(self, chunk_id: bytes) -> None:
         super().__init__(f"chunk {chunk_id.hex()[:16]} is missing from the chunk store")
-        self.chunk_id = chunk_id
 
 
 class GitObjectDamaged(DamagedRepository):
@@ -175,7 +165,6 @@ class GitObjectDamaged(DamagedRepository):
         name = oid.decode("ascii", "replace")
         super().__init__(f"git {what} {name} {problem}; {FSCK_HINT}")
         self.oid = oid
-        self.what = what
         self.problem = problem
 
 

@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any
 
+from vsync.cli.output import interactive
 from vsync.cli.paths import repo_path
 from vsync.model.repository import Repository
 from vsync.ops.versions import PathHistory, load_history
@@ -44,10 +45,6 @@ def table(history: PathHistory) -> list[str]:
     return [table_row(item) for item in items]
 
 
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stdout.isatty()
-
-
 def cmd_history(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         path = repo_path(repo, args.path) if args.path else ""
@@ -55,7 +52,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         if not history.versions and not history.commits:
             print("vsync: no commits yet", file=sys.stderr)
             return 0
-        if _interactive():
+        if interactive():
             from vsync.ui.history_browser import run_history_browser  # prompt-toolkit: only here
 
             run_history_browser(repo, history)

@@ -83,7 +83,7 @@ from vsync.model.revisions import resolve, resolve_at, split_rev_path
 from vsync.ops.diff import DiffKind, FileDiff, Version, file_diffs, revision_pairs, working_pairs
 from vsync.ops.follow import deleted_files, follow
 from vsync.ops.log import LogEntry, walk
-from vsync.ops.show import find, link_target, list_folder, show_commit, write_file
+from vsync.ops.show import find, list_folder, show_commit, write_file
 from vsync.ui.progress import human_bytes
 
 
@@ -380,7 +380,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         out = sys.stdout.buffer
         try:
             if obj.is_link:
-                out.write(link_target(repo, obj) + b"\n")
+                out.write(repo.gitdb.link_target(obj.oid) + b"\n")
             else:
                 write_file(repo, obj, out)
         finally:

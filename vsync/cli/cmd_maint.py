@@ -9,7 +9,7 @@ from vsync.cli.output import escape_text, info, warn
 from vsync.model.repository import Repository
 from vsync.ops.fsck import FsckResult, fsck
 from vsync.ops.gc import gc
-from vsync.ui.progress import human_bytes, progress_for, transfer_progress_for
+from vsync.ui.progress import human_bytes, progress_for
 
 if TYPE_CHECKING:
     from vsync.sync.repair import RepairResult
@@ -69,14 +69,10 @@ def _report(result: FsckResult, verb: str) -> int:
 
 def _cmd_repair(args: argparse.Namespace) -> int:
     # The transfer code is loaded only here: a plain fsck starts as fast as before.
-    from vsync.sync.client import SyncOptions
+    from vsync.cli.cmd_sync import sync_options
     from vsync.sync.repair import repair, repair_remotes
 
-    opts = SyncOptions(
-        remote_cmd=args.remote_cmd,
-        accept_new_host_key=args.accept_new_host_key,
-        progress=transfer_progress_for(args.quiet),
-    )
+    opts = sync_options(args)
     with Repository.discover() as repo:
         remotes, explicit = repair_remotes(repo, args.repair or None)
         result = repair(

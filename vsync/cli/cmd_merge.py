@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from vsync.cli.output import escape_text, quote_path, short, warn
+from vsync.cli.output import escape_text, interactive, quote_path, short, warn
 from vsync.errors import StoppedError, UsageError
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.repository import Repository
@@ -32,22 +32,10 @@ def register(sub: Any) -> None:
         ("base", "go back to the common ancestor's version"),
         ("both", "keep both (text: ours then theirs; binary: both files)"),
         ("mark", "the file is fine as it is now"),
+        ("undo", "take back a resolution: the merge's result (markers, copies) comes back"),
+        ("edit", "open the file in $EDITOR; resolved if no conflict markers remain"),
     ):
         how.add_argument(f"--{name}", dest="how", action="store_const", const=name, help=helptext)
-    how.add_argument(
-        "--undo",
-        dest="how",
-        action="store_const",
-        const="undo",
-        help="take back a resolution: the merge's result (markers, copies) comes back",
-    )
-    how.add_argument(
-        "--edit",
-        dest="how",
-        action="store_const",
-        const="edit",
-        help="open the file in $EDITOR; resolved if no conflict markers remain",
-    )
     p.add_argument("--list", action="store_true", help="list the conflicts and exit")
     p.set_defaults(func=cmd_resolve)
 
@@ -151,7 +139,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         repo.require_worktree()
         state = require_state(repo)
-        if args.list or (not args.paths and args.how is None and not _interactive()):
+        if args.list or (not args.paths and args.how is None and not interactive()):
             for path in sorted(state.files):
                 ps = state.files[path]
                 mark = "resolved" if ps.resolved else ps.code
@@ -175,10 +163,6 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     if not left:
         print("All conflicts are settled: run 'vsync commit -m MESSAGE' to finish the merge")
     return 0
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def _shell(repo: Repository) -> int:

@@ -78,7 +78,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _opts(args: argparse.Namespace) -> SyncOptions:
+def sync_options(args: argparse.Namespace) -> SyncOptions:
     return SyncOptions(
         remote_cmd=args.remote_cmd,
         accept_new_host_key=args.accept_new_host_key,
@@ -122,7 +122,7 @@ def _summary(verb: str, r: TransferResult) -> str:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    repo, fetched = clone(args.url, Path(args.dir), _opts(args), warn, bare=args.bare)
+    repo, fetched = clone(args.url, Path(args.dir), sync_options(args), warn, bare=args.bare)
     repo.close()
     if not args.quiet and not args.porcelain:
         where = escape_text(f"{args.url} into {args.dir}", keep="")
@@ -153,7 +153,7 @@ def cmd_remote_list(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
-        result = fetch(repo, find_remote(repo, args.remote), _opts(args))
+        result = fetch(repo, find_remote(repo, args.remote), sync_options(args))
     _report("fetched from", result, args)
     return 0
 
@@ -163,7 +163,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     with Repository.discover() as repo:
         remote = find_remote(repo, args.remote)
-        result = pull(repo, remote, _opts(args), warn, dry_run=args.dry_run)
+        result = pull(repo, remote, sync_options(args), warn, dry_run=args.dry_run)
         code = report_integration(
             repo, result.merged, remote.label, quiet=args.quiet or args.porcelain
         )
@@ -173,7 +173,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
-        result = push(repo, find_remote(repo, args.remote), _opts(args), create=args.create)
+        result = push(repo, find_remote(repo, args.remote), sync_options(args), create=args.create)
     if args.porcelain:
         sys.stdout.write(_porcelain(result))
     elif not args.quiet:
@@ -191,7 +191,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with Repository.discover() as repo:
         remote = find_remote(repo, args.remote)
-        result = sync(repo, remote, _opts(args), warn)
+        result = sync(repo, remote, sync_options(args), warn)
         if result.committed is not None and not args.quiet:
             print(f"Committed {short(result.committed.commit_id)}")
         code = report_integration(repo, result.pulled.merged, remote.label, quiet=args.quiet)

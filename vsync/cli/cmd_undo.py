@@ -31,10 +31,10 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+from vsync.cli.cmd_restore import at_or_rev
 from vsync.cli.output import escape_text, info, short, warn
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
-from vsync.model.revisions import resolve_at
 from vsync.ops.revert import revert_to
 from vsync.ops.undo import UndoResult, timeline, undo
 
@@ -119,15 +119,10 @@ def cmd_reflog(args: argparse.Namespace) -> int:
 def cmd_revert_to(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         repo.require_worktree()
-        if args.at is not None:
-            if args.rev is not None:
-                raise UsageError("give either REV or --at, not both")
-            label, commit_id = f"main@{{{args.at}}}", resolve_at(repo, args.at)
-        elif args.rev is None:
+        if args.rev is None and args.at is None:
             raise UsageError("revert-to needs a REV (or --at DATE)")
-        else:
-            label, commit_id = args.rev, None
-        result = revert_to(repo, label, warn, commit_id)
+        label, commit_id = at_or_rev(repo, args.rev, args.at, "REV")
+        result = revert_to(repo, label, warn, commit_id or None)
     if result.commit_id is None:
         print(f"main already has {short(result.source)}'s content; nothing to commit")
         return 0

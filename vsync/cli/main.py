@@ -83,17 +83,7 @@ COMMAND_MODULES = {
     "reflog": "cmd_undo",
     "revert-to": "cmd_undo",
 }
-ALL_MODULES = (
-    "cmd_repo",
-    "cmd_history",
-    "cmd_restore",
-    "cmd_sync",
-    "cmd_watch",
-    "cmd_merge",
-    "cmd_maint",
-    "cmd_browse",
-    "cmd_undo",
-)
+ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))  # in the order of the table
 
 
 def modules_for(argv: list[str] | None) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import sys
 
 from vsync.ui.escape import escape_text, one_line, quote_path
 
-__all__ = ["escape_text", "info", "one_line", "quote_path", "short", "warn"]
+__all__ = ["escape_text", "info", "interactive", "one_line", "quote_path", "short", "warn"]
 
 
 def warn(message: str) -> None:
@@ -21,6 +21,11 @@ def warn(message: str) -> None:
 
 def info(message: str) -> None:
     print(one_line(message), file=sys.stderr)
+
+
+def interactive() -> bool:
+    """Both stdin and stdout are a terminal (the full-screen UIs run only then)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def short(oid: bytes | None, n: int = 10) -> str:

@@ -43,7 +43,7 @@ from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.model.paths import GIT_NAME, fold_name
 from vsync.model.statcache import StatKey, stat_key
-from vsync.store.chunkstore import fsync_dir
+from vsync.store.chunkstore import fsync_dir, replace_durably
 
 HELD_FILE = "held"
 HELD_VERSION = 1
@@ -163,14 +163,7 @@ class Holds:
                 for path, h in sorted(self.records.items())
             ],
         }
-        tmp = folder / (HELD_FILE + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(body, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_dir(folder)
+        replace_durably(self.path, (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode())
         self._dirty = False
 
     def report(self, warn: Callable[[str], None]) -> None:

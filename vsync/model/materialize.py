@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,16 +38,22 @@ def stream_manifest(
     progress: Callable[[int], None] | None = None,
 ) -> None:
     written = 0
+    for data in manifest_chunks(chunks, manifest):
+        out.write(data)
+        written += len(data)
+        if progress is not None:
+            progress(len(data))
+    if written != manifest.size:
+        raise DamagedRepository("manifest size does not match its chunks")
+
+
+def manifest_chunks(chunks: ChunkStore, manifest: Manifest) -> Iterator[bytes]:
+    """The content of ``manifest`` chunk by chunk, each verified against its id and length."""
     for cid, length in manifest.chunks:
         data = chunks.read(cid)
         if len(data) != length:
             raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
-        out.write(data)
-        written += length
-        if progress is not None:
-            progress(length)
-    if written != manifest.size:
-        raise DamagedRepository("manifest size does not match its chunks")
+        yield data
 
 
 class FolderTemps:

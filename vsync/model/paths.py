@@ -123,6 +123,11 @@ def check_tree_name(name: bytes, where: str = "") -> str:
     return text
 
 
+def check_tree_path(raw: bytes) -> str:
+    """Validate a '/'-separated path from a tree diff, name by name; returns it decoded."""
+    return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
+
+
 def check_folder_names(names: Iterable[str], where: str) -> None:
     """Refuse (UnsafePath) a folder of a tree that :func:`control_shaped` says looks
     like a vsync repository; ``where`` names the folder ('' is the top)."""

@@ -24,6 +24,7 @@ from vsync.errors import NotARepository, UsageError
 from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
 from vsync.model.gitdb import GitDB
 from vsync.model.holdback import Holds
+from vsync.model.ingest import Ingester
 from vsync.model.lock import LOCK_TIMEOUT, RepoLock
 from vsync.model.materialize import remove_leftover_temps
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
@@ -32,7 +33,6 @@ from vsync.store.chunker import ChunkerParams
 from vsync.store.chunkstore import ChunkStore, fsync_dir
 from vsync.store.statedb import StateDB
 
-CONTROL_DIR = CONTROL_NAME
 BRANCH = b"refs/heads/main"
 
 
@@ -57,7 +57,7 @@ def is_control_dir(path: Path) -> bool:
 
 def inside_working_folder(path: Path) -> bool:
     """True if ``path`` or a folder above it holds a ``.vsync`` entry of any kind."""
-    return any(os.path.lexists(folder / CONTROL_DIR) for folder in (path, *path.parents))
+    return any(os.path.lexists(folder / CONTROL_NAME) for folder in (path, *path.parents))
 
 
 class Repository:
@@ -78,7 +78,7 @@ class Repository:
     @classmethod
     def init(cls, path: Path, bare: bool = False) -> Repository:
         path = path.absolute()
-        control = path if bare else path / CONTROL_DIR
+        control = path if bare else path / CONTROL_NAME
         if bare and path.exists() and any(path.iterdir()):
             raise UsageError(
                 f"{path} exists and is not empty; a bare repository needs a new folder"
@@ -126,7 +126,7 @@ class Repository:
         """
         here = (start or Path.cwd()).absolute()
         for candidate in (here, *here.parents):
-            control = candidate / CONTROL_DIR
+            control = candidate / CONTROL_NAME
             if is_control_dir(control):
                 return cls(control, candidate)
         if (
@@ -145,8 +145,8 @@ class Repository:
         clone's source): a bare repository is taken wherever it is.
         """
         path = path.absolute()
-        if is_control_dir(path / CONTROL_DIR):
-            return cls(path / CONTROL_DIR, path)
+        if is_control_dir(path / CONTROL_NAME):
+            return cls(path / CONTROL_NAME, path)
         if is_control_dir(path):
             return cls(path, None)
         raise NotARepository(str(path))
@@ -186,6 +186,15 @@ class Repository:
                 store.reconcile()
             self._chunks = store
         return self._chunks
+
+    def swap_ref(self, name: bytes, old: bytes | None, new: bytes | None, message: str) -> bool:
+        """:meth:`GitDB.swap_ref` with this user's identity and ``message`` in the reflog."""
+        committer = self.config.identity().git_ident()
+        return self.gitdb.swap_ref(name, old, new, committer=committer, message=message.encode())
+
+    def ingester(self) -> Ingester:
+        """An ingest pipeline with this repository's chunking and compression (close it)."""
+        return Ingester(self.config.chunker_params(), self.config.compression_level())
 
     @property
     def holds(self) -> Holds:

@@ -8,6 +8,8 @@ are not recorded). Trees are built by :func:`build_tree` (the fast encoder of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from vsync.errors import GitObjectDamaged, PathNotInRevision, UnsafePath
 from vsync.model.gitdb import (
     MODE_EXEC,
@@ -146,6 +148,19 @@ def commit_tree(reader: ObjectReader, commit_id: bytes) -> bytes:
     if not reader.has(tree):
         raise GitObjectDamaged(tree, "tree", f"of commit {commit_id.decode()} is missing")
     return tree
+
+
+def flatten_commit(
+    reader: ObjectReader, commit_id: bytes | None, scope: Iterable[str] = ("",)
+) -> FlatMap:
+    """:func:`flatten` of a commit's tree under each path of ``scope`` (no commit: {})."""
+    if commit_id is None:
+        return {}
+    tree = commit_tree(reader, commit_id)
+    out: FlatMap = {}
+    for prefix in scope:
+        out.update(flatten(reader, tree, prefix))
+    return out
 
 
 def require_path(flat: FlatMap, path: str, rev: str) -> None:

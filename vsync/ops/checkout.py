@@ -38,7 +38,7 @@ from vsync.model.ingest import Ingester
 from vsync.model.paths import ancestors, is_under
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, flatten_commit
 from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import StatKey, stat_key
 from vsync.ops.folder_writer import (
@@ -102,13 +102,6 @@ def normalise_scope(paths: Iterable[str]) -> list[str]:
     return kept
 
 
-def flat_under(db: ObjectReader, tree_id: bytes, scope: list[str]) -> FlatMap:
-    out: FlatMap = {}
-    for prefix in scope:
-        out.update(flatten(db, tree_id, prefix))
-    return out
-
-
 class DiskShape:
     """What the parent folders of repository paths are on disk, looked at once each.
 
@@ -147,36 +140,25 @@ class DiskShape:
 
 
 def _check_shape(target: FlatMap) -> None:
-    folders = {p.rsplit("/", 1)[0] for p in target if "/" in p}
-    for folder in list(folders):
-        while "/" in folder:
-            folder = folder.rsplit("/", 1)[0]
-            folders.add(folder)
+    folders = {folder for p in target for folder in ancestors(p)}
     clash = sorted(folders & target.keys())
     if clash:
         raise DamagedRepository(f"the snapshot has both a file and a folder named '{clash[0]}'")
 
 
+@dataclass
 class _Planner:
-    def __init__(
-        self,
-        root: str,
-        shape: DiskShape,
-        state: WorkingState,
-        ingester: Ingester,
-        recorded: Callable[[bytes], bool],
-        drop_recorded: bool,
-        holds: Holds,
-    ) -> None:
-        self.holds = holds
-        self.recorded = recorded
-        self.drop_recorded = drop_recorded
-        self.root = root
-        self.shape = shape
-        self.state = state
-        self.ingester = ingester
-        self.by_disk = {wf.disk: wf for wf in state.files.values()}
-        self.plan = _Plan()
+    root: str
+    shape: DiskShape
+    state: WorkingState
+    ingester: Ingester
+    recorded: Callable[[bytes], bool]
+    drop_recorded: bool
+    holds: Holds
+    plan: _Plan = field(default_factory=_Plan)
+
+    def __post_init__(self) -> None:
+        self.by_disk = {wf.disk: wf for wf in self.state.files.values()}
 
     def make(self, target: FlatMap, base: FlatMap, obstacles: list[str]) -> _Plan:
         flat, files, plan = self.state.flat, self.state.files, self.plan
@@ -316,9 +298,8 @@ def apply_snapshot(
     db = repo.gitdb
     with repo.lock():
         head = repo.head()
-        base = {} if head is None else flat_under(db, commit_tree(db, head), scope)
-        params = repo.config.chunker_params()
-        with Ingester(params, repo.config.compression_level()) as ingester:
+        base = flatten_commit(db, head, scope)
+        with repo.ingester() as ingester:
             shape = DiskShape(root)
             holds = repo.holds
             obstacles = shape.obstacles(
@@ -361,6 +342,6 @@ def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutRes
     """Put ``rev``'s whole content in the working folder; the branch stays where it is."""
     repo.require_worktree()
     commit_id = resolve(repo, rev)
-    target = flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id))
+    target = flatten_commit(repo.gitdb, commit_id)
     result = apply_snapshot(repo, target, [""], force, warn, whole_folder=True)
     return CheckoutResult(commit_id, repo.head(), len(result.written), len(result.deleted))

@@ -15,7 +15,6 @@ from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
 from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.gitdb import RawObject, commit_object
-from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import build_tree, commit_tree, flatten
 from vsync.ops.hooks import require_hook_ok, run_hook
@@ -59,10 +58,7 @@ def make_commit(
 def move_branch(repo: Repository, old: bytes | None, new: bytes | None, reason: str) -> None:
     """Move the branch from ``old`` to ``new`` (None: no commit) by compare-and-swap,
     with a reflog entry; StoppedError if it moved meanwhile."""
-    ok = repo.gitdb.swap_ref(
-        BRANCH, old, new, committer=repo.config.identity().git_ident(), message=reason.encode()
-    )
-    if not ok:
+    if not repo.swap_ref(BRANCH, old, new, reason):
         raise StoppedError("the branch moved while this command ran; nothing was changed, retry")
 
 
@@ -92,8 +88,7 @@ def commit(
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
-        params = repo.config.chunker_params()
-        with Ingester(params, repo.config.compression_level()) as ingester, store.writer() as w:
+        with repo.ingester() as ingester, store.writer() as w:
             state = read_working(repo, ingester, warn, w, progress)
         # Held-back paths (holdback) commit as the tree had them; a hold whose path the
         # user changed since is over: the folder's version is what gets committed.

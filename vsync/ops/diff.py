@@ -26,15 +26,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import MODE_GITLINK, ChangeSide
-from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
-from vsync.model.paths import check_tree_name, is_under
+from vsync.model.materialize import manifest_chunks
+from vsync.model.paths import check_tree_path, is_under
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import commit_tree, flatten_commit
 
 TEXT_LIMIT = 16 * 1024 * 1024
 SNIFF = 8 * 1024
@@ -86,10 +85,6 @@ def _selected(path: str, paths: list[str] | None) -> bool:
     return not paths or any(is_under(path, p) for p in paths)
 
 
-def _tree_path(raw: bytes) -> str:
-    return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
-
-
 def _version(side: ChangeSide | None) -> Version | None:
     if side is None or side.mode == MODE_GITLINK:
         return None
@@ -109,23 +104,11 @@ def revision_pairs(
         side = change.new if new is not None else change.old
         if (old is None and new is None) or side is None:
             continue
-        path = _tree_path(side.path)
+        path = check_tree_path(side.path)
         if _selected(path, paths):
             pairs.append((path, old, new))
     pairs.sort(key=lambda p: p[0])
     return pairs
-
-
-def _flat_at(repo: Repository, commit: bytes | None, paths: list[str] | None) -> FlatMap:
-    if commit is None:
-        return {}
-    tree = commit_tree(repo.gitdb, commit)
-    if not paths or "" in paths:
-        return flatten(repo.gitdb, tree)
-    out: FlatMap = {}
-    for p in paths:
-        out.update(flatten(repo.gitdb, tree, p))
-    return out
 
 
 def working_pairs(
@@ -136,8 +119,8 @@ def working_pairs(
 ) -> list[Pair]:
     """Changed paths from ``commit`` (None: nothing) to the working folder."""
     prefixes = None if not paths or "" in paths else paths
-    old = _flat_at(repo, commit, prefixes)
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    old = flatten_commit(repo.gitdb, commit, prefixes or [""])
+    with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn, None, prefixes=prefixes)
     for path in state.skipped:  # kept changing while read: no stable side to compare
         old.pop(path, None)
@@ -214,10 +197,7 @@ class ContentReader:
             return None
         buf = bytearray()
         sniffed = False
-        for cid, length in manifest.chunks:
-            chunk = self.repo.chunks.read(cid)
-            if len(chunk) != length:
-                raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
+        for chunk in manifest_chunks(self.repo.chunks, manifest):
             buf += chunk
             if not sniffed and len(buf) >= SNIFF:
                 if b"\0" in buf[:SNIFF]:

@@ -4,28 +4,24 @@ Only the paths that differ between the old and the new commit are touched,
 so uncommitted edits elsewhere stay as they are; an uncommitted edit to a
 path the update must change stops it (nothing is changed) rather than being
 overwritten. ``vsync undo`` of a branch move puts the folder back the same way
-(:func:`move_folder`).
+(:func:`move_folder`). A pushed-to working folder follows its branch, like git's
+updateInstead (:func:`update_after_push`).
 """
 
 from __future__ import annotations
 
-from vsync.errors import UncommittedChanges
+from vsync.errors import StoppedError, UncommittedChanges
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
-
-
-def _flat_of(repo: Repository, commit: bytes | None) -> FlatMap:
-    if commit is None:
-        return {}
-    return flatten(repo.gitdb, commit_tree(repo.gitdb, commit))
+from vsync.ops.status import status
 
 
 def move_folder(
     repo: Repository, old: bytes | None, new: bytes, force: bool, warn: Warn
 ) -> ApplyResult:
     """Put every path that differs between ``old`` and ``new`` as ``new`` holds it."""
-    before, after = _flat_of(repo, old), _flat_of(repo, new)
+    before, after = flatten_commit(repo.gitdb, old), flatten_commit(repo.gitdb, new)
     scope = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if not scope:
         return ApplyResult()
@@ -45,3 +41,15 @@ def fast_forward_worktree(
             f"{exc}; the incoming changes touch files you edited and have not committed "
             "(commit them, then pull again to merge)"
         ) from None
+
+
+def update_after_push(repo: Repository, old: bytes | None, new: bytes) -> None:
+    """Bring the folder from ``old`` to ``new`` when it has no uncommitted changes."""
+    warnings: list[str] = []
+    result = status(repo, warnings.append)
+    if not result.clean:
+        raise StoppedError(
+            "the remote's working folder has uncommitted changes; commit them there first "
+            "(or push to a bare repository)"
+        )
+    fast_forward_worktree(repo, old, new, warnings.append)

@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Final, Literal
 
 from vsync.errors import ChunkMissing, UncommittedChanges
@@ -121,12 +120,7 @@ class FolderWriter:
     def __enter__(self) -> FolderWriter:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             if self._own_cache:
                 self.cache.flush()
@@ -155,16 +149,19 @@ class FolderWriter:
 
     # -- one action each -----------------------------------------------------------------
 
-    def _check(self, path: str, st: os.stat_result | None, expect: Expect) -> None:
-        """Refuse if ``path`` (lstat ``st``) is not what the plan saw there."""
+    def _look(self, path: str, expect: Expect) -> tuple[str, os.stat_result | None]:
+        """The disk path of ``path`` and its lstat; refused if not what the plan saw there."""
+        disk = disk_path(self.root, path)
+        st = lstat_or_none(disk)
         if expect == ANYTHING or st is None:
-            return
+            return disk, st
         if expect is None and not stat.S_ISDIR(st.st_mode):
             raise UncommittedChanges(
                 f"'{path}' appeared while vsync was working and was left alone; {self.retry}"
             )
         if expect is not None and stat_key(st) != expect:
             raise self._changed(path)
+        return disk, st
 
     def _changed(self, path: str) -> UncommittedChanges:
         return UncommittedChanges(
@@ -172,10 +169,7 @@ class FolderWriter:
         )
 
     def _remove(self, a: Remove) -> bool:
-        name = a.on_disk or a.path
-        disk = disk_path(self.root, name)
-        st = lstat_or_none(disk)
-        self._check(name, st, a.expect)
+        disk, st = self._look(a.on_disk or a.path, a.expect)
         self.cache.forget(a.path)
         self.holds.release(a.path)
         self.holds.save()
@@ -185,9 +179,7 @@ class FolderWriter:
         return True
 
     def _write(self, a: Write) -> None:
-        disk = disk_path(self.root, a.path)
-        st = lstat_or_none(disk)
-        self._check(a.path, st, a.expect)
+        disk, st = self._look(a.path, a.expect)
         holds = self.holds
         how = holds.decide(a.path, a.entry[0])
         if how is None:
@@ -215,9 +207,7 @@ class FolderWriter:
         return written
 
     def _set_mode(self, a: SetMode) -> None:
-        disk = disk_path(self.root, a.path)
-        st = lstat_or_none(disk)
-        self._check(a.path, st, a.expect)
+        disk, st = self._look(a.path, a.expect)
         holds = self.holds
         how = holds.decide(a.path, a.entry[0])
         if how is not None:

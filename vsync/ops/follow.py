@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from vsync.errors import UsageError
 from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.gitdb import MODE_GITLINK, ObjectReader
-from vsync.model.ingest import Ingester
-from vsync.model.paths import check_tree_name, is_under
+from vsync.model.paths import check_tree_path, is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, lookup
 from vsync.ops.log import LogEntry, entry_of, newest_first
@@ -62,17 +61,13 @@ def _file(store: ObjectReader, tree: bytes, path: str) -> Entry | None:
     return mode, oid
 
 
-def _tree_path(raw: bytes) -> str:
-    return "/".join(check_tree_name(part, repr(raw)) for part in raw.split(b"/"))
-
-
 def _deleted(store: ObjectReader, old_tree: bytes, new_tree: bytes) -> list[tuple[str, Entry]]:
     out: list[tuple[str, Entry]] = []
     for change in store.tree_changes(old_tree, new_tree):
         old = change.old
         if change.kind != "delete" or old is None or old.mode == MODE_GITLINK:
             continue
-        out.append((_tree_path(old.path), (old.mode, old.id)))
+        out.append((check_tree_path(old.path), (old.mode, old.id)))
     return out
 
 
@@ -107,7 +102,7 @@ def follow(
     mode, _oid = lookup(store, first.tree, path)
     if mode == MODE_TREE:
         raise UsageError(f"--follow follows one file; '{path}' is a folder")
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         f = _Follower(repo, RepoContent(repo, ingester))
         names = {start: path}  # a parent comes after the child that names it
         shown = 0
@@ -146,7 +141,7 @@ def deleted_files(
 ) -> Iterator[Deletion]:
     """Every file deleted in the history of ``start``, newest commit first."""
     store = repo.gitdb
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         content = RepoContent(repo, ingester)
         shown = 0
         for c in newest_first(store, start):

@@ -157,19 +157,15 @@ def walk_history(
                 f"damaged: commit {_short(oid)} {exc.problem} (reached from {where})"
             )
             continue
-        if isinstance(obj, Tag):
-            h.objects.add(oid)
-            stack.append((obj.object, f"tag {_short(oid)}"))
-            continue
         if isinstance(obj, Tree):  # a ref to a bare tree: keep and check what it holds
             loose_trees.append(oid)
             continue
-        if not isinstance(obj, Commit):
-            h.objects.add(oid)
-            continue
         h.objects.add(oid)
-        h.commits[oid] = (obj.commit_time, obj.tree)
-        stack.extend((p, f"commit {_short(oid)}") for p in reversed(obj.parents))
+        if isinstance(obj, Tag):
+            stack.append((obj.object, f"tag {_short(oid)}"))
+        elif isinstance(obj, Commit):
+            h.commits[oid] = (obj.commit_time, obj.tree)
+            stack.extend((p, f"commit {_short(oid)}") for p in reversed(obj.parents))
     for cid in h.newest_first():
         _walk_tree(store, h.commits[cid][1], h, on_manifest)
     for tid in loose_trees:

@@ -49,10 +49,6 @@ def entry_of(c: Commit) -> LogEntry:
     )
 
 
-def commit_entry(repo: Repository, commit_id: bytes) -> LogEntry:
-    return entry_of(repo.gitdb.commit(commit_id))
-
-
 def touches(store: ObjectReader, c: Commit, paths: list[str]) -> bool:
     """True if something at or under one of ``paths`` changed in ``c`` (vs its first parent)."""
     parent_tree = store.commit(c.parents[0]).tree if c.parents else None

@@ -75,9 +75,6 @@ def aside_dir(repo: Repository) -> Path:
 
 @dataclass
 class SetAsideResult:
-    git_kept: int = 0  # objects of damaged git packs rewritten into a new pack
-    chunk_packs: int = 0  # damaged chunk packs rewritten
-    chunks_kept: int = 0  # their records that read back verified, copied
     moved: list[str] = field(default_factory=list)  # files moved into damaged/
     removed: list[str] = field(default_factory=list)  # damaged files deleted (nothing lost)
 
@@ -93,7 +90,6 @@ def set_aside(repo: Repository, damage: Damage) -> SetAsideResult:
     aside = aside_dir(repo)
     suspects = [oid for oid, problem in damage.objects.items() if _unreadable_object(problem)]
     git = repo.gitdb.set_aside(damage.git_packs, suspects, aside / "git")
-    result.git_kept = git.kept
     result.moved.extend(git.moved)
     result.removed.extend(git.removed)
     _set_aside_chunks(repo.chunks, damage, aside / "chunks", result)
@@ -135,7 +131,6 @@ def _set_aside_chunks(
                 if e.chunk_id not in copied:
                     writer.add(e.chunk_id, e.raw_len, e.compression, payload)
                     copied.add(e.chunk_id)
-                    result.chunks_kept += 1
                 good.add(e.chunk_id)
             for e in entries:
                 if e.chunk_id not in good:
@@ -150,7 +145,6 @@ def _set_aside_chunks(
         else:
             store.remove_pack(name)
             result.removed.append(name)
-        result.chunk_packs += 1
 
 
 def _second_copies(

@@ -19,7 +19,7 @@ from vsync.model.paths import check_tree_name
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.diff import name_status, revision_pairs
-from vsync.ops.log import LogEntry, commit_entry
+from vsync.ops.log import LogEntry, entry_of
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,6 @@ def write_file(repo: Repository, obj: RevObject, out: BinaryIO) -> int:
     return manifest.size
 
 
-def link_target(repo: Repository, obj: RevObject) -> bytes:
-    return repo.gitdb.link_target(obj.oid)
-
-
 def list_folder(repo: Repository, obj: RevObject) -> list[str]:
     """The names in a folder, sorted; sub-folders end with '/'."""
     names: list[str] = []
@@ -77,6 +73,6 @@ class CommitView:
 
 
 def show_commit(repo: Repository, commit_id: bytes) -> CommitView:
-    entry = commit_entry(repo, commit_id)
+    entry = entry_of(repo.gitdb.commit(commit_id))
     parent = entry.parents[0] if entry.parents else None
     return CommitView(entry, name_status(revision_pairs(repo, parent, commit_id)))

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
-from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
 from vsync.ops.merge.state import MergeState, status_codes
@@ -35,13 +34,6 @@ class StatusResult:
     @property
     def clean(self) -> bool:
         return not self.entries and self.merge is None
-
-
-def head_flat(repo: Repository) -> FlatMap:
-    head = repo.head()
-    if head is None:
-        return {}
-    return flatten(repo.gitdb, commit_tree(repo.gitdb, head))
 
 
 def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:
@@ -69,8 +61,7 @@ def status(
 ) -> StatusResult:
     head = repo.head()
     head_tree = None if head is None else commit_tree(repo.gitdb, head)
-    params = repo.config.chunker_params()
-    with Ingester(params, repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn, None, progress)
     base = None
     if head_tree is not None and state.unreadable:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from vsync.errors import StoppedError, UncommittedChanges
 from vsync.model.gitdb import ReflogEntry, ReflogLine
 from vsync.model.repository import Repository
-from vsync.model.snapshot import commit_tree, flatten
+from vsync.model.snapshot import flatten, flatten_commit
 from vsync.ops.checkout import Warn, apply_snapshot
 from vsync.ops.commit import move_branch
 from vsync.ops.fastforward import move_folder
@@ -179,7 +179,7 @@ def _undo_checkout(repo: Repository, ev: Event, force: bool, warn: Warn) -> Undo
     label = label.removeprefix("checkout ") if ev.kind in ("undo", "redo") else label
     if ev.kind == "undo":
         verb, action = "redo", "redo-checkout"
-        target = flatten(db, commit_tree(db, entry.target))
+        target = flatten_commit(db, entry.target)
     else:
         verb, action = "undo", "undo-checkout"
         target = flatten(db, entry.folder_tree)

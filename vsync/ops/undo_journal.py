@@ -40,13 +40,11 @@ from dataclasses import dataclass
 from vsync.errors import StoppedError
 from vsync.model.folder_snapshot import read_working
 from vsync.model.gitdb import Commit, RawObject, ReflogLine
-from vsync.model.ingest import Ingester
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.revisions import resolve
-from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, build_tree, flatten_commit
 from vsync.ops.checkout import CheckoutResult, Warn, checkout
 from vsync.ops.commit import make_commit
-from vsync.ops.status import head_flat
 
 JOURNAL = b"refs/vsync/undo"
 ACTION = b"vsync-action"
@@ -73,10 +71,6 @@ def branch_reflog(repo: Repository) -> list[ReflogLine]:
     """The branch's reflog, one item per line (a TornReflogLine for one that cannot be
     read, a torn append), so positions stay the line numbers."""
     return repo.gitdb.reflog(BRANCH)
-
-
-def branch_log_length(repo: Repository) -> int:
-    return len(branch_reflog(repo))
 
 
 def read_journal(repo: Repository) -> list[JournalEntry]:
@@ -139,7 +133,7 @@ def append(
     parents = ([previous] if previous else []) + ([target] if target else [])
     headers = [
         (ACTION, action.encode("ascii")),
-        (BRANCH_LOG, str(branch_log_length(repo)).encode("ascii")),
+        (BRANCH_LOG, str(len(branch_reflog(repo))).encode("ascii")),
     ]
     if previous is not None:
         headers.append((PREVIOUS, previous))
@@ -147,14 +141,7 @@ def append(
         headers.append((ENTRY, checkout_entry))
     c = make_commit(repo, tree, parents, message, headers)
     db.add_missing([*(objects or []), c])
-    ok = db.swap_ref(
-        JOURNAL,
-        previous,
-        c.id,
-        committer=repo.config.identity().git_ident(),
-        message=message.encode("utf-8"),
-    )
-    if not ok:
+    if not repo.swap_ref(JOURNAL, previous, c.id, message):
         raise StoppedError("the undo journal changed while this command ran; retry")
     return c.id
 
@@ -165,7 +152,7 @@ def append(
 def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatMap, list[str]]:
     """What a checkout to ``target`` can touch, as the folder holds it now; unrecorded paths."""
     db = repo.gitdb
-    head = head_flat(repo)
+    head = flatten_commit(repo.gitdb, repo.head())
     folders: set[str] = set()  # every folder the target needs
     for path in target:
         while "/" in path:
@@ -173,7 +160,7 @@ def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatM
             if path in folders:
                 break
             folders.add(path)
-    with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn)
     before: FlatMap = {}
     for path, entry in state.flat.items():
@@ -186,7 +173,7 @@ def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatM
 def _store(repo: Repository, before: FlatMap, paths: list[str], warn: Warn) -> list[RawObject]:
     """Store the content of ``paths`` (chunks now, manifests returned); updates ``before``."""
     with (
-        Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ingester,
+        repo.ingester() as ingester,
         repo.chunks.writer() as w,
     ):
         # A long list of prefixes costs more to match than a whole scan costs to walk.
@@ -211,7 +198,7 @@ def checkout_recorded(
     """
     repo.require_worktree()
     target_id = commit_id if commit_id is not None else resolve(repo, rev)
-    target = flatten(repo.gitdb, commit_tree(repo.gitdb, target_id))
+    target = flatten_commit(repo.gitdb, target_id)
     hex_id = target_id.decode("ascii")
     message = f"checkout: {rev}"
     with repo.lock(exclusive=True):

@@ -14,9 +14,8 @@ This is what ``vsync history`` shows; nothing here draws or prints.
 - :func:`read_preview`: the head of a version's content (bounded in bytes and
   lines), as text lines or "binary".
 - :func:`pairs_with_folder`, :func:`pairs_between`, :func:`pairs_of_commit`:
-  the changed paths of the diffs the browser shows; :func:`diff_of` reads
-  one path's diff (:mod:`vsync.ops.diff`), so a long diff is read only as
-  far as it is shown.
+  the changed paths of the diffs the browser shows; it reads each path's diff
+  (:func:`vsync.ops.diff.file_diffs`) only as far as it is shown.
 - :func:`restore_in_place` (:func:`vsync.ops.restore.restore`: it refuses to
   overwrite uncommitted changes) and :func:`save_beside` (a new file next to
   the path, ``name.<10 hex>.ext``, never over an existing one).
@@ -29,7 +28,7 @@ import contextlib
 import enum
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,15 +37,13 @@ from vsync.model.folder_scan import MODE_LINK, MODE_TREE
 from vsync.model.gitdb import MODE_GITLINK
 from vsync.model.holdback import TRUST_KEY
 from vsync.model.manifest import Manifest
-from vsync.model.materialize import FolderTemps, write_file
+from vsync.model.materialize import FolderTemps, manifest_chunks, write_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import commit_tree, lookup
 from vsync.ops.checkout import Warn
 from vsync.ops.diff import (
-    FileDiff,
     Pair,
     Version,
-    file_diffs,
     name_status,
     revision_pairs,
     working_pairs,
@@ -62,10 +59,22 @@ SHORT = 10
 
 
 @dataclass(frozen=True)
-class FileVersion:
+class _OfCommit:
+    entry: LogEntry  # the commit
+
+    @property
+    def commit_id(self) -> bytes:
+        return self.entry.commit_id
+
+    @property
+    def short(self) -> str:
+        return self.entry.commit_id.decode()[:SHORT]
+
+
+@dataclass(frozen=True)
+class FileVersion(_OfCommit):
     """One version of a file or symlink: the commit that made it and what it holds."""
 
-    entry: LogEntry
     path: str
     mode: int
     oid: bytes  # the manifest blob id (a symlink: the blob holding its target)
@@ -73,32 +82,15 @@ class FileVersion:
     chunk_count: int  # 0 for a symlink
 
     @property
-    def commit_id(self) -> bytes:
-        return self.entry.commit_id
-
-    @property
-    def short(self) -> str:
-        return self.entry.commit_id.decode()[:SHORT]
-
-    @property
     def is_link(self) -> bool:
         return self.mode == MODE_LINK
 
 
 @dataclass(frozen=True)
-class FolderCommit:
+class FolderCommit(_OfCommit):
     """A commit and the paths (under the browsed folder) it changed against its first parent."""
 
-    entry: LogEntry
     changes: list[tuple[str, str]]  # (A/M/D/T, path)
-
-    @property
-    def commit_id(self) -> bytes:
-        return self.entry.commit_id
-
-    @property
-    def short(self) -> str:
-        return self.entry.commit_id.decode()[:SHORT]
 
 
 @dataclass
@@ -214,13 +206,10 @@ def content_blake3(
 
 def _head_bytes(repo: Repository, manifest: Manifest, limit: int) -> bytes:
     buf = bytearray()
-    for cid, length in manifest.chunks:
+    for data in manifest_chunks(repo.chunks, manifest):
+        buf += data
         if len(buf) >= limit:
             break
-        data = repo.chunks.read(cid)
-        if len(data) != length:
-            raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
-        buf += data
     return bytes(buf[:limit])
 
 
@@ -268,11 +257,6 @@ def pairs_of_commit(repo: Repository, c: FolderCommit, path: str = "") -> list[P
     """What the commit changed (under ``path``) against its first parent."""
     parent = c.entry.parents[0] if c.entry.parents else None
     return revision_pairs(repo, parent, c.commit_id, [path] if path else None)
-
-
-def diff_of(repo: Repository, pair: Pair) -> Iterator[FileDiff]:
-    """The diff of one changed path (two for a file <-> symlink change), read now."""
-    return file_diffs(repo, [pair])
 
 
 # -- putting a version back --------------------------------------------------------------

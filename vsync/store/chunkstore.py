@@ -40,6 +40,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def replace_durably(path: Path, data: bytes, fault: str = "") -> None:
+    """Put ``data`` at ``path`` whole or not at all: a temporary file beside it, fsync,
+    the fault point ``fault`` (if named), rename, fsync of the folder."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    if fault:
+        faults.point(fault)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 @dataclass(frozen=True)
 class StoredChunk:
     """A chunk as it sits in a pack: compressed payload plus what decodes it."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,11 +68,26 @@ class Session:
         with contextlib.suppress(VsyncError):
             self.transport.close()
 
-    def abort_if_interrupted(self) -> None:
-        """Called while an exception propagates: an interrupt (Ctrl-C) stops the remote
-        at once, as a kill would (``close`` would wait for it to finish)."""
-        if not isinstance(sys.exc_info()[1], Exception):
-            self.transport.abort()
+    def bye(self) -> None:
+        """Tell the remote the session is over."""
+        self.conn.send(p.BYE)
+        self.conn.flush()
+
+    @contextlib.contextmanager
+    def closing(self, result: TransferResult) -> Iterator[None]:
+        """Close the session at the end, counting its wire bytes into ``result``. An
+        interrupt (Ctrl-C) stops the remote at once, as a kill would (``close`` would
+        wait for it to finish)."""
+        try:
+            yield
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                self.transport.abort()
+            raise
+        finally:
+            result.wire_sent = self.transport.bytes_sent
+            result.wire_received = self.transport.bytes_received
+            self.close()
 
 
 def open_session(
@@ -157,9 +171,7 @@ def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: st
         raise p.ProtocolError(f"the commit {value.decode()} did not arrive; nothing was changed")
     old = _tracking(repo, remote)
     if old != value:
-        repo.gitdb.swap_ref(
-            ref, old, value, committer=repo.config.identity().git_ident(), message=why.encode()
-        )
+        repo.swap_ref(ref, old, value, why)
 
 
 def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
@@ -170,44 +182,36 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
     session = open_session(remote, opts, timeout=idle_timeout(repo.config))
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
-        remote_main = session.refs.get(BRANCH)
-        result.new = remote_main
-        if remote_main is None or _stored_commit(repo, remote_main):
-            session.conn.send(p.BYE)
-            session.conn.flush()
-            result.up_to_date = True
-        else:
-            negotiate_client(session.conn, repo, [remote_main])
-            incoming = receive_pack(session.conn, repo)
-            try:
-                incoming.validate([remote_main])
-                with incoming.missing_chunks() as wanted:
+        with session.closing(result):
+            remote_main = session.refs.get(BRANCH)
+            result.new = remote_main
+            if remote_main is None or _stored_commit(repo, remote_main):
+                session.bye()
+                result.up_to_date = True
+            else:
+                negotiate_client(session.conn, repo, [remote_main])
+                incoming = receive_pack(session.conn, repo)
+                try:
+                    incoming.validate([remote_main])
+                    with incoming.missing_chunks() as wanted:
+                        if opts.progress is not None:
+                            opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
+                        stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
                     if opts.progress is not None:
-                        opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
-                    stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
-                if opts.progress is not None:
-                    opts.progress.done()
-                session.conn.send(p.BYE)
-                session.conn.flush()
-                with repo.lock(exclusive=False):
-                    incoming.commit()
-                result.stats = stats
-                result.stats.objects = incoming.objects
-                result.stats.pack_bytes = incoming.bytes
-            finally:
-                incoming.discard()
-        _set_tracking(repo, remote, remote_main, f"fetch: from {remote.label}")
+                        opts.progress.done()
+                    session.bye()
+                    with repo.lock(exclusive=False):
+                        incoming.commit()
+                    result.stats = stats
+                    result.stats.objects = incoming.objects
+                    result.stats.pack_bytes = incoming.bytes
+                finally:
+                    incoming.discard()
+            _set_tracking(repo, remote, remote_main, f"fetch: from {remote.label}")
     except MemoryError:
         raise p.ProtocolError(
             f"not enough memory to receive from {remote.label}; nothing was changed"
         ) from None
-    except BaseException:
-        session.abort_if_interrupted()
-        raise
-    finally:
-        result.wire_sent = session.transport.bytes_sent
-        result.wire_received = session.transport.bytes_received
-        session.close()
     result.seconds = time.monotonic() - t0
     return result
 
@@ -236,20 +240,18 @@ def push(
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
     session = open_session(remote, opts, create=create, timeout=idle_timeout(repo.config))
     result = TransferResult(remote.label, new=local)
-    try:
+    with session.closing(result):
         conn = session.conn
         remote_main = session.refs.get(BRANCH)
         result.old = remote_main
         if remote_main == local:
-            conn.send(p.BYE)
-            conn.flush()
+            session.bye()
             result.up_to_date = True
         else:
             if remote_main is not None and (
                 not repo.gitdb.has(remote_main) or not is_ancestor(repo, remote_main, local)
             ):
-                conn.send(p.BYE)
-                conn.flush()
+                session.bye()
                 raise StoppedError(REJECTED)
             update = {
                 "ref": BRANCH.decode(),
@@ -274,13 +276,6 @@ def push(
             conn.flush()
             _check_result(conn.expect(p.RESULT).json())
         _set_tracking(repo, remote, local, f"push: to {remote.label}")
-    except BaseException:
-        session.abort_if_interrupted()
-        raise
-    finally:
-        result.wire_sent = session.transport.bytes_sent
-        result.wire_received = session.transport.bytes_received
-        session.close()
     result.seconds = time.monotonic() - t0
     return result
 

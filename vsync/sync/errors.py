@@ -29,7 +29,6 @@ class BadURL(UsageError):
             f"bad remote URL {text!r}: {reason} "
             "(use ssh://[user@]host[:port]/path, [user@]host:path or a local path)"
         )
-        self.text = text
 
 
 class HostNotAllowed(UsageError):
@@ -39,7 +38,6 @@ class HostNotAllowed(UsageError):
             f"refusing to connect to {where}: VSYNC_LOOPBACK_ONLY=1 allows only "
             "loopback addresses (127.0.0.1, ::1)"
         )
-        self.host = host
 
 
 class UnsupportedSSHConfig(UsageError):
@@ -64,7 +62,6 @@ class ConnectionLost(TransportError):
         super().__init__(
             f"the SSH connection to {where} was lost ({reason}); run the command again to resume"
         )
-        self.reason = reason
 
 
 class Stalled(TransportError):
@@ -74,7 +71,6 @@ class Stalled(TransportError):
             f"{who} {what} for {seconds:g} s; the transfer stopped "
             "(nothing was lost; run the command again to resume)"
         )
-        self.seconds = seconds
 
 
 class RemoteCommandMissing(TransportError):
@@ -83,14 +79,11 @@ class RemoteCommandMissing(TransportError):
             f"vsync was not found on {host} (tried {command!r}); "
             "install it there or pass --remote-cmd PATH"
         )
-        self.host = host
-        self.command = command
 
 
 class Unreachable(TransportError):
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(f"cannot reach {where}: {reason}")
-        self.where = where
 
 
 class AuthFailed(TransportError):
@@ -99,7 +92,6 @@ class AuthFailed(TransportError):
             f"authentication to {who} failed ({detail}); check that your key is in the "
             "server's authorized_keys, loaded in ssh-agent or named by IdentityFile"
         )
-        self.who = who
 
 
 class HostKeyUnknown(TransportError):
@@ -108,8 +100,6 @@ class HostKeyUnknown(TransportError):
             f"host key for {host} is not known ({fingerprint}); verify it and run with "
             "--accept-new-host-key (like ssh StrictHostKeyChecking=accept-new)"
         )
-        self.host = host
-        self.fingerprint = fingerprint
 
 
 class HostKeyChanged(TransportError):
@@ -119,5 +109,3 @@ class HostKeyChanged(TransportError):
             f"HOST KEY FOR {host} HAS CHANGED: refusing to connect (possible "
             f"man-in-the-middle); remove the old key from {where} if the change is expected"
         )
-        self.host = host
-        self.files = files

@@ -252,9 +252,7 @@ def check_hello(info: dict[str, Any]) -> None:
     version = info.get("version")
     if not isinstance(version, int) or version < 1:
         raise ProtocolError("the remote sent a bad protocol version")
-    if version > PROTOCOL_VERSION:
-        # The newer side speaks down to us; we only refuse what we cannot read.
-        pass
+    # A newer version is fine: the newer side speaks down to us.
 
 
 _OID = re.compile(r"[0-9a-f]{40}")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vsync.errors import StoppedError, UsageError
 from vsync.model.repository import BRANCH, Repository
-from vsync.model.snapshot import commit_tree, flatten
+from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import apply_snapshot
 from vsync.ops.commit import CommitResult, commit
 from vsync.ops.merge.integrate import (
@@ -46,7 +46,6 @@ class SyncResult:
     committed: CommitResult | None
     pulled: PullResult
     pushed: TransferResult | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def sync(repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn) -> SyncResult:
@@ -78,16 +77,10 @@ def clone(
         remote = add_remote(repo, "origin", url, opts.remote_cmd)
         fetched = fetch(repo, remote, opts)
         if fetched.new is not None:
-            if not repo.gitdb.swap_ref(
-                BRANCH,
-                None,
-                fetched.new,
-                committer=repo.config.identity().git_ident(),
-                message=f"clone: from {url}".encode(),
-            ):
+            if not repo.swap_ref(BRANCH, None, fetched.new, f"clone: from {url}"):
                 raise StoppedError("could not set the branch of the new clone")
             if not bare:
-                target = flatten(repo.gitdb, commit_tree(repo.gitdb, fetched.new))
+                target = flatten_commit(repo.gitdb, fetched.new)
                 apply_snapshot(repo, target, [""], False, warn)
         return repo, fetched
     except BaseException:

@@ -63,13 +63,7 @@ def remove_remote(repo: Repository, name: str) -> None:
     for ref in db.ref_names():
         value = db.ref(ref) if ref.startswith(prefix) else None
         if value is not None:
-            db.swap_ref(
-                ref,
-                value,
-                None,
-                committer=repo.config.identity().git_ident(),
-                message=f"remote: remove {name}".encode(),
-            )
+            repo.swap_ref(ref, value, None, f"remote: remove {name}")
 
 
 def find_remote(repo: Repository, name_or_url: str | None) -> Remote:

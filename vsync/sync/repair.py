@@ -42,7 +42,7 @@ from vsync.ops.repair import empty_set_aside, restore, set_aside
 from vsync.sync import protocol as p
 from vsync.sync.client import SyncOptions, open_session
 from vsync.sync.remotes import DEFAULT_REMOTE, Remote, find_remote, list_remotes
-from vsync.sync.transfer import IncomingPack, fetch_chunks, receive_pack
+from vsync.sync.transfer import fetch_chunks, receive_pack
 
 MAX_ROUNDS = 8  # per remote; each round that brings nothing ends the remote's turn early
 
@@ -144,19 +144,6 @@ def repair(
     return result
 
 
-class _Offered:
-    """The objects a remote sent, as a source of copies (verified by the caller)."""
-
-    def __init__(self, incoming: IncomingPack) -> None:
-        self.incoming = incoming
-
-    def raw_object(self, oid: bytes) -> tuple[int, bytes] | None:
-        return self.incoming.raw_object(oid)
-
-    def has_object(self, oid: bytes) -> bool:
-        return self.incoming.has_object(oid)
-
-
 def _from_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> FromRemote:
     """One session: every object the remote's branches reach, the objects history
     lacks taken from them, then the chunks history lacks that the remote has."""
@@ -166,14 +153,13 @@ def _from_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> FromRem
         conn = session.conn
         wants = sorted(set(session.refs.values()))
         if not wants:  # an empty repository: nothing to give
-            conn.send(p.BYE)
-            conn.flush()
+            session.bye()
             return got
         conn.send_json(p.HAVES, {"want": [w.decode() for w in wants], "have": [], "done": True})
         conn.flush()
         incoming = receive_pack(conn, repo)
         try:
-            restored = restore(repo, _Offered(incoming))
+            restored = restore(repo, incoming)  # the objects the remote sent
             got.objects = restored.objects
             wanted = restored.chunks_offered  # (id, length) pairs from the remote's manifests
             if opts.progress is not None:
@@ -185,8 +171,7 @@ def _from_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> FromRem
             got.chunks, got.chunk_bytes = stats.chunks, stats.chunk_bytes
         finally:
             incoming.discard()
-        conn.send(p.BYE)
-        conn.flush()
+        session.bye()
     finally:
         session.close()
     return got

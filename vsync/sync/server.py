@@ -20,6 +20,7 @@ from typing import Any
 from vsync.errors import NotARepository, StoppedError, UsageError, VsyncError
 from vsync.model.config import FORMAT_VERSION, idle_timeout
 from vsync.model.repository import BRANCH, Repository
+from vsync.ops.fastforward import update_after_push
 from vsync.store import faults
 from vsync.sync import protocol as p
 from vsync.sync.errors import Stalled
@@ -28,7 +29,6 @@ from vsync.sync.negotiate import negotiate_server
 from vsync.sync.protocol import Connection, ProtocolError
 from vsync.sync.readable import ReadableChunks
 from vsync.sync.transfer import fetch_chunks, receive_pack, send_pack, serve_chunks
-from vsync.sync.worktree_update import update_after_push
 
 Warn = Callable[[str], None]
 
@@ -171,14 +171,7 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
                     update_after_push(repo, old, new)
                 except StoppedError as exc:
                     return _refuse(conn, "worktree-dirty", str(exc))
-            ok = repo.gitdb.swap_ref(
-                BRANCH,
-                old,
-                new,
-                committer=repo.config.identity().git_ident(),
-                message=b"push: received",
-            )
-            if not ok:
+            if not repo.swap_ref(BRANCH, old, new, "push: received"):
                 return _refuse(
                     conn, "non-fast-forward", "remote has commits you do not have; pull first"
                 )

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import weakref
-from types import TracebackType
 from typing import IO, Protocol
 
 from vsync.errors import StoppedError
@@ -311,12 +310,7 @@ class StreamTransport:
     def __enter__(self) -> StreamTransport:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is None:
             self.close()
         else:

@@ -388,6 +388,5 @@ def run_conflict_shell(
 ) -> ShellResult:
     """Run the shell on the repository's merge in progress until quit or commit."""
     repo.require_worktree()
-    params = repo.config.chunker_params()
-    with Ingester(params, repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         return ConflictShell(repo, ingester, input, output, editor).run()

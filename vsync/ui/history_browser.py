@@ -44,7 +44,7 @@ from prompt_toolkit.widgets import Frame
 
 from vsync.errors import UncommittedChanges, VsyncError
 from vsync.model.repository import Repository
-from vsync.ops.diff import Pair
+from vsync.ops.diff import Pair, file_diffs
 from vsync.ops.versions import (
     FileVersion,
     FolderCommit,
@@ -52,7 +52,6 @@ from vsync.ops.versions import (
     Preview,
     PreviewKind,
     content_blake3,
-    diff_of,
     pairs_between,
     pairs_of_commit,
     pairs_with_folder,
@@ -236,7 +235,7 @@ class HistoryBrowser:
             pairs = pairs_of_commit(self.repo, c, self.history.path)
             title = f"what {c.short} changed: {parent} -> {c.short}"
             empty = "this commit changed nothing here"
-        shown = view.render_diffs(title, pairs, lambda p: diff_of(self.repo, p), empty)
+        shown = view.render_diffs(title, pairs, lambda p: file_diffs(self.repo, [p]), empty)
         if warnings:
             shown = FormattedText([("class:note", w + "\n") for w in warnings] + list(shown))
         return shown

@@ -293,10 +293,8 @@ class GitDB(ObjectReader):
                     copy = self._good_copy(oid, [opened[name], *opened.values()])
                     if copy is None:
                         lossy.add(name)
-                        report.lost += 1
                     else:
                         kept[oid] = copy
-            report.kept = len(kept)
             fsync = bool(self._store.fsync_object_files)
             where, kept_objects = str(self._store.pack_dir), list(kept.values())
             write_locked(self.control, lambda: write_pack(where, kept_objects, fsync))
@@ -516,8 +514,6 @@ def _reflog_line(line: bytes) -> ReflogLine:
 class SetAside:
     """What :meth:`GitDB.set_aside` did."""
 
-    kept: int = 0  # objects of the damaged packs rewritten into a new pack
-    lost: int = 0  # objects they list that no copy gives back
     moved: list[str] = field(default_factory=list)  # files moved aside (paths there)
     removed: list[str] = field(default_factory=list)  # damaged files deleted (all kept)
 

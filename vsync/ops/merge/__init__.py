@@ -15,7 +15,7 @@
 
 Typical use (under the caller's own checks)::
 
-    with Ingester(params, level) as ingester:
+    with repo.ingester() as ingester:
         plan = prepare_merge(repo, repo.head(), theirs, ingester)
     outcome = apply_merge(repo, plan)         # saves the merge state first
     if plan.clean:

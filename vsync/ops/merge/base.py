@@ -32,7 +32,7 @@ from vsync.model.commits import commit_host
 from vsync.model.gitdb import Commit
 from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, flatten_commit
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.merge.content import ContentSource, RepoContent
 from vsync.ops.merge.naming import stamp_of
@@ -66,10 +66,6 @@ def side_of(repo: Repository, commit_id: bytes | None, name: str) -> Side:
     return Side(name, commit_id, commit_host(c) or "unknown", stamp)
 
 
-def _flat(repo: Repository, commit_id: bytes) -> FlatMap:
-    return flatten(repo.gitdb, commit_tree(repo.gitdb, commit_id))
-
-
 def _short(cid: bytes) -> str:
     return cid.decode()[:10]
 
@@ -80,7 +76,7 @@ def base_snapshot(
     """The flat map to merge from, and its marker label (see the module docstring)."""
     if not bases:
         return {}, "base (none)"
-    flat = _flat(repo, bases[0])
+    flat = flatten_commit(repo.gitdb, bases[0])
     if len(bases) == 1 or depth >= MAX_DEPTH:
         return flat, f"base ({_short(bases[0])})"
     done = [bases[0]]
@@ -88,7 +84,7 @@ def base_snapshot(
         sub_bases = _independent(repo, repo.gitdb.merge_bases([nxt, *done]))
         sub_flat, sub_label = base_snapshot(repo, sub_bases, reader, depth + 1)
         labels = Labels(side_of(repo, done[-1], "ours"), side_of(repo, nxt, "theirs"), sub_label)
-        virtual = plan_merge(sub_flat, flat, _flat(repo, nxt), reader, labels)
+        virtual = plan_merge(sub_flat, flat, flatten_commit(repo.gitdb, nxt), reader, labels)
         flat = virtual.virtual_result()
         done.append(nxt)
     return flat, "base (virtual " + "+".join(_short(b) for b in bases) + ")"
@@ -106,12 +102,13 @@ def prepare_merge(
     bases = merge_bases(repo, ours, theirs) if ours is not None else []
     base_flat, base_label = base_snapshot(repo, bases, reader)
     labels = Labels(side_of(repo, ours, "ours"), side_of(repo, theirs, "theirs"), base_label)
-    ours_flat = _flat(repo, ours) if ours is not None else {}
+    ours_flat = flatten_commit(repo.gitdb, ours)
     root = repo.root
 
     def exists(path: str) -> bool:
         return root is not None and os.path.lexists(os.path.join(root, *path.split("/")))
 
-    plan = plan_merge(base_flat, ours_flat, _flat(repo, theirs), reader, labels, exists)
+    theirs_flat = flatten_commit(repo.gitdb, theirs)
+    plan = plan_merge(base_flat, ours_flat, theirs_flat, reader, labels, exists)
     plan.bases = bases
     return plan

@@ -21,11 +21,11 @@ import hashlib
 import io
 from collections import Counter
 
-from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.gitdb import blob_id
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import Manifest
+from vsync.model.materialize import manifest_chunks
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 
@@ -176,10 +176,7 @@ class RepoContent(ContentSource):
         if limit is not None and m.size > limit:
             return None
         buf = bytearray()
-        for cid, length in m.chunks:
-            chunk = self.repo.chunks.read(cid)
-            if len(chunk) != length:
-                raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
+        for chunk in manifest_chunks(self.repo.chunks, m):
             buf += chunk
             if limit is not None and len(buf) >= SNIFF and b"\0" in buf[:SNIFF]:
                 return bytes(buf)  # binary: the caller's is_text() says so
@@ -195,9 +192,7 @@ class RepoContent(ContentSource):
 
     def chunk_ids(self, entry: Entry) -> list[bytes]:
         mode, oid = entry
-        if mode == MODE_LINK:
-            return []
-        if oid in self.new_content:
+        if mode == MODE_LINK or oid in self.new_content:
             return []
         return [cid for cid, _n in self.manifest(oid).chunks]
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError
 from vsync.model.commits import commit_host
-from vsync.model.ingest import Ingester
 from vsync.model.repository import Repository
 from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.fastforward import fast_forward_worktree
@@ -82,8 +81,7 @@ def merge_message(repo: Repository, theirs: bytes, label: str) -> str:
 
 def plan_only(repo: Repository, theirs: bytes) -> MergePlan:
     """The plan a merge of ``theirs`` would follow; nothing is written."""
-    params = repo.config.chunker_params()
-    with Ingester(params, repo.config.compression_level()) as ingester:
+    with repo.ingester() as ingester:
         return prepare_merge(repo, repo.head(), theirs, ingester)
 
 

@@ -202,25 +202,21 @@ def merge_mode(b: Entry | None, o: Entry, t: Entry) -> int:
     return MODE_EXEC
 
 
+@dataclass
 class _Planner:
-    def __init__(
-        self,
-        base: FlatMap,
-        ours: FlatMap,
-        theirs: FlatMap,
-        reader: ContentSource,
-        labels: Labels,
-        exists: Callable[[str], bool] | None,
-    ) -> None:
-        self.base, self.ours, self.theirs = base, ours, theirs
-        self.reader = reader
-        self.labels = labels
-        self.markers = labels.markers()
-        self.exists = exists
-        self.merged: FlatMap = {}
-        self.actions: dict[str, Action] = {}
+    base: FlatMap
+    ours: FlatMap
+    theirs: FlatMap
+    reader: ContentSource
+    labels: Labels
+    exists: Callable[[str], bool] | None
+    merged: FlatMap = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.markers = self.labels.markers()
         self.occupied: set[str] = set()
-        for flat in (base, ours, theirs):
+        for flat in (self.base, self.ours, self.theirs):
             for path in flat:
                 self.occupied.add(path)
                 self.occupied.update(ancestors(path))

@@ -119,7 +119,7 @@ def folder_tools(repo: Repository) -> Iterator[tuple[StatCache, Ingester]]:
     """The stat cache and an ingester for reading and storing folder files; flushes the cache."""
     cache = StatCache(repo.db)
     try:
-        with Ingester(repo.config.chunker_params(), repo.config.compression_level()) as ing:
+        with repo.ingester() as ing:
             yield cache, ing
     finally:
         cache.flush()

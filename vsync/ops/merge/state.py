@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import shutil
 import struct
@@ -72,8 +71,7 @@ from vsync.model.paths import check_repo_path
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.ops.merge.plan import CONFLICT_KINDS, UNMERGED_CODES
-from vsync.store import faults
-from vsync.store.chunkstore import fsync_dir
+from vsync.store.chunkstore import fsync_dir, replace_durably
 
 MAGIC = b"VSYNC-MERGESTATE"
 VERSION = 1
@@ -166,14 +164,7 @@ class MergeState:
     def save(self) -> None:
         folder = self.folder(self.control)
         folder.mkdir(exist_ok=True)
-        tmp = folder / (STATE_FILE + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(self.to_bytes())
-            f.flush()
-            os.fsync(f.fileno())
-        faults.point("merge-state-written")
-        os.replace(tmp, folder / STATE_FILE)
-        fsync_dir(folder)
+        replace_durably(folder / STATE_FILE, self.to_bytes(), "merge-state-written")
 
     def clear(self) -> None:
         """Forget the merge (after its commit, or once aborted)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import watchfiles
 
 from vsync.model.ignore import Ignore
-from vsync.model.repository import CONTROL_DIR
+from vsync.model.paths import CONTROL_NAME
 
 SETTLE_SECONDS = 1.0  # a folder quiet this long has settled
 TEMP_PREFIX = ".vsync-tmp-"
@@ -46,7 +46,7 @@ class FolderEvents:
         if rel == "." or rel.startswith(".."):
             return None
         first = rel.split(os.sep, 1)[0]
-        if first == CONTROL_DIR or os.path.basename(rel).startswith(TEMP_PREFIX):
+        if first == CONTROL_NAME or os.path.basename(rel).startswith(TEMP_PREFIX):
             return None
         if os.path.basename(rel) == ".vsyncignore":
             self._ignore = Ignore(self.root)
