@@ -29,7 +29,7 @@ from vsync.sync.watch.notify import RemoteNotifier
 from vsync.sync.watch.state import Reporter, WatchState
 from vsync.sync.watch.writers import open_for_writing, sizes
 
-TICK = 0.25  # the longest the loop sleeps without looking again
+TICK = 0.1  # the longest the loop sleeps without looking again
 WRITERS_EVERY = 0.25  # seconds between two looks at the changed files (writers, sizes)
 DEFAULT_POLL = 30.0
 SLEEP_JUMP = 10.0  # a tick this much longer than asked: the machine slept; catch up
