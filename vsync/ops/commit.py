@@ -99,10 +99,6 @@ def commit(
         params = repo.config.chunker_params()
         with Ingester(params, repo.config.compression_level()) as ingester, store.writer() as w:
             state = read_working(repo, ingester, warn, w, progress)
-        # Held-back paths (holdback) commit as the tree had them; a hold whose path the
-        # user changed since is over: the folder's version is what gets committed.
-        repo.holds.prune(state.held)
-        repo.holds.save()
         result = CommitResult(None, head, len(state.flat), state.hashed)
         result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
         result.skipped = state.skipped + state.unreadable
@@ -117,12 +113,19 @@ def commit(
             keep_unreadable(state.flat, state.unreadable, old)
             result.files = len(state.flat)
         tree_id, trees = build_tree(state.flat)
-        if not parents_extra and (head_tree == tree_id or (head is None and not state.flat)):
-            return result
-        if check is not None:
+        unchanged = not parents_extra and (
+            head_tree == tree_id or (head is None and not state.flat)
+        )
+        if check is not None and not unchanged:  # a refusal changes nothing, holds included
             if old is None:
                 old = {} if head_tree is None else flatten(repo.gitdb, head_tree)
             check(old, state.flat)
+        # Held-back paths (holdback) commit as the tree had them; a hold whose path the
+        # user changed since is over: the folder's version is what gets committed.
+        repo.holds.prune(state.held)
+        repo.holds.save()
+        if unchanged:
+            return result
         parents = ([head] if head else []) + (parents_extra or [])
         c = make_commit(repo, tree_id, parents, message)
         objects: list[RawObject] = list(state.new_objects)
