@@ -364,6 +364,13 @@ run 'vsync status'
 
 desktop
 quietly 'vsync pull'
+block mass-change
+run 'mv lisbon ../lisbon-moved'
+fails 'vsync sync'
+rc
+run 'mv ../lisbon-moved lisbon'
+run 'vsync status'
+
 block undo-desktop
 run 'rm lisbon/IMG_0001.jpg lisbon/IMG_0002.jpg'
 run 'sed -i "/- Day 1/d" notes.md'

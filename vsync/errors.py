@@ -13,6 +13,7 @@ exit code the CLI returns for it::
     |   +-- UncommittedChanges     1  checkout would overwrite local edits
     |   +-- HookFailed             1  a hook exited non-zero
     |   +-- LockTimeout            1  another vsync holds the repository lock
+    |   +-- MassChangeRefused      1  too many tracked files would go (vsync.ops.mass_change)
     |   +-- EnvironmentFailure     1  the OS refused (permissions, I/O errors)
     |       +-- DiskFull           1  no space left (ENOSPC, EDQUOT, SQLite's SQLITE_FULL)
     +-- DamagedRepository          3  corrupt or unreadable repository data

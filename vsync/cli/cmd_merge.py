@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vsync.cli.ask import add_allow_mass_change, mass_change_confirm
 from vsync.cli.output import escape_text, interactive, quote_path, short, warn
 from vsync.errors import StoppedError, UsageError
 from vsync.model.folder_scan import MODE_LINK
@@ -21,6 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("rev", nargs="?", help="what to merge (default: origin/main)")
     p.add_argument("--abort", action="store_true", help="undo the merge in progress")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    add_allow_mass_change(p)
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("resolve", help="settle merge conflicts (no PATH: interactive shell)")
@@ -128,7 +130,16 @@ def cmd_merge(args: argparse.Namespace) -> int:
             return 0
         rev = args.rev or "origin/main"
         theirs = resolve_rev(repo, rev)
-        return report_integration(repo, integrate(repo, theirs, rev, warn, args.dry_run), rev)
+        integrated = integrate(
+            repo,
+            theirs,
+            rev,
+            warn,
+            args.dry_run,
+            allow_mass_change=args.allow_mass_change,
+            confirm=mass_change_confirm(),
+        )
+        return report_integration(repo, integrated, rev)
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:

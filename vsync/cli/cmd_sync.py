@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vsync.cli.ask import add_allow_mass_change, mass_change_confirm
 from vsync.cli.output import escape_text, one_line, short, warn
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
@@ -69,6 +70,8 @@ def register(sub: Any) -> None:
             p.add_argument(
                 "--dry-run", action="store_true", help="fetch, then print the merge plan only"
             )
+        if name in ("pull", "sync"):
+            add_allow_mass_change(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="the remote end of push and fetch (used over SSH)")
@@ -163,7 +166,15 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     with Repository.discover() as repo:
         remote = find_remote(repo, args.remote)
-        result = pull(repo, remote, sync_options(args), warn, dry_run=args.dry_run)
+        result = pull(
+            repo,
+            remote,
+            sync_options(args),
+            warn,
+            dry_run=args.dry_run,
+            allow_mass_change=args.allow_mass_change,
+            confirm=mass_change_confirm(),
+        )
         code = report_integration(
             repo, result.merged, remote.label, quiet=args.quiet or args.porcelain
         )
@@ -191,7 +202,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     with Repository.discover() as repo:
         remote = find_remote(repo, args.remote)
-        result = sync(repo, remote, sync_options(args), warn)
+        result = sync(
+            repo,
+            remote,
+            sync_options(args),
+            warn,
+            allow_mass_change=args.allow_mass_change,
+            confirm=mass_change_confirm(),
+        )
         if result.committed is not None and not args.quiet:
             print(f"Committed {short(result.committed.commit_id)}")
         code = report_integration(repo, result.pulled.merged, remote.label, quiet=args.quiet)

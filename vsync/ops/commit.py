@@ -16,8 +16,9 @@ from vsync.model.commits import HOST_HEADER
 from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
 from vsync.model.gitdb import RawObject, commit_object
 from vsync.model.repository import BRANCH, Repository
-from vsync.model.snapshot import build_tree, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
 from vsync.ops.hooks import require_hook_ok, run_hook
+from vsync.ops.mass_change import Check
 from vsync.ops.merge.state import MergeState
 
 
@@ -73,7 +74,10 @@ def commit(
     warn: Callable[[str], None],
     progress: ProgressSink | None = None,
     parents_extra: list[bytes] | None = None,
+    check: Check | None = None,
 ) -> CommitResult:
+    """Commit the folder; ``check(HEAD's map, the folder's map)`` may refuse first
+    (sync's mass-change guard), before any git object is written or the branch moves."""
     if not message.strip():
         from vsync.errors import UsageError
 
@@ -90,13 +94,10 @@ def commit(
         store = repo.chunks
         with repo.ingester() as ingester, store.writer() as w:
             state = read_working(repo, ingester, warn, w, progress)
-        # Held-back paths (holdback) commit as the tree had them; a hold whose path the
-        # user changed since is over: the folder's version is what gets committed.
-        repo.holds.prune(state.held)
-        repo.holds.save()
         result = CommitResult(None, head, len(state.flat), state.hashed)
         result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
         result.skipped = state.skipped + state.unreadable
+        old: FlatMap | None = None
         if result.skipped and head_tree is not None:
             # A file skipped because it kept changing, or anything that could not be
             # read, keeps its last committed version: never a deletion nobody made.
@@ -107,7 +108,18 @@ def commit(
             keep_unreadable(state.flat, state.unreadable, old)
             result.files = len(state.flat)
         tree_id, trees = build_tree(state.flat)
-        if not parents_extra and (head_tree == tree_id or (head is None and not state.flat)):
+        unchanged = not parents_extra and (
+            head_tree == tree_id or (head is None and not state.flat)
+        )
+        if check is not None and not unchanged:  # a refusal changes nothing, holds included
+            if old is None:
+                old = {} if head_tree is None else flatten(repo.gitdb, head_tree)
+            check(old, state.flat)
+        # Held-back paths (holdback) commit as the tree had them; a hold whose path the
+        # user changed since is over: the folder's version is what gets committed.
+        repo.holds.prune(state.held)
+        repo.holds.save()
+        if unchanged:
             return result
         parents = ([head] if head else []) + (parents_extra or [])
         c = make_commit(repo, tree_id, parents, message)

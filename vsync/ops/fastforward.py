@@ -14,14 +14,23 @@ from vsync.errors import StoppedError, UncommittedChanges
 from vsync.model.repository import Repository
 from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
+from vsync.ops.mass_change import Check
 from vsync.ops.status import status
 
 
 def move_folder(
-    repo: Repository, old: bytes | None, new: bytes, force: bool, warn: Warn
+    repo: Repository,
+    old: bytes | None,
+    new: bytes,
+    force: bool,
+    warn: Warn,
+    check: Check | None = None,
 ) -> ApplyResult:
-    """Put every path that differs between ``old`` and ``new`` as ``new`` holds it."""
+    """Put every path that differs between ``old`` and ``new`` as ``new`` holds it;
+    ``check(old's map, new's map)`` may refuse first (the mass-change guard)."""
     before, after = flatten_commit(repo.gitdb, old), flatten_commit(repo.gitdb, new)
+    if check is not None:
+        check(before, after)
     scope = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if not scope:
         return ApplyResult()
@@ -31,11 +40,11 @@ def move_folder(
 
 
 def fast_forward_worktree(
-    repo: Repository, old: bytes | None, new: bytes, warn: Warn
+    repo: Repository, old: bytes | None, new: bytes, warn: Warn, check: Check | None = None
 ) -> ApplyResult:
     """Apply the change old -> new to the working folder, keeping other local edits."""
     try:
-        return move_folder(repo, old, new, False, warn)
+        return move_folder(repo, old, new, False, warn, check)
     except UncommittedChanges as exc:
         raise UncommittedChanges(
             f"{exc}; the incoming changes touch files you edited and have not committed "

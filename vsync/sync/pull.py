@@ -13,6 +13,7 @@ from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import apply_snapshot
 from vsync.ops.commit import CommitResult, commit
+from vsync.ops.mass_change import Confirm, checker, guarded
 from vsync.ops.merge.integrate import (
     IntegrateResult,
     Integration,
@@ -32,13 +33,35 @@ class PullResult:
 
 
 def pull(
-    repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn, dry_run: bool = False
+    repo: Repository,
+    remote: Remote,
+    opts: SyncOptions,
+    warn: Warn,
+    dry_run: bool = False,
+    *,
+    allow_mass_change: bool = False,
+    confirm: Confirm | None = None,
 ) -> PullResult:
-    """Fetch, then fast-forward or merge; ``dry_run`` only reports the plan."""
+    """Fetch, then fast-forward or merge; ``dry_run`` only reports the plan.
+
+    A pull that would delete or overwrite too many tracked files raises
+    MassChangeRefused with the folder and the branch unchanged (the fetch has
+    moved ``origin/main``), unless ``allow_mass_change`` or ``confirm`` says yes
+    (:mod:`vsync.ops.mass_change`).
+    """
     repo.require_worktree()
     require_no_merge(repo)
     fetched = fetch(repo, remote, opts)
-    return PullResult(fetched, integrate(repo, fetched.new, remote.label, warn, dry_run))
+    merged = integrate(
+        repo,
+        fetched.new,
+        remote.label,
+        warn,
+        dry_run,
+        allow_mass_change=allow_mass_change,
+        confirm=confirm,
+    )
+    return PullResult(fetched, merged)
 
 
 @dataclass
@@ -48,14 +71,33 @@ class SyncResult:
     pushed: TransferResult | None = None
 
 
-def sync(repo: Repository, remote: Remote, opts: SyncOptions, warn: Warn) -> SyncResult:
-    """Commit what changed, pull (merging if needed), push unless conflicts remain."""
+def sync(
+    repo: Repository,
+    remote: Remote,
+    opts: SyncOptions,
+    warn: Warn,
+    *,
+    allow_mass_change: bool = False,
+    confirm: Confirm | None = None,
+) -> SyncResult:
+    """Commit what changed, pull (merging if needed), push unless conflicts remain.
+
+    The commit and the pull are each checked by the mass-change guard (see
+    :func:`pull`): a refused commit raises MassChangeRefused before anything is
+    committed, fetched or pushed; a refused pull after it, with the commit made
+    and nothing pushed.
+    """
     repo.require_worktree()
     require_no_merge(repo)
     ident = repo.config.identity()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    committed = commit(repo, f"sync from {ident.host} at {stamp}", warn)
-    pulled = pull(repo, remote, opts, warn)
+    message = f"sync from {ident.host} at {stamp}"
+    committed = guarded(
+        lambda allow: commit(repo, message, warn, check=checker(repo.config, allow, "commit")),
+        allow_mass_change,
+        confirm,
+    )
+    pulled = pull(repo, remote, opts, warn, allow_mass_change=allow_mass_change, confirm=confirm)
     result = SyncResult(committed if committed.commit_id else None, pulled)
     head = repo.head()
     conflicts = pulled.merged.outcome is Integration.CONFLICTS

@@ -20,6 +20,7 @@ from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.fastforward import fast_forward_worktree
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import run_hook
+from vsync.ops.mass_change import Confirm, checker, guarded
 from vsync.ops.merge.apply import apply_merge, build_merge_tree
 from vsync.ops.merge.base import prepare_merge
 from vsync.ops.merge.plan import MergePlan
@@ -86,9 +87,30 @@ def plan_only(repo: Repository, theirs: bytes) -> MergePlan:
 
 
 def integrate(
-    repo: Repository, theirs: bytes | None, label: str, warn: Warn, dry_run: bool = False
+    repo: Repository,
+    theirs: bytes | None,
+    label: str,
+    warn: Warn,
+    dry_run: bool = False,
+    *,
+    allow_mass_change: bool = False,
+    confirm: Confirm | None = None,
 ) -> IntegrateResult:
-    """Bring ``theirs`` into the branch and the working folder."""
+    """Bring ``theirs`` into the branch and the working folder.
+
+    A mass change (:mod:`vsync.ops.mass_change`) raises MassChangeRefused before the
+    folder or the branch is touched, unless ``allow_mass_change`` or ``confirm`` says yes.
+    """
+    return guarded(
+        lambda allow: _integrate(repo, theirs, label, warn, dry_run, allow),
+        allow_mass_change,
+        confirm,
+    )
+
+
+def _integrate(
+    repo: Repository, theirs: bytes | None, label: str, warn: Warn, dry_run: bool, allow: bool
+) -> IntegrateResult:
     repo.require_worktree()
     _undo_interrupted_merge(repo, warn)
     require_no_merge(repo)
@@ -100,11 +122,12 @@ def integrate(
     fast_forward = local is None or is_ancestor(repo, local, theirs)
     if dry_run:
         return IntegrateResult(Integration.PLANNED, local, theirs, plan=plan_only(repo, theirs))
+    check = checker(repo.config, allow, "apply", label, theirs.decode()[:10])
     if fast_forward:
         with repo.lock(exclusive=True):
             if repo.head() != local:
                 raise StoppedError("the branch moved meanwhile; nothing was changed, try again")
-            applied = fast_forward_worktree(repo, local, theirs, warn)
+            applied = fast_forward_worktree(repo, local, theirs, warn, check)
             advance_branch(repo, local, theirs, f"pull: fast-forward from {label}")
         return IntegrateResult(
             Integration.FAST_FORWARD,
@@ -118,6 +141,8 @@ def integrate(
         if repo.head() != local:
             raise StoppedError("the branch moved meanwhile; nothing was changed, try again")
         plan = plan_only(repo, theirs)
+        if check is not None:
+            check(plan.ours, plan.target())
         # apply_merge refuses (changing nothing) if a path it writes has uncommitted edits;
         # edits elsewhere stay, and the commit that concludes a conflicted merge records
         # the folder as it is then (vsync has no staging area).
