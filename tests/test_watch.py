@@ -356,6 +356,22 @@ def test_a_second_watcher_on_one_folder_refuses(path_copies: Copies) -> None:
     assert first.proc.poll() is None
 
 
+def test_a_wiped_folder_pauses_the_watcher_and_spreads_nowhere(path_copies: Copies) -> None:
+    c = path_copies
+    w = started(c.watch(c.a), False)
+    for i in range(12):
+        (c.a / f"f{i:02d}.txt").write_text(f"file {i}\n")
+    w.wait_event("synced")
+    wait_for("the files pushed", lambda: w.events("synced")[-1].get("pushed"))
+    for path in c.a.glob("*.txt"):
+        path.unlink()
+    w.wait_event("paused")
+    assert "deleted" in w.events("paused")[0]["reason"]
+    assert w.proc.poll() is None
+    c.vsync("watch", "--once", cwd=c.b)
+    assert len(list(c.b.glob("f*.txt"))) == 12  # the wipe was neither committed nor sent
+
+
 # -- --once, SIGTERM, polling ------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The mass-change guard's one place in the watcher.
 
-The guard (issue 13, branch h/guard: ``vsync/ops/mass_change.py``) makes the
+The guard (``vsync/ops/mass_change.py``) makes the
 commit inside ``sync`` and every ``pull`` refuse a step that deletes or
 overwrites too many tracked files, raising ``MassChangeRefused`` before anything
 is written, unless the change is allowed. A watcher never allows one: the cycle
@@ -9,11 +9,7 @@ and catches :data:`REFUSALS`; a refusal pauses the watcher (event ``paused``
 with the change described, status line ``paused: ...``) until the user runs
 ``vsync sync --allow-mass-change`` and starts the watcher again.
 
-Until the guard is on main this module wires nothing: ``REFUSALS`` is empty and
-the options add no argument. Wiring it is the lines marked ``GUARD:`` below,
-swapped for what they say, and nothing else (h/guard's API as of c60928a:
-``commit(..., check=checker(config, allow, "commit"))``,
-``pull(..., allow_mass_change=False)``).
+This module is the only place the watcher knows of the guard.
 """
 
 from __future__ import annotations
@@ -21,19 +17,19 @@ from __future__ import annotations
 from typing import Any
 
 from vsync.model.repository import Repository
+from vsync.ops.mass_change import MassChangeRefused, checker
 
-# GUARD: from vsync.ops.mass_change import MassChangeRefused, checker
-REFUSALS: tuple[type[BaseException], ...] = ()  # GUARD: (MassChangeRefused,)
+REFUSALS: tuple[type[BaseException], ...] = (MassChangeRefused,)
 
 
 def commit_options(repo: Repository) -> dict[str, Any]:
     """Keyword arguments the watcher passes to ``commit``."""
-    return {}  # GUARD: {"check": checker(repo.config, False, "commit")}
+    return {"check": checker(repo.config, False, "commit")}
 
 
 def pull_options() -> dict[str, Any]:
     """Keyword arguments the watcher passes to ``pull``."""
-    return {}  # GUARD: {"allow_mass_change": False}
+    return {"allow_mass_change": False}
 
 
 def describe(refusal: BaseException) -> str:
