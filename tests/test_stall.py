@@ -24,7 +24,7 @@ import pytest
 from conftest import RemoteKind, run_vsync, serve_pids
 
 IDLE = 2.0
-SLACK = 8.0  # start-up, the transfer before the stall, the remote being stopped
+SLACK = 8.0  # after the stall began: the client noticing it, exiting, the remote stopped
 STALLED = "for 2 s; the transfer stopped (nothing was lost; run the command again to resume)"
 SIZE = 24 << 20  # more than every pipe, socket and SSH window holds between the two ends
 
@@ -137,15 +137,17 @@ def test_server_stalled_mid_push(
     remote: RemoteKind, pair: tuple[Path, Path], tmp_path: Path, point: str
 ) -> None:
     a, server = pair
-    t0 = time.monotonic()
+    trace = tmp_path / "trace"
     proc = _start(
         remote,
         a,
         *_push_args(remote, server),
         VSYNC_FAULTS=f"{point}=sleep:600",
+        VSYNC_FAULTS_TRACE=str(trace),
         VSYNC_IDLE_TIMEOUT=str(IDLE),
     )
     with _reaped(proc, server):
+        t0 = _stall_began(trace, point, proc)
         rc, err = _ended_within(proc, IDLE + SLACK + 30)
         assert time.monotonic() - t0 < IDLE + SLACK, err
         _check_stalled_client(rc, err)
@@ -158,20 +160,30 @@ def test_server_stalled_mid_push(
     _fsck(server)
 
 
+def _stall_began(trace: Path, point: str, proc: subprocess.Popen[str]) -> float:
+    """When the server reached ``point`` (COMMAND/NAME), where it stalls: the client's
+    timeout is measured from there, not from start-up, which a loaded machine slows."""
+    command, name = point.split("/")
+    _wait_for_point(trace, f"{command} {name}", proc)
+    return time.monotonic()
+
+
 def test_server_stalled_mid_fetch(
     remote: RemoteKind, pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     server = pair[1]
     b = _pushed(remote, pair, tmp_path)
-    t0 = time.monotonic()
+    trace = tmp_path / "trace"
     proc = _start(
         remote,
         b,
         *_fetch_args(remote, server),
         VSYNC_FAULTS="serve/session-open=sleep:600",
+        VSYNC_FAULTS_TRACE=str(trace),
         VSYNC_IDLE_TIMEOUT=str(IDLE),
     )
     with _reaped(proc, server):
+        t0 = _stall_began(trace, "serve/session-open", proc)
         rc, err = _ended_within(proc, IDLE + SLACK + 30)
         assert time.monotonic() - t0 < IDLE + SLACK, err
         _check_stalled_client(rc, err)
