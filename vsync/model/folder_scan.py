@@ -58,6 +58,7 @@ def scan(
     warn: Warn,
     prefixes: list[str] | None = None,
     unreadable: list[str] | None = None,
+    ignore: Ignore | None = None,
 ) -> dict[str, WorkFile]:
     """Every regular file and symlink under ``root`` that is not ignored.
 
@@ -73,7 +74,8 @@ def scan(
     skipped with a warning and its path ('' for the root) appended to
     ``unreadable``: what it holds is unknown, not gone.
     """
-    ignore = Ignore(root)
+    if ignore is None:
+        ignore = Ignore(root)
     ignored = ignore.ignored
     out: dict[str, WorkFile] = {}
     stack: list[tuple[str, str]] = [(str(root), "")]

@@ -42,10 +42,10 @@ from pathlib import Path
 from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.model.paths import GIT_NAME, fold_name
+from vsync.model.repository import HELD_FILE
 from vsync.model.statcache import StatKey, stat_key
 from vsync.store.chunkstore import fsync_dir
 
-HELD_FILE = "held"
 HELD_VERSION = 1
 TRUST_KEY = "safety.trustGitFolders"
 GIT_CONFIG_FILES = frozenset({"config", "config.worktree", "commondir"})
