@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
+from itertools import compress
+from operator import attrgetter, methodcaller
 from pathlib import Path
 from stat import S_IFLNK, S_IFMT, S_IFREG
 
@@ -30,51 +33,47 @@ from vsync.model.statcache import KEY, RECORD, CacheFile
 def folder_as_cached(root: Path, cache: CacheFile, ignore: Ignore) -> bool:
     """True if the folder holds exactly the cache's entries, each with its recorded stat."""
     index_get = cache.index.get
-    records = cache.records
-    key_at = KEY.unpack_from
-    size = RECORD.size
+    key_at = partial(KEY.unpack_from, cache.records)
+    offset = RECORD.size.__mul__
     found = 0
     stack: list[tuple[str, str]] = [(str(root), "")]
     pop, push = stack.pop, stack.append
+    # Per folder, the work per entry is done by C loops (map over the entries), not
+    # Python bytecode: that, and lstat itself, is what a clean status costs.
     while stack:
         disk_dir, rel_dir = pop()
         try:
             with os.scandir(disk_dir) as it:
                 entries = list(it)
-        except OSError:
-            return False
-        names = [e.name for e in entries]
-        if control_shaped(names):
-            return False  # the scan leaves this folder's config out, with a warning
-        head = rel_dir + "/" if rel_dir else ""
-        plain = "".join(names).isascii()  # ASCII is valid UTF-8 and already NFC
-        for entry in entries:
-            name = entry.name
-            if not plain and not name.isascii():
-                try:
-                    name.encode("utf-8")
-                except UnicodeEncodeError:
-                    return False
-                name = nfc(name)
-            i = index_get(head + name)
-            try:
-                if i is None:
-                    if not _other(entry, name, head + name, ignore, push):
+            names = list(map(_NAME, entries))
+            if control_shaped(names):
+                return False  # the scan leaves this folder's config out, with a warning
+            if not "".join(names).isascii():  # ASCII is valid UTF-8 and already NFC
+                for name in names:
+                    name.encode("utf-8")  # UnicodeEncodeError: the scan warns
+                names = [n if n.isascii() else nfc(n) for n in names]
+            head = rel_dir + "/" if rel_dir else ""
+            rels = list(map(head.__add__, names))
+            where = list(map(index_get, rels))
+            if None in where:
+                for entry, name, rel, i in zip(entries, names, rels, where, strict=True):
+                    if i is None and not _other(entry, name, rel, ignore, push):
                         return False
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                return False
-            if key_at(records, i * size) != (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_ino,
-                st.st_mode,
-            ):
-                return False
-            found += 1
+                known = [i is not None for i in where]
+                entries = list(compress(entries, known))
+                where = list(compress(where, known))
+            now = list(map(_KEY_OF, map(_LSTAT, entries)))
+        except (OSError, UnicodeEncodeError):
+            return False
+        if now != list(map(key_at, map(offset, where))):  # type: ignore[arg-type]
+            return False
+        found += len(where)
     return found == len(cache.index)
+
+
+_NAME = attrgetter("name")
+_LSTAT = methodcaller("stat", follow_symlinks=False)
+_KEY_OF = attrgetter("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_mode")
 
 
 def _other(

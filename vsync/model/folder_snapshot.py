@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from binascii import unhexlify
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -100,7 +101,10 @@ def read_working(
     todo: list[WorkFile] = []
     unverified: list[tuple[str, int, bytes]] = []  # cache hits whose manifest may be unstored
     stored: Presence | None = None
-    lookup = cache.lookup
+    lookup, from_stamp = cache.lookup, cache.from_stamp
+    # Entries the clean stamp covers name objects of the branch's tree, which are stored.
+    stamp = cache.base().stamp
+    committed = writer is not None and stamp is not None and _head_raw(repo) == stamp[0]
     for path, wf in files.items():
         st = wf.st
         st_mode = st.st_mode
@@ -128,8 +132,8 @@ def read_working(
         cached = lookup(path, st)
         if cached is None:
             todo.append(wf)
-        elif writer is None:
-            flat[path] = (mode, cached)
+        elif writer is None or (committed and from_stamp(path)):
+            flat[path] = (mode, cached)  # (in the branch's tree, so stored)
         else:
             unverified.append((path, mode, cached))
     if unverified:
@@ -211,6 +215,11 @@ def read_working(
     if flush:
         cache.flush()
     return state
+
+
+def _head_raw(repo: Repository) -> bytes | None:
+    head = repo.head()
+    return None if head is None else unhexlify(head)
 
 
 def keep_unreadable(flat: FlatMap, unreadable: list[str], old: FlatMap) -> None:

@@ -48,6 +48,7 @@ HEADER = struct.Struct("<4sIII20s20s16s")
 KEY = struct.Struct("<QqqQI")
 # the key, then hashed_at_ns, then the 20-byte object id
 RECORD = struct.Struct("<QqqQIq20s")
+ID_AT = 44  # where the object id starts in a record
 NO_ID = bytes(20)
 SMUDGED = 0  # the mode of a racy entry: no file has it, so it never matches
 
@@ -278,10 +279,32 @@ class StatCache:
 
     def lookup(self, path: str, st: os.stat_result) -> bytes | None:
         """The object id recorded for ``path`` if it still describes a file with stat ``st``."""
-        row = self.get(path)
+        base = self._load()
+        if path not in self._pending:
+            i = base.index.get(path)
+            if i is None:
+                return None
+            at = i * RECORD.size
+            raw = base.records
+            if KEY.unpack_from(raw, at) != (
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+                st.st_mode,
+            ):
+                return None
+            return hexlify(raw[at + ID_AT : at + RECORD.size])
+        row = self._pending[path]
         if row is None or row[:5] != stat_key(st):
             return None
         return row[6]
+
+    def from_stamp(self, path: str) -> bool:
+        """Whether ``path``'s entry is one the loaded file's clean stamp covers (its
+        object id is then in the stamp's tree)."""
+        base = self._load()
+        return base.stamp is not None and path not in self._pending and path in base.index
 
     def paths(self) -> list[str]:
         base = self._load()
@@ -320,16 +343,22 @@ class StatCache:
         if not self._pending and not self._stamp_changed:
             return
         base = self._base
-        current = read_file(self.path)
-        if current[1] != self._ident:
-            base = current[0] or EMPTY  # rewritten by another process: lay ours over it
+        try:
+            st = os.stat(self.path)
+            now: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            now = None
+        if now != self._ident:
+            current, self._ident = read_file(self.path)
+            base = current or EMPTY  # rewritten by another process: lay ours over it
             stamp = None
         data = encode(base, self._pending, stamp)
-        self._ident = write_file(self.path, data)
+        write_file(self.path, data)
         if self._migrated:
             _empty_legacy_table(self._control)
             self._migrated = False
-        self._base = parse(data) or EMPTY
+        # Read again on next use (rarely wanted after a flush).
+        self._base, self._ident = None, None
         self._pending.clear()
         self._stamp_changed = False
-        self._stamp = stamp
+        self._stamp = None
