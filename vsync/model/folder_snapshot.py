@@ -34,7 +34,7 @@ from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
 from vsync.model.stable_read import ingest_stable
-from vsync.model.statcache import StatCache, stat_key
+from vsync.model.statcache import Stat, StatCache, stat_key
 from vsync.store import faults
 from vsync.store.chunkstore import PackWriter
 
@@ -201,9 +201,9 @@ def read_working(
             warn(f"skipping '{wf.path}': it kept changing while it was read")
             state.skipped.append(wf.path)
             continue
-        manifest, st, hashed_at = result
+        manifest, read_st, hashed_at = result
         raw = manifest.to_bytes()
-        settle(wf, raw, blob_id(raw), st, hashed_at)
+        settle(wf, raw, blob_id(raw), read_st, hashed_at)
         if progress is not None:
             progress.file_done(wf.path)
     for path in cache.paths():
@@ -246,7 +246,7 @@ def _apply_holds(
             continue
         wf = state.files.get(path)
         if wf is not None:
-            st: os.stat_result | None = wf.st
+            st: Stat | None = wf.st
         else:
             try:
                 st = os.lstat(os.path.join(root, *path.split("/")))

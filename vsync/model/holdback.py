@@ -43,7 +43,7 @@ from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.model.paths import GIT_NAME, fold_name
 from vsync.model.repository import HELD_FILE
-from vsync.model.statcache import StatKey, stat_key
+from vsync.model.statcache import Stat, StatKey, stat_key
 from vsync.store.chunkstore import fsync_dir
 
 HELD_VERSION = 1
@@ -130,7 +130,7 @@ class Holds:
 
     # -- reading the folder ------------------------------------------------------
 
-    def effective(self, path: str, st: os.stat_result | None) -> Entry | None:
+    def effective(self, path: str, st: Stat | None) -> Entry | None:
         """The tree's entry for a held ``path`` whose lstat is still ``st`` as the
         hold left it (None: absent); None when it is not held or was changed since."""
         held = self.records.get(path)

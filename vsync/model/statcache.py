@@ -36,6 +36,7 @@ import struct
 import zlib
 from binascii import hexlify, unhexlify
 from pathlib import Path
+from typing import NamedTuple
 
 RACY_NS = 2_000_000_000
 
@@ -58,7 +59,25 @@ StatKey = tuple[int, int, int, int, int]  # what stat_key gives
 Stamp = tuple[bytes, bytes, bytes]  # (commit id, tree id, ignore fingerprint), raw
 
 
-def stat_key(st: os.stat_result) -> StatKey:
+class FileStat(NamedTuple):
+    """What vsync keeps of an lstat while it works on many files (an ``os.stat_result``
+    holds some twenty fields, several as objects: about 600 bytes a file)."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+    st_ino: int
+    st_mode: int
+
+
+Stat = os.stat_result | FileStat
+
+
+def file_stat(st: os.stat_result) -> FileStat:
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+
+
+def stat_key(st: Stat) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
@@ -277,7 +296,7 @@ class StatCache:
         i = base.index.get(path)
         return None if i is None else base.row(i)
 
-    def lookup(self, path: str, st: os.stat_result) -> bytes | None:
+    def lookup(self, path: str, st: Stat) -> bytes | None:
         """The object id recorded for ``path`` if it still describes a file with stat ``st``."""
         base = self._load()
         if path not in self._pending:
@@ -317,7 +336,7 @@ class StatCache:
 
     # -- changing --------------------------------------------------------------------
 
-    def record(self, path: str, st: os.stat_result, oid: bytes, hashed_at_ns: int) -> None:
+    def record(self, path: str, st: Stat, oid: bytes, hashed_at_ns: int) -> None:
         self._load()
         mode = SMUDGED if is_racy(st.st_mtime_ns, st.st_ctime_ns, hashed_at_ns) else st.st_mode
         row: Row = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode, hashed_at_ns, oid)
