@@ -24,7 +24,7 @@ part of this package (:mod:`.types`, :mod:`.headref`) loads nothing of dulwich:
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,41 +61,63 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "BLOB": "vsync.model.gitdb.types",
-    "Blob": "vsync.model.gitdb.types",
-    "ChangeSide": "vsync.model.gitdb.types",
-    "Commit": "vsync.model.gitdb.types",
-    "FlatMap": "vsync.model.gitdb.encode",
-    "GitDB": "vsync.model.gitdb.db",
-    "GitObject": "vsync.model.gitdb.types",
-    "MODE_EXEC": "vsync.model.gitdb.types",
-    "MODE_FILE": "vsync.model.gitdb.types",
-    "MODE_GITLINK": "vsync.model.gitdb.types",
-    "MODE_LINK": "vsync.model.gitdb.types",
-    "MODE_TREE": "vsync.model.gitdb.types",
-    "ObjectReader": "vsync.model.gitdb.reader",
-    "Presence": "vsync.model.gitdb.pack",
-    "RawObject": "vsync.model.gitdb.types",
-    "ReflogEntry": "vsync.model.gitdb.types",
-    "ReflogLine": "vsync.model.gitdb.types",
-    "TREE": "vsync.model.gitdb.types",
-    "Tag": "vsync.model.gitdb.types",
-    "TornReflogLine": "vsync.model.gitdb.types",
-    "Tree": "vsync.model.gitdb.types",
-    "blob_id": "vsync.model.gitdb.encode",
-    "blob_object": "vsync.model.gitdb.encode",
-    "build_tree": "vsync.model.gitdb.encode",
-    "commit_object": "vsync.model.gitdb.encode",
-    "object_id": "vsync.model.gitdb.encode",
-    "tree_id_of": "vsync.model.gitdb.encode",
+    "BLOB": "types",
+    "Blob": "types",
+    "ChangeSide": "types",
+    "Commit": "types",
+    "FlatMap": "encode",
+    "GitDB": "db",
+    "GitObject": "types",
+    "MODE_EXEC": "types",
+    "MODE_FILE": "types",
+    "MODE_GITLINK": "types",
+    "MODE_LINK": "types",
+    "MODE_TREE": "types",
+    "ObjectReader": "reader",
+    "Presence": "pack",
+    "RawObject": "types",
+    "ReflogEntry": "types",
+    "ReflogLine": "types",
+    "TREE": "types",
+    "Tag": "types",
+    "TornReflogLine": "types",
+    "Tree": "types",
+    "blob_id": "encode",
+    "blob_object": "encode",
+    "build_tree": "encode",
+    "commit_object": "encode",
+    "object_id": "encode",
+    "tree_id_of": "encode",
 }
 
 
 def __getattr__(name: str) -> object:
+    """Import what ``name`` lives in when it is first asked for (PEP 562)."""
     home = _HOMES.get(name)
-    if home is None:
+    module: ModuleType
+    if home == "db":
+        from vsync.model.gitdb import db as home_db
+
+        module = home_db
+    elif home == "encode":
+        from vsync.model.gitdb import encode as home_encode
+
+        module = home_encode
+    elif home == "pack":
+        from vsync.model.gitdb import pack as home_pack
+
+        module = home_pack
+    elif home == "reader":
+        from vsync.model.gitdb import reader as home_reader
+
+        module = home_reader
+    elif home == "types":
+        from vsync.model.gitdb import types as home_types
+
+        module = home_types
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 
