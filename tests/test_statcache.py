@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -199,3 +200,18 @@ def test_a_damaged_head_after_a_stamp_is_found_by_fsck(work: Path, vsync) -> Non
     assert porcelain(vsync) == []
     r = vsync("fsck", check=False)
     assert r.returncode == 3, r.stdout + r.stderr
+
+
+def test_a_killed_writers_temporary_file_is_removed(work: Path, vsync) -> None:
+    """statcache.tmp-<pid> of a writer that is gone goes at the next write; a live
+    process's is left to it."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = work / ".vsync" / f"statcache.tmp-{dead.pid}"
+    abandoned.write_bytes(b"half a cache")
+    live = work / ".vsync" / f"statcache.tmp-{os.getpid()}"
+    live.write_bytes(b"being written")
+    (work / "a.txt").write_text("a\n")
+    vsync("commit", "-m", "one")
+    assert not abandoned.exists()
+    assert live.exists()

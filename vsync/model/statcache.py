@@ -202,6 +202,25 @@ def write_file(path: Path, data: bytes) -> tuple[int, int, int]:
         raise
 
 
+def _remove_abandoned_temps(control: Path) -> None:
+    """Remove ``statcache.tmp-<pid>`` files whose writer is gone (killed mid-write)."""
+    prefix = CACHE_FILE + ".tmp-"
+    with contextlib.suppress(OSError):
+        for name in os.listdir(control):
+            if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+                continue
+            pid = int(name[len(prefix) :])
+            try:
+                os.kill(pid, 0)
+                continue  # still running (or another user's): its own to finish
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(control / name)
+
+
 def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
     """The stat cache a repository made before the flat file keeps in state.db."""
     db = control / "state.db"
@@ -373,6 +392,7 @@ class StatCache:
             stamp = None
         data = encode(base, self._pending, stamp)
         write_file(self.path, data)
+        _remove_abandoned_temps(self._control)
         if self._migrated:
             _empty_legacy_table(self._control)
             self._migrated = False
