@@ -241,15 +241,18 @@ def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
         return []  # no table, damaged, locked: the cache starts empty
     out: list[tuple[str, Row]] = []
     for path, size, mtime, ctime, ino, mode, manifest, hashed_at in rows:
-        if not isinstance(path, str) or len(bytes(manifest)) != 40 or "\0" in path:
+        if not isinstance(path, str) or not isinstance(manifest, bytes) or "\0" in path:
+            continue
+        if len(manifest) != 40:
             continue
         try:
-            unhexlify(bytes(manifest))
-        except ValueError:
-            continue
+            path.encode("utf-8")
+            RECORD.pack(size, mtime, ctime, ino, mode, hashed_at, unhexlify(manifest))
+        except (ValueError, TypeError, struct.error, UnicodeEncodeError):
+            continue  # not a row this version wrote: left out (the file is read again)
         if is_racy(mtime, ctime, hashed_at):
             mode = SMUDGED
-        out.append((path, (size, mtime, ctime, ino, mode, hashed_at, bytes(manifest))))
+        out.append((path, (size, mtime, ctime, ino, mode, hashed_at, manifest)))
     return out
 
 
