@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-docs", action="store_true", help="full size, but write only under bench/results/"
     )
+    p.add_argument(
+        "--scale-sizes",
+        metavar="N,N",
+        help="file counts for the scale group instead of 50,000 and 1,000,000",
+    )
     args = p.parse_args(argv)
     quick: bool = args.quick
     global DOCS
@@ -200,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if "scale" in groups:
         import scale
 
-        text, tg = scale.main(quick)
+        sizes = [int(n) for n in args.scale_sizes.split(",")] if args.scale_sizes else None
+        text, tg = scale.main(quick, sizes)
         publish("scale", [(scale.HEADING, text)], quick)
         data = save_targets("scale", tg, quick)
     if "push" in groups:

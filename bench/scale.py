@@ -216,9 +216,9 @@ runs on the same machine at the same time, so load from other work touches both.
 """
 
 
-def main(quick: bool) -> tuple[str, list[Target]]:
+def main(quick: bool, only: list[int] | None = None) -> tuple[str, list[Target]]:
     load = machine.load()
-    sizes = QUICK_SIZES if quick else SIZES
+    sizes = tuple(only) if only else QUICK_SIZES if quick else SIZES
     scratch = fresh(DATA_DIR / "runs-scale")
     results: dict[int, Measured] = {}
     try:
