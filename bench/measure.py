@@ -49,6 +49,8 @@ def tool_env(**extra: str) -> dict[str, str]:
         RESTIC_PASSWORD=RESTIC_PASSWORD,
     )
     env.pop("VSYNC_DEBUG", None)
+    # An installed vsync has its bytecode compiled; never time Python compiling it again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 

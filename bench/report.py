@@ -43,6 +43,7 @@ ORDER = [
     "## Commit 50,000 small files (issue 6)",
     "## No-op status on 50,000 files (issue 6)",
     "## Peak memory committing a 4 GiB file (issue 6)",
+    "## Status, commit and memory at scale (issue 13)",
     "## Push over SSH",
 ]
 LAST = "## What each change bought"

@@ -8,6 +8,7 @@ Groups (issue 6's scenarios):
     edit      c: commit after a 10-byte insertion in each large file (vsync, restic)
     small     d, e: 50,000 small files: commit, commit after 1% modified, no-op status (git)
     memory    f: peak RSS committing a 4 GiB file
+    scale     h: 50,000 and 1,000,000 tiny files: no-op status, commit after 1%, peak RSS (git)
     push      g: push over SSH to 127.0.0.1 against rsync (bench/push_ssh.py)
     plot      commit throughput by file size (1 MiB .. 1 GiB), PNG (needs matplotlib)
     chunking  chunk-size parameters (docs/format.md's measured tables)
@@ -17,7 +18,8 @@ A full run does every group and rewrites its sections of docs/benchmarks.md
 (and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
 the measured tables of docs/format.md; ``--no-docs`` runs full size but writes
 only under bench/results/. ``--quick`` scales the inputs down (32 MiB files,
-64 MiB for push, 2,000 small files, 256 MiB for the memory test), skips the
+64 MiB for push, 2,000 small files, 256 MiB for the memory test, 2,000 and
+20,000 tiny files for scale), skips the
 plot and the chunking tables unless asked with --only, and writes only under
 bench/results/. Every run writes bench/results/<group>[-quick].md and
 targets[-quick].json (the summary reads the latter, group by group).
@@ -41,12 +43,12 @@ from report import vsync_version, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
-GROUPS = ("commit", "edit", "small", "memory", "push", "plot", "chunking", "watch")
-QUICK_DEFAULT = ("commit", "edit", "small", "memory", "push")
+GROUPS = ("commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch")
+QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push")
 SUMMARY = "## Summary (issue 6)"
 STARTED = time.perf_counter()
 DOCS = True  # write docs/benchmarks.md (a full run without --no-docs)
-ORDER = "abcdefg"
+ORDER = "abcdefgh"
 
 
 def checkout() -> str:
@@ -134,7 +136,7 @@ that load from other work on the machine touches both sides). {met} of {len(targ
 met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is the
 factor still to gain. Regenerate everything with `make bench`
 (`make bench-quick` for the small version), or one group with
-`.venv/bin/python bench/run.py --only commit|edit|small|memory|push|plot|chunking`;
+`.venv/bin/python bench/run.py --only commit|edit|small|memory|scale|push|plot|chunking`;
 the sections below give each scenario's table, method and peak memory.
 
 {chr(10).join(rows)}
@@ -158,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=GROUPS, action="append", help="run only this group")
     p.add_argument(
         "--no-docs", action="store_true", help="full size, but write only under bench/results/"
+    )
+    p.add_argument(
+        "--scale-sizes",
+        metavar="N,N",
+        help="file counts for the scale group instead of 50,000 and 1,000,000",
     )
     args = p.parse_args(argv)
     quick: bool = args.quick
@@ -196,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         text, tg = memory.main(quick)
         publish("memory", [(memory.HEADING, text)], quick)
         data = save_targets("memory", tg, quick)
+    if "scale" in groups:
+        import scale
+
+        sizes = [int(n) for n in args.scale_sizes.split(",")] if args.scale_sizes else None
+        text, tg = scale.main(quick, sizes)
+        publish("scale", [(scale.HEADING, text)], quick)
+        data = save_targets("scale", tg, quick)
     if "push" in groups:
         import push_ssh
 

@@ -115,16 +115,13 @@ def test_status_second_run_uses_stat_cache(work: Path, vsync) -> None:
     time.sleep(2.1)  # let the ctime leave the racy window too
     vsync("commit", "-m", "one")
     # A status that re-read the file would record a new hashing time.
-    import sqlite3
+    from vsync.model.statcache import StatCache
 
-    db = sqlite3.connect(work / ".vsync" / "state.db")
-    (hashed_at,) = db.execute("SELECT hashed_at_ns FROM files WHERE path='big.bin'").fetchone()
-    db.close()
+    row = StatCache(work / ".vsync").get("big.bin")
+    assert row is not None
     assert porcelain(vsync) == []
-    db = sqlite3.connect(work / ".vsync" / "state.db")
-    (again,) = db.execute("SELECT hashed_at_ns FROM files WHERE path='big.bin'").fetchone()
-    db.close()
-    assert again == hashed_at
+    again = StatCache(work / ".vsync").get("big.bin")
+    assert again is not None and again[5] == row[5]
 
 
 def test_lost_state_db_is_rebuilt(work: Path, vsync) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 from conftest import Run, snapshot_tree
 from dulwich.objects import Commit
 from dulwich.repo import Repo as GitRepo
+
+from vsync.model.statcache import StatCache
 
 Vsync = Callable[..., Run]
 BRANCH = b"refs/heads/main"
@@ -110,17 +111,11 @@ def test_restore_records_the_written_file_in_the_stat_cache(work: Path, vsync: V
         blob_id = tree[b"a.txt"][1]
     finally:
         g.close()
-    conn = sqlite3.connect(work / ".vsync" / "state.db")
-    try:
-        row = conn.execute(
-            "SELECT manifest, size, inode FROM files WHERE path = ?", ("a.txt",)
-        ).fetchone()
-    finally:
-        conn.close()
+    row = StatCache(work / ".vsync").get("a.txt")
     st = os.lstat(work / "a.txt")
     assert row is not None
-    assert bytes(row[0]) == blob_id
-    assert (row[1], row[2]) == (st.st_size, st.st_ino)
+    assert row[6] == blob_id
+    assert (row[0], row[3]) == (st.st_size, st.st_ino)
 
 
 def test_restore_folder_with_symlinks_and_untracked_files(work: Path, vsync: Vsync) -> None:

@@ -13,7 +13,6 @@ import importlib
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import traceback
@@ -23,8 +22,6 @@ from vsync import __version__
 from vsync.errors import VsyncError
 from vsync.model.filemode import load_umask
 from vsync.store import faults
-from vsync.store.space import disk_full, is_disk_full
-from vsync.store.statedb import is_damage
 from vsync.ui.escape import one_line
 
 INTERRUPTED = "vsync: interrupted; the last commit is intact"
@@ -156,15 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
-    except (OSError, sqlite3.Error) as exc:
+    except Exception as exc:
         if os.environ.get("VSYNC_DEBUG"):
             traceback.print_exc()
-        message, code = _os_failure(exc)
-        print(f"vsync: error: {one_line(message)}", file=sys.stderr)
-        return code
-    except Exception as exc:  # a bug: still one line, never a traceback by default
-        if os.environ.get("VSYNC_DEBUG"):
-            traceback.print_exc()
+        if isinstance(exc, OSError) or _is_sqlite_error(exc):
+            message, code = _os_failure(exc)
+            print(f"vsync: error: {one_line(message)}", file=sys.stderr)
+            return code
+        # a bug: still one line, never a traceback by default
         print(
             f"vsync: internal error: {type(exc).__name__}: {one_line(str(exc))} "
             "(set VSYNC_DEBUG=1 for details and report it)",
@@ -173,15 +169,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _os_failure(exc: OSError | sqlite3.Error) -> tuple[str, int]:
+def _is_sqlite_error(exc: BaseException) -> bool:
+    """An error of SQLite (only possible once something imported it: a clean status
+    never does)."""
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(exc, sqlite3.Error)
+
+
+def _os_failure(exc: BaseException) -> tuple[str, int]:
     """The message and exit code for an error of the OS or of SQLite that no layer
     below turned into a VsyncError. A full disk is never damage (exit 1)."""
+    from vsync.store.space import disk_full, is_disk_full
+    from vsync.store.statedb import is_damage
+
     if is_disk_full(exc):
         if isinstance(exc, OSError):
             name = os.fsdecode(exc.filename) if exc.filename else "a file"
             return str(disk_full(exc, name)), 1
         return str(disk_full(exc, "state.db (the chunk index and stat cache)")), 1
-    if isinstance(exc, sqlite3.Error):
+    if not isinstance(exc, OSError):  # SQLite's
         if is_damage(exc):
             return f"state.db is damaged ({exc}); run 'vsync fsck' to rebuild it", 3
         return f"state.db cannot be used ({exc}); it was left as it is", 1

@@ -8,12 +8,14 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dulwich.config import ConfigFile, StackedConfig
 
 from vsync.errors import UnsupportedFormat, UsageError
-from vsync.model.gitdb.lockfiles import write_locked
-from vsync.store.chunker import ALGORITHM, ChunkerParams
+
+if TYPE_CHECKING:
+    from vsync.store.chunker import ChunkerParams
 
 FORMAT_VERSION = 1
 DEFAULT_COMPRESSION_LEVEL = 3
@@ -64,6 +66,8 @@ class RepoConfig:
 
     def save(self) -> None:
         # GitFile: lock file, fsync, rename; one left by a killed process is broken
+        from vsync.model.gitdb.lockfiles import write_locked
+
         write_locked(self.path.parent, lambda: self.cf.write_to_path(str(self.path)))
 
     # -- typed views -----------------------------------------------------------
@@ -96,6 +100,8 @@ class RepoConfig:
 
     def chunker_params(self) -> ChunkerParams:
         """The chunking section, checked: a bad value is a UsageError naming the file."""
+        from vsync.store.chunker import ALGORITHM, ChunkerParams
+
         algo = self.get(("chunking",), "algorithm", ALGORITHM)
         if algo != ALGORITHM:
             raise UnsupportedFormat(f"unknown chunking algorithm {algo!r}")
@@ -160,6 +166,8 @@ def _login() -> str:
 
 
 def write_new_config(path: Path, bare: bool, params: ChunkerParams, level: int) -> None:
+    from vsync.store.chunker import ALGORITHM
+
     cfg = RepoConfig(path)
     cfg.set(("vsync",), "format", FORMAT_VERSION)
     cfg.set(("vsync",), "bare", bare)

@@ -26,6 +26,7 @@ from vsync.model.paths import (
     nfc,
     reserved_reason,
 )
+from vsync.model.statcache import FileStat, Stat, file_stat
 
 Warn = Callable[[str], None]
 
@@ -34,7 +35,7 @@ Warn = Callable[[str], None]
 class WorkFile:
     path: str  # NFC, '/'-separated, relative to the root
     disk: str  # absolute path as it is named on disk
-    st: os.stat_result
+    st: FileStat
 
     @property
     def is_link(self) -> bool:
@@ -47,7 +48,7 @@ class WorkFile:
         return MODE_EXEC if self.st.st_mode & 0o111 else MODE_FILE
 
 
-def git_mode_of(st: os.stat_result) -> int:
+def git_mode_of(st: Stat) -> int:
     if stat.S_ISLNK(st.st_mode):
         return MODE_LINK
     return MODE_EXEC if st.st_mode & 0o111 else MODE_FILE
@@ -58,6 +59,7 @@ def scan(
     warn: Warn,
     prefixes: list[str] | None = None,
     unreadable: list[str] | None = None,
+    ignore: Ignore | None = None,
 ) -> dict[str, WorkFile]:
     """Every regular file and symlink under ``root`` that is not ignored.
 
@@ -73,7 +75,8 @@ def scan(
     skipped with a warning and its path ('' for the root) appended to
     ``unreadable``: what it holds is unknown, not gone.
     """
-    ignore = Ignore(root)
+    if ignore is None:
+        ignore = Ignore(root)
     ignored = ignore.ignored
     out: dict[str, WorkFile] = {}
     stack: list[tuple[str, str]] = [(str(root), "")]
@@ -139,7 +142,7 @@ def scan(
             elif rel in out:
                 warn(f"skipping '{entry.path}': its name collides with '{out[rel].disk}'")
             else:
-                out[rel] = WorkFile(rel, entry.path, st)
+                out[rel] = WorkFile(rel, entry.path, file_stat(st))
     if prefixes is not None:
         out = {p: w for p, w in out.items() if any(is_under(p, pre) for pre in prefixes)}
     return dict(sorted(out.items()))

@@ -14,7 +14,10 @@ so :func:`keep_unreadable` keeps what the last commit has under them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from binascii import unhexlify
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,13 +27,14 @@ from stat import S_ISLNK
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, git_mode_of, scan
 from vsync.model.gitdb import BLOB, Presence, RawObject, blob_id, blob_object
+from vsync.model.ignore import Ignore
 from vsync.model.ingest import Ingester
 from vsync.model.manifest import FileTooLarge
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
 from vsync.model.stable_read import ingest_stable
-from vsync.model.statcache import StatCache, fresh_manifest
+from vsync.model.statcache import Stat, StatCache, stat_key
 from vsync.store import faults
 from vsync.store.chunkstore import PackWriter
 
@@ -58,6 +62,14 @@ class WorkingState:
     # held back paths (holdback) still as their hold left them: path -> (the
     # tree's entry, which ``flat`` holds, and what the folder really has)
     held: dict[str, tuple[Entry, Entry | None]] = field(default_factory=dict)
+    whole: bool = True  # the whole folder was read (no ``prefixes``)
+    ignore_fingerprint: bytes = b""  # of the ignore rules the scan followed
+
+    @property
+    def stampable(self) -> bool:
+        """Whether the stat cache's entries are now exactly ``flat`` (a clean stamp may
+        name it): the whole folder read, nothing skipped, unreadable or held back."""
+        return self.whole and not (self.skipped or self.unreadable or self.held)
 
 
 def read_working(
@@ -67,25 +79,42 @@ def read_working(
     writer: PackWriter | None = None,
     progress: ProgressSink | None = None,
     prefixes: list[str] | None = None,
+    flush: bool = True,
+    cache: StatCache | None = None,
 ) -> WorkingState:
-    """Scan and hash the working folder. With a ``writer``, store what is new."""
+    """Scan and hash the working folder. With a ``writer``, store what is new.
+
+    The stat cache learns what was hashed; it is written unless ``flush`` is
+    false (the caller then flushes ``state.cache``, maybe with a clean stamp)."""
     root = repo.require_worktree()
     unreadable: list[str] = []
-    files = scan(root, warn, prefixes, unreadable)
+    ignore = Ignore(root)
+    files = scan(root, warn, prefixes, unreadable, ignore)
     faults.point("folder-scanned")
-    cache = StatCache(repo.db)
+    if cache is None:
+        cache = StatCache(repo.control)
     gitdb = repo.gitdb
     state = WorkingState({}, files, cache=cache, unreadable=unreadable)
+    state.whole = prefixes is None
+    state.ignore_fingerprint = ignore.fingerprint
     flat = state.flat
     todo: list[WorkFile] = []
     unverified: list[tuple[str, int, bytes]] = []  # cache hits whose manifest may be unstored
     stored: Presence | None = None
-    rows = cache.rows()
+    lookup, from_stamp = cache.lookup, cache.from_stamp
+    # Entries the clean stamp covers name objects of the branch's tree, which are stored.
+    stamp = cache.base().stamp
+    committed = writer is not None and stamp is not None and _head_raw(repo) == stamp[0]
     for path, wf in files.items():
         st = wf.st
         st_mode = st.st_mode
         if S_ISLNK(st_mode):
+            cached = lookup(path, st)
+            if cached is not None and writer is None:
+                flat[path] = (MODE_LINK, cached)
+                continue
             try:
+                hashed_at = time.time_ns()
                 target = os.readlink(wf.disk)
             except OSError as exc:
                 warn(f"skipping '{path}': {exc.strerror}")
@@ -93,16 +122,18 @@ def read_working(
                 continue
             blob = blob_object(os.fsencode(target))
             flat[path] = (MODE_LINK, blob.id)
+            with contextlib.suppress(OSError):
+                if stat_key(os.lstat(wf.disk)) == stat_key(st):  # not replaced meanwhile
+                    cache.record(path, st, blob.id, hashed_at)
             if writer is not None and not gitdb.has(blob.id):
                 state.new_objects.append(blob)
             continue
         mode = MODE_EXEC if st_mode & 0o111 else MODE_FILE
-        row = rows.get(path)
-        cached = None if row is None else fresh_manifest(row, st)
+        cached = lookup(path, st)
         if cached is None:
             todo.append(wf)
-        elif writer is None:
-            flat[path] = (mode, cached)
+        elif writer is None or (committed and from_stamp(path)):
+            flat[path] = (mode, cached)  # (in the branch's tree, so stored)
         else:
             unverified.append((path, mode, cached))
     if unverified:
@@ -170,9 +201,9 @@ def read_working(
             warn(f"skipping '{wf.path}': it kept changing while it was read")
             state.skipped.append(wf.path)
             continue
-        manifest, st, hashed_at = result
+        manifest, read_st, hashed_at = result
         raw = manifest.to_bytes()
-        settle(wf, raw, blob_id(raw), st, hashed_at)
+        settle(wf, raw, blob_id(raw), read_st, hashed_at)
         if progress is not None:
             progress.file_done(wf.path)
     for path in cache.paths():
@@ -181,8 +212,14 @@ def read_working(
     _apply_holds(repo, state, root, prefixes)
     if progress is not None:
         progress.finish()
-    cache.flush()
+    if flush:
+        cache.flush()
     return state
+
+
+def _head_raw(repo: Repository) -> bytes | None:
+    head = repo.head()
+    return None if head is None else unhexlify(head)
 
 
 def keep_unreadable(flat: FlatMap, unreadable: list[str], old: FlatMap) -> None:
@@ -209,7 +246,7 @@ def _apply_holds(
             continue
         wf = state.files.get(path)
         if wf is not None:
-            st: os.stat_result | None = wf.st
+            st: Stat | None = wf.st
         else:
             try:
                 st = os.lstat(os.path.join(root, *path.split("/")))

@@ -42,10 +42,10 @@ from pathlib import Path
 from vsync.errors import DamagedRepository
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK
 from vsync.model.paths import GIT_NAME, fold_name
-from vsync.model.statcache import StatKey, stat_key
+from vsync.model.repository import HELD_FILE
+from vsync.model.statcache import Stat, StatKey, stat_key
 from vsync.store.chunkstore import fsync_dir, replace_durably
 
-HELD_FILE = "held"
 HELD_VERSION = 1
 TRUST_KEY = "safety.trustGitFolders"
 GIT_CONFIG_FILES = frozenset({"config", "config.worktree", "commondir"})
@@ -130,7 +130,7 @@ class Holds:
 
     # -- reading the folder ------------------------------------------------------
 
-    def effective(self, path: str, st: os.stat_result | None) -> Entry | None:
+    def effective(self, path: str, st: Stat | None) -> Entry | None:
         """The tree's entry for a held ``path`` whose lstat is still ``st`` as the
         hold left it (None: absent); None when it is not held or was changed since."""
         held = self.records.get(path)

@@ -1,27 +1,45 @@
 """``.vsyncignore``: gitignore syntax (matched with dulwich's gitignore engine).
 
 Only the file at the top of the working folder is read; ``.vsync/`` is
-always excluded.
+always excluded. dulwich's engine is imported only when the file holds
+patterns, so a folder without them never loads it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dulwich.ignore import IgnoreFilter, read_ignore_patterns
+if TYPE_CHECKING:
+    from dulwich.ignore import IgnoreFilter
 
 IGNORE_FILE = ".vsyncignore"
 
 
 class Ignore:
     def __init__(self, root: Path) -> None:
-        patterns: list[bytes] = []
+        self._filter: IgnoreFilter | None = None
         try:
             with open(root / IGNORE_FILE, "rb") as f:
-                patterns = list(read_ignore_patterns(f))
+                source: bytes | None = f.read()
         except FileNotFoundError:
-            pass
-        self._filter = IgnoreFilter(patterns) if patterns else None
+            source = None
+        # What the rules are made of (the stat cache's clean stamp keeps it).
+        self.fingerprint = hashlib.blake2b(
+            b"-" if source is None else b"+" + source, digest_size=16
+        ).digest()
+        if source and source.strip():
+            from dulwich.ignore import IgnoreFilter, read_ignore_patterns
+
+            patterns = list(read_ignore_patterns(io.BytesIO(source)))
+            if patterns:
+                self._filter = IgnoreFilter(patterns)
+
+    @property
+    def empty(self) -> bool:
+        return self._filter is None
 
     def ignored(self, path: str, is_dir: bool) -> bool:
         if self._filter is None:

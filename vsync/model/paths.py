@@ -91,6 +91,12 @@ def control_shaped(names: Iterable[str]) -> bool:
     vsync opens; such a folder is never written from a tree (a peer could
     otherwise plant a repository whose hooks and remote commands run when a
     command is started inside it)."""
+    names = list(names)
+    joined = "\0".join(names)
+    if joined.isascii():  # a quick look first: most folders hold none of the three
+        low = "\0" + joined.lower()
+        if "\0git" not in low or "\0chunks" not in low or "\0config" not in low:
+            return False
     found: set[str] = set()
     for name in names:
         if name[:1] in _PART_HEADS or not name.isascii():

@@ -19,21 +19,24 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vsync.errors import NotARepository, UsageError
-from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, RepoConfig, write_new_config
-from vsync.model.gitdb import GitDB
-from vsync.model.holdback import Holds
-from vsync.model.ingest import Ingester
-from vsync.model.lock import LOCK_TIMEOUT, RepoLock
-from vsync.model.materialize import remove_leftover_temps
+from vsync.model.config import RepoConfig
 from vsync.model.paths import CONTROL_NAME, CONTROL_PARTS
-from vsync.store import faults
-from vsync.store.chunker import ChunkerParams
-from vsync.store.chunkstore import ChunkStore, fsync_dir
-from vsync.store.statedb import StateDB
+
+# The parts below are imported when first used: a clean ``vsync status`` opens
+# the repository without loading the git database, the chunk store or SQLite.
+if TYPE_CHECKING:
+    from vsync.model.gitdb import GitDB
+    from vsync.model.holdback import Holds
+    from vsync.model.ingest import Ingester
+    from vsync.store.chunkstore import ChunkStore
+    from vsync.store.statedb import StateDB
 
 BRANCH = b"refs/heads/main"
+HELD_FILE = "held"  # paths held back from .git folders (vsync.model.holdback)
+MERGE_STATE = "merge/state"  # the merge in progress (vsync.ops.merge.state), under the control
 
 
 def hook_samples_dir() -> Path | None:
@@ -77,6 +80,11 @@ class Repository:
 
     @classmethod
     def init(cls, path: Path, bare: bool = False) -> Repository:
+        from vsync.model.config import DEFAULT_COMPRESSION_LEVEL, write_new_config
+        from vsync.model.gitdb import GitDB
+        from vsync.store.chunker import ChunkerParams
+        from vsync.store.chunkstore import fsync_dir
+
         path = path.absolute()
         control = path if bare else path / CONTROL_NAME
         if bare and path.exists() and any(path.iterdir()):
@@ -166,18 +174,24 @@ class Repository:
     def gitdb(self) -> GitDB:
         """The git objects, refs and reflogs (every git access goes through it)."""
         if self._gitdb is None:
+            from vsync.model.gitdb import GitDB
+
             self._gitdb = GitDB.open(self.control / "git")
         return self._gitdb
 
     @property
     def db(self) -> StateDB:
         if self._db is None:
+            from vsync.store.statedb import StateDB
+
             self._db = StateDB(self.control / "state.db")
         return self._db
 
     @property
     def chunks(self) -> ChunkStore:
         if self._chunks is None:
+            from vsync.store.chunkstore import ChunkStore
+
             store = ChunkStore(self.control / "chunks", self.db, self.config.compression_level())
             if self.db.rebuilt:
                 store.rebuild_index()
@@ -194,12 +208,16 @@ class Repository:
 
     def ingester(self) -> Ingester:
         """An ingest pipeline with this repository's chunking and compression (close it)."""
+        from vsync.model.ingest import Ingester
+
         return Ingester(self.config.chunker_params(), self.config.compression_level())
 
     @property
     def holds(self) -> Holds:
         """Paths under tracked ``.git`` folders held back (:mod:`vsync.model.holdback`)."""
         if self._holds is None:
+            from vsync.model.holdback import Holds
+
             self._holds = Holds(self.control, self.config.trust_git_folders)
         return self._holds
 
@@ -237,6 +255,10 @@ class Repository:
             finally:
                 self._lock_depth -= 1
             return
+        from vsync.model.lock import LOCK_TIMEOUT, RepoLock
+        from vsync.model.materialize import remove_leftover_temps
+        from vsync.store import faults
+
         with RepoLock(self.control / "lock", exclusive, LOCK_TIMEOUT):
             self._lock_depth, self._lock_exclusive = 1, exclusive
             faults.point("lock-taken")

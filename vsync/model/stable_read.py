@@ -17,7 +17,7 @@ from typing import TypeVar
 from vsync.model.gitdb import blob_id
 from vsync.model.ingest import Ingester, Progress
 from vsync.model.manifest import Manifest
-from vsync.model.statcache import stat_key
+from vsync.model.statcache import Stat, stat_key
 from vsync.store.chunkstore import PackWriter
 
 READ_ATTEMPTS = 3
@@ -71,7 +71,7 @@ def ingest_stable(
     return read_stable(disk, ingest)
 
 
-def content_id_if_unchanged(disk: str, st: os.stat_result, ingester: Ingester) -> bytes | None:
+def content_id_if_unchanged(disk: str, st: Stat, ingester: Ingester) -> bytes | None:
     """The manifest blob id of the file at ``disk`` if it still has the stat ``st``.
 
     None when it changed since ``st`` was taken, kept changing, or vanished.

@@ -1,94 +1,406 @@
-"""The stat cache: which manifest a working file had when last hashed.
+"""The stat cache: which object id a working file or symlink had when last read.
+
+It lives in one flat file, ``.vsync/statcache`` (docs/format.md, "The stat
+cache"), read in one go as git reads its index: a fixed header (magic,
+version, entry count, CRC-32 of the body, the *clean stamp*), then one
+fixed-size record per entry, then the entries' paths. Nothing per entry is
+built at load beyond a path -> record-number map; records are unpacked when
+asked for. Written whole: a temporary file in ``.vsync``, fsync, rename.
 
 An entry is trusted only when the file's size, mtime, ctime, inode and mode
 are unchanged *and* the file was last modified comfortably before it was
 hashed. A file modified within ``RACY_NS`` of its hashing (the timestamp
 granularity problem git calls "racily clean") is hashed again next time;
-2 s covers FAT's timestamps on USB drives.
+2 s covers FAT's timestamps on USB drives. Such an entry is *smudged* when
+recorded (its mode set to 0, which no file has), as git smudges racy index
+entries, so that trusting a record is one comparison of its stat fields.
+
+The clean stamp names the commit and tree the entries were clean against:
+every entry's object id, and nothing else, makes that tree. A status that
+finds the folder exactly as the entries describe and the branch still at the
+stamp's commit is clean without reading a git object
+(:mod:`vsync.model.clean_walk`). Any change to the entries drops the stamp.
+
+The cache is disposable: a file that is missing, foreign, of another version
+or whose CRC does not match is ignored (the files are hashed again and the
+cache rewritten). The first time a repository made before this file is
+opened, the ``files`` table of state.db is read into it (that table is not
+used afterwards and is emptied).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-
-from vsync.store.statedb import StateDB, transaction
+import struct
+import zlib
+from binascii import hexlify, unhexlify
+from pathlib import Path
+from typing import NamedTuple
 
 RACY_NS = 2_000_000_000
 
-Row = tuple[int, int, int, int, int, bytes, int]
+CACHE_FILE = "statcache"
+MAGIC = b"VSSC"
+VERSION = 1
+# magic, version, entry count, CRC-32 of the body, stamp commit, stamp tree, ignore fingerprint
+HEADER = struct.Struct("<4sIII20s20s16s")
+# size, mtime_ns, ctime_ns, inode, st_mode: what stat_key gives
+KEY = struct.Struct("<QqqQI")
+# the key, then hashed_at_ns, then the 20-byte object id
+RECORD = struct.Struct("<QqqQIq20s")
+ID_AT = 44  # where the object id starts in a record
+NO_ID = bytes(20)
+SMUDGED = 0  # the mode of a racy entry: no file has it, so it never matches
+
+# RECORD's fields, the object id in hex (as ids are everywhere else in vsync)
+Row = tuple[int, int, int, int, int, int, bytes]
 StatKey = tuple[int, int, int, int, int]  # what stat_key gives
+Stamp = tuple[bytes, bytes, bytes]  # (commit id, tree id, ignore fingerprint), raw
 
 
-def stat_key(st: os.stat_result) -> StatKey:
+class FileStat(NamedTuple):
+    """What vsync keeps of an lstat while it works on many files (an ``os.stat_result``
+    holds some twenty fields, several as objects: about 600 bytes a file)."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+    st_ino: int
+    st_mode: int
+
+
+Stat = os.stat_result | FileStat
+
+
+def file_stat(st: os.stat_result) -> FileStat:
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+
+
+def stat_key(st: Stat) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
-def fresh_manifest(row: Row, st: os.stat_result) -> bytes | None:
-    """The manifest id of ``row`` if it still describes a file with stat ``st``."""
-    size, mtime, ctime, ino, mode, manifest, hashed_at = row
-    if (
-        size != st.st_size
-        or mtime != st.st_mtime_ns
-        or ctime != st.st_ctime_ns
-        or ino != st.st_ino
-        or mode != st.st_mode
-    ):
+def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int) -> bool:
+    """Whether a file with these times, hashed at ``hashed_at_ns``, may have changed
+    within the same timestamp tick afterwards (git's "racily clean")."""
+    return max(st_mtime_ns, st_ctime_ns) >= hashed_at_ns - RACY_NS
+
+
+class CacheFile:
+    """A parsed ``statcache``: the raw records and a path -> record number map."""
+
+    __slots__ = ("index", "records", "stamp")
+
+    def __init__(self, index: dict[str, int], records: bytes, stamp: Stamp | None) -> None:
+        self.index = index
+        self.records = records
+        self.stamp = stamp
+
+    def row(self, i: int) -> Row:
+        size, mtime, ctime, ino, mode, hashed_at, oid = RECORD.unpack_from(
+            self.records, i * RECORD.size
+        )
+        return (size, mtime, ctime, ino, mode, hashed_at, hexlify(oid))
+
+    def key(self, i: int) -> StatKey:
+        return KEY.unpack_from(self.records, i * RECORD.size)
+
+
+EMPTY = CacheFile({}, b"", None)
+
+
+def parse(data: bytes) -> CacheFile | None:
+    """The cache held by ``data``, or None if it is not a whole cache of this version."""
+    if len(data) < HEADER.size:
         return None
-    if (mtime if mtime > ctime else ctime) >= hashed_at - RACY_NS:
-        return None  # racily clean: cannot tell a same-tick edit apart
-    return manifest
+    magic, version, count, crc, commit, tree, ignore_fp = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION:
+        return None
+    body = memoryview(data)[HEADER.size :]
+    if zlib.crc32(body) != crc:
+        return None
+    rec_end = HEADER.size + count * RECORD.size
+    if len(data) < rec_end:
+        return None
+    try:
+        names = data[rec_end:].decode("utf-8").split("\0")
+    except UnicodeDecodeError:
+        return None
+    if len(names) != count + 1 or names[-1] != "":
+        return None
+    names.pop()
+    index = dict(zip(names, range(count), strict=True))
+    if len(index) != count:
+        return None
+    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
+    return CacheFile(index, data[HEADER.size : rec_end], stamp)
 
 
-class StatCache:
-    def __init__(self, db: StateDB) -> None:
-        self.db = db
-        self._rows: dict[str, Row] | None = None
-        self._pending: dict[str, Row | None] = {}
+def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None]:
+    """(the cache at ``path`` or None when it is missing or unusable, its file's identity)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    except OSError:
+        return EMPTY, None  # unreadable: start empty, never fatal
+    ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+    parsed = parse(data)
+    return (EMPTY if parsed is None else parsed), ident
 
-    def _load(self) -> dict[str, Row]:
-        if self._rows is None:
-            rows = self.db.conn.execute(
+
+def encode(base: CacheFile, pending: dict[str, Row | None], stamp: Stamp | None) -> bytes:
+    """The bytes of a cache file: ``base``'s entries with ``pending`` laid over them
+    (None: forgotten), sorted by path (code point order, which is UTF-8 byte order)."""
+    records = bytearray()
+    names: list[str] = []
+    pack = RECORD.pack
+    raw = base.records
+    size = RECORD.size
+    changed = sorted(pending)
+    j = 0
+    for path, i in base.index.items():  # a cache file's entries are already sorted
+        while j < len(changed) and changed[j] < path:
+            row = pending[changed[j]]
+            if row is not None:
+                records += pack(*row[:6], unhexlify(row[6]))
+                names.append(changed[j])
+            j += 1
+        if path in pending:
+            continue  # laid over (written above or below in its place) or forgotten
+        records += raw[i * size : (i + 1) * size]
+        names.append(path)
+    for path in changed[j:]:
+        row = pending[path]
+        if row is not None:
+            records += pack(*row[:6], unhexlify(row[6]))
+            names.append(path)
+    body = bytes(records) + "".join(p + "\0" for p in names).encode("utf-8")
+    commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
+    header = HEADER.pack(MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp)
+    return header + body
+
+
+def write_file(path: Path, data: bytes) -> tuple[int, int, int]:
+    """Write ``data`` as the cache file: a temporary file beside it, fsync, rename.
+    Returns the identity of the file written (as :func:`read_file` gives it)."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            st = os.fstat(f.fileno())
+        os.replace(tmp, path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_abandoned_temps(control: Path) -> None:
+    """Remove ``statcache.tmp-<pid>`` files whose writer is gone (killed mid-write)."""
+    prefix = CACHE_FILE + ".tmp-"
+    with contextlib.suppress(OSError):
+        for name in os.listdir(control):
+            if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+                continue
+            pid = int(name[len(prefix) :])
+            try:
+                os.kill(pid, 0)
+                continue  # still running (or another user's): its own to finish
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(control / name)
+
+
+def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
+    """The stat cache a repository made before the flat file keeps in state.db."""
+    db = control / "state.db"
+    if not db.exists():
+        return []
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = conn.execute(
                 "SELECT path, size, mtime_ns, ctime_ns, inode, mode, manifest, hashed_at_ns"
                 " FROM files"
             ).fetchall()
-            self._rows = {r[0]: tuple(r[1:]) for r in rows}
-        return self._rows
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []  # no table, damaged, locked: the cache starts empty
+    out: list[tuple[str, Row]] = []
+    for path, size, mtime, ctime, ino, mode, manifest, hashed_at in rows:
+        if not isinstance(path, str) or not isinstance(manifest, bytes) or "\0" in path:
+            continue
+        if len(manifest) != 40:
+            continue
+        try:
+            path.encode("utf-8")
+            RECORD.pack(size, mtime, ctime, ino, mode, hashed_at, unhexlify(manifest))
+        except (ValueError, TypeError, struct.error, UnicodeEncodeError):
+            continue  # not a row this version wrote: left out (the file is read again)
+        if is_racy(mtime, ctime, hashed_at):
+            mode = SMUDGED
+        out.append((path, (size, mtime, ctime, ino, mode, hashed_at, manifest)))
+    return out
 
-    def lookup(self, path: str, st: os.stat_result) -> bytes | None:
-        row = self._load().get(path)
-        if row is None:
-            return None
-        return fresh_manifest(row, st)
 
-    def rows(self) -> dict[str, Row]:
-        """Every entry by path (read-only: change them through record/forget)."""
+def _empty_legacy_table(control: Path) -> None:
+    import sqlite3
+
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(control / "state.db", timeout=5.0)
+        try:
+            conn.execute("DELETE FROM files")
+            conn.commit()
+        finally:
+            conn.close()
+
+
+class StatCache:
+    """The stat cache of one repository's working folder (see the module docstring).
+
+    Changes are kept in memory until :meth:`flush`. If another process rewrote
+    the file meanwhile, the flush lays these changes over that newer file (as
+    row updates to a database would be) and drops the clean stamp.
+    """
+
+    def __init__(self, control: Path) -> None:
+        self.path = control / CACHE_FILE
+        self._control = control
+        self._base: CacheFile | None = None
+        self._ident: tuple[int, int, int] | None = None
+        self._migrated = False
+        self._pending: dict[str, Row | None] = {}
+        self._stamp_changed = False
+        self._stamp: Stamp | None = None
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _load(self) -> CacheFile:
+        if self._base is None:
+            base, self._ident = read_file(self.path)
+            if base is None:
+                legacy = _legacy_rows(self._control)
+                self._migrated = True
+                base = EMPTY
+                for path, row in legacy:
+                    self._pending[path] = row
+            self._base = base
+            self._stamp = base.stamp
+        return self._base
+
+    @property
+    def stamp(self) -> Stamp | None:
+        """The clean stamp, or None (see the module docstring)."""
+        self._load()
+        return None if self._pending else self._stamp
+
+    def base(self) -> CacheFile:
+        """The file as loaded (changes not laid over): for :mod:`vsync.model.clean_walk`."""
         return self._load()
 
-    def record(self, path: str, st: os.stat_result, manifest: bytes, hashed_at_ns: int) -> None:
-        row: Row = (*stat_key(st), manifest, hashed_at_ns)
-        self._load()[path] = row
-        self._pending[path] = row
+    def get(self, path: str) -> Row | None:
+        base = self._load()
+        if path in self._pending:
+            return self._pending[path]
+        i = base.index.get(path)
+        return None if i is None else base.row(i)
 
-    def forget(self, path: str) -> None:
-        if self._load().pop(path, None) is not None:
-            self._pending[path] = None
+    def lookup(self, path: str, st: Stat) -> bytes | None:
+        """The object id recorded for ``path`` if it still describes a file with stat ``st``."""
+        base = self._load()
+        if path not in self._pending:
+            i = base.index.get(path)
+            if i is None:
+                return None
+            at = i * RECORD.size
+            raw = base.records
+            if KEY.unpack_from(raw, at) != (
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+                st.st_mode,
+            ):
+                return None
+            return hexlify(raw[at + ID_AT : at + RECORD.size])
+        row = self._pending[path]
+        if row is None or row[:5] != stat_key(st):
+            return None
+        return row[6]
+
+    def from_stamp(self, path: str) -> bool:
+        """Whether ``path``'s entry is one the loaded file's clean stamp covers (its
+        object id is then in the stamp's tree)."""
+        base = self._load()
+        return base.stamp is not None and path not in self._pending and path in base.index
 
     def paths(self) -> list[str]:
-        return list(self._load())
+        base = self._load()
+        out = [p for p in base.index if p not in self._pending]
+        out.extend(p for p, row in self._pending.items() if row is not None)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.paths())
+
+    # -- changing --------------------------------------------------------------------
+
+    def record(self, path: str, st: Stat, oid: bytes, hashed_at_ns: int) -> None:
+        self._load()
+        mode = SMUDGED if is_racy(st.st_mtime_ns, st.st_ctime_ns, hashed_at_ns) else st.st_mode
+        row: Row = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode, hashed_at_ns, oid)
+        if self.get(path) != row:
+            self._pending[path] = row
+
+    def forget(self, path: str) -> None:
+        if self.get(path) is not None:
+            self._pending[path] = None
+
+    def set_stamp(self, stamp: Stamp | None) -> None:
+        """Record that the entries, with the changes made so far, make ``stamp``'s tree."""
+        self._load()
+        if stamp != self._stamp or self._pending:
+            self._stamp_changed = True
+        self._stamp = stamp
 
     def flush(self) -> None:
-        if not self._pending:
+        """Write the changes (and the stamp, if set since the last flush) to the file."""
+        if self._base is None:
             return
-        conn = self.db.conn
-        gone = [(path,) for path, row in self._pending.items() if row is None]
-        rows = [(path, *row) for path, row in self._pending.items() if row is not None]
-        with transaction(conn):
-            if gone:
-                conn.executemany("DELETE FROM files WHERE path=?", gone)
-            if rows:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO files(path, size, mtime_ns, ctime_ns, inode, mode,"
-                    " manifest, hashed_at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+        stamp = self._stamp if self._stamp_changed else None
+        if not self._pending and not self._stamp_changed:
+            return
+        base = self._base
+        try:
+            st = os.stat(self.path)
+            now: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            now = None
+        if now != self._ident:
+            current, self._ident = read_file(self.path)
+            base = current or EMPTY  # rewritten by another process: lay ours over it
+            stamp = None
+        data = encode(base, self._pending, stamp)
+        write_file(self.path, data)
+        _remove_abandoned_temps(self._control)
+        if self._migrated:
+            _empty_legacy_table(self._control)
+            self._migrated = False
+        # Read again on next use (rarely wanted after a flush).
+        self._base, self._ident = None, None
         self._pending.clear()
+        self._stamp_changed = False
+        self._stamp = None

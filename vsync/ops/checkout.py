@@ -40,7 +40,7 @@ from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, flatten_commit
 from vsync.model.stable_read import content_id_if_unchanged
-from vsync.model.statcache import StatKey, stat_key
+from vsync.model.statcache import Stat, StatKey, stat_key
 from vsync.ops.folder_writer import (
     FolderWriter,
     Remove,
@@ -222,7 +222,7 @@ class _Planner:
         """What a write at ``disk`` must find there: the file it replaces, or nothing."""
         return self.plan.doomed[disk].key if disk in self.plan.in_place else None
 
-    def doom(self, disk: str, st: os.stat_result | None = None) -> None:
+    def doom(self, disk: str, st: Stat | None = None) -> None:
         if disk in self.plan.doomed:
             return
         st = st or lstat_or_none(disk)
@@ -245,7 +245,7 @@ class _Planner:
         else:
             self.plan.doomed[disk] = _Doomed(label, label, stat_key(st), self._hash(disk, st))
 
-    def _hash(self, disk: str, st: os.stat_result) -> bytes | None:
+    def _hash(self, disk: str, st: Stat) -> bytes | None:
         """Content id of a file the scan did not report (ignored); None if unknown."""
         if stat.S_ISLNK(st.st_mode):
             return blob_id(os.fsencode(os.readlink(disk)))

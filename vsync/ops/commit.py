@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
-from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
+from vsync.model.folder_snapshot import (
+    ProgressSink,
+    WorkingState,
+    keep_unreadable,
+    read_working,
+)
 from vsync.model.gitdb import RawObject, commit_object
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
+from vsync.model.statcache import StatCache
 from vsync.ops.hooks import require_hook_ok, run_hook
 from vsync.ops.mass_change import Check
 from vsync.ops.merge.state import MergeState
+from vsync.ops.status import clean_stamp
+from vsync.store.chunkstore import PackWriter
 
 
 @dataclass
@@ -92,46 +100,14 @@ def commit(
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
+        cache = StatCache(repo.control)
         with repo.ingester() as ingester, store.writer() as w:
-            state = read_working(repo, ingester, warn, w, progress)
-        result = CommitResult(None, head, len(state.flat), state.hashed)
-        result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
-        result.skipped = state.skipped + state.unreadable
-        old: FlatMap | None = None
-        if result.skipped and head_tree is not None:
-            # A file skipped because it kept changing, or anything that could not be
-            # read, keeps its last committed version: never a deletion nobody made.
-            old = flatten(repo.gitdb, head_tree)
-            for path in state.skipped:
-                if path in old:
-                    state.flat[path] = old[path]
-            keep_unreadable(state.flat, state.unreadable, old)
-            result.files = len(state.flat)
-        tree_id, trees = build_tree(state.flat)
-        unchanged = not parents_extra and (
-            head_tree == tree_id or (head is None and not state.flat)
-        )
-        if check is not None and not unchanged:  # a refusal changes nothing, holds included
-            if old is None:
-                old = {} if head_tree is None else flatten(repo.gitdb, head_tree)
-            check(old, state.flat)
-        # Held-back paths (holdback) commit as the tree had them; a hold whose path the
-        # user changed since is over: the folder's version is what gets committed.
-        repo.holds.prune(state.held)
-        repo.holds.save()
-        if unchanged:
-            return result
-        parents = ([head] if head else []) + (parents_extra or [])
-        c = make_commit(repo, tree_id, parents, message)
-        objects: list[RawObject] = list(state.new_objects)
-        stored = repo.gitdb.presence(len(trees))
-        objects.extend(t for t in trees if t.id not in stored)
-        objects.append(c)
-        repo.gitdb.add(objects)
-        subject = message.strip().splitlines()[0]
-        advance_branch(repo, head, c.id, f"commit{' (initial)' if head is None else ''}: {subject}")
-        result.commit_id = c.id
-        if merge is not None:
+            state = read_working(repo, ingester, warn, w, progress, flush=False, cache=cache)
+        try:
+            result = _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+        finally:
+            cache.flush()
+        if merge is not None and result.commit_id is not None:
             merge.clear()
     post = run_hook(repo, "post-commit")
     if post is not None:
@@ -140,6 +116,61 @@ def commit(
         hook = run_hook(repo, "post-merge", "0")
         if hook is not None:
             result.post_commit_output += hook.output
+    return result
+
+
+def _record(
+    repo: Repository,
+    state: WorkingState,
+    cache: StatCache,
+    head: bytes | None,
+    head_tree: bytes | None,
+    message: str,
+    parents_extra: list[bytes] | None,
+    w: PackWriter,
+    check: Check | None,
+) -> CommitResult:
+    """Write what :func:`commit` read as a commit and move the branch to it; the stat
+    cache gets a clean stamp for the tree committed (or found unchanged)."""
+    result = CommitResult(None, head, len(state.flat), state.hashed)
+    result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
+    result.skipped = state.skipped + state.unreadable
+    old: FlatMap | None = None
+    if result.skipped and head_tree is not None:
+        # A file skipped because it kept changing, or anything that could not be
+        # read, keeps its last committed version: never a deletion nobody made.
+        old = flatten(repo.gitdb, head_tree)
+        for path in state.skipped:
+            if path in old:
+                state.flat[path] = old[path]
+        keep_unreadable(state.flat, state.unreadable, old)
+        result.files = len(state.flat)
+    tree_id, trees = build_tree(state.flat)
+    unchanged = not parents_extra and (head_tree == tree_id or (head is None and not state.flat))
+    if check is not None and not unchanged:  # a refusal changes nothing, holds included
+        if old is None:
+            old = {} if head_tree is None else flatten(repo.gitdb, head_tree)
+        check(old, state.flat)
+    # Held-back paths (holdback) commit as the tree had them; a hold whose path the
+    # user changed since is over: the folder's version is what gets committed.
+    repo.holds.prune(state.held)
+    repo.holds.save()
+    if unchanged:
+        if head is not None and state.stampable:
+            cache.set_stamp(clean_stamp(head, tree_id, state.ignore_fingerprint))
+        return result
+    parents = ([head] if head else []) + (parents_extra or [])
+    c = make_commit(repo, tree_id, parents, message)
+    objects: list[RawObject] = list(state.new_objects)
+    stored = repo.gitdb.presence(len(trees))
+    objects.extend(t for t in trees if t.id not in stored)
+    objects.append(c)
+    repo.gitdb.add(objects)
+    subject = message.strip().splitlines()[0]
+    advance_branch(repo, head, c.id, f"commit{' (initial)' if head is None else ''}: {subject}")
+    result.commit_id = c.id
+    if state.stampable:
+        cache.set_stamp(clean_stamp(c.id, tree_id, state.ignore_fingerprint))
     return result
 
 

@@ -112,7 +112,7 @@ class FolderWriter:
         self.repo = repo
         self.root = repo.require_worktree()
         self.retry = retry
-        self.cache = StatCache(repo.db) if cache is None else cache
+        self.cache = StatCache(repo.control) if cache is None else cache
         self._own_cache = cache is None  # a cache handed in is flushed by its owner
         self.holds = repo.holds
         self.temps = FolderTemps(repo.control)

@@ -34,18 +34,19 @@ Order, each step safe to interrupt:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from stat import S_ISLNK
 
 from vsync.errors import DamagedRepository, StoppedError
 from vsync.model.folder_snapshot import ProgressSink
 from vsync.model.gitdb.incoming import remove_abandoned
 from vsync.model.repository import Repository
+from vsync.model.statcache import StatCache
 from vsync.ops.fsck import ChunkSet, HistoryWalk, walk_history
 from vsync.ops.merge.state import MergeState
 from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.space import require_free
-from vsync.store.statedb import transaction
 
 
 @dataclass
@@ -187,15 +188,13 @@ def _verify_live(store: ChunkStore, plans: list[_PackPlan], progress: ProgressSi
 
 
 def _forget_stat_cache(repo: Repository, history: HistoryWalk) -> None:
-    conn = repo.db.conn
-    stale = [
-        (path,)
-        for path, manifest in conn.execute("SELECT path, manifest FROM files").fetchall()
-        if manifest not in history.manifests
-    ]
-    if stale:
-        with transaction(conn):
-            conn.executemany("DELETE FROM files WHERE path=?", stale)
+    """Entries naming a manifest gc may drop are forgotten (symlinks name no manifest)."""
+    cache = StatCache(repo.control)
+    for path in cache.paths():
+        row = cache.get(path)
+        if row is not None and not S_ISLNK(row[4]) and row[6] not in history.manifests:
+            cache.forget(path)
+    cache.flush()
 
 
 def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: GcResult) -> None:

@@ -12,14 +12,22 @@ as unchanged; they are listed apart (``held``; ``!H PATH`` in porcelain).
 
 from __future__ import annotations
 
+import os
+from binascii import unhexlify
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from vsync.model.folder_scan import MODE_LINK
-from vsync.model.folder_snapshot import ProgressSink, keep_unreadable, read_working
-from vsync.model.repository import Repository
-from vsync.model.snapshot import FlatMap, commit_tree, flatten, tree_id_of
-from vsync.ops.merge.state import MergeState, status_codes
+from vsync.model.gitdb.headref import loose_ref
+from vsync.model.gitdb.types import MODE_LINK
+from vsync.model.ignore import Ignore
+from vsync.model.repository import BRANCH, HELD_FILE, MERGE_STATE, Repository
+from vsync.model.statcache import StatCache
+
+if TYPE_CHECKING:
+    from vsync.model.folder_snapshot import ProgressSink
+    from vsync.model.snapshot import FlatMap
+    from vsync.ops.merge.state import MergeState
 
 
 @dataclass
@@ -54,15 +62,51 @@ def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:
     return out
 
 
+def clean_by_stamp(repo: Repository, cache: StatCache) -> StatusResult | None:
+    """A clean status found without reading a git object, or None if it cannot be.
+
+    It can when the stat cache's clean stamp names the commit the branch's loose
+    ref holds and the ignore rules it was made with, no merge is in progress, no
+    path is held back, and the folder is exactly as the cache's entries describe
+    (:func:`~vsync.model.clean_walk.folder_as_cached`). A damaged commit or tree
+    behind an unmoved branch then goes unnoticed here; ``vsync fsck`` finds it.
+    """
+    stamp = cache.stamp
+    if stamp is None:
+        return None
+    head = loose_ref(repo.control / "git", BRANCH)
+    if head is None or unhexlify(head) != stamp[0]:
+        return None
+    if os.path.lexists(repo.control / MERGE_STATE) or os.path.lexists(repo.control / HELD_FILE):
+        return None
+    root = repo.require_worktree()
+    ignore = Ignore(root)
+    if ignore.fingerprint != stamp[2]:
+        return None
+    from vsync.model.clean_walk import folder_as_cached
+
+    if not folder_as_cached(root, cache.base(), ignore):
+        return None
+    return StatusResult([], head)
+
+
 def status(
     repo: Repository,
     warn: Callable[[str], None],
     progress: ProgressSink | None = None,
 ) -> StatusResult:
+    cache = StatCache(repo.control)
+    quick = clean_by_stamp(repo, cache)
+    if quick is not None:
+        return quick
+    from vsync.model.folder_snapshot import keep_unreadable, read_working
+    from vsync.model.snapshot import commit_tree, flatten, tree_id_of
+    from vsync.ops.merge.state import MergeState, status_codes
+
     head = repo.head()
     head_tree = None if head is None else commit_tree(repo.gitdb, head)
     with repo.ingester() as ingester:
-        state = read_working(repo, ingester, warn, None, progress)
+        state = read_working(repo, ingester, warn, None, progress, flush=False, cache=cache)
     base = None
     if head_tree is not None and state.unreadable:
         base = flatten(repo.gitdb, head_tree)  # what it cannot read counts as unchanged
@@ -76,6 +120,9 @@ def status(
             base = {} if head_tree is None else flatten(repo.gitdb, head_tree)
         entries = compare(base, state.flat)
     merge = MergeState.load(repo)
+    if head is not None and head_tree is not None and not entries and state.stampable:
+        cache.set_stamp(clean_stamp(head, head_tree, state.ignore_fingerprint))
+    cache.flush()
     if merge is not None:
         unmerged = dict((path, code) for code, path in status_codes(merge))
         entries = [(c, p) for c, p in entries if p not in unmerged]
@@ -83,3 +130,9 @@ def status(
         entries.sort(key=lambda e: e[1])
     unreadable = sorted(state.unreadable)
     return StatusResult(entries, head, state.skipped, merge, sorted(state.held), unreadable)
+
+
+def clean_stamp(commit: bytes, tree: bytes, ignore_fp: bytes) -> tuple[bytes, bytes, bytes]:
+    """The stat cache's clean stamp for a folder whose files make ``tree``, ``commit``'s,
+    read under the ignore rules of fingerprint ``ignore_fp``."""
+    return unhexlify(commit), unhexlify(tree), ignore_fp

@@ -251,7 +251,7 @@ def apply_merge(repo: Repository, plan: MergePlan) -> ApplyOutcome:
         if repo.head() != plan.labels.ours.commit:
             raise StoppedError("the branch moved since the merge was planned; nothing was changed")
         changes = _changes(plan)
-        cache = StatCache(repo.db)
+        cache = StatCache(repo.control)
         with repo.ingester() as ingester:
             seen = _check_folder(root, changes, plan.ours, cache, ingester, repo.holds)
             untouched = _check_conflicts(root, plan, changes, cache, ingester, repo.holds)

@@ -117,7 +117,7 @@ def abort(repo: Repository) -> AbortResult:
 @contextmanager
 def folder_tools(repo: Repository) -> Iterator[tuple[StatCache, Ingester]]:
     """The stat cache and an ingester for reading and storing folder files; flushes the cache."""
-    cache = StatCache(repo.db)
+    cache = StatCache(repo.control)
     try:
         with repo.ingester() as ing:
             yield cache, ing

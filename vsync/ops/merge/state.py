@@ -68,7 +68,7 @@ from pathlib import Path
 
 from vsync.errors import DamagedRepository, UnsafePath, UnsupportedFormat
 from vsync.model.paths import check_repo_path
-from vsync.model.repository import Repository
+from vsync.model.repository import MERGE_STATE, Repository
 from vsync.model.snapshot import Entry
 from vsync.ops.merge.plan import CONFLICT_KINDS, UNMERGED_CODES
 from vsync.store.chunkstore import fsync_dir, replace_durably
@@ -76,8 +76,7 @@ from vsync.store.chunkstore import fsync_dir, replace_durably
 MAGIC = b"VSYNC-MERGESTATE"
 VERSION = 1
 LENGTH = struct.Struct(">I")
-STATE_DIR = "merge"
-STATE_FILE = "state"
+STATE_DIR, STATE_FILE = MERGE_STATE.split("/")  # what status looks for
 
 
 @dataclass
