@@ -10,6 +10,10 @@
 #   make clean        caches, build output, benchmark data; `make distclean` also .venv
 
 SHELL := /bin/bash
+# Some environments set PYTHONDONTWRITEBYTECODE: every vsync process the tests and
+# benchmarks start would then compile vsync's modules again (about 0.13 s each, and
+# the suite starts thousands). Let Python write its bytecode cache once.
+unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
