@@ -207,3 +207,23 @@ def mib_s(size: int, seconds: float) -> str:
 
 def size_cell(n: int) -> str:
     return human(n)
+
+
+def ensure_command(command: str, package: str) -> str:
+    """``command``'s path; installs the Debian ``package`` only when it is missing."""
+    found = shutil.which(command)
+    if found:
+        return found
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print(f"installing system package: {package}", flush=True)
+    apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+    subprocess.run([*apt, "update", "-qq"], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [*apt, "install", "-y", "-qq", "--no-install-recommends", package],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    found = shutil.which(command)
+    if not found:
+        raise SystemExit(f"{command} is still missing after apt-get install {package}")
+    return found

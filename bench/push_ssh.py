@@ -48,7 +48,7 @@ from typing import Any
 
 import datagen
 import machine
-from measure import fresh, run_output
+from measure import ensure_command, fresh, run_output
 from report import human, vsync_version, warm, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -115,15 +115,8 @@ def ensure_modified(inp: Input) -> Path:
     datagen.write(target, blocks())
     return target
 
+    # -- peers: rsync and a private sshd ------------------------------------------------
 
-# -- peers: rsync and a private sshd ------------------------------------------------
-
-
-def ensure_rsync() -> str:
-    """rsync's path; installs the Debian package only when it is missing."""
-    found = shutil.which("rsync")
-    if found:
-        return found
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     print("installing system package: rsync", flush=True)
     apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
@@ -562,7 +555,7 @@ def version(*cmd: str) -> str:
 
 
 def main(quick: bool, update_docs: bool) -> list[tuple[list[Input], list[Row]]]:
-    ensure_rsync()
+    ensure_command("rsync", "rsync")
     sshd_helper = load_sshd_helper()
     load_start = machine.load()
     for inp in inputs(quick):

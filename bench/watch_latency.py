@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+from measure import ensure_command
 from push_ssh import load_sshd_helper
 from report import vsync_version
 
@@ -114,11 +115,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
-
-def ensure_syncthing() -> str:
-    found = shutil.which("syncthing")
-    if found:
-        return found
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     print("installing system package: syncthing", flush=True)
     apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
@@ -142,7 +138,7 @@ def _set(parent: ET.Element, tag: str, text: str) -> None:
 
 
 def syncthing_latency(work: Path, edits: int) -> tuple[list[float], str]:
-    exe = ensure_syncthing()
+    exe = ensure_command("syncthing", "syncthing")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.split()[1]
     names = ("a", "b")
     homes = {n: work / f"st-{n}" for n in names}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from vsync.cli.cmd_sync import add_ssh_options
 from vsync.cli.output import escape_text, info, warn
 from vsync.model.repository import Repository
 from vsync.ops.fsck import FsckResult, fsck
@@ -30,12 +31,7 @@ def register(sub: Any) -> None:
         help="fetch damaged or missing objects and chunks back from REMOTE (a name or URL; "
         "default: every configured remote in turn, origin first)",
     )
-    p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
-    p.add_argument(
-        "--accept-new-host-key",
-        action="store_true",
-        help="trust an SSH host seen for the first time (like StrictHostKeyChecking=accept-new)",
-    )
+    add_ssh_options(p)
     p.set_defaults(func=cmd_fsck)
 
     p = sub.add_parser("gc", help="drop chunks and objects no commit or reflog entry needs")

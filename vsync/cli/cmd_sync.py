@@ -17,13 +17,18 @@ from vsync.sync.server import serve_stdio
 from vsync.ui.progress import human_bytes, transfer_progress_for
 
 
-def _net_options(p: argparse.ArgumentParser, porcelain: bool = True) -> None:
+def add_ssh_options(p: argparse.ArgumentParser) -> None:
+    """--remote-cmd and --accept-new-host-key, for every command that reaches a remote."""
     p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
     p.add_argument(
         "--accept-new-host-key",
         action="store_true",
         help="trust an SSH host seen for the first time (like StrictHostKeyChecking=accept-new)",
     )
+
+
+def _net_options(p: argparse.ArgumentParser, porcelain: bool = True) -> None:
+    add_ssh_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     if porcelain:
         p.add_argument(

@@ -13,6 +13,7 @@ import sys
 from types import FrameType
 from typing import Any, TextIO
 
+from vsync.cli.cmd_sync import add_ssh_options
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions
@@ -31,12 +32,7 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="fetch this often when the remote cannot notify (default: watch.pollInterval, 30)",
     )
-    p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
-    p.add_argument(
-        "--accept-new-host-key",
-        action="store_true",
-        help="trust an SSH host seen for the first time (like StrictHostKeyChecking=accept-new)",
-    )
+    add_ssh_options(p)
     p.set_defaults(func=cmd_watch)
 
 
