@@ -115,21 +115,8 @@ def ensure_modified(inp: Input) -> Path:
     datagen.write(target, blocks())
     return target
 
-    # -- peers: rsync and a private sshd ------------------------------------------------
 
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    print("installing system package: rsync", flush=True)
-    apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
-    subprocess.run([*apt, "update", "-qq"], stdout=subprocess.DEVNULL, check=True)
-    subprocess.run(
-        [*apt, "install", "-y", "-qq", "--no-install-recommends", "rsync"],
-        stdout=subprocess.DEVNULL,
-        check=True,
-    )
-    found = shutil.which("rsync")
-    if not found:
-        raise SystemExit("rsync is still missing after apt-get install rsync")
-    return found
+# -- peers: rsync and a private sshd ------------------------------------------------
 
 
 def load_sshd_helper() -> ModuleType:

@@ -13,7 +13,6 @@ holds the new bytes. The median of EDITS edits is the figure.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -114,20 +113,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    print("installing system package: syncthing", flush=True)
-    apt = [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
-    subprocess.run([*apt, "update", "-qq"], stdout=subprocess.DEVNULL, check=True)
-    subprocess.run(
-        [*apt, "install", "-y", "-qq", "--no-install-recommends", "syncthing"],
-        stdout=subprocess.DEVNULL,
-        check=True,
-    )
-    found = shutil.which("syncthing")
-    if not found:
-        raise SystemExit("syncthing is still missing after apt-get install syncthing")
-    return found
 
 
 def _set(parent: ET.Element, tag: str, text: str) -> None:
