@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from vsync.errors import StoppedError
 from vsync.model.repository import Repository
 from vsync.ops.commit import commit
+from vsync.ops.mass_change import checker
 from vsync.ops.merge.integrate import Integration
 from vsync.ops.merge.state import MergeState
 from vsync.sync.client import REJECTED, SyncOptions, TransferResult, push
 from vsync.sync.pull import pull
 from vsync.sync.remotes import Remote
-from vsync.sync.watch import guard
 
 Warn = Callable[[str], None]
 
@@ -68,14 +68,16 @@ def run_cycle(
         return result
     host = repo.config.identity().host
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    made = commit(repo, f"watch: {host} at {stamp}", warn, **guard.commit_options(repo))
+    # A watcher never lets a mass change through (the guard raises MassChangeRefused).
+    check = checker(repo.config, False, "commit")
+    made = commit(repo, f"watch: {host} at {stamp}", warn, check=check)
     result.committed, result.skipped = made.commit_id, made.skipped
     head = repo.head()
     if not fetch and head == known_remote:
         return result
     if remote_unchanged and not fetch and known_remote is not None and head is not None:
         return _push(repo, remote, opts, result, head)
-    pulled = pull(repo, remote, opts, warn, **guard.pull_options())
+    pulled = pull(repo, remote, opts, warn, allow_mass_change=False)
     result.fetched, result.outcome = pulled.fetched, pulled.merged.outcome
     result.remote_head = pulled.fetched.new
     if pulled.merged.outcome is Integration.CONFLICTS:

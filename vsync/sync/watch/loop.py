@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from vsync.errors import DamagedRepository, StoppedError, UsageError, VsyncError
 from vsync.model.config import idle_timeout
 from vsync.model.repository import Repository
+from vsync.ops.mass_change import MassChangeRefused
 from vsync.ops.merge.integrate import Integration
 from vsync.sync.client import SyncOptions, TransferResult
 from vsync.sync.errors import TransportError
 from vsync.sync.remotes import Remote
-from vsync.sync.watch import guard
 from vsync.sync.watch.backoff import Backoff
 from vsync.sync.watch.cycle import CycleResult, run_cycle, unresolved
 from vsync.sync.watch.events import SETTLE_SECONDS, FolderEvents
@@ -266,9 +266,9 @@ class Watcher:
                 known_remote=self._known_remote,
                 remote_unchanged=unchanged,
             )
-        except guard.REFUSALS as refusal:
+        except MassChangeRefused as refusal:
             self._paused = True
-            why = guard.describe(refusal)
+            why = refusal.change.describe()
             self.state.transfer, self.state.detail = "paused", why
             self.reporter.event(
                 "paused",
