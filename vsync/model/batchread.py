@@ -23,7 +23,7 @@ import io
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -129,7 +129,7 @@ class BatchReader:
 
     def read(
         self,
-        files: list[WorkFile],
+        files: Iterable[WorkFile],
         writer: PackWriter | None,
         on_file: Callable[[FileRead], None],
     ) -> None:
@@ -204,7 +204,7 @@ def _encode(chunks: list[tuple[bytes, bytes]], level: int) -> list[tuple[bytes, 
     return out
 
 
-def _batches(files: list[WorkFile]) -> Iterator[list[WorkFile]]:
+def _batches(files: Iterable[WorkFile]) -> Iterator[list[WorkFile]]:
     part: list[WorkFile] = []
     size = 0
     for wf in files:

@@ -137,6 +137,79 @@ def parse(data: bytes) -> CacheFile | None:
     return CacheFile(index, data[HEADER.size : rec_end], stamp)
 
 
+class RawCache(NamedTuple):
+    """A cache file's parts as they are on disk, nothing built per entry: for a reader
+    that walks the entries in their (path) order, as :mod:`vsync.model.folder_tree` does."""
+
+    records: bytes  # ``entries`` RECORDs
+    names: bytes  # ``entries`` paths, each followed by a NUL, in code point order
+    entries: int
+    stamp: Stamp | None
+
+
+def parse_raw(data: bytes) -> RawCache | None:
+    """:func:`parse` without the path map (the same checks but the paths' uniqueness,
+    which a reader in path order sees as paths out of order)."""
+    if len(data) < HEADER.size:
+        return None
+    magic, version, count, crc, commit, tree, ignore_fp = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION:
+        return None
+    if zlib.crc32(memoryview(data)[HEADER.size :]) != crc:
+        return None
+    rec_end = HEADER.size + count * RECORD.size
+    if len(data) < rec_end:
+        return None
+    names = data[rec_end:]
+    if names.count(b"\0") != count or (count and not names.endswith(b"\0")):
+        return None
+    try:
+        names.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
+    return RawCache(data[HEADER.size : rec_end], names, count, stamp)
+
+
+def read_raw(path: Path) -> tuple[RawCache | None, tuple[int, int, int] | None]:
+    """(the cache at ``path`` as :class:`RawCache`, or None when it is missing (or
+    unusable: then an empty one), its file's identity), as :func:`read_file`."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    except OSError:
+        return RawCache(b"", b"", 0, None), None
+    ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+    parsed = parse_raw(data)
+    return (RawCache(b"", b"", 0, None) if parsed is None else parsed), ident
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def write_raw(
+    control: Path,
+    records: bytes | bytearray,
+    names: bytes | bytearray,
+    count: int,
+    stamp: Stamp | None,
+) -> None:
+    """Write a whole cache file from its parts (records and paths in path order)."""
+    crc = zlib.crc32(names, zlib.crc32(records))
+    commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
+    header = HEADER.pack(MAGIC, VERSION, count, crc, commit, tree, ignore_fp)
+    write_file(control / CACHE_FILE, [header, records, names])
+    _remove_abandoned_temps(control)
+
+
 def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None]:
     """(the cache at ``path`` or None when it is missing or unusable, its file's identity)."""
     try:
@@ -184,13 +257,15 @@ def encode(base: CacheFile, pending: dict[str, Row | None], stamp: Stamp | None)
     return header + body
 
 
-def write_file(path: Path, data: bytes) -> tuple[int, int, int]:
-    """Write ``data`` as the cache file: a temporary file beside it, fsync, rename.
-    Returns the identity of the file written (as :func:`read_file` gives it)."""
+def write_file(path: Path, data: bytes | list[bytes | bytearray]) -> tuple[int, int, int]:
+    """Write ``data`` (or its parts, one after the other) as the cache file: a temporary
+    file beside it, fsync, rename. Returns the identity of the file written (as
+    :func:`read_file` gives it)."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for part in [data] if isinstance(data, bytes) else data:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
             st = os.fstat(f.fileno())

@@ -1,8 +1,15 @@
 """``vsync commit``: snapshot the whole working folder.
 
 Write order: chunks into sealed packs, then manifests, trees and the commit
-as one git pack, then the branch ref by compare-and-swap. A process killed at
-any point leaves the previous commit intact.
+as git packs (written under temporary names while the folder is read, each
+completed and named only once every chunk pack is sealed, the commit's last),
+then the branch ref by compare-and-swap. A process killed at any point leaves
+the previous commit intact.
+
+The folder is read by :func:`~vsync.model.folder_tree.read_folder_tree`
+(memory and time that follow the changes); what it leaves to the reference
+reader (unreadable files, files that keep changing, held paths) is read by
+:func:`~vsync.model.folder_snapshot.read_working` instead.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from vsync.model.folder_snapshot import (
     keep_unreadable,
     read_working,
 )
-from vsync.model.gitdb import RawObject, commit_object
+from vsync.model.folder_tree import Fallback, FolderTree, read_folder_tree
+from vsync.model.gitdb import PackStream, RawObject, commit_object
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
 from vsync.model.statcache import StatCache
@@ -100,13 +108,24 @@ def commit(
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
-        cache = StatCache(repo.control)
-        with repo.ingester() as ingester, store.writer() as w:
-            state = read_working(repo, ingester, warn, w, progress, flush=False, cache=cache)
+        stream = repo.gitdb.pack_stream()
         try:
-            result = _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+            tree: FolderTree | None = None
+            with repo.ingester() as ingester, store.writer() as w:
+                try:
+                    tree = read_folder_tree(repo, ingester, w, stream, head_tree, warn, progress)
+                except Fallback:
+                    stream.discard()
+            if tree is not None:
+                result = _record_tree(
+                    repo, tree, head, head_tree, message, parents_extra, w, stream, check
+                )
+            else:
+                result = _commit_working(
+                    repo, warn, progress, head, head_tree, message, parents_extra, check
+                )
         finally:
-            cache.flush()
+            stream.discard()  # what was not installed
         if merge is not None and result.commit_id is not None:
             merge.clear()
     post = run_hook(repo, "post-commit")
@@ -117,6 +136,66 @@ def commit(
         if hook is not None:
             result.post_commit_output += hook.output
     return result
+
+
+def _commit_working(
+    repo: Repository,
+    warn: Callable[[str], None],
+    progress: ProgressSink | None,
+    head: bytes | None,
+    head_tree: bytes | None,
+    message: str,
+    parents_extra: list[bytes] | None,
+    check: Check | None,
+) -> CommitResult:
+    """The commit with the folder read by ``read_working`` (the reference reader)."""
+    cache = StatCache(repo.control)
+    with repo.ingester() as ingester, repo.chunks.writer() as w:
+        state = read_working(repo, ingester, warn, w, progress, flush=False, cache=cache)
+    try:
+        return _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+    finally:
+        cache.flush()
+
+
+def _record_tree(
+    repo: Repository,
+    tree: FolderTree,
+    head: bytes | None,
+    head_tree: bytes | None,
+    message: str,
+    parents_extra: list[bytes] | None,
+    w: PackWriter,
+    stream: PackStream,
+    check: Check | None,
+) -> CommitResult:
+    """:func:`_record` for a folder read by ``read_folder_tree``: its manifests and trees
+    are in ``stream`` already; the commit joins them, then the branch moves."""
+    result = CommitResult(None, head, tree.files, tree.hashed)
+    result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
+    tree_id = tree.tree_id
+    stamp = None
+    try:
+        unchanged = not parents_extra and (
+            head_tree == tree_id or (head is None and not tree.files)
+        )
+        if check is not None and not unchanged:  # a refusal changes nothing
+            check({} if head_tree is None else flatten(repo.gitdb, head_tree), tree.flat())
+        if unchanged:
+            if head is not None:
+                stamp = clean_stamp(head, tree_id, tree.ignore_fingerprint)
+            return result
+        parents = ([head] if head else []) + (parents_extra or [])
+        c = make_commit(repo, tree_id, parents, message)
+        stream.add(c)
+        repo.gitdb.install(stream)
+        subject = message.strip().splitlines()[0]
+        advance_branch(repo, head, c.id, f"commit{' (initial)' if head is None else ''}: {subject}")
+        result.commit_id = c.id
+        stamp = clean_stamp(c.id, tree_id, tree.ignore_fingerprint)
+        return result
+    finally:
+        tree.write_cache(stamp)
 
 
 def _record(

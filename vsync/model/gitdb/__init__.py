@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         object_id,
         tree_id_of,
     )
-    from vsync.model.gitdb.pack import Presence
+    from vsync.model.gitdb.pack import PackStream, Presence
     from vsync.model.gitdb.reader import ObjectReader
     from vsync.model.gitdb.types import (
         BLOB,
@@ -74,6 +74,7 @@ _HOMES = {
     "MODE_LINK": "types",
     "MODE_TREE": "types",
     "ObjectReader": "reader",
+    "PackStream": "pack",
     "Presence": "pack",
     "RawObject": "types",
     "ReflogEntry": "types",
@@ -137,6 +138,7 @@ __all__ = [
     "GitDB",
     "GitObject",
     "ObjectReader",
+    "PackStream",
     "Presence",
     "RawObject",
     "ReflogEntry",

@@ -39,7 +39,7 @@ from vsync.model.gitdb.encode import object_id
 from vsync.model.gitdb.guard import describe, drop_traceback, file_damage, guarded
 from vsync.model.gitdb.lockfiles import guard as lockfile_guard
 from vsync.model.gitdb.lockfiles import write_locked
-from vsync.model.gitdb.pack import write_pack
+from vsync.model.gitdb.pack import PackStream, write_pack
 from vsync.model.gitdb.reader import ObjectReader
 from vsync.model.gitdb.types import (
     TYPE_NAMES,
@@ -211,6 +211,15 @@ class GitDB(ObjectReader):
         store = self._store
         fsync = bool(store.fsync_object_files)
         write_locked(self.control, lambda: write_pack(str(store.pack_dir), objects, fsync))
+
+    def pack_stream(self) -> PackStream:
+        """A stream of new objects for :meth:`install` (see :class:`PackStream`)."""
+        return PackStream(str(self._store.pack_dir))
+
+    def install(self, stream: PackStream) -> None:
+        """Complete and store every pack of ``stream``, in the order they were started."""
+        fsync = bool(self._store.fsync_object_files)
+        write_locked(self.control, lambda: stream.install(fsync))
 
     def add_missing(self, objects: Iterable[RawObject]) -> None:
         """Store those of ``objects`` that are not stored yet."""

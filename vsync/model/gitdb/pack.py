@@ -34,6 +34,7 @@ from vsync.model.gitdb.types import RawObject
 from vsync.store import faults
 
 PACK_MODE = 0o444
+STREAM_PACK_OBJECTS = 1 << 16  # objects a PackStream puts in one pack
 ZLIB_LEVEL = 1  # manifests and trees are small; git's default level buys little here
 _STORE = "the git object store (.vsync/git/objects)"
 
@@ -59,53 +60,164 @@ def write_pack(pack_dir: str, objects: Sequence[RawObject], fsync: bool) -> str 
     unique = list({o.id: o for o in objects}.values())
     if not unique:
         return None
-    fd, tmp = tempfile.mkstemp(dir=pack_dir, suffix=".pack")
+    pending = _TempPack(pack_dir, len(unique))
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, PACK_MODE)
-            digest = hashlib.sha1()
-            head = b"PACK" + (2).to_bytes(4, "big") + len(unique).to_bytes(4, "big")
-            parts = [head]
-            digest.update(head)
-            offset = len(head)
-            entries: list[tuple[bytes, int, int]] = []
-            for obj in unique:
-                raw = obj.raw
-                record = _object_header(obj.type_num, len(raw)) + zlib.compress(raw, ZLIB_LEVEL)
-                digest.update(record)
-                parts.append(record)
-                binsha = hex_to_sha(ObjectID(obj.id))
-                entries.append((binsha, offset, binascii.crc32(record) & 0xFFFFFFFF))
-                offset += len(record)
-                if len(parts) >= 1024:
-                    f.write(b"".join(parts))
-                    parts = []
+        for obj in unique:
+            pending.add(obj)
+    except BaseException:
+        pending.discard()
+        raise
+    return pending.install(fsync)
+
+
+class _TempPack:
+    """A pack being written under a temporary name (``tmpXXXX.pack`` in the pack
+    folder: no ``.idx``, so nothing reads it and fsck/gc clean it up if it stays).
+    :meth:`install` writes the trailer, renames it and writes its index. With
+    ``count`` (how many distinct objects will be added) the header is final at
+    once and the checksum follows the writes; without, :meth:`install` writes
+    the count into the header and reads the file back for the checksum."""
+
+    def __init__(self, pack_dir: str, count: int | None = None) -> None:
+        self.pack_dir = pack_dir
+        self.count = count
+        fd, self.tmp = tempfile.mkstemp(dir=pack_dir, suffix=".pack")
+        self._f = os.fdopen(fd, "wb")
+        head = b"PACK" + (2).to_bytes(4, "big") + (count or 0).to_bytes(4, "big")
+        self._digest = hashlib.sha1(head) if count is not None else None
+        try:
+            os.chmod(self.tmp, PACK_MODE)
+            self._f.write(head)
+        except BaseException:
+            self.discard()
+            raise
+        self.offset = 12
+        self.entries: list[tuple[bytes, int, int]] = []
+        self.ids: set[bytes] = set()
+        self._parts: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, obj: RawObject) -> None:
+        """Append ``obj`` unless this pack holds it already."""
+        if obj.id in self.ids:
+            return
+        self.ids.add(obj.id)
+        raw = obj.raw
+        record = _object_header(obj.type_num, len(raw)) + zlib.compress(raw, ZLIB_LEVEL)
+        binsha = hex_to_sha(ObjectID(obj.id))
+        self.entries.append((binsha, self.offset, binascii.crc32(record) & 0xFFFFFFFF))
+        self.offset += len(record)
+        if self._digest is not None:
+            self._digest.update(record)
+        self._parts.append(record)
+        if len(self._parts) >= 1024:
+            self._f.write(b"".join(self._parts))
+            self._parts = []
+
+    def install(self, fsync: bool) -> str:
+        """Complete the pack, give it its name, write its index; returns its base path.
+        An OSError (disk full) leaves no new pack behind."""
+        try:
+            f = self._f
+            f.write(b"".join(self._parts))
+            self._parts = []
+            digest = self._digest
+            if digest is None or self.count != len(self.entries):
+                f.seek(8)
+                f.write(len(self.entries).to_bytes(4, "big"))
+                f.flush()
+                # The checksum covers the whole file as it now is (the header included).
+                digest = hashlib.sha1()
+                with open(self.tmp, "rb") as r:
+                    while block := r.read(1 << 20):
+                        digest.update(block)
+                f.seek(0, os.SEEK_END)
             checksum = digest.digest()
-            parts.append(checksum)
-            f.write(b"".join(parts))
+            f.write(checksum)
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        faults.point("git-pack-written")
-        entries.sort()
-        name = hashlib.sha1(b"".join(e[0] for e in entries)).hexdigest()
-        base = os.path.join(pack_dir, "pack-" + name)
-        had_index = os.path.exists(base + ".idx")  # the same objects, stored before
-        os.rename(tmp, base + ".pack")
-        faults.point("git-pack-renamed")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:
-        with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=fsync) as idx:
-            write_pack_index(idx, entries, checksum)
-    except BaseException:
-        if not had_index:  # a pack without its index (a full disk): nothing reads it
-            with contextlib.suppress(OSError):
-                os.remove(base + ".pack")
-        raise
-    return base
+            f.close()
+            faults.point("git-pack-written")
+            entries = sorted(self.entries)
+            name = hashlib.sha1(b"".join(e[0] for e in entries)).hexdigest()
+            base = os.path.join(self.pack_dir, "pack-" + name)
+            had_index = os.path.exists(base + ".idx")  # the same objects, stored before
+            os.rename(self.tmp, base + ".pack")
+            faults.point("git-pack-renamed")
+        except BaseException:
+            self.discard()
+            raise
+        try:
+            with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=fsync) as idx:
+                write_pack_index(idx, entries, checksum)
+        except BaseException:
+            if not had_index:  # a pack without its index (a full disk): nothing reads it
+                with contextlib.suppress(OSError):
+                    os.remove(base + ".pack")
+            raise
+        return base
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._f.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.tmp)
+
+
+class PackStream:
+    """Many new objects written as they come, a bounded number to a pack.
+
+    Objects go to temporary pack files as they are added (a new one every
+    :data:`STREAM_PACK_OBJECTS` objects, so memory stays flat however many
+    there are: about 60 bytes an object of the pack being written);
+    :meth:`install` completes and names them in the order they were started,
+    so the pack holding the last objects added (a commit) is the last one to
+    become readable. Until then nothing reads them; :meth:`discard` (or a
+    crash) leaves only temporary files that fsck and gc remove.
+    """
+
+    def __init__(self, pack_dir: str, per_pack: int | None = None) -> None:
+        self.pack_dir = pack_dir
+        self.per_pack = per_pack or STREAM_PACK_OBJECTS
+        self._done: list[_TempPack] = []
+        self._current: _TempPack | None = None
+        self.added = 0
+
+    def add(self, obj: RawObject) -> None:
+        cur = self._current
+        if cur is None:
+            cur = self._current = _TempPack(self.pack_dir)
+        cur.add(obj)
+        self.added += 1
+        if len(cur) >= self.per_pack:
+            cur._f.write(b"".join(cur._parts))  # keep only the index entries in memory
+            cur._parts = []
+            self._done.append(cur)
+            self._current = None
+
+    def install(self, fsync: bool) -> list[str]:
+        """Complete every pack (see the class docstring); returns their base paths."""
+        packs = self._done + ([self._current] if self._current is not None else [])
+        self._done, self._current = [], None
+        out: list[str] = []
+        try:
+            while packs:
+                out.append(packs[0].install(fsync))
+                packs.pop(0)
+        finally:
+            for pack in packs:
+                pack.discard()
+        return out
+
+    def discard(self) -> None:
+        """Remove every temporary pack (nothing was installed)."""
+        packs = self._done + ([self._current] if self._current is not None else [])
+        self._done, self._current = [], None
+        for pack in packs:
+            pack.discard()
 
 
 class Presence:

@@ -1,0 +1,649 @@
+"""The working folder read straight into a git tree and the next stat cache, for a commit.
+
+:func:`read_folder_tree` does what :func:`~vsync.model.folder_snapshot.read_working`
+followed by :func:`~vsync.model.snapshot.build_tree` does, for a commit of the
+whole folder, with memory and time that follow the changes rather than the
+folder's size:
+
+1. **Walk** the folder depth first in git's order (a folder's entries sorted by
+   name, a folder's name taken as ``name/``), which is the order of full paths
+   and so the order of the stat cache's entries. Each folder's files are
+   matched against the cache by walking the cache file alongside (a merge, no
+   path map): a run of files whose paths are the cache's next paths and whose
+   lstat is the recorded one is copied record for record into the *next* cache
+   in a few C-level operations. What the walk keeps for the whole folder is
+   compact: the next cache's records and paths as bytes, a byte per entry for
+   its git mode, and one small node per folder (where its files' records are,
+   and its subfolders).
+2. **Hash** what changed (new files, files whose lstat differs), small files in
+   batches (:mod:`vsync.model.batchread`), large ones streamed, each under
+   :mod:`vsync.model.stable_read`'s policy; their records are filled in and
+   their new manifests go to a :class:`~vsync.model.gitdb.PackStream`.
+3. **Build the trees** bottom-up. A folder in which nothing changed (no file
+   hashed, added or gone anywhere under it) keeps the tree id the last commit
+   has for it, read from that commit's trees, when the cache's clean stamp says
+   its entries make the last commit's tree; only the folders on the way to a
+   change get a new tree (to the same PackStream). Otherwise every tree is
+   built (the same ids: tests/test_folder_tree.py).
+
+Anything out of the ordinary (a folder or file that cannot be read, a file that
+keeps changing while it is read, paths held back from a ``.git`` folder, a
+stat cache still in state.db) raises :class:`Fallback`: the caller then reads
+the folder with ``read_working``, whose rules for those cases are the
+reference. Warnings are held until the read completes, so that a fallback
+(which warns again) never says anything twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from array import array
+from binascii import hexlify, unhexlify
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import attrgetter, itemgetter, methodcaller
+from pathlib import Path
+from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
+
+from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
+from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, WorkFile
+from vsync.model.folder_snapshot import ProgressSink
+from vsync.model.gitdb import (
+    BLOB,
+    TREE,
+    GitDB,
+    PackStream,
+    Presence,
+    RawObject,
+    Tree,
+    blob_id,
+    blob_object,
+)
+from vsync.model.ignore import Ignore
+from vsync.model.ingest import Ingester
+from vsync.model.manifest import FileTooLarge
+from vsync.model.paths import (
+    CONTROL_NAME,
+    TEMP_PREFIX,
+    control_shaped,
+    fold_name,
+    nfc,
+    reserved_reason,
+)
+from vsync.model.repository import Repository
+from vsync.model.stable_read import ingest_stable
+from vsync.model.statcache import (
+    CACHE_FILE,
+    KEY,
+    NO_ID,
+    RECORD,
+    SMUDGED,
+    FileStat,
+    RawCache,
+    Stamp,
+    _legacy_rows,
+    file_identity,
+    is_racy,
+    read_raw,
+    stat_key,
+    write_raw,
+)
+from vsync.store import faults
+from vsync.store.chunkstore import PackWriter
+
+RS = RECORD.size
+ID_AT = RS - 20
+MODES = (MODE_FILE, MODE_EXEC, MODE_LINK)  # a record's mode code -> git mode
+_NAME = attrgetter("name")
+_LSTAT = methodcaller("stat", follow_symlinks=False)
+_KEY_OF = attrgetter("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_mode")
+_ALIAS_HEADS = frozenset(".vVgG")  # first character of a name reserved_reason may refuse
+
+
+class Fallback(Exception):
+    """The folder holds something :func:`read_folder_tree` leaves to ``read_working``."""
+
+
+def _mode_code(st_mode: int) -> int:
+    if S_IFMT(st_mode) == S_IFLNK:
+        return 2
+    return 1 if st_mode & 0o111 else 0
+
+
+@dataclass(slots=True)
+class _Node:
+    """One folder of the walk: its direct files (record ranges) and subfolders, in git order."""
+
+    rel: str
+    segments: list[tuple[int, int] | _Node] = field(default_factory=list)
+    tree_id: bytes | None = None  # hex, once built; None: no tracked file under it
+
+
+@dataclass
+class FolderTree:
+    """What :func:`read_folder_tree` read: the tree, and the stat cache to write."""
+
+    tree_id: bytes  # hex
+    files: int
+    hashed: int
+    ignore_fingerprint: bytes
+    control: Path
+    records: bytearray
+    names: bytearray
+    modes: bytearray
+    offsets: array[int]
+    ident: tuple[int, int, int] | None  # of the cache file read; None: there was none
+
+    def path(self, r: int) -> str:
+        return self.names[self.offsets[r] : self.offsets[r + 1] - 1].decode("utf-8")
+
+    def flat(self) -> dict[str, tuple[int, bytes]]:
+        """``{path: (git mode, id)}`` of every file (for sync's mass-change check)."""
+        out: dict[str, tuple[int, bytes]] = {}
+        recs, modes = self.records, self.modes
+        for r in range(self.files):
+            oid = hexlify(recs[r * RS + ID_AT : (r + 1) * RS])
+            out[self.path(r)] = (MODES[modes[r]], oid)
+        return out
+
+    def write_cache(self, stamp: Stamp | None) -> None:
+        """Write the stat cache these entries make (with ``stamp``, unless another process
+        rewrote the file since it was read: its entries are then replaced, its stamp not kept)."""
+        if stamp is not None and file_identity(self.control / CACHE_FILE) != self.ident:
+            stamp = None
+        write_raw(self.control, self.records, self.names, self.files, stamp)
+
+
+def read_folder_tree(
+    repo: Repository,
+    ingester: Ingester,
+    writer: PackWriter,
+    stream: PackStream,
+    head_tree: bytes | None,
+    warn: Callable[[str], None],
+    progress: ProgressSink | None = None,
+) -> FolderTree:
+    """Read the whole working folder into a tree (see the module docstring).
+
+    New manifests and trees go to ``stream``, chunks to ``writer``. ``head_tree``
+    is the branch's tree (None: no commit yet). Raises :class:`Fallback`.
+    """
+    if repo.holds.records:
+        raise Fallback("held paths")
+    reader = _Reader(repo, ingester, writer, stream, head_tree)
+    result = reader.run(progress)
+    for message in reader.warnings:
+        warn(message)
+    return result
+
+
+class _OldCache:
+    """The stat cache file read in path order (a cursor), for the walk's merge."""
+
+    def __init__(self, raw: RawCache, on_gone: Callable[[bytes], None]) -> None:
+        self.records = raw.records
+        self.names = raw.names
+        self.count = raw.entries
+        self.i = 0  # next record
+        self.pos = 0  # where its path starts in ``names``
+        self.on_gone = on_gone
+        self.key_at = KEY.unpack_from
+
+    def take_run(self, joined: bytes, n: int) -> int | None:
+        """If the next ``n`` paths are ``joined`` (NUL-terminated each), pass them; their first
+        record number, else None."""
+        if self.names.startswith(joined, self.pos):
+            first = self.i
+            self.i += n
+            self.pos += len(joined)
+            return first
+        return None
+
+    def seek(self, path: bytes) -> int | None:
+        """Pass the paths before ``path`` (gone from the folder) and ``path`` itself if it
+        is next; its record number, or None."""
+        names = self.names
+        while self.i < self.count:
+            end = names.index(b"\0", self.pos)
+            current = names[self.pos : end]
+            if current > path:
+                return None
+            i = self.i
+            self.i += 1
+            self.pos = end + 1
+            if current == path:
+                return i
+            self.on_gone(current)
+        return None
+
+    def finish(self) -> None:
+        """Every path not passed yet is gone."""
+        names = self.names
+        while self.i < self.count:
+            end = names.index(b"\0", self.pos)
+            self.on_gone(names[self.pos : end])
+            self.i += 1
+            self.pos = end + 1
+
+
+class _Reader:
+    def __init__(
+        self,
+        repo: Repository,
+        ingester: Ingester,
+        writer: PackWriter,
+        stream: PackStream,
+        head_tree: bytes | None,
+    ) -> None:
+        self.repo = repo
+        self.root = str(repo.require_worktree())
+        self.ingester = ingester
+        self.writer = writer
+        self.stream = stream
+        self.gitdb: GitDB = repo.gitdb
+        self.head_tree = head_tree
+        self.warnings: list[str] = []
+        self.records = bytearray()
+        self.names = bytearray()
+        self.modes = bytearray()
+        self.offsets = array("Q", [0])
+        self.todo = array("Q")  # records to hash
+        self.unverified = array("Q")  # cache hits whose object may not be stored
+        self.dirty: set[str] = set()  # folders with a change somewhere under them
+        self.nodes: list[_Node] = []  # in the walk's (pre-)order
+        self.hashed = 0
+        self._stored: Presence | None = None
+
+    # -- 1. the walk ---------------------------------------------------------------------
+
+    def run(self, progress: ProgressSink | None) -> FolderTree:
+        control = self.repo.control
+        raw, ident = read_raw(control / CACHE_FILE)
+        if raw is None:
+            if _legacy_rows(control):
+                raise Fallback("stat cache in state.db")
+            raw = RawCache(b"", b"", 0, None)
+        ignore = Ignore(Path(self.root))
+        self.ignore = ignore
+        head = self.repo.head()
+        # Entries under the clean stamp make the branch's tree: their ids are stored,
+        # and a folder with no change keeps the tree id the branch has for it.
+        self.trusted = (
+            raw.stamp is not None
+            and head is not None
+            and raw.stamp[0] == unhexlify(head)
+            and self.head_tree is not None
+            and raw.stamp[1] == unhexlify(self.head_tree)
+        )
+        old = _OldCache(raw, self._gone)
+        self._walk(old)
+        old.finish()
+        del old, raw
+        faults.point("folder-scanned")
+        if not self.trusted:
+            self.dirty.add("")  # every folder is built
+            self._verify_hits()
+        self._hash(progress)
+        root = self._build_trees()
+        return FolderTree(
+            tree_id=root,
+            files=len(self.modes),
+            hashed=self.hashed,
+            ignore_fingerprint=ignore.fingerprint,
+            control=control,
+            records=self.records,
+            names=self.names,
+            modes=self.modes,
+            offsets=self.offsets,
+            ident=ident,
+        )
+
+    def _dirty(self, folder: str) -> None:
+        dirty = self.dirty
+        while folder not in dirty:
+            dirty.add(folder)
+            if not folder:
+                return
+            folder = folder.rpartition("/")[0]
+
+    def _gone(self, path: bytes) -> None:
+        self._dirty(path.decode("utf-8").rpartition("/")[0])
+
+    def _walk(self, old: _OldCache) -> None:
+        # Tasks, popped in git order: (disk path, node, parent) lists a folder;
+        # (node, files) is a run of a folder's files.
+        stack: list[_Task] = [(self.root, _Node(""), None)]
+        while stack:
+            task = stack.pop()
+            if len(task) == 3:
+                disk, node, parent = task
+                if parent is not None:
+                    parent.segments.append(node)
+                self.nodes.append(node)
+                stack.extend(reversed(self._list(disk, node)))
+            else:
+                node, files = task
+                self._run(node, files, old)
+
+    def _list(self, disk: str, node: _Node) -> list[_Task]:
+        """The tasks of one folder, in git order: its subfolders, and runs of its files."""
+        rel = node.rel
+        try:
+            with os.scandir(disk) as it:
+                entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return []  # gone since it was listed: what it held is gone too
+        except OSError as exc:
+            raise Fallback(f"unreadable folder {rel!r}") from exc
+        names = list(map(_NAME, entries))
+        ascii_only = "".join(names).isascii()
+        if not ascii_only:
+            kept = []
+            for entry, name in zip(entries, names, strict=True):
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    self.warnings.append(
+                        f"skipping '{os.path.join(rel, name)!r}': name is not valid UTF-8"
+                    )
+                    continue
+                kept.append((entry, nfc(name)))
+            entries = [e for e, _n in kept]
+            names = [n for _e, n in kept]
+        stats: list[os.stat_result | None]
+        try:
+            stats = list(map(_LSTAT, entries))
+        except OSError:
+            stats = []
+            for entry in entries:
+                try:
+                    stats.append(entry.stat(follow_symlinks=False))
+                except FileNotFoundError:
+                    stats.append(None)  # gone since its folder was listed
+                except OSError as exc:
+                    raise Fallback(f"unreadable entry in {rel!r}") from exc
+        shaped = control_shaped(names)
+        head = rel + "/" if rel else ""
+        ignored = None if self.ignore.empty else self.ignore.ignored
+        children: list[tuple[str, str, os.stat_result | None, str]] = []  # key, name, st, disk
+        seen: dict[str, str] | None = None if ascii_only else {}
+        warnings = self.warnings
+        for entry, name, st in zip(entries, names, stats, strict=True):
+            if st is None or name == CONTROL_NAME or name.startswith(TEMP_PREFIX):
+                continue
+            kind = S_IFMT(st.st_mode)
+            if kind == S_IFDIR:
+                is_dir = True
+            elif kind in (S_IFREG, S_IFLNK):
+                is_dir = False
+            else:
+                warnings.append(f"skipping '{head}{name}': not a regular file, folder or symlink")
+                continue
+            if ignored is not None and ignored(head + name, is_dir):
+                continue
+            if name[:1] in _ALIAS_HEADS or not name.isascii():
+                reason = reserved_reason(name)
+                if reason is not None:
+                    warnings.append(f"skipping '{head}{name}': {reason}")
+                    continue
+            if shaped and fold_name(name) == "config":
+                warnings.append(
+                    f"skipping '{head}{name}': '{rel or '.'}' holds config, git and chunks, the "
+                    "shape of a vsync repository, which vsync never records; rename one of them"
+                )
+                continue
+            if seen is not None:
+                if name in seen:
+                    warnings.append(
+                        f"skipping '{entry.path}': its name collides with '{seen[name]}'"
+                    )
+                    continue
+                seen[name] = entry.path
+            if is_dir:
+                children.append((name + "/", name, None, entry.path))
+            else:
+                children.append((name, name, st, entry.path))
+        children.sort(key=_FIRST)
+        tasks: list[_Task] = []
+        run: list[tuple[str, os.stat_result]] = []
+        for _key, name, child_st, child_disk in children:
+            if child_st is not None:
+                run.append((name, child_st))
+                continue
+            if run:
+                tasks.append((node, run))
+                run = []
+            tasks.append((child_disk, _Node(head + name), node))
+        if run:
+            tasks.append((node, run))
+        return tasks
+
+    def _run(self, node: _Node, files: list[tuple[str, os.stat_result]], old: _OldCache) -> None:
+        """A run of ``node``'s files (consecutive in git order): records for the next cache."""
+        rel = node.rel
+        head = rel + "/" if rel else ""
+        keys = [_KEY_OF(st) for _name, st in files]
+        encoded = [(head + name).encode("utf-8") for name, _st in files]
+        joined = b"\0".join(encoded) + b"\0"
+        n = len(files)
+        first = len(self.modes)
+        base = len(self.names)
+        ends = accumulate((len(e) + 1 for e in encoded), initial=base)
+        next(ends)  # ``base`` itself is there already (the last record's end)
+        self.offsets.extend(ends)
+        self.names += joined
+        self.modes.extend(_mode_code(k[4]) for k in keys)
+        node.segments.append((first, first + n))
+        key_at, old_records = old.key_at, old.records
+        start = old.take_run(joined, n)
+        if start is not None:
+            if [key_at(old_records, i * RS) for i in range(start, start + n)] == keys:
+                self.records += old_records[start * RS : (start + n) * RS]
+                if not self.trusted:
+                    self.unverified.extend(range(first, first + n))
+                return
+            matches: list[int | None] = list(range(start, start + n))
+        else:
+            matches = [old.seek(e) for e in encoded]
+        records = self.records
+        for k, (i, key) in enumerate(zip(matches, keys, strict=True)):
+            if i is not None and key_at(old_records, i * RS) == key:
+                records += old_records[i * RS : (i + 1) * RS]
+                if not self.trusted:
+                    self.unverified.append(first + k)
+            else:
+                records += RECORD.pack(*key, 0, NO_ID)
+                self.todo.append(first + k)
+                self._dirty(rel)
+
+    def _verify_hits(self) -> None:
+        """Cache hits the clean stamp does not cover name objects that may never have been
+        stored (status hashes without storing; a commit may have died before storing):
+        those whose object is not stored are hashed again."""
+        if not self.unverified:
+            return
+        stored = self.gitdb.presence(len(self.unverified))
+        recs = self.records
+        for r in self.unverified:
+            if hexlify(recs[r * RS + ID_AT : (r + 1) * RS]) not in stored:
+                self.todo.append(r)
+        self.unverified = array("Q")
+
+    # -- 2. hashing what changed -----------------------------------------------------------
+
+    def path(self, r: int) -> str:
+        return self.names[self.offsets[r] : self.offsets[r + 1] - 1].decode("utf-8")
+
+    def _hash(self, sink: ProgressSink | None) -> None:
+        recs, modes = self.records, self.modes
+        small, large, links = array("Q"), array("Q"), array("Q")
+        total = 0
+        for r in self.todo:
+            size = KEY.unpack_from(recs, r * RS)[0]
+            total += size
+            if modes[r] == 2:
+                links.append(r)
+            elif size <= SMALL_MAX:
+                small.append(r)
+            else:
+                large.append(r)
+        if sink is not None:
+            sink.start(len(self.todo), total)
+        if not self.todo:
+            return
+        self._stored = self.gitdb.presence(len(self.todo))
+        for r in links:
+            self._link(r)
+        if small:
+            self._small(small, large, sink)
+        advance = sink.advance if sink is not None else None
+        for r in large:
+            path = self.path(r)
+            try:
+                result = ingest_stable(
+                    os.path.join(self.root, path), self.ingester, self.writer, advance
+                )
+            except FileTooLarge:
+                raise FileTooLarge(path) from None
+            except PermissionError as exc:
+                raise Fallback(f"unreadable {path!r}") from exc
+            if result is None:
+                raise Fallback(f"{path!r} kept changing")
+            manifest, st, hashed_at = result
+            raw = manifest.to_bytes()
+            self._settle(r, raw, blob_id(raw), st, hashed_at)
+            if sink is not None:
+                sink.file_done(path)
+        if sink is not None:
+            sink.finish()
+
+    def _link(self, r: int) -> None:
+        path = self.path(r)
+        disk = os.path.join(self.root, path)
+        key = KEY.unpack_from(self.records, r * RS)
+        try:
+            hashed_at = time.time_ns()
+            target = os.readlink(disk)
+            same = stat_key(os.lstat(disk)) == key
+        except OSError as exc:
+            raise Fallback(f"unreadable symlink {path!r}") from exc
+        blob = blob_object(os.fsencode(target))
+        mode = key[4] if same and not is_racy(key[1], key[2], hashed_at) else SMUDGED
+        self.records[r * RS : (r + 1) * RS] = RECORD.pack(
+            *key[:4], mode, hashed_at, unhexlify(blob.id)
+        )
+        self.hashed += 1
+        if self._stored is not None and blob.id not in self._stored:
+            self.stream.add(blob)
+
+    def _small(self, small: array[int], large: array[int], sink: ProgressSink | None) -> None:
+        recs = self.records
+        root = self.root
+
+        def todo() -> Iterator[WorkFile]:
+            for r in small:
+                path = self.path(r)
+                st = FileStat(*KEY.unpack_from(recs, r * RS))
+                yield _TodoFile(path, os.path.join(root, path), st, r)
+
+        def on_file(fr: FileRead) -> None:
+            wf = fr.wf
+            assert isinstance(wf, _TodoFile)
+            if fr.grown:  # larger than the walk found (a download?): stream it
+                large.append(wf.record)
+                return
+            if fr.unreadable:
+                raise Fallback(f"unreadable {wf.path!r}")
+            if fr.manifest is None or fr.st is None:
+                raise Fallback(f"{wf.path!r} kept changing")
+            self._settle(wf.record, fr.manifest, fr.blob_id, fr.st, fr.hashed_at)
+            if sink is not None:
+                sink.advance(wf.st.st_size)
+                sink.file_done(wf.path)
+
+        threads = max(2, os.cpu_count() or 2)
+        config = self.repo.config
+        with ThreadPoolExecutor(threads, thread_name_prefix="vsync-read") as pool:
+            reader = BatchReader(config.chunker_params(), config.compression_level(), pool, threads)
+            reader.read(todo(), self.writer, on_file)
+
+    def _settle(self, r: int, raw: bytes, oid: bytes, st: os.stat_result, at: int) -> None:
+        mode = SMUDGED if is_racy(st.st_mtime_ns, st.st_ctime_ns, at) else st.st_mode
+        self.records[r * RS : (r + 1) * RS] = RECORD.pack(
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode, at, unhexlify(oid)
+        )
+        self.modes[r] = _mode_code(st.st_mode)
+        self.hashed += 1
+        if self._stored is not None and oid not in self._stored:
+            self.stream.add(RawObject(BLOB, oid, raw))
+
+    # -- 3. the trees ---------------------------------------------------------------------
+
+    def _build_trees(self) -> bytes:
+        dirty, recs, modes, names, offsets = (
+            self.dirty,
+            self.records,
+            self.modes,
+            self.names,
+            self.offsets,
+        )
+        stored = self.gitdb.presence(len(dirty))
+        head_trees: dict[str, Tree | None] = {}
+        for node in reversed(self.nodes):
+            rel = node.rel
+            if rel not in dirty:
+                entry = self._head_entry(rel, head_trees)
+                node.tree_id = entry[1] if entry is not None and entry[0] == MODE_TREE else None
+                continue
+            cut = len(rel.encode("utf-8")) + 1 if rel else 0
+            items: list[bytes] = []
+            for seg in node.segments:
+                if isinstance(seg, tuple):
+                    a, b = seg
+                    paths = names[offsets[a] : offsets[b] - 1].split(b"\0")
+                    for r, path in zip(range(a, b), paths, strict=True):
+                        at = r * RS + ID_AT
+                        items.append(
+                            b"%o %s\0%s" % (MODES[modes[r]], path[cut:], recs[at : at + 20])
+                        )
+                elif seg.tree_id is not None:
+                    name = seg.rel.rpartition("/")[2].encode("utf-8")
+                    items.append(b"40000 %s\0%s" % (name, unhexlify(seg.tree_id)))
+            if not items and rel:
+                node.tree_id = None  # no tracked file under it: not in the tree
+                continue
+            body = b"".join(items)
+            tree_id = hashlib.sha1(b"tree %d\0%s" % (len(body), body)).hexdigest().encode()
+            node.tree_id = tree_id
+            if tree_id not in stored:
+                self.stream.add(RawObject(TREE, tree_id, body))
+        root = self.nodes[0].tree_id
+        assert root is not None
+        return root
+
+    def _head_entry(self, path: str, memo: dict[str, Tree | None]) -> tuple[int, bytes] | None:
+        """The (mode, id) the branch's tree has at ``path`` ('' : the root), or None."""
+        if not path:
+            return None if self.head_tree is None else (MODE_TREE, self.head_tree)
+        parent, _, name = path.rpartition("/")
+        if parent not in memo:
+            above = self._head_entry(parent, memo)
+            memo[parent] = (
+                self.gitdb.tree(above[1]) if above is not None and above[0] == MODE_TREE else None
+            )
+        tree = memo[parent]
+        item = None if tree is None else tree.get(name.encode("utf-8"))
+        return None if item is None else (item[1], item[2])
+
+
+_Task = tuple[str, _Node, "_Node | None"] | tuple[_Node, list[tuple[str, os.stat_result]]]
+_FIRST = itemgetter(0)
+
+
+@dataclass(slots=True)
+class _TodoFile(WorkFile):
+    record: int = 0
