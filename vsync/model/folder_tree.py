@@ -285,7 +285,6 @@ class _Reader:
         del old, raw
         faults.point("folder-scanned")
         if not self.trusted:
-            self.dirty.add("")  # every folder is built
             self._verify_hits()
         self._hash(progress)
         root = self._build_trees()
@@ -591,11 +590,12 @@ class _Reader:
             self.names,
             self.offsets,
         )
-        stored = self.gitdb.presence(len(dirty))
+        trusted = self.trusted  # else every folder is built
+        stored = self.gitdb.presence(len(dirty) if trusted else len(self.nodes))
         head_trees: dict[str, Tree | None] = {}
         for node in reversed(self.nodes):
             rel = node.rel
-            if rel not in dirty:
+            if trusted and rel not in dirty:
                 entry = self._head_entry(rel, head_trees)
                 node.tree_id = entry[1] if entry is not None and entry[0] == MODE_TREE else None
                 continue
