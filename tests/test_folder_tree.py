@@ -111,9 +111,7 @@ def test_commit_tree_equals_a_full_rebuild_after_random_edits(
                 _write(target, b"start %d\n" % n)
         warnings: list[str] = []
         commit(repo, "start", warnings.append)
-        serial = 0
-        for op, path, size in [*steps, ("commit", "", 0)]:
-            serial += 1
+        for serial, (op, path, size) in enumerate([*steps, ("commit", "", 0)], 1):
             target = work / path
             blocked = any(p.is_file() or p.is_symlink() for p in target.parents if p != work)
             if op in ("write", "exec") and not blocked:
