@@ -29,6 +29,10 @@ from vsync.store.space import is_disk_full
 from vsync.store.statedb import StateDB, transaction
 
 PACK_TARGET_SIZE = 64 * 1024 * 1024
+# A pack is also sealed at this many chunks: the writer keeps an entry and an id for
+# each chunk of the pack being written (and its index rows wait for the seal), so a
+# folder of a million tiny files must not make one pack of a million chunks.
+PACK_MAX_CHUNKS = 1 << 16
 _OPEN_PACKS = 32
 
 
@@ -450,7 +454,7 @@ class PackWriter:
             self.bytes_written += len(payload)
             self.chunks_written += 1
             written += 1
-            if self._pos >= self.target_size:
+            if self._pos >= self.target_size or len(self._entries) >= PACK_MAX_CHUNKS:
                 self._queue_write(iov)
                 iov = []
                 self._seal_current()

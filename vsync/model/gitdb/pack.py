@@ -95,9 +95,33 @@ class _TempPack:
         self.entries: list[tuple[bytes, int, int]] = []
         self.ids: set[bytes] = set()
         self._parts: list[bytes] = []
+        self._packed: bytes | None = None  # the entries, sorted, once :meth:`put_aside`
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return self._count
+
+    def put_aside(self) -> None:
+        """No more objects will be added: write what is buffered, keep the index entries
+        as 32 bytes each (sorted) rather than as Python objects."""
+        self._f.write(b"".join(self._parts))
+        self._parts = []
+        self._packed = b"".join(
+            sha + off.to_bytes(8, "big") + crc.to_bytes(4, "big")
+            for sha, off, crc in sorted(self.entries)
+        )
+        self.entries = []
+        self.ids = set()
+
+    def _sorted_entries(self) -> list[tuple[bytes, int, int]]:
+        packed = self._packed
+        if packed is None:
+            return sorted(self.entries)
+        return [
+            (packed[i : i + 20], int.from_bytes(packed[i + 20 : i + 28], "big"),
+             int.from_bytes(packed[i + 28 : i + 32], "big"))
+            for i in range(0, len(packed), 32)
+        ]  # fmt: skip
 
     def add(self, obj: RawObject) -> None:
         """Append ``obj`` unless this pack holds it already."""
@@ -108,6 +132,7 @@ class _TempPack:
         record = _object_header(obj.type_num, len(raw)) + zlib.compress(raw, ZLIB_LEVEL)
         binsha = hex_to_sha(ObjectID(obj.id))
         self.entries.append((binsha, self.offset, binascii.crc32(record) & 0xFFFFFFFF))
+        self._count += 1
         self.offset += len(record)
         if self._digest is not None:
             self._digest.update(record)
@@ -124,9 +149,9 @@ class _TempPack:
             f.write(b"".join(self._parts))
             self._parts = []
             digest = self._digest
-            if digest is None or self.count != len(self.entries):
+            if digest is None or self.count != self._count:
                 f.seek(8)
-                f.write(len(self.entries).to_bytes(4, "big"))
+                f.write(self._count.to_bytes(4, "big"))
                 f.flush()
                 # The checksum covers the whole file as it now is (the header included).
                 digest = hashlib.sha1()
@@ -141,7 +166,8 @@ class _TempPack:
                 os.fsync(f.fileno())
             f.close()
             faults.point("git-pack-written")
-            entries = sorted(self.entries)
+            entries = self._sorted_entries()
+            self._packed = None
             name = hashlib.sha1(b"".join(e[0] for e in entries)).hexdigest()
             base = os.path.join(self.pack_dir, "pack-" + name)
             had_index = os.path.exists(base + ".idx")  # the same objects, stored before
@@ -172,7 +198,8 @@ class PackStream:
 
     Objects go to temporary pack files as they are added (a new one every
     :data:`STREAM_PACK_OBJECTS` objects, so memory stays flat however many
-    there are: about 60 bytes an object of the pack being written);
+    there are: some 250 bytes an object of the pack being written, 32 bytes an
+    object of the packs put aside);
     :meth:`install` completes and names them in the order they were started,
     so the pack holding the last objects added (a commit) is the last one to
     become readable. Until then nothing reads them; :meth:`discard` (or a
@@ -193,8 +220,7 @@ class PackStream:
         cur.add(obj)
         self.added += 1
         if len(cur) >= self.per_pack:
-            cur._f.write(b"".join(cur._parts))  # keep only the index entries in memory
-            cur._parts = []
+            cur.put_aside()
             self._done.append(cur)
             self._current = None
 
