@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import machine
 from measure import Target, row
-from report import vsync_version, write_section
+from report import DOC, split_sections, vsync_version, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -118,12 +118,33 @@ def save_targets(group: str, targets: list[Target], quick: bool) -> dict[str, ob
     return data
 
 
-def summary(data: dict[str, object], quick: bool) -> str:
+def summary_rows(doc: str) -> list[tuple[Target, str]]:
+    """The rows of the summary table in ``doc`` (docs/benchmarks.md as it is): (target,
+    its "measured" cell)."""
+    _intro, sections = split_sections(doc)
+    out: list[tuple[Target, str]] = []
+    for heading, text in sections:
+        if not heading.startswith(SUMMARY):
+            continue
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) != 6 or cells[0] in ("scenario", "") or set(cells[0]) <= set("-:"):
+                continue
+            out.append((Target(*cells[:5]), cells[5]))
+    return out
+
+
+def summary(data: dict[str, object], quick: bool, earlier: list[tuple[Target, str]]) -> str:
+    """The summary table: the targets of ``data`` (this run and the results file), and
+    from ``earlier`` (the table as docs/benchmarks.md has it) the rows of every scenario
+    this run and the results file did not measure, each with its own date and commit."""
     targets: list[tuple[Target, str]] = []
     for entry in data.values():
         assert isinstance(entry, dict)
         for t in entry["targets"]:
             targets.append((Target(**t), f"{entry['date']}, {entry['checkout']}"))
+    measured = {t.scenario[:1] for t, _when in targets}
+    targets += [(t, when) for t, when in earlier if t.scenario[:1] not in measured]
     targets.sort(key=lambda tw: ORDER.find(tw[0].scenario[:1]))
     rows = [row("scenario", "measure", "value", "target", "result", "measured"),
             "|---|---|---:|---|---|---|"]  # fmt: skip
@@ -131,13 +152,14 @@ def summary(data: dict[str, object], quick: bool) -> str:
     met = sum(t.verdict == "met" for t, _ in targets)
     return f"""{SUMMARY}
 
-The targets of issue 6, each measured against its peer in the same run (ratios, so
+The targets of issues 6 and 13, each measured against its peer in the same run (ratios, so
 that load from other work on the machine touches both sides). {met} of {len(targets)}
 met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is the
 factor still to gain. Regenerate everything with `make bench`
 (`make bench-quick` for the small version), or one group with
-`.venv/bin/python bench/run.py --only commit|edit|small|memory|scale|push|plot|chunking`;
-the sections below give each scenario's table, method and peak memory.
+`.venv/bin/python bench/run.py --only commit|edit|small|memory|scale|push|plot|chunking`
+(which keeps the other scenarios' rows as they were, each with the date and commit it
+was measured at); the sections below give each scenario's table, method and peak memory.
 
 {chr(10).join(rows)}
 """
@@ -229,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         text, _figures = watch_latency.main(quick)
         publish("watch", [(watch_latency.HEADING, text)], quick)
     if data:
-        publish("summary", [(SUMMARY, summary(data, quick))], quick)
+        earlier = summary_rows(DOC.read_text(encoding="utf-8")) if DOCS and DOC.exists() else []
+        publish("summary", [(SUMMARY, summary(data, quick, earlier))], quick)
     print(f"benchmarks done in {time.perf_counter() - STARTED:.0f} s", flush=True)
     return 0
 
