@@ -57,7 +57,6 @@ from vsync.model.gitdb import (
     TREE,
     GitDB,
     PackStream,
-    Presence,
     RawObject,
     Tree,
     blob_id,
@@ -256,7 +255,7 @@ class _Reader:
         self.dirty: set[str] = set()  # folders with a change somewhere under them
         self.nodes: list[_Node] = []  # in the walk's (pre-)order
         self.hashed = 0
-        self._stored: Presence | None = None
+        self._head_trees: dict[str, Tree | None] = {}
 
     # -- 1. the walk ---------------------------------------------------------------------
 
@@ -460,17 +459,25 @@ class _Reader:
                 self._dirty(rel)
 
     def _verify_hits(self) -> None:
-        """Cache hits the clean stamp does not cover name objects that may never have been
-        stored (status hashes without storing; a commit may have died before storing):
-        those whose object is not stored are hashed again."""
-        if not self.unverified:
+        """Cache hits the clean stamp does not cover may name objects never stored (status
+        hashes without storing; a commit may have died before storing): a hit is kept
+        only when the branch's tree has that id at that path, else the file is hashed
+        again (and its manifest stored)."""
+        unverified, self.unverified = self.unverified, array("Q")
+        if self.head_tree is None:
+            self.todo.extend(unverified)
             return
-        stored = self.gitdb.presence(len(self.unverified))
         recs = self.records
-        for r in self.unverified:
-            if hexlify(recs[r * RS + ID_AT : (r + 1) * RS]) not in stored:
+        folder: str | None = None
+        ids: dict[bytes, bytes] = {}
+        for r in unverified:
+            parent, _, name = self.path(r).rpartition("/")
+            if parent != folder:
+                folder = parent
+                tree = self._head_tree(parent)
+                ids = {} if tree is None else {item[0]: item[2] for item in tree.items}
+            if ids.get(name.encode("utf-8")) != hexlify(recs[r * RS + ID_AT : (r + 1) * RS]):
                 self.todo.append(r)
-        self.unverified = array("Q")
 
     # -- 2. hashing what changed -----------------------------------------------------------
 
@@ -494,7 +501,6 @@ class _Reader:
             sink.start(len(self.todo), total)
         if not self.todo:
             return
-        self._stored = self.gitdb.presence(len(self.todo))
         for r in links:
             self._link(r)
         if small:
@@ -536,8 +542,7 @@ class _Reader:
             *key[:4], mode, hashed_at, unhexlify(blob.id)
         )
         self.hashed += 1
-        if self._stored is not None and blob.id not in self._stored:
-            self.stream.add(blob)
+        self.stream.add(blob)
 
     def _small(self, small: array[int], large: array[int], sink: ProgressSink | None) -> None:
         recs = self.records
@@ -577,8 +582,9 @@ class _Reader:
         )
         self.modes[r] = _mode_code(st.st_mode)
         self.hashed += 1
-        if self._stored is not None and oid not in self._stored:
-            self.stream.add(RawObject(BLOB, oid, raw))
+        # Stored even if some earlier pack has it (a file back to an older version):
+        # asking every pack costs more than the few bytes of a manifest.
+        self.stream.add(RawObject(BLOB, oid, raw))
 
     # -- 3. the trees ---------------------------------------------------------------------
 
@@ -591,12 +597,10 @@ class _Reader:
             self.offsets,
         )
         trusted = self.trusted  # else every folder is built
-        stored = self.gitdb.presence(len(dirty) if trusted else len(self.nodes))
-        head_trees: dict[str, Tree | None] = {}
         for node in reversed(self.nodes):
             rel = node.rel
             if trusted and rel not in dirty:
-                entry = self._head_entry(rel, head_trees)
+                entry = self._head_entry(rel)
                 node.tree_id = entry[1] if entry is not None and entry[0] == MODE_TREE else None
                 continue
             cut = len(rel.encode("utf-8")) + 1 if rel else 0
@@ -619,23 +623,27 @@ class _Reader:
             body = b"".join(items)
             tree_id = hashlib.sha1(b"tree %d\0%s" % (len(body), body)).hexdigest().encode()
             node.tree_id = tree_id
-            if tree_id not in stored:
-                self.stream.add(RawObject(TREE, tree_id, body))
+            self.stream.add(RawObject(TREE, tree_id, body))  # (stored again if unchanged)
         root = self.nodes[0].tree_id
         assert root is not None
         return root
 
-    def _head_entry(self, path: str, memo: dict[str, Tree | None]) -> tuple[int, bytes] | None:
+    def _head_tree(self, folder: str) -> Tree | None:
+        """The branch's tree of ``folder`` ('': the root), or None if it has none."""
+        memo = self._head_trees
+        if folder not in memo:
+            entry = self._head_entry(folder)
+            memo[folder] = (
+                self.gitdb.tree(entry[1]) if entry is not None and entry[0] == MODE_TREE else None
+            )
+        return memo[folder]
+
+    def _head_entry(self, path: str) -> tuple[int, bytes] | None:
         """The (mode, id) the branch's tree has at ``path`` ('' : the root), or None."""
         if not path:
             return None if self.head_tree is None else (MODE_TREE, self.head_tree)
         parent, _, name = path.rpartition("/")
-        if parent not in memo:
-            above = self._head_entry(parent, memo)
-            memo[parent] = (
-                self.gitdb.tree(above[1]) if above is not None and above[0] == MODE_TREE else None
-            )
-        tree = memo[parent]
+        tree = self._head_tree(parent)
         item = None if tree is None else tree.get(name.encode("utf-8"))
         return None if item is None else (item[1], item[2])
 

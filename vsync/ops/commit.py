@@ -14,9 +14,11 @@ reader (unreadable files, files that keep changing, held paths) is read by
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vsync.errors import StoppedError
 from vsync.model.commits import HOST_HEADER
@@ -28,14 +30,16 @@ from vsync.model.folder_snapshot import (
 )
 from vsync.model.folder_tree import Fallback, FolderTree, read_folder_tree
 from vsync.model.gitdb import PackStream, RawObject, commit_object
-from vsync.model.repository import BRANCH, Repository
+from vsync.model.repository import BRANCH, MERGE_STATE, Repository
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
 from vsync.model.statcache import StatCache
 from vsync.ops.hooks import require_hook_ok, run_hook
-from vsync.ops.mass_change import Check
-from vsync.ops.merge.state import MergeState
 from vsync.ops.status import clean_stamp
 from vsync.store.chunkstore import PackWriter
+
+if TYPE_CHECKING:
+    from vsync.ops.mass_change import Check
+    from vsync.ops.merge.state import MergeState
 
 
 @dataclass
@@ -100,7 +104,7 @@ def commit(
         raise UsageError("empty commit message; pass -m MESSAGE")
     # A shared lock: gc (exclusive) waits; the branch moves by compare-and-swap.
     with repo.lock(exclusive=False):
-        merge = MergeState.load(repo)
+        merge = _merge_state(repo)
         if merge is not None:
             parents_extra = _concluding_merge(repo, merge)
         require_hook_ok(repo, "pre-commit")
@@ -251,6 +255,15 @@ def _record(
     if state.stampable:
         cache.set_stamp(clean_stamp(c.id, tree_id, state.ignore_fingerprint))
     return result
+
+
+def _merge_state(repo: Repository) -> MergeState | None:
+    """The merge in progress, or None (its modules are loaded only when there is one)."""
+    if not os.path.lexists(repo.control / MERGE_STATE):
+        return None
+    from vsync.ops.merge.state import MergeState
+
+    return MergeState.load(repo)
 
 
 def _concluding_merge(repo: Repository, merge: MergeState) -> list[bytes]:
