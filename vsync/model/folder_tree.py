@@ -367,6 +367,17 @@ class _Reader:
         shaped = control_shaped(names)
         head = rel + "/" if rel else ""
         ignored = None if self.ignore.empty else self.ignore.ignored
+        if (
+            ascii_only
+            and ignored is None
+            and not shaped
+            and _ALIAS_HEADS.isdisjoint(map(_FIRST, names))  # nor CONTROL_NAME, TEMP_PREFIX
+            and None not in stats
+        ):
+            kinds = set(map(S_IFMT, map(_MODE, stats)))
+            if kinds <= _FILE_KINDS:  # the common folder: files only, nothing to leave out
+                files = sorted(zip(names, stats, strict=True), key=_FIRST)
+                return [(node, files)] if files else []  # type: ignore[list-item]
         children: list[tuple[str, str, os.stat_result | None, str]] = []  # key, name, st, disk
         seen: dict[str, str] | None = None if ascii_only else {}
         warnings = self.warnings
@@ -650,6 +661,8 @@ class _Reader:
 
 _Task = tuple[str, _Node, "_Node | None"] | tuple[_Node, list[tuple[str, os.stat_result]]]
 _FIRST = itemgetter(0)
+_MODE = attrgetter("st_mode")
+_FILE_KINDS = frozenset({S_IFREG, S_IFLNK})
 
 
 @dataclass(slots=True)
