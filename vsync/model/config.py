@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import math
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,6 +122,8 @@ class RepoConfig:
         return int(self.get(("compression",), "level", str(DEFAULT_COMPRESSION_LEVEL)) or 3)
 
     def identity(self) -> Identity:
+        import socket  # (here: status and commit never ask for the host)
+
         host = os.environ.get("VSYNC_HOST") or socket.gethostname()
         name = os.environ.get("VSYNC_AUTHOR_NAME") or self.get(("user",), "name")
         email = os.environ.get("VSYNC_AUTHOR_EMAIL") or self.get(("user",), "email")
@@ -160,6 +160,8 @@ def idle_timeout(cfg: RepoConfig | None = None) -> float | None:
 
 def _login() -> str:
     try:
+        import getpass
+
         return getpass.getuser()
     except (KeyError, OSError):
         return "vsync"

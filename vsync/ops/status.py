@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vsync.model.gitdb.headref import loose_ref
-from vsync.model.gitdb.types import MODE_LINK
 from vsync.model.ignore import Ignore
 from vsync.model.repository import BRANCH, HELD_FILE, MERGE_STATE, Repository
 from vsync.model.statcache import StatCache
@@ -46,6 +45,8 @@ class StatusResult:
 
 def compare(old: FlatMap, new: FlatMap) -> list[tuple[str, str]]:
     """Status codes for ``new`` (the working folder) against ``old`` (a commit)."""
+    from vsync.model.gitdb.types import MODE_LINK  # (a clean status never loads it)
+
     out: list[tuple[str, str]] = []
     for path in sorted(old.keys() | new.keys()):
         a, b = old.get(path), new.get(path)
