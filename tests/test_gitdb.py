@@ -43,7 +43,7 @@ from vsync.model.gitdb import (
     commit_object,
     tree_id_of,
 )
-from vsync.model.gitdb.pack import _object_header, write_pack
+from vsync.model.gitdb.pack import PackStream, _object_header, write_pack
 from vsync.model.repository import BRANCH
 
 # Names whose order in a tree is subtle: "a-b" < "a.b" < "a/" (the folder a) < "a0".
@@ -207,6 +207,50 @@ def test_the_one_pass_pack_passes_git_verify_pack_and_fsck_strict(
         assert verify.returncode == 0, verify.stderr
         fsck = _git(git_dir, "fsck", "--strict", "--no-dangling")
         assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+@settings(max_examples=30, deadline=None)
+@given(RAW_OBJECTS, st.integers(1, 4))
+def test_a_pack_stream_stores_every_object_in_bounded_packs_git_verifies(
+    objects: list[RawObject], per_pack: int
+) -> None:
+    """PackStream: nothing is readable before install (temporary files only, each a
+    ``.pack`` without ``.idx``); after it, packs of at most ``per_pack`` objects that
+    dulwich and ``git verify-pack`` accept hold every object; discard leaves nothing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = PackStream(tmp, per_pack)
+        for obj in objects:
+            stream.add(obj)
+        assert not [n for n in os.listdir(tmp) if n.endswith(".idx")]
+        bases = stream.install(fsync=False)
+        unique = len({o.id for o in objects})
+        assert (unique + per_pack - 1) // per_pack <= len(bases)
+        assert len(bases) <= (len(objects) + per_pack - 1) // per_pack
+        assert sorted(os.listdir(tmp)) == sorted(
+            f"{os.path.basename(b)}{s}" for b in set(bases) for s in (".idx", ".pack")
+        )
+        found: dict[bytes, tuple[int, bytes]] = {}
+        for base in bases:
+            pack = Pack(base, object_format=DEFAULT_OBJECT_FORMAT)
+            try:
+                pack.check()
+                assert len(pack) <= per_pack
+                for oid in pack:
+                    found[bytes(oid)] = pack.get_raw(oid)
+            finally:
+                pack.close()
+            verify = subprocess.run(
+                ["git", "verify-pack", base + ".idx"], capture_output=True, text=True
+            )
+            assert verify.returncode == 0, verify.stderr
+        assert found == {o.id: (o.type_num, o.raw) for o in objects}
+        left = PackStream(tmp, per_pack)
+        for obj in objects:
+            left.add(obj)
+        left.discard()
+        assert sorted(os.listdir(tmp)) == sorted(
+            f"{os.path.basename(b)}{s}" for b in set(bases) for s in (".idx", ".pack")
+        )
 
 
 # -- typed reads and refs ---------------------------------------------------------------------
