@@ -256,6 +256,9 @@ class _Reader:
         self.nodes: list[_Node] = []  # in the walk's (pre-)order
         self.hashed = 0
         self._head_trees: dict[str, Tree | None] = {}
+        # record -> the raw id of its entry in the branch's tree, for files read again
+        # because their entry was smudged or their lstat changed (trusted cache only)
+        self._stored_ids: dict[int, bytes] = {}
 
     # -- 1. the walk ---------------------------------------------------------------------
 
@@ -468,6 +471,8 @@ class _Reader:
                 records += RECORD.pack(*key, 0, NO_ID)
                 self.todo.append(first + k)
                 self._dirty(rel)
+                if i is not None and self.trusted:  # its last id is the branch's: stored
+                    self._stored_ids[first + k] = old_records[i * RS + ID_AT : (i + 1) * RS]
 
     def _verify_hits(self) -> None:
         """Cache hits the clean stamp does not cover may name objects never stored (status
@@ -553,7 +558,8 @@ class _Reader:
             *key[:4], mode, hashed_at, unhexlify(blob.id)
         )
         self.hashed += 1
-        self.stream.add(blob)
+        if self._stored_ids.get(r) != unhexlify(blob.id):
+            self.stream.add(blob)
 
     def _small(self, small: array[int], large: array[int], sink: ProgressSink | None) -> None:
         recs = self.records
@@ -593,9 +599,11 @@ class _Reader:
         )
         self.modes[r] = _mode_code(st.st_mode)
         self.hashed += 1
-        # Stored even if some earlier pack has it (a file back to an older version):
-        # asking every pack costs more than the few bytes of a manifest.
-        self.stream.add(RawObject(BLOB, oid, raw))
+        # Unless the file was only read again (a smudged entry), the manifest is stored
+        # even if some older pack has it (a file back to an older version): asking every
+        # pack costs more than the few bytes of a manifest.
+        if self._stored_ids.get(r) != unhexlify(oid):
+            self.stream.add(RawObject(BLOB, oid, raw))
 
     # -- 3. the trees ---------------------------------------------------------------------
 
