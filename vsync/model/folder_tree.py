@@ -516,6 +516,8 @@ class _Reader:
         if sink is not None:
             sink.start(len(self.todo), total)
         if not self.todo:
+            if sink is not None:
+                sink.finish()
             return
         for r in links:
             self._link(r)
