@@ -44,7 +44,7 @@ from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain, repeat
 from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
@@ -438,17 +438,18 @@ class _Reader:
         """A run of ``node``'s files (consecutive in git order): records for the next cache."""
         rel = node.rel
         head = rel + "/" if rel else ""
-        keys = [_KEY_OF(st) for _name, st in files]
-        encoded = [(head + name).encode("utf-8") for name, _st in files]
+        # (C-level maps: no bytecode runs per file)
+        keys = list(map(_KEY_OF, map(_SECOND, files)))
+        encoded = list(map(_UTF8, map(head.__add__, map(_FIRST, files))))
         joined = b"\0".join(encoded) + b"\0"
         n = len(files)
         first = len(self.modes)
         base = len(self.names)
-        ends = accumulate((len(e) + 1 for e in encoded), initial=base)
+        ends = accumulate(map(_PLUS_ONE, map(len, encoded)), initial=base)
         next(ends)  # ``base`` itself is there already (the last record's end)
         self.offsets.extend(ends)
         self.names += joined
-        self.modes.extend(_mode_code(k[4]) for k in keys)
+        self.modes.extend(map(_CODES.__getitem__, map(_FIFTH, keys)))
         node.segments.append((first, first + n))
         key_at, old_records = old.key_at, old.records
         start = old.take_run(joined, n)
@@ -625,16 +626,23 @@ class _Reader:
                 node.tree_id = entry[1] if entry is not None and entry[0] == MODE_TREE else None
                 continue
             cut = len(rel.encode("utf-8")) + 1 if rel else 0
-            items: list[bytes] = []
+            items: list[bytes | bytearray] = []
             for seg in node.segments:
                 if isinstance(seg, tuple):
                     a, b = seg
                     paths = names[offsets[a] : offsets[b] - 1].split(b"\0")
-                    for r, path in zip(range(a, b), paths, strict=True):
-                        at = r * RS + ID_AT
-                        items.append(
-                            b"%o %s\0%s" % (MODES[modes[r]], path[cut:], recs[at : at + 20])
-                        )
+                    at = a * RS + ID_AT
+                    ids = map(
+                        recs.__getitem__,
+                        map(slice, range(at, b * RS, RS), range(at + 20, b * RS + 20, RS)),
+                    )
+                    entries: Iterator[tuple[bytes, bytes, bytes, bytes | bytearray]] = zip(
+                        map(_ENTRY_HEADS.__getitem__, modes[a:b]),
+                        map(itemgetter(slice(cut, None)), paths),
+                        repeat(b"\0"),
+                        ids,
+                    )
+                    items.extend(chain.from_iterable(entries))
                 elif seg.tree_id is not None:
                     name = seg.rel.rpartition("/")[2].encode("utf-8")
                     items.append(b"40000 %s\0%s" % (name, unhexlify(seg.tree_id)))
@@ -671,6 +679,22 @@ class _Reader:
 
 _Task = tuple[str, _Node, "_Node | None"] | tuple[_Node, list[tuple[str, os.stat_result]]]
 _FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_FIFTH = itemgetter(4)
+_UTF8 = methodcaller("encode", "utf-8")
+_PLUS_ONE = (1).__add__
+_ENTRY_HEADS = tuple(b"%o " % mode for mode in MODES)  # a tree entry's "<mode> "
+
+
+class _ModeCodes(dict[int, int]):
+    """st_mode -> mode code (index in MODES), computed once per distinct st_mode."""
+
+    def __missing__(self, st_mode: int) -> int:
+        code = self[st_mode] = _mode_code(st_mode)
+        return code
+
+
+_CODES = _ModeCodes()
 _MODE = attrgetter("st_mode")
 _FILE_KINDS = frozenset({S_IFREG, S_IFLNK})
 
