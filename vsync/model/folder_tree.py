@@ -44,8 +44,8 @@ from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, repeat
-from operator import attrgetter, itemgetter, methodcaller
+from itertools import accumulate, chain, compress, repeat
+from operator import attrgetter, itemgetter, methodcaller, ne
 from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
@@ -454,14 +454,21 @@ class _Reader:
         key_at, old_records = old.key_at, old.records
         start = old.take_run(joined, n)
         if start is not None:
-            if [key_at(old_records, i * RS) for i in range(start, start + n)] == keys:
-                self.records += old_records[start * RS : (start + n) * RS]
-                if not self.trusted:
-                    self.unverified.extend(range(first, first + n))
+            olds = list(map(key_at, repeat(old_records), range(start * RS, (start + n) * RS, RS)))
+            records = self.records
+            records += old_records[start * RS : (start + n) * RS]
+            if not self.trusted:
+                self.unverified.extend(range(first, first + n))
+            if olds == keys:
                 return
-            matches: list[int | None] = list(range(start, start + n))
-        else:
-            matches = [old.seek(e) for e in encoded]
+            # The same files, some changed: their records are replaced (no bytecode for
+            # the others).
+            for k in compress(range(n), map(ne, olds, keys)):
+                r = first + k
+                records[r * RS : (r + 1) * RS] = RECORD.pack(*keys[k], 0, NO_ID)
+                self._changed(r, start + k, old_records, rel)
+            return
+        matches = [old.seek(e) for e in encoded]
         records = self.records
         for k, (i, key) in enumerate(zip(matches, keys, strict=True)):
             if i is not None and key_at(old_records, i * RS) == key:
@@ -470,10 +477,14 @@ class _Reader:
                     self.unverified.append(first + k)
             else:
                 records += RECORD.pack(*key, 0, NO_ID)
-                self.todo.append(first + k)
-                self._dirty(rel)
-                if i is not None and self.trusted:  # its last id is the branch's: stored
-                    self._stored_ids[first + k] = old_records[i * RS + ID_AT : (i + 1) * RS]
+                self._changed(first + k, i, old_records, rel)
+
+    def _changed(self, r: int, i: int | None, old_records: bytes, folder: str) -> None:
+        """Record ``r`` (the old cache's ``i``, if it had the path) is to be read."""
+        self.todo.append(r)
+        self._dirty(folder)
+        if i is not None and self.trusted:  # its last id is the branch's: stored
+            self._stored_ids[r] = old_records[i * RS + ID_AT : (i + 1) * RS]
 
     def _verify_hits(self) -> None:
         """Cache hits the clean stamp does not cover may name objects never stored (status
