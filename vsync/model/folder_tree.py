@@ -24,7 +24,9 @@ folder's size:
    has for it, read from that commit's trees, when the cache's clean stamp says
    its entries make the last commit's tree; only the folders on the way to a
    change get a new tree (to the same PackStream). Otherwise every tree is
-   built (the same ids: tests/test_folder_tree.py).
+   built (the same ids: tests/test_folder_tree.py), and a file whose entry
+   matches its lstat is read again unless the branch's tree has that entry's
+   id at its path (a status records ids it never stores).
 
 Anything out of the ordinary (a folder or file that cannot be read, a file that
 keeps changing while it is read, paths held back from a ``.git`` folder, a
@@ -84,8 +86,8 @@ from vsync.model.statcache import (
     FileStat,
     RawCache,
     Stamp,
-    _legacy_rows,
     file_identity,
+    has_legacy_rows,
     is_racy,
     read_raw,
     stat_key,
@@ -266,7 +268,7 @@ class _Reader:
         control = self.repo.control
         raw, ident = read_raw(control / CACHE_FILE)
         if raw is None:
-            if _legacy_rows(control):
+            if has_legacy_rows(control):
                 raise Fallback("stat cache in state.db")
             raw = RawCache(b"", b"", 0, None)
         ignore = Ignore(Path(self.root))

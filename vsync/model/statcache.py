@@ -331,6 +331,12 @@ def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
     return out
 
 
+def has_legacy_rows(control: Path) -> bool:
+    """Whether state.db still holds a stat cache of a repository made before this file
+    (the first :class:`StatCache` flush takes it over)."""
+    return bool(_legacy_rows(control))
+
+
 def _empty_legacy_table(control: Path) -> None:
     import sqlite3
 
