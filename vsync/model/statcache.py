@@ -21,6 +21,14 @@ finds the folder exactly as the entries describe and the branch still at the
 stamp's commit is clean without reading a git object
 (:mod:`vsync.model.clean_walk`). Any change to the entries drops the stamp.
 
+The *monitor token* (version 2) is a running watcher's token
+(:mod:`vsync.model.fsmonitor`) taken before the entries were last refreshed:
+every path the watcher does not report as changed since that token is as its
+entry (or the absence of one) describes. Recording a true stat keeps that
+promise, so a write keeps the token it loaded unless told another
+(:meth:`StatCache.set_token`); a write laid over a file another process
+rewrote drops it, as it drops the stamp.
+
 The cache is disposable: a file that is missing, foreign, of another version
 or whose CRC does not match is ignored (the files are hashed again and the
 cache rewritten). The first time a repository made before this file is
@@ -42,9 +50,12 @@ RACY_NS = 2_000_000_000
 
 CACHE_FILE = "statcache"
 MAGIC = b"VSSC"
-VERSION = 1
+VERSION = 2
 # magic, version, entry count, CRC-32 of the body, stamp commit, stamp tree, ignore fingerprint
-HEADER = struct.Struct("<4sIII20s20s16s")
+HEADER_V1 = struct.Struct("<4sIII20s20s16s")
+# ... then the monitor token: the watcher instance (16 bytes) and its change number
+HEADER = struct.Struct("<4sIII20s20s16s16sQ")
+NO_INSTANCE = bytes(16)
 # size, mtime_ns, ctime_ns, inode, st_mode: what stat_key gives
 KEY = struct.Struct("<QqqQI")
 # the key, then hashed_at_ns, then the 20-byte object id
@@ -57,6 +68,7 @@ SMUDGED = 0  # the mode of a racy entry: no file has it, so it never matches
 Row = tuple[int, int, int, int, int, int, bytes]
 StatKey = tuple[int, int, int, int, int]  # what stat_key gives
 Stamp = tuple[bytes, bytes, bytes]  # (commit id, tree id, ignore fingerprint), raw
+MonitorToken = tuple[bytes, int]  # (watcher instance, 16 raw bytes; change number)
 
 
 class FileStat(NamedTuple):
@@ -90,12 +102,19 @@ def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int) -> bool:
 class CacheFile:
     """A parsed ``statcache``: the raw records and a path -> record number map."""
 
-    __slots__ = ("index", "records", "stamp")
+    __slots__ = ("index", "records", "stamp", "token")
 
-    def __init__(self, index: dict[str, int], records: bytes, stamp: Stamp | None) -> None:
+    def __init__(
+        self,
+        index: dict[str, int],
+        records: bytes,
+        stamp: Stamp | None,
+        token: MonitorToken | None = None,
+    ) -> None:
         self.index = index
         self.records = records
         self.stamp = stamp
+        self.token = token
 
     def row(self, i: int) -> Row:
         size, mtime, ctime, ino, mode, hashed_at, oid = RECORD.unpack_from(
@@ -110,17 +129,51 @@ class CacheFile:
 EMPTY = CacheFile({}, b"", None)
 
 
+def parse_header(
+    data: bytes,
+) -> tuple[int, int, int, Stamp | None, MonitorToken | None] | None:
+    """(header size, entry count, body CRC, clean stamp, monitor token) of a cache file
+    beginning with ``data`` (version 1 or 2), or None if it is not one."""
+    if len(data) < HEADER_V1.size:
+        return None
+    magic, version, count, crc, commit, tree, ignore_fp = HEADER_V1.unpack_from(data)
+    if magic != MAGIC or version not in (1, VERSION):
+        return None
+    token: MonitorToken | None = None
+    size = HEADER_V1.size
+    if version == VERSION:
+        if len(data) < HEADER.size:
+            return None
+        instance, seq = HEADER.unpack_from(data)[7:]
+        size = HEADER.size
+        if instance != NO_INSTANCE:
+            token = (instance, seq)
+    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
+    return size, count, crc, stamp, token
+
+
+def read_header(path: Path) -> tuple[Stamp | None, MonitorToken | None] | None:
+    """The clean stamp and monitor token of the cache file at ``path``, read without its
+    body (None: missing, unreadable or not a cache file)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(HEADER.size)
+    except OSError:
+        return None
+    head = parse_header(data)
+    return None if head is None else (head[3], head[4])
+
+
 def parse(data: bytes) -> CacheFile | None:
     """The cache held by ``data``, or None if it is not a whole cache of this version."""
-    if len(data) < HEADER.size:
+    head = parse_header(data)
+    if head is None:
         return None
-    magic, version, count, crc, commit, tree, ignore_fp = HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION:
-        return None
-    body = memoryview(data)[HEADER.size :]
+    head_size, count, crc, stamp, token = head
+    body = memoryview(data)[head_size:]
     if zlib.crc32(body) != crc:
         return None
-    rec_end = HEADER.size + count * RECORD.size
+    rec_end = head_size + count * RECORD.size
     if len(data) < rec_end:
         return None
     try:
@@ -133,8 +186,7 @@ def parse(data: bytes) -> CacheFile | None:
     index = dict(zip(names, range(count), strict=True))
     if len(index) != count:
         return None
-    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
-    return CacheFile(index, data[HEADER.size : rec_end], stamp)
+    return CacheFile(index, data[head_size:rec_end], stamp, token)
 
 
 def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None]:
@@ -152,7 +204,12 @@ def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None
     return (EMPTY if parsed is None else parsed), ident
 
 
-def encode(base: CacheFile, pending: dict[str, Row | None], stamp: Stamp | None) -> bytes:
+def encode(
+    base: CacheFile,
+    pending: dict[str, Row | None],
+    stamp: Stamp | None,
+    token: MonitorToken | None = None,
+) -> bytes:
     """The bytes of a cache file: ``base``'s entries with ``pending`` laid over them
     (None: forgotten), sorted by path (code point order, which is UTF-8 byte order)."""
     records = bytearray()
@@ -180,7 +237,10 @@ def encode(base: CacheFile, pending: dict[str, Row | None], stamp: Stamp | None)
             names.append(path)
     body = bytes(records) + "".join(p + "\0" for p in names).encode("utf-8")
     commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
-    header = HEADER.pack(MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp)
+    instance, seq = token if token is not None else (NO_INSTANCE, 0)
+    header = HEADER.pack(
+        MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp, instance, seq
+    )
     return header + body
 
 
@@ -285,6 +345,8 @@ class StatCache:
         self._pending: dict[str, Row | None] = {}
         self._stamp_changed = False
         self._stamp: Stamp | None = None
+        self._token: MonitorToken | None = None
+        self._token_changed = False
 
     # -- reading ---------------------------------------------------------------------
 
@@ -299,6 +361,8 @@ class StatCache:
                     self._pending[path] = row
             self._base = base
             self._stamp = base.stamp
+            if not self._token_changed:
+                self._token = base.token
         return self._base
 
     @property
@@ -306,6 +370,12 @@ class StatCache:
         """The clean stamp, or None (see the module docstring)."""
         self._load()
         return None if self._pending else self._stamp
+
+    @property
+    def token(self) -> MonitorToken | None:
+        """The monitor token (see the module docstring), or None."""
+        self._load()
+        return self._token
 
     def base(self) -> CacheFile:
         """The file as loaded (changes not laid over): for :mod:`vsync.model.clean_walk`."""
@@ -376,12 +446,22 @@ class StatCache:
             self._stamp_changed = True
         self._stamp = stamp
 
+    def set_token(self, token: MonitorToken | None) -> None:
+        """Record that every path a watcher does not report as changed since ``token`` is
+        as the entries, with the changes made so far, describe (None: no such promise)."""
+        self._load()
+        if token != self._token:
+            self._token_changed = True
+        self._token = token
+
     def flush(self) -> None:
         """Write the changes (and the stamp, if set since the last flush) to the file."""
         if self._base is None:
             return
-        stamp = self._stamp if self._stamp_changed else None
-        if not self._pending and not self._stamp_changed:
+        # Unchanged entries keep their stamp; changed ones keep it only if it was set anew.
+        stamp = self._stamp if self._stamp_changed or not self._pending else None
+        token = self._token
+        if not self._pending and not self._stamp_changed and not self._token_changed:
             return
         base = self._base
         try:
@@ -392,8 +472,8 @@ class StatCache:
         if now != self._ident:
             current, self._ident = read_file(self.path)
             base = current or EMPTY  # rewritten by another process: lay ours over it
-            stamp = None
-        data = encode(base, self._pending, stamp)
+            stamp = token = None
+        data = encode(base, self._pending, stamp, token)
         write_file(self.path, data)
         _remove_abandoned_temps(self._control)
         if self._migrated:
@@ -404,3 +484,4 @@ class StatCache:
         self._pending.clear()
         self._stamp_changed = False
         self._stamp = None
+        self._token, self._token_changed = None, False
