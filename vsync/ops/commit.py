@@ -26,6 +26,7 @@ from vsync.model.statcache import StatCache
 from vsync.ops.hooks import require_hook_ok, run_hook
 from vsync.ops.mass_change import Check
 from vsync.ops.merge.state import MergeState
+from vsync.ops.monitored import ask_watcher, read_for_commit, record_commit
 from vsync.ops.status import clean_stamp
 from vsync.store.chunkstore import PackWriter
 
@@ -101,10 +102,28 @@ def commit(
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
         cache = StatCache(repo.control)
+        asked = ask_watcher(repo, cache)  # a running watcher: what changed (fsmonitor)
+        warned: list[str] = []
+
+        def noted(message: str) -> None:
+            warned.append(message)
+            warn(message)
+
+        changed = None
         with repo.ingester() as ingester, store.writer() as w:
-            state = read_working(repo, ingester, warn, w, progress, flush=False, cache=cache)
+            if merge is None and not parents_extra:
+                changed = read_for_commit(repo, cache, asked, warn, w)
+            if changed is None:
+                state = read_working(repo, ingester, noted, w, progress, flush=False, cache=cache)
         try:
-            result = _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+            if changed is not None:
+                result = record_commit(repo, cache, asked, changed, w, message, check)
+            else:
+                result = _record(
+                    repo, state, cache, head, head_tree, message, parents_extra, w, check
+                )
+                if asked.token is not None and state.stampable and not warned:
+                    cache.set_token(asked.token)  # taken before the read
         finally:
             cache.flush()
         if merge is not None and result.commit_id is not None:
