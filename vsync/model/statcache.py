@@ -21,13 +21,16 @@ finds the folder exactly as the entries describe and the branch still at the
 stamp's commit is clean without reading a git object
 (:mod:`vsync.model.clean_walk`). Any change to the entries drops the stamp.
 
-The *monitor token* (version 2) is a running watcher's token
+The *monitor mark* (version 2) is a running watcher's token
 (:mod:`vsync.model.fsmonitor`) taken before the entries were last refreshed:
 every path the watcher does not report as changed since that token is as its
 entry (or the absence of one) describes. Recording a true stat keeps that
-promise, so a write keeps the token it loaded unless told another
-(:meth:`StatCache.set_token`); a write laid over a file another process
-rewrote drops it, as it drops the stamp.
+promise, so a write keeps the mark it loaded unless told another
+(:meth:`StatCache.set_mark`); a write laid over a file another process
+rewrote drops it, as it drops the stamp. The mark may also name a commit
+whose tree the folder was exactly at that token (a fact about that moment,
+which no later change undoes): the folder then differs from that commit only
+at the paths the watcher reports.
 
 The cache is disposable: a file that is missing, foreign, of another version
 or whose CRC does not match is ignored (the files are hashed again and the
@@ -53,8 +56,9 @@ MAGIC = b"VSSC"
 VERSION = 2
 # magic, version, entry count, CRC-32 of the body, stamp commit, stamp tree, ignore fingerprint
 HEADER_V1 = struct.Struct("<4sIII20s20s16s")
-# ... then the monitor token: the watcher instance (16 bytes) and its change number
-HEADER = struct.Struct("<4sIII20s20s16s16sQ")
+# ... then the monitor mark: the watcher instance (16 bytes), its change number, and
+# the commit the folder was exactly then (raw id; zeros: none)
+HEADER = struct.Struct("<4sIII20s20s16s16sQ20s")
 NO_INSTANCE = bytes(16)
 # size, mtime_ns, ctime_ns, inode, st_mode: what stat_key gives
 KEY = struct.Struct("<QqqQI")
@@ -69,6 +73,7 @@ Row = tuple[int, int, int, int, int, int, bytes]
 StatKey = tuple[int, int, int, int, int]  # what stat_key gives
 Stamp = tuple[bytes, bytes, bytes]  # (commit id, tree id, ignore fingerprint), raw
 MonitorToken = tuple[bytes, int]  # (watcher instance, 16 raw bytes; change number)
+Mark = tuple[bytes, int, bytes]  # a MonitorToken's two, then a raw commit id or NO_ID
 
 
 class FileStat(NamedTuple):
@@ -102,19 +107,19 @@ def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int) -> bool:
 class CacheFile:
     """A parsed ``statcache``: the raw records and a path -> record number map."""
 
-    __slots__ = ("index", "records", "stamp", "token")
+    __slots__ = ("index", "mark", "records", "stamp")
 
     def __init__(
         self,
         index: dict[str, int],
         records: bytes,
         stamp: Stamp | None,
-        token: MonitorToken | None = None,
+        mark: Mark | None = None,
     ) -> None:
         self.index = index
         self.records = records
         self.stamp = stamp
-        self.token = token
+        self.mark = mark
 
     def row(self, i: int) -> Row:
         size, mtime, ctime, ino, mode, hashed_at, oid = RECORD.unpack_from(
@@ -131,29 +136,29 @@ EMPTY = CacheFile({}, b"", None)
 
 def parse_header(
     data: bytes,
-) -> tuple[int, int, int, Stamp | None, MonitorToken | None] | None:
-    """(header size, entry count, body CRC, clean stamp, monitor token) of a cache file
+) -> tuple[int, int, int, Stamp | None, Mark | None] | None:
+    """(header size, entry count, body CRC, clean stamp, monitor mark) of a cache file
     beginning with ``data`` (version 1 or 2), or None if it is not one."""
     if len(data) < HEADER_V1.size:
         return None
     magic, version, count, crc, commit, tree, ignore_fp = HEADER_V1.unpack_from(data)
     if magic != MAGIC or version not in (1, VERSION):
         return None
-    token: MonitorToken | None = None
+    mark: Mark | None = None
     size = HEADER_V1.size
     if version == VERSION:
         if len(data) < HEADER.size:
             return None
-        instance, seq = HEADER.unpack_from(data)[7:]
+        instance, seq, clean = HEADER.unpack_from(data)[7:]
         size = HEADER.size
         if instance != NO_INSTANCE:
-            token = (instance, seq)
+            mark = (instance, seq, clean)
     stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
-    return size, count, crc, stamp, token
+    return size, count, crc, stamp, mark
 
 
-def read_header(path: Path) -> tuple[Stamp | None, MonitorToken | None] | None:
-    """The clean stamp and monitor token of the cache file at ``path``, read without its
+def read_header(path: Path) -> tuple[Stamp | None, Mark | None] | None:
+    """The clean stamp and monitor mark of the cache file at ``path``, read without its
     body (None: missing, unreadable or not a cache file)."""
     try:
         with open(path, "rb") as f:
@@ -169,7 +174,7 @@ def parse(data: bytes) -> CacheFile | None:
     head = parse_header(data)
     if head is None:
         return None
-    head_size, count, crc, stamp, token = head
+    head_size, count, crc, stamp, mark = head
     body = memoryview(data)[head_size:]
     if zlib.crc32(body) != crc:
         return None
@@ -186,7 +191,7 @@ def parse(data: bytes) -> CacheFile | None:
     index = dict(zip(names, range(count), strict=True))
     if len(index) != count:
         return None
-    return CacheFile(index, data[head_size:rec_end], stamp, token)
+    return CacheFile(index, data[head_size:rec_end], stamp, mark)
 
 
 def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None]:
@@ -208,7 +213,7 @@ def encode(
     base: CacheFile,
     pending: dict[str, Row | None],
     stamp: Stamp | None,
-    token: MonitorToken | None = None,
+    mark: Mark | None = None,
 ) -> bytes:
     """The bytes of a cache file: ``base``'s entries with ``pending`` laid over them
     (None: forgotten), sorted by path (code point order, which is UTF-8 byte order)."""
@@ -237,9 +242,9 @@ def encode(
             names.append(path)
     body = bytes(records) + "".join(p + "\0" for p in names).encode("utf-8")
     commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
-    instance, seq = token if token is not None else (NO_INSTANCE, 0)
+    instance, seq, clean = mark if mark is not None else (NO_INSTANCE, 0, NO_ID)
     header = HEADER.pack(
-        MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp, instance, seq
+        MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp, instance, seq, clean
     )
     return header + body
 
@@ -345,8 +350,8 @@ class StatCache:
         self._pending: dict[str, Row | None] = {}
         self._stamp_changed = False
         self._stamp: Stamp | None = None
-        self._token: MonitorToken | None = None
-        self._token_changed = False
+        self._mark: Mark | None = None
+        self._mark_changed = False
 
     # -- reading ---------------------------------------------------------------------
 
@@ -361,8 +366,8 @@ class StatCache:
                     self._pending[path] = row
             self._base = base
             self._stamp = base.stamp
-            if not self._token_changed:
-                self._token = base.token
+            if not self._mark_changed:
+                self._mark = base.mark
         return self._base
 
     @property
@@ -372,10 +377,10 @@ class StatCache:
         return None if self._pending else self._stamp
 
     @property
-    def token(self) -> MonitorToken | None:
-        """The monitor token (see the module docstring), or None."""
+    def mark(self) -> Mark | None:
+        """The monitor mark (see the module docstring), or None."""
         self._load()
-        return self._token
+        return self._mark
 
     def base(self) -> CacheFile:
         """The file as loaded (changes not laid over): for :mod:`vsync.model.clean_walk`."""
@@ -446,13 +451,16 @@ class StatCache:
             self._stamp_changed = True
         self._stamp = stamp
 
-    def set_token(self, token: MonitorToken | None) -> None:
+    def set_mark(self, token: MonitorToken | None, clean: bytes | None = None) -> None:
         """Record that every path a watcher does not report as changed since ``token`` is
-        as the entries, with the changes made so far, describe (None: no such promise)."""
+        as the entries, with the changes made so far, describe (None: no such promise),
+        and, with ``clean`` (a commit id, hex), that the folder was that commit's tree
+        when the watcher gave ``token``."""
         self._load()
-        if token != self._token:
-            self._token_changed = True
-        self._token = token
+        mark = None if token is None else (*token, NO_ID if clean is None else unhexlify(clean))
+        if mark != self._mark:
+            self._mark_changed = True
+        self._mark = mark
 
     def flush(self) -> None:
         """Write the changes (and the stamp, if set since the last flush) to the file."""
@@ -460,8 +468,8 @@ class StatCache:
             return
         # Unchanged entries keep their stamp; changed ones keep it only if it was set anew.
         stamp = self._stamp if self._stamp_changed or not self._pending else None
-        token = self._token
-        if not self._pending and not self._stamp_changed and not self._token_changed:
+        mark = self._mark
+        if not self._pending and not self._stamp_changed and not self._mark_changed:
             return
         base = self._base
         try:
@@ -472,8 +480,8 @@ class StatCache:
         if now != self._ident:
             current, self._ident = read_file(self.path)
             base = current or EMPTY  # rewritten by another process: lay ours over it
-            stamp = token = None
-        data = encode(base, self._pending, stamp, token)
+            stamp = mark = None
+        data = encode(base, self._pending, stamp, mark)
         write_file(self.path, data)
         _remove_abandoned_temps(self._control)
         if self._migrated:
@@ -484,4 +492,4 @@ class StatCache:
         self._pending.clear()
         self._stamp_changed = False
         self._stamp = None
-        self._token, self._token_changed = None, False
+        self._mark, self._mark_changed = None, False

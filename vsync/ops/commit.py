@@ -123,7 +123,8 @@ def commit(
                     repo, state, cache, head, head_tree, message, parents_extra, w, check
                 )
                 if asked.token is not None and state.stampable and not warned:
-                    cache.set_token(asked.token)  # taken before the read
+                    # taken before the read; the folder is now the commit's tree
+                    cache.set_mark(asked.token, result.commit_id or head)
         finally:
             cache.flush()
         if merge is not None and result.commit_id is not None:

@@ -1,27 +1,32 @@
 """Status and commit with a running watcher: only the paths it reports are looked at.
 
-The stat cache's header keeps the watcher token under which its entries were last
-refreshed (:mod:`vsync.model.statcache`). :func:`ask_watcher` asks the watcher
-what changed since then (:mod:`vsync.model.fsmonitor`). When the cache's clean
-stamp still names the branch's commit and the ignore rules, the folder is that
-commit's tree except at the reported paths:
+The stat cache's header keeps a *mark* (:mod:`vsync.model.statcache`): the
+watcher token under which the entries were last refreshed and, when it was so,
+the commit whose tree the folder exactly was at that token (its *clean point*).
+:func:`ask_watcher` asks the watcher what changed since then
+(:mod:`vsync.model.fsmonitor`). While the clean point is the branch's commit,
+the folder is that commit's tree except at the reported paths:
 
 - no path reported: status is clean without loading the cache or walking;
 - some: they are looked at as the scan would (:mod:`vsync.model.changed_paths`)
-  and hashed; status compares them with the cache entries they had (the tree's),
-  commit builds the new tree from the commit's tree and them
-  (:func:`~vsync.model.gitdb.tree_edit.edit_tree`).
+  and hashed (the stat cache spares unchanged files); status compares them with
+  the commit's entries there, commit builds its tree from the commit's tree and
+  them (:func:`~vsync.model.gitdb.tree_edit.edit_tree`). The mark moves on only
+  when the folder is found clean again (or committed): until then every path
+  changed since the clean point is looked at, so the cost follows the changes
+  made since the last commit, not the folder's size.
 
-Any doubt (no watcher or no answer, a token of another watcher, no stamp, a
-merge in progress, held paths, a path the scan would warn about) is the full
-path, as without a watcher; the token the watcher gave is then recorded by that
-full read if it read the whole folder without a warning.
+Any doubt (no watcher or no answer, a token of another watcher, no clean point
+or one that is not the branch's commit, a merge in progress, held paths, a path
+the scan would warn about) is the full path, as without a watcher; the token the
+watcher gave is recorded by that full read if it read the whole folder without a
+warning (with the clean point if it found the folder clean).
 """
 
 from __future__ import annotations
 
 import os
-from binascii import hexlify, unhexlify
+from binascii import unhexlify
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,12 +34,13 @@ from typing import TYPE_CHECKING
 from vsync.model.changed_paths import Examined, examine
 from vsync.model.fsmonitor import Answer, ask
 from vsync.model.gitdb.headref import loose_ref
-from vsync.model.gitdb.types import MODE_EXEC, MODE_FILE, MODE_LINK, RawObject
-from vsync.model.ignore import Ignore, fingerprint_of
+from vsync.model.gitdb.types import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, RawObject
+from vsync.model.ignore import Ignore
 from vsync.model.repository import BRANCH, HELD_FILE, MERGE_STATE, Repository
-from vsync.model.statcache import SMUDGED, MonitorToken, Stamp, StatCache, read_header
+from vsync.model.statcache import NO_ID, SMUDGED, MonitorToken, Stamp, StatCache, read_header
 
 if TYPE_CHECKING:
+    from vsync.model.gitdb.reader import ObjectReader
     from vsync.model.snapshot import FlatMap
     from vsync.ops.commit import CommitResult
     from vsync.ops.mass_change import Check
@@ -47,8 +53,8 @@ class Asked:
     """What the watcher said, for one status or commit."""
 
     answer: Answer | None  # None: no watcher answered
-    stamp: Stamp | None  # the cache's clean stamp, if it still names HEAD and the rules
-    head: bytes | None  # the branch's commit (hex), as its loose ref names it
+    head: bytes | None = None  # the branch's commit (hex), when it is the clean point
+    stamp: Stamp | None = None  # the cache's clean stamp, when it names that commit too
 
     @property
     def token(self) -> MonitorToken | None:
@@ -57,35 +63,32 @@ class Asked:
 
     @property
     def changed(self) -> list[str] | None:
-        """The paths changed since the cache was refreshed, if they are all that changed
-        from the stamp's tree (None: read the whole folder)."""
-        if self.answer is None or self.stamp is None:
+        """The paths changed since the clean point, the branch's commit (None: unknown,
+        read the whole folder)."""
+        if self.answer is None or self.head is None:
             return None
         return self.answer.paths
 
 
 def ask_watcher(repo: Repository, cache: StatCache) -> Asked:
-    """Ask the folder's watcher what changed since the cache's token (see the module
+    """Ask the folder's watcher what changed since the cache's mark (see the module
     docstring). No watcher: an :class:`Asked` with no answer, at the cost of one stat."""
     header = read_header(cache.path)
-    stamp, token = header if header is not None else (None, None)
-    answer = ask(repo.control, token)
+    stamp, mark = header if header is not None else (None, None)
+    answer = ask(repo.control, None if mark is None else (mark[0], mark[1]))
     if answer is None:
-        return Asked(None, None, None)
-    if token is None or answer.paths is None:
-        return Asked(Answer(answer.token, None, answer.reason), None, None)
+        return Asked(None)
+    if mark is None or answer.paths is None or mark[2] == NO_ID:
+        return Asked(Answer(answer.token, None, answer.reason))
     head = loose_ref(repo.control / "git", BRANCH)
-    root = repo.require_worktree()
     if (
-        stamp is None
-        or head is None
-        or unhexlify(head) != stamp[0]
+        head is None
+        or unhexlify(head) != mark[2]
         or os.path.lexists(repo.control / MERGE_STATE)
         or os.path.lexists(repo.control / HELD_FILE)
-        or fingerprint_of(root) != stamp[2]
     ):
-        stamp = None
-    return Asked(answer, stamp, head)
+        return Asked(Answer(answer.token, None, "not-clean-point"))
+    return Asked(answer, head, stamp if stamp is not None and stamp[0] == mark[2] else None)
 
 
 def _git_mode(st_mode: int) -> int:
@@ -94,39 +97,86 @@ def _git_mode(st_mode: int) -> int:
     return MODE_EXEC if st_mode & 0o111 else MODE_FILE
 
 
-def _tree_entries(repo: Repository, cache: StatCache, stamp: Stamp, paths: list[str]) -> FlatMap:
-    """The stamp's tree's entries at ``paths`` (cache entries the stamp covers): from the
-    cache, or from the tree for a smudged entry, whose mode the cache lost."""
-    base = cache.base()
-    out: FlatMap = {}
-    smudged: list[str] = []
-    for path in paths:
-        row = base.row(base.index[path])
-        if row[4] == SMUDGED:
-            smudged.append(path)
-        else:
-            out[path] = (_git_mode(row[4]), row[6])
-    if smudged:
-        from vsync.model.snapshot import lookup
+class _TreeLookup:
+    """A commit's entries under some paths, each tree read once."""
 
-        tree = hexlify(stamp[1])
-        for path in smudged:
-            found, oid = lookup(repo.gitdb, tree, path)
-            if found is not None:
-                out[path] = (found, oid)
+    def __init__(self, reader: ObjectReader, tree: bytes) -> None:
+        self._reader = reader
+        self._root = tree
+        self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}
+
+    def _items(self, tree: bytes) -> dict[str, tuple[int, bytes]]:
+        items = self._trees.get(tree)
+        if items is None:
+            items = {
+                name.decode("utf-8", "surrogateescape"): (mode, oid)
+                for name, mode, oid in self._reader.tree(tree).items
+            }
+            self._trees[tree] = items
+        return items
+
+    def under(self, path: str, out: FlatMap) -> None:
+        """Add the entries at ``path`` and below it to ``out``."""
+        tree = self._root
+        *folders, name = path.split("/")
+        for folder in folders:
+            found = self._items(tree).get(folder)
+            if found is None or found[0] != MODE_TREE:
+                return
+            tree = found[1]
+        found = self._items(tree).get(name)
+        if found is None:
+            return
+        if found[0] != MODE_TREE:
+            out[path] = found
+            return
+        stack = [(found[1], path)]
+        while stack:
+            tid, folder = stack.pop()
+            for sub, (mode, oid) in self._items(tid).items():
+                if mode == MODE_TREE:
+                    stack.append((oid, f"{folder}/{sub}"))
+                else:
+                    out[f"{folder}/{sub}"] = (mode, oid)
+
+
+def _commit_entries(repo: Repository, cache: StatCache, asked: Asked, seen: Examined) -> FlatMap:
+    """The branch's commit's entries under the changed paths: from the stat cache while
+    its clean stamp says its entries are that tree, else from the tree."""
+    out: FlatMap = {}
+    if asked.stamp is not None and cache.stamp is not None:
+        base = cache.base()
+        for path in seen.old:
+            row = base.row(base.index[path])
+            if row[4] == SMUDGED:
+                break  # its mode was not kept: ask the tree
+            out[path] = (_git_mode(row[4]), row[6])
+        else:
+            return out
+        out.clear()
+    from vsync.model.snapshot import commit_tree
+
+    assert asked.head is not None
+    lookup = _TreeLookup(repo.gitdb, commit_tree(repo.gitdb, asked.head))
+    for path in seen.prefixes:
+        lookup.under(path, out)
     return out
 
 
 @dataclass
 class _Read:
     examined: Examined
-    old: FlatMap  # the tree's entries under the changed paths
+    old: FlatMap  # the commit's entries under the changed paths
     new: FlatMap  # the folder's
     skipped: list[str]
     unreadable: list[str]
     hashed: int
     new_objects: list[RawObject]
     ignore_fingerprint: bytes
+
+    @property
+    def whole(self) -> bool:
+        return not self.skipped and not self.unreadable
 
 
 def _read_changed(
@@ -138,13 +188,13 @@ def _read_changed(
 ) -> _Read | None:
     from vsync.model.folder_snapshot import read_working
 
-    assert asked.changed is not None and asked.stamp is not None
+    assert asked.changed is not None
     root = repo.require_worktree()
     ignore = Ignore(root)
     seen = examine(root, cache.base(), asked.changed, ignore)
     if seen is None:
         return None
-    old = _tree_entries(repo, cache, asked.stamp, seen.old)
+    old = _commit_entries(repo, cache, asked, seen)
     with repo.ingester() as ingester:
         state = read_working(
             repo, ingester, warn, writer, None, flush=False, cache=cache, only=seen.files
@@ -160,7 +210,7 @@ def _read_changed(
         state.unreadable,
         state.hashed,
         list(state.new_objects),
-        state.ignore_fingerprint,
+        ignore.fingerprint,
     )
 
 
@@ -170,10 +220,9 @@ def monitored_status(
     """The status from the watcher's answer, or None: take the full path."""
     from vsync.ops.status import StatusResult, compare
 
-    changed = asked.changed
-    if changed is None or asked.stamp is None:
+    if asked.changed is None:
         return None
-    if not changed:
+    if not asked.changed:
         return StatusResult([], asked.head)
     read = _read_changed(repo, cache, asked, warn, None)
     if read is None:
@@ -185,18 +234,12 @@ def monitored_status(
         if path in read.old:
             new[path] = read.old[path]
     entries = compare(read.old, new)
-    _settle(cache, asked, read, clean=not entries)
+    if not entries and read.whole:
+        if _entries_are(cache, asked) and asked.stamp is not None:
+            cache.set_stamp(asked.stamp)  # entries refreshed, still that tree's
+        cache.set_mark(asked.token, asked.head)  # a new clean point
     cache.flush()
     return StatusResult(entries, asked.head, read.skipped, None, [], sorted(read.unreadable))
-
-
-def _settle(cache: StatCache, asked: Asked, read: _Read, clean: bool) -> None:
-    """The stamp and token the cache keeps after the changed paths were read."""
-    whole = not read.skipped and not read.unreadable
-    if clean and whole and asked.stamp is not None:
-        cache.set_stamp(asked.stamp)  # the entries still make the stamp's tree
-    if whole:
-        cache.set_token(asked.token)  # else those paths are reported again next time
 
 
 @dataclass
@@ -206,7 +249,7 @@ class ChangedCommit:
     head: bytes
     head_tree: bytes
     read: _Read | None  # None: no path changed
-    total: int  # files in the snapshot
+    total: int  # files in the snapshot (as far as the stat cache knows)
 
 
 def read_for_commit(
@@ -220,11 +263,9 @@ def read_for_commit(
     the full path."""
     from vsync.model.snapshot import commit_tree
 
-    if asked.changed is None or asked.stamp is None or asked.head is None:
+    if asked.changed is None or asked.head is None:
         return None
     head_tree = commit_tree(repo.gitdb, asked.head)
-    if unhexlify(head_tree) != asked.stamp[1]:
-        return None
     total = len(cache.base().index)
     if not asked.changed:
         return ChangedCommit(asked.head, head_tree, None, total)
@@ -232,7 +273,7 @@ def read_for_commit(
     if read is None:
         return None
     kept = (set(read.skipped) | set(read.unreadable)) & read.old.keys()
-    total += len(read.new) + len(kept) - len(read.old)
+    total += len(read.new) + len(kept) - len(read.examined.old)
     return ChangedCommit(asked.head, head_tree, read, total)
 
 
@@ -246,7 +287,7 @@ def record_commit(
     check: Check | None,
 ) -> CommitResult:
     """Write the commit of what :func:`read_for_commit` read (its chunks sealed), its
-    tree built from HEAD's and the changed paths; the caller flushes the cache."""
+    tree built from the branch's and the changed paths; the caller flushes the cache."""
     from vsync.model.gitdb.tree_edit import edit_tree
     from vsync.ops.commit import CommitResult, advance_branch, make_commit
     from vsync.ops.status import clean_stamp
@@ -255,26 +296,25 @@ def record_commit(
     changes: dict[str, tuple[int, bytes] | None] = {}
     result = CommitResult(None, got.head, got.total, 0)
     result.chunks_new, result.bytes_new = writer.chunks_written, writer.bytes_written
-    whole = True
     if read is not None:
         kept = set(read.skipped) | set(read.unreadable)  # they keep the commit's version
         changes = {p: e for p, e in read.new.items() if read.old.get(p) != e}
         changes.update((p, None) for p in read.old if p not in read.new and p not in kept)
         result.hashed = read.hashed
         result.skipped = read.skipped + read.unreadable
-        whole = not kept
+    whole = read is None or read.whole
     if not changes:
         if whole:
-            assert asked.stamp is not None
-            cache.set_stamp(asked.stamp)
-            cache.set_token(asked.token)
+            cache.set_mark(asked.token, got.head)
+            if _entries_are(cache, asked) and asked.stamp is not None:
+                cache.set_stamp(asked.stamp)
         return result
     assert read is not None
     if check is not None:
         _check(repo, got.head_tree, read, changes, check)
     tree_id, trees = edit_tree(repo.gitdb, got.head_tree, changes)
     c = make_commit(repo, tree_id, [got.head], message)
-    objects: list[RawObject] = list(read.new_objects)
+    objects = list(read.new_objects)
     stored = repo.gitdb.presence(len(trees))
     objects.extend(t for t in trees if t.id not in stored)
     objects.append(c)
@@ -283,9 +323,17 @@ def record_commit(
     advance_branch(repo, got.head, c.id, f"commit: {subject}")
     result.commit_id = c.id
     if whole:
-        cache.set_stamp(clean_stamp(c.id, tree_id, read.ignore_fingerprint))
-        cache.set_token(asked.token)
+        cache.set_mark(asked.token, c.id)
+        if _entries_are(cache, asked):
+            cache.set_stamp(clean_stamp(c.id, tree_id, read.ignore_fingerprint))
     return result
+
+
+def _entries_are(cache: StatCache, asked: Asked) -> bool:
+    """Whether the entries outside the changed paths are the commit's tree (its stamp
+    held when the cache was loaded): then, with the changed paths read, they make the
+    tree of the folder."""
+    return asked.stamp is not None and cache.base().stamp == asked.stamp
 
 
 def _check(

@@ -103,7 +103,7 @@ def status(
     if quick is None:
         quick = clean_by_stamp(repo, cache)
         if quick is not None and asked.token is not None:
-            cache.set_token(asked.token)  # the walk found the folder as cached
+            cache.set_mark(asked.token, quick.head)  # the walk found the stamp's tree
             cache.flush()
     if quick is not None:
         return quick
@@ -138,7 +138,9 @@ def status(
     if head is not None and head_tree is not None and not entries and state.stampable:
         cache.set_stamp(clean_stamp(head, head_tree, state.ignore_fingerprint))
     if asked.token is not None and state.stampable and not warned:
-        cache.set_token(asked.token)  # taken before the read: every later change is reported
+        # Taken before the read: every later change is reported. Clean: a clean point.
+        clean = head if head is not None and not entries and merge is None else None
+        cache.set_mark(asked.token, clean)
     cache.flush()
     if merge is not None:
         unmerged = dict((path, code) for code, path in status_codes(merge))
