@@ -31,15 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vsync.model.changed_paths import Examined, examine
 from vsync.model.fsmonitor import Answer, ask
 from vsync.model.gitdb.headref import loose_ref
 from vsync.model.gitdb.types import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, RawObject
-from vsync.model.ignore import Ignore
 from vsync.model.repository import BRANCH, HELD_FILE, MERGE_STATE, Repository
 from vsync.model.statcache import NO_ID, SMUDGED, MonitorToken, Stamp, StatCache, read_header
 
 if TYPE_CHECKING:
+    from vsync.model.changed_paths import Examined
     from vsync.model.gitdb.reader import ObjectReader
     from vsync.model.snapshot import FlatMap
     from vsync.ops.commit import CommitResult
@@ -186,7 +185,9 @@ def _read_changed(
     warn: Callable[[str], None],
     writer: PackWriter | None,
 ) -> _Read | None:
+    from vsync.model.changed_paths import examine
     from vsync.model.folder_snapshot import read_working
+    from vsync.model.ignore import Ignore
 
     assert asked.changed is not None
     root = repo.require_worktree()
