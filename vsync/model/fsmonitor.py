@@ -9,8 +9,9 @@ watcher. The watcher answers only after it has seen the event of a *cookie* file
 it creates on each question, so every change made before the question is in the
 answer.
 
-Any doubt is None here (no watcher, a refused or slow connection, an answer that
-breaks the format): the caller takes the full path. Nothing of the answer is
+Any doubt is None here (no watcher, a socket or a peer of another user, a refused
+or slow connection, an answer that breaks the format): the caller takes the full
+path. Nothing of the answer is
 trusted beyond its shape: sizes are bounded before they are read and every path
 is checked to be a plain relative path.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,7 @@ MAX_LINE = 256  # a request or an answer's first line, newline included
 MAX_PATHS = 100_000  # an answer lists at most this many paths ...
 MAX_BODY = 16 << 20  # ... in at most this many bytes
 SUN_PATH_MAX = 107  # sockaddr_un's sun_path, less its NUL
+UCRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 
 @dataclass(frozen=True)
@@ -129,9 +133,12 @@ def socket_address(control: Path, name: str = SOCKET_NAME) -> tuple[str, int | N
 def ask(control: Path, since: MonitorToken | None, timeout: float = TIMEOUT) -> Answer | None:
     """What changed since ``since``, as the watcher of ``control``'s folder says; None
     when no watcher answers well within ``timeout`` seconds."""
-    path = os.path.join(control, SOCKET_NAME)
-    if not os.path.exists(path):
+    try:
+        st = os.lstat(os.path.join(control, SOCKET_NAME))
+    except OSError:
         return None  # no watcher (the usual case): not even a connect
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+        return None  # not a socket this user's watcher made
     deadline = time.monotonic() + timeout
     try:
         address, fd = socket_address(control)
@@ -141,6 +148,9 @@ def ask(control: Path, since: MonitorToken | None, timeout: float = TIMEOUT) -> 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
             s.settimeout(timeout)
             s.connect(address)
+            creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
+            if UCRED.unpack(creds)[1] != os.getuid():
+                return None  # served by another user
             s.sendall(request_line(since))
             head, rest = _read_line(s, deadline)
             if head is None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import struct
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from vsync.model.fsmonitor import (
     MAX_LINE,
     SOCKET_NAME,
     TIMEOUT,
+    UCRED,
     VERSION,
     parse_token,
     socket_address,
@@ -33,7 +33,6 @@ from vsync.model.fsmonitor import (
 from vsync.sync.watch.monitor import Changes, FolderMonitor
 
 MAX_CLIENTS = 16
-UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
 def answer_bytes(changes: Changes) -> bytes:
