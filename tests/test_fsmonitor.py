@@ -184,9 +184,10 @@ def test_a_killed_watcher_or_a_new_one_means_a_full_walk(
     settle_racy()
     second = Monitor(root)  # replaces the stale socket
     monitors.append(second)
-    token = read_header(root / ".vsync" / "statcache")
-    assert token is not None and token[1] is not None
-    answer = fsmonitor.ask(root / ".vsync", token[1])
+    header = read_header(root / ".vsync" / "statcache")
+    assert header is not None and header[1] is not None
+    mark = header[1]
+    answer = fsmonitor.ask(root / ".vsync", (mark[0], mark[1]))
     assert answer is not None and answer.paths is None and answer.reason == "unknown-token"
     outside_edit(root, tmp_path, "a.txt")
     assert porcelain(root) == [" M a.txt"]  # a token of the killed watcher: a full walk
@@ -298,3 +299,95 @@ def test_the_socket_is_the_users_and_requests_are_bounded(
                 reply = b""  # closed unanswered, the request unread
         assert reply == b"" or b" full " in reply, reply
     assert fsmonitor.ask(root / ".vsync", None) is not None  # still answering
+
+
+def test_answers_that_break_the_format_are_no_answer() -> None:
+    head = b"vsync-fsmonitor 1 changes " + b"ab" * 16 + b":7"
+    good = fsmonitor.parse_answer(head + b" 2 10", b"a.txt\0b/c\0")
+    assert (
+        good is not None
+        and good.paths == ["a.txt", "b/c"]
+        and good.token
+        == (
+            bytes.fromhex("ab" * 16),
+            7,
+        )
+    )
+    for bad_head, body in [
+        (head + b" 2 9", b"a.txt\0b/c\0"),  # size differs
+        (head + b" 3 10", b"a.txt\0b/c\0"),  # count differs
+        (head + b" 1 7", b"../x.y\0"),  # escapes the folder
+        (head + b" 1 5", b"/etc\0"),  # absolute
+        (head + b" 1 4", b"a//b"),  # no NUL, empty part
+        (head + b" 200000 10", b"a.txt\0b/c\0"),  # over the bound
+        (b"vsync-fsmonitor 2 full - overflow", b""),  # another version
+        (b"vsync-fsmonitor 1 full zz:1 overflow", b""),  # a malformed token
+    ]:
+        assert fsmonitor.parse_answer(bad_head, body) is None, bad_head
+    full = fsmonitor.parse_answer(b"vsync-fsmonitor 1 full - overflow", b"")
+    assert full is not None and full.paths is None and full.token is None
+
+
+def test_stat_cache_header_keeps_the_mark_and_reads_version_1(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    from vsync.model import statcache as sc
+
+    path = tmp_path / "statcache"
+    instance = bytes(range(16))
+    data = sc.encode(sc.EMPTY, {}, None, (instance, 42, b"\x07" * 20))
+    path.write_bytes(data)
+    assert read_header(path) == (None, (instance, 42, b"\x07" * 20), 0)
+    cache = sc.StatCache(tmp_path)
+    cache.set_mark((instance, 43), "07" * 20)
+    cache.flush()
+    assert read_header(path) == (None, (instance, 43, b"\x07" * 20), 0)
+    body = b""
+    v1 = struct.pack("<4sIII20s20s16s", b"VSSC", 1, 0, zlib.crc32(body), bytes(20), bytes(20),
+                     bytes(16))  # fmt: skip
+    path.write_bytes(v1 + body)
+    assert read_header(path) == (None, None, 0)
+    assert sc.parse(v1 + body) is not None
+
+
+def test_a_tree_edited_is_the_tree_built(tmp_path: Path) -> None:
+    from vsync.model.gitdb import blob_id, build_tree
+    from vsync.model.gitdb.tree_edit import edit_tree
+    from vsync.model.repository import Repository
+
+    rng = random.Random(7)
+    names = ["a", "b", "a-b", "a.b", "é"]
+
+    def some_path() -> str:
+        return "/".join(rng.choice(names) for _ in range(rng.randint(1, 3)))
+
+    def clash(flat: dict[str, tuple[int, bytes]], p: str) -> list[str]:
+        return [q for q in flat if q == p or q.startswith(p + "/") or p.startswith(q + "/")]
+
+    with Repository.init(tmp_path / "r") as repo:
+        for _ in range(300):
+            flat: dict[str, tuple[int, bytes]] = {}
+            for _ in range(rng.randint(0, 12)):
+                p = some_path()
+                if not clash(flat, p):
+                    flat[p] = (rng.choice([0o100644, 0o100755, 0o120000]), blob_id(os.urandom(4)))
+            tree, trees = build_tree(flat)
+            repo.gitdb.add(trees)
+            new = dict(flat)
+            for _ in range(rng.randint(0, 6)):
+                if new and rng.random() < 0.4:
+                    del new[rng.choice(list(new))]
+                else:
+                    p = some_path()
+                    for q in clash(new, p):
+                        del new[q]
+                    new[p] = (0o100644, blob_id(os.urandom(4)))
+            changes: dict[str, tuple[int, bytes] | None] = {
+                p: e for p, e in new.items() if flat.get(p) != e
+            }
+            changes.update((p, None) for p in flat if p not in new)
+            items = list(changes.items())
+            rng.shuffle(items)
+            got, _ = edit_tree(repo.gitdb, tree if flat else None, dict(items))
+            assert got == build_tree(new)[0], (flat, new)

@@ -157,16 +157,16 @@ def parse_header(
     return size, count, crc, stamp, mark
 
 
-def read_header(path: Path) -> tuple[Stamp | None, Mark | None] | None:
-    """The clean stamp and monitor mark of the cache file at ``path``, read without its
-    body (None: missing, unreadable or not a cache file)."""
+def read_header(path: Path) -> tuple[Stamp | None, Mark | None, int] | None:
+    """The clean stamp, monitor mark and entry count of the cache file at ``path``, read
+    without its body (None: missing, unreadable or not a cache file)."""
     try:
         with open(path, "rb") as f:
             data = f.read(HEADER.size)
     except OSError:
         return None
     head = parse_header(data)
-    return None if head is None else (head[3], head[4])
+    return None if head is None else (head[3], head[4], head[1])
 
 
 def parse(data: bytes) -> CacheFile | None:

@@ -54,6 +54,7 @@ class Asked:
     answer: Answer | None  # None: no watcher answered
     head: bytes | None = None  # the branch's commit (hex), when it is the clean point
     stamp: Stamp | None = None  # the cache's clean stamp, when it names that commit too
+    files: int = 0  # the stat cache's entries, as its header counts them
 
     @property
     def token(self) -> MonitorToken | None:
@@ -73,7 +74,7 @@ def ask_watcher(repo: Repository, cache: StatCache) -> Asked:
     """Ask the folder's watcher what changed since the cache's mark (see the module
     docstring). No watcher: an :class:`Asked` with no answer, at the cost of one stat."""
     header = read_header(cache.path)
-    stamp, mark = header if header is not None else (None, None)
+    stamp, mark, files = header if header is not None else (None, None, 0)
     answer = ask(repo.control, None if mark is None else (mark[0], mark[1]))
     if answer is None:
         return Asked(None)
@@ -87,7 +88,7 @@ def ask_watcher(repo: Repository, cache: StatCache) -> Asked:
         or os.path.lexists(repo.control / HELD_FILE)
     ):
         return Asked(Answer(answer.token, None, "not-clean-point"))
-    return Asked(answer, head, stamp if stamp is not None and stamp[0] == mark[2] else None)
+    return Asked(answer, head, stamp if stamp is not None and stamp[0] == mark[2] else None, files)
 
 
 def _git_mode(st_mode: int) -> int:
@@ -267,7 +268,7 @@ def read_for_commit(
     if asked.changed is None or asked.head is None:
         return None
     head_tree = commit_tree(repo.gitdb, asked.head)
-    total = len(cache.base().index)
+    total = asked.files
     if not asked.changed:
         return ChangedCommit(asked.head, head_tree, None, total)
     read = _read_changed(repo, cache, asked, warn, writer)

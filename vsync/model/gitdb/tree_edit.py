@@ -2,7 +2,7 @@
 
 What :func:`~vsync.model.gitdb.encode.build_tree` gives for the whole flat map, at
 the cost of the changed folders only: a commit that the fsmonitor told what
-changed builds its tree this way (tests/test_gitdb.py checks both agree).
+changed builds its tree this way (tests/test_fsmonitor.py checks both agree).
 """
 
 from __future__ import annotations
