@@ -10,7 +10,11 @@ each tool gets a fresh folder of hard links to the tree's files, then:
 - no-op status: once untimed (stat cache / index fresh), then
   :data:`STATUS_RUNS` timed runs of ``vsync status`` against ``git status``;
 - after 1% modified (:func:`modify`: new content through a rename, so a new
-  inode): ``vsync commit`` against ``git add -A && git commit`` (time, peak RSS).
+  inode): ``vsync commit`` against ``git add -A && git commit`` (time, peak RSS);
+- with a watcher (:func:`watched`): ``vsync watch --monitor-only`` running, no-op
+  ``vsync status`` against ``git status`` with git's best setting for many files
+  (``feature.manyFiles``, ``core.untrackedCache``), then 1% modified again and
+  ``vsync commit`` (the fsmonitor answers what changed).
 
 Tools interleaved, one round per size. Run through ``bench/run.py``
 (``--only scale``).
@@ -21,7 +25,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -55,6 +61,9 @@ RACY_WAIT = 2.1  # seconds: vsync.model.statcache.RACY_NS and a margin
 # issue 13's targets: (status ratio, commit-after-1% ratio) at the first size; peak RSS by size
 STATUS_TARGET = 2.0
 COMMIT_TARGET = 1.0
+WATCHED_STATUS_TARGET = 1.0  # no-op status with a watcher: vsync / tuned git, at the first size
+WATCHED_STATUS_SECONDS = 0.3  # ... and in seconds at 1,000,000 files
+GIT_TUNED = (("feature.manyFiles", "true"), ("core.untrackedCache", "true"))
 MEMORY_TARGETS = {50_000: 150 * MIB, 1_000_000: 400 * MIB}
 
 
@@ -97,6 +106,8 @@ class Measured:
         self.status: dict[str, list[Run]] = {t: [] for t in TOOLS}
         self.second: dict[str, Run] = {}
         self.modified = 0
+        self.watched_status: dict[str, list[Run]] = {t: [] for t in TOOLS}
+        self.watched_commit: Run | None = None
 
     def status_s(self, tool: str) -> float:
         return statistics.median(r.seconds for r in self.status[tool])
@@ -127,8 +138,41 @@ def once(tool: str, tree: Path, scratch: Path, m: Measured) -> None:
         m.status[tool] = [run(status, work, env) for _ in range(STATUS_RUNS)]
         m.modified = modify(work)
         m.second[tool] = run_all(second, work, env)
+        watched(tool, work, env, m)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def watched(tool: str, work: Path, env: dict[str, str], m: Measured) -> None:
+    """vsync: no-op status and the commit after 1% modified with ``vsync watch
+    --monitor-only`` running; git: no-op status with its settings for many files."""
+    _first, _second, status = commands(tool)
+    if tool == "git":
+        for key, value in GIT_TUNED:
+            run(["git", "config", key, value], work, env)
+        run(status, work, env)  # warm: the index rewritten (v4), the untracked cache filled
+        m.watched_status[tool] = [run(status, work, env) for _ in range(STATUS_RUNS)]
+        return
+    log = work.parent / "monitor.out"
+    with open(log, "wb") as out:
+        watcher = subprocess.Popen(
+            [*VSYNC, "watch", "--monitor-only"], cwd=work, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while b"state=watching" not in log.read_bytes():
+            if watcher.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"vsync watch --monitor-only did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        run(status, work, env)  # warm: records the watcher's token
+        m.watched_status[tool] = [run(status, work, env) for _ in range(STATUS_RUNS)]
+        modify(work)
+        m.watched_commit = run([*VSYNC, "commit", "-q", "-m", "bench"], work, env)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(60)
+    if b"reason=" in log.read_bytes():
+        print(f"  scenario h: the watcher said:\n{log.read_text()}", flush=True)
 
 
 def measure(files: int, scratch: Path) -> Measured:
@@ -150,6 +194,26 @@ def targets(results: dict[int, Measured], first_size: int) -> list[Target]:
         st = m.status_s("vsync") / m.status_s("git")
         co = m.second["vsync"].seconds / m.second["git"].seconds
         scen = f"h. {n} tiny files"
+        watched_s = statistics.median(r.seconds for r in m.watched_status["vsync"])
+        watched_ratio = watched_s / statistics.median(r.seconds for r in m.watched_status["git"])
+        if files == first_size:
+            out.append(
+                Target(scen, "no-op status, watcher running: vsync time / git time (manyFiles)",
+                       f"{watched_ratio:.2f}", f"<= {WATCHED_STATUS_TARGET:g}",
+                       verdict(watched_ratio, WATCHED_STATUS_TARGET, False))
+            )  # fmt: skip
+        if files >= 1_000_000:
+            out.append(
+                Target(scen, "no-op status, watcher running: vsync time", f"{watched_s:.3f} s",
+                       f"< {WATCHED_STATUS_SECONDS:g} s",
+                       verdict(watched_s, WATCHED_STATUS_SECONDS, False))
+            )  # fmt: skip
+        if m.watched_commit is not None:
+            wc = m.watched_commit.seconds / m.second["git"].seconds
+            out.append(
+                Target(scen, "commit after 1% modified, watcher running: vsync time / git time",
+                       f"{wc:.2f}", "-", "-")
+            )  # fmt: skip
         if files == first_size:
             out += [
                 Target(scen, "no-op status: vsync time / git time", f"{st:.2f}",
@@ -195,6 +259,24 @@ def section(results: dict[int, Measured], tg: list[Target], quick: bool, load: s
                 rows.append(
                     row(f"{files:,}", step, tool, f"{secs:.2f} s", f"{cpu:.2f} s", human(peak))
                 )
+        watched_rows = [
+            ("vsync, watcher running", m.watched_status["vsync"]),
+            ("git, manyFiles + untrackedCache", m.watched_status["git"]),
+        ]
+        for who, runs in watched_rows:
+            if runs:
+                rows.append(
+                    row(f"{files:,}", f"no-op status (median of {STATUS_RUNS})", who,
+                        f"{statistics.median(r.seconds for r in runs):.3f} s",
+                        f"{statistics.median(r.cpu for r in runs):.3f} s",
+                        human(max(r.peak_rss for r in runs)))
+                )  # fmt: skip
+        if m.watched_commit is not None:
+            wc = m.watched_commit
+            rows.append(
+                row(f"{files:,}", "commit after 1% modified", "vsync, watcher running",
+                    f"{wc.seconds:.2f} s", f"{wc.cpu:.2f} s", human(wc.peak_rss))
+            )  # fmt: skip
     rows += ["", row("scenario", "measure", "value", "target", "result"), "|---|---|---:|---|---|"]
     rows += [row(t.scenario, t.measure, t.value, t.target, t.verdict) for t in tg]
     sizes = " and ".join(f"{f:,}" for f in results)
@@ -211,8 +293,15 @@ tool, in a fresh folder of hard links to them: the first commit (`vsync init && 
 commit` against `git init && git add -A && git commit`), then (at least {RACY_WAIT} s after
 the links were made, vsync's racy window, for both tools) `status` once untimed and
 {STATUS_RUNS} times timed, then 1% of the files get new content through a rename and
-the second commit is timed (`vsync commit` against `git add -A && git commit`). Peak RSS
-is `/usr/bin/time -v`'s maximum resident set; issue 13's memory targets
+the second commit is timed (`vsync commit` against `git add -A && git commit`). Then, with
+a watcher: `vsync watch --monitor-only` is started, `status` run once untimed (it records
+the watcher's token) and {STATUS_RUNS} times timed, 1% of the files get new content again and
+`vsync commit` is timed (the watcher tells it what changed; against git's commit above);
+git's peer is `git status` with git's settings for many files (`feature.manyFiles=true`,
+which includes index version 4, and `core.untrackedCache=true`), once untimed and
+{STATUS_RUNS} times timed (git's built-in fsmonitor daemon does not support Linux in the
+version measured).
+Peak RSS is `/usr/bin/time -v`'s maximum resident set; issue 13's memory targets
 ({", ".join(f"under {human(v)} at {k:,} files" for k, v in MEMORY_TARGETS.items())}) hold
 for each of the two commits. One round per size; the ratios are of two
 runs on the same machine at the same time, so load from other work touches both.

@@ -24,6 +24,7 @@ ORDER = ["store", "model", "ops", "sync", "ui", "cli"]
 THIRD_PARTY_HOMES = {
     "asyncssh": {"sync"},
     "watchfiles": {"sync"},
+    "inotify_simple": {"sync"},
     "prompt_toolkit": {"ui"},
     "merge3": {"ops", "model"},
     "pyfastcdc": {"store"},

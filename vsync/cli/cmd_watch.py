@@ -1,8 +1,12 @@
 """``vsync watch [REMOTE]``: keep the folder in step with a remote as files change.
 
+``vsync watch --monitor-only``: only answer status and commit's "what changed?"
+(the fsmonitor), committing, pulling and pushing nothing; no remote needed.
+
 Exit codes: 0 ``--once`` synced, or SIGTERM ended the watcher after its step in
-progress; 1 another watcher holds the folder, or ``--once`` stopped on conflicts
-or on an unreachable remote; 2 bad usage; 3 a damaged repository; 130 Ctrl-C.
+progress; 1 another watcher holds the folder, ``--once`` stopped on conflicts or
+on an unreachable remote, or ``--monitor-only`` cannot watch on this system;
+2 bad usage; 3 a damaged repository; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("watch", help="keep the folder in step with a remote as files change")
     p.add_argument("remote", nargs="?", help="remote name or URL (default: origin)")
     p.add_argument("--once", action="store_true", help="one cycle (commit, pull, push), then exit")
+    p.add_argument(
+        "--monitor-only",
+        action="store_true",
+        help="only keep status and commit fast (answer what changed); never commit, pull "
+        "or push (no remote needed)",
+    )
     p.add_argument("--log", metavar="FILE", help="also append the event lines to FILE")
     p.add_argument(
         "--poll-interval",
@@ -50,10 +60,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from vsync.sync.watch.loop import Watcher, WatchSettings, poll_interval
     from vsync.ui.watch_view import WatchView
 
+    if args.monitor_only and (args.remote or args.once or args.poll_interval is not None):
+        raise UsageError(
+            "--monitor-only syncs nothing: it takes no REMOTE, --once or --poll-interval"
+        )
     log = _open_log(args.log)
     try:
         with Repository.discover() as repo:
             root = repo.require_worktree()
+            if args.monitor_only:
+                return _monitor_only(repo, log)
             remote = find_remote(repo, args.remote)
             settings = WatchSettings(poll_interval=poll_interval(repo, args.poll_interval))
             opts = SyncOptions(
@@ -81,3 +97,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
     finally:
         if log is not None:
             log.close()
+
+
+def _monitor_only(repo: Repository, log: TextIO | None) -> int:
+    import threading
+
+    from vsync.sync.watch.fsmon import run_monitor_only
+    from vsync.sync.watch.lock import WatchLock
+    from vsync.ui.watch_view import WatchView
+
+    view = WatchView(sys.stdout, sys.stdout.isatty(), log)
+    stopping = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    with WatchLock(repo.control, repo.require_worktree()):
+        signal.signal(signal.SIGTERM, on_term)
+        try:
+            run_monitor_only(repo, view, stopping)
+        finally:
+            view.close()
+    return 0

@@ -81,21 +81,27 @@ def read_working(
     prefixes: list[str] | None = None,
     flush: bool = True,
     cache: StatCache | None = None,
+    only: dict[str, WorkFile] | None = None,
 ) -> WorkingState:
     """Scan and hash the working folder. With a ``writer``, store what is new.
 
     The stat cache learns what was hashed; it is written unless ``flush`` is
-    false (the caller then flushes ``state.cache``, maybe with a clean stamp)."""
+    false (the caller then flushes ``state.cache``, maybe with a clean stamp).
+    ``only``: hash these files (the fsmonitor's changed paths, found by the caller)
+    instead of scanning; the cache then forgets nothing and holds are not applied."""
     root = repo.require_worktree()
     unreadable: list[str] = []
     ignore = Ignore(root)
-    files = scan(root, warn, prefixes, unreadable, ignore)
-    faults.point("folder-scanned")
+    if only is None:
+        files = scan(root, warn, prefixes, unreadable, ignore)
+        faults.point("folder-scanned")
+    else:
+        files = only
     if cache is None:
         cache = StatCache(repo.control)
     gitdb = repo.gitdb
     state = WorkingState({}, files, cache=cache, unreadable=unreadable)
-    state.whole = prefixes is None
+    state.whole = prefixes is None and only is None
     state.ignore_fingerprint = ignore.fingerprint
     flat = state.flat
     todo: list[WorkFile] = []
@@ -206,10 +212,11 @@ def read_working(
         settle(wf, raw, blob_id(raw), read_st, hashed_at)
         if progress is not None:
             progress.file_done(wf.path)
-    for path in cache.paths():
-        if path not in files and (prefixes is None or any(is_under(path, p) for p in prefixes)):
-            cache.forget(path)
-    _apply_holds(repo, state, root, prefixes)
+    if only is None:
+        for path in cache.paths():
+            if path not in files and (prefixes is None or any(is_under(path, p) for p in prefixes)):
+                cache.forget(path)
+        _apply_holds(repo, state, root, prefixes)
     if progress is not None:
         progress.finish()
     if flush:

@@ -84,11 +84,13 @@ from vsync.model.statcache import (
     RECORD,
     SMUDGED,
     FileStat,
+    Mark,
     RawCache,
     Stamp,
     file_identity,
     has_legacy_rows,
     is_racy,
+    read_header,
     read_raw,
     stat_key,
     write_raw,
@@ -151,12 +153,16 @@ class FolderTree:
             out[self.path(r)] = (MODES[modes[r]], oid)
         return out
 
-    def write_cache(self, stamp: Stamp | None) -> None:
-        """Write the stat cache these entries make (with ``stamp``, unless another process
-        rewrote the file since it was read: its entries are then replaced, its stamp not kept)."""
-        if stamp is not None and file_identity(self.control / CACHE_FILE) != self.ident:
-            stamp = None
-        write_raw(self.control, self.records, self.names, self.files, stamp)
+    def write_cache(self, stamp: Stamp | None, mark: Mark | None = None) -> None:
+        """Write the stat cache these entries make (with ``stamp`` and the monitor
+        ``mark``, unless another process rewrote the file since it was read: its entries
+        are then replaced, its stamp and mark not kept)."""
+        if file_identity(self.control / CACHE_FILE) != self.ident:
+            stamp = mark = None
+        elif mark is None:  # a write keeps the mark it found unless told another
+            header = read_header(self.control / CACHE_FILE)
+            mark = None if header is None else header[1]
+        write_raw(self.control, self.records, self.names, self.files, stamp, mark)
 
 
 def read_folder_tree(

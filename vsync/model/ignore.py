@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 IGNORE_FILE = ".vsyncignore"
 
 
+def _fingerprint(source: bytes | None) -> bytes:
+    return hashlib.blake2b(b"-" if source is None else b"+" + source, digest_size=16).digest()
+
+
+def fingerprint_of(root: Path) -> bytes | None:
+    """:attr:`Ignore.fingerprint` of ``root``'s rules, without compiling them (None: the
+    file cannot be read)."""
+    try:
+        with open(root / IGNORE_FILE, "rb") as f:
+            return _fingerprint(f.read())
+    except FileNotFoundError:
+        return _fingerprint(None)
+    except OSError:
+        return None
+
+
 class Ignore:
     def __init__(self, root: Path) -> None:
         self._filter: IgnoreFilter | None = None
@@ -27,9 +43,7 @@ class Ignore:
         except FileNotFoundError:
             source = None
         # What the rules are made of (the stat cache's clean stamp keeps it).
-        self.fingerprint = hashlib.blake2b(
-            b"-" if source is None else b"+" + source, digest_size=16
-        ).digest()
+        self.fingerprint = _fingerprint(source)
         if source and source.strip():
             from dulwich.ignore import IgnoreFilter, read_ignore_patterns
 

@@ -21,6 +21,17 @@ finds the folder exactly as the entries describe and the branch still at the
 stamp's commit is clean without reading a git object
 (:mod:`vsync.model.clean_walk`). Any change to the entries drops the stamp.
 
+The *monitor mark* (version 2) is a running watcher's token
+(:mod:`vsync.model.fsmonitor`) taken before the entries were last refreshed:
+every path the watcher does not report as changed since that token is as its
+entry (or the absence of one) describes. Recording a true stat keeps that
+promise, so a write keeps the mark it loaded unless told another
+(:meth:`StatCache.set_mark`); a write laid over a file another process
+rewrote drops it, as it drops the stamp. The mark may also name a commit
+whose tree the folder was exactly at that token (a fact about that moment,
+which no later change undoes): the folder then differs from that commit only
+at the paths the watcher reports.
+
 The cache is disposable: a file that is missing, foreign, of another version
 or whose CRC does not match is ignored (the files are hashed again and the
 cache rewritten). The first time a repository made before this file is
@@ -42,9 +53,13 @@ RACY_NS = 2_000_000_000
 
 CACHE_FILE = "statcache"
 MAGIC = b"VSSC"
-VERSION = 1
+VERSION = 2
 # magic, version, entry count, CRC-32 of the body, stamp commit, stamp tree, ignore fingerprint
-HEADER = struct.Struct("<4sIII20s20s16s")
+HEADER_V1 = struct.Struct("<4sIII20s20s16s")
+# ... then the monitor mark: the watcher instance (16 bytes), its change number, and
+# the commit the folder was exactly then (raw id; zeros: none)
+HEADER = struct.Struct("<4sIII20s20s16s16sQ20s")
+NO_INSTANCE = bytes(16)
 # size, mtime_ns, ctime_ns, inode, st_mode: what stat_key gives
 KEY = struct.Struct("<QqqQI")
 # the key, then hashed_at_ns, then the 20-byte object id
@@ -57,6 +72,8 @@ SMUDGED = 0  # the mode of a racy entry: no file has it, so it never matches
 Row = tuple[int, int, int, int, int, int, bytes]
 StatKey = tuple[int, int, int, int, int]  # what stat_key gives
 Stamp = tuple[bytes, bytes, bytes]  # (commit id, tree id, ignore fingerprint), raw
+MonitorToken = tuple[bytes, int]  # (watcher instance, 16 raw bytes; change number)
+Mark = tuple[bytes, int, bytes]  # a MonitorToken's two, then a raw commit id or NO_ID
 
 
 class FileStat(NamedTuple):
@@ -90,12 +107,19 @@ def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int) -> bool:
 class CacheFile:
     """A parsed ``statcache``: the raw records and a path -> record number map."""
 
-    __slots__ = ("index", "records", "stamp")
+    __slots__ = ("index", "mark", "records", "stamp")
 
-    def __init__(self, index: dict[str, int], records: bytes, stamp: Stamp | None) -> None:
+    def __init__(
+        self,
+        index: dict[str, int],
+        records: bytes,
+        stamp: Stamp | None,
+        mark: Mark | None = None,
+    ) -> None:
         self.index = index
         self.records = records
         self.stamp = stamp
+        self.mark = mark
 
     def row(self, i: int) -> Row:
         size, mtime, ctime, ino, mode, hashed_at, oid = RECORD.unpack_from(
@@ -110,17 +134,51 @@ class CacheFile:
 EMPTY = CacheFile({}, b"", None)
 
 
+def parse_header(
+    data: bytes,
+) -> tuple[int, int, int, Stamp | None, Mark | None] | None:
+    """(header size, entry count, body CRC, clean stamp, monitor mark) of a cache file
+    beginning with ``data`` (version 1 or 2), or None if it is not one."""
+    if len(data) < HEADER_V1.size:
+        return None
+    magic, version, count, crc, commit, tree, ignore_fp = HEADER_V1.unpack_from(data)
+    if magic != MAGIC or version not in (1, VERSION):
+        return None
+    mark: Mark | None = None
+    size = HEADER_V1.size
+    if version == VERSION:
+        if len(data) < HEADER.size:
+            return None
+        instance, seq, clean = HEADER.unpack_from(data)[7:]
+        size = HEADER.size
+        if instance != NO_INSTANCE:
+            mark = (instance, seq, clean)
+    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
+    return size, count, crc, stamp, mark
+
+
+def read_header(path: Path) -> tuple[Stamp | None, Mark | None, int] | None:
+    """The clean stamp, monitor mark and entry count of the cache file at ``path``, read
+    without its body (None: missing, unreadable or not a cache file)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(HEADER.size)
+    except OSError:
+        return None
+    head = parse_header(data)
+    return None if head is None else (head[3], head[4], head[1])
+
+
 def parse(data: bytes) -> CacheFile | None:
     """The cache held by ``data``, or None if it is not a whole cache of this version."""
-    if len(data) < HEADER.size:
+    head = parse_header(data)
+    if head is None:
         return None
-    magic, version, count, crc, commit, tree, ignore_fp = HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION:
-        return None
-    body = memoryview(data)[HEADER.size :]
+    head_size, count, crc, stamp, mark = head
+    body = memoryview(data)[head_size:]
     if zlib.crc32(body) != crc:
         return None
-    rec_end = HEADER.size + count * RECORD.size
+    rec_end = head_size + count * RECORD.size
     if len(data) < rec_end:
         return None
     try:
@@ -133,8 +191,7 @@ def parse(data: bytes) -> CacheFile | None:
     index = dict(zip(names, range(count), strict=True))
     if len(index) != count:
         return None
-    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
-    return CacheFile(index, data[HEADER.size : rec_end], stamp)
+    return CacheFile(index, data[head_size:rec_end], stamp, mark)
 
 
 class RawCache(NamedTuple):
@@ -150,14 +207,13 @@ class RawCache(NamedTuple):
 def parse_raw(data: bytes) -> RawCache | None:
     """:func:`parse` without the path map (the same checks but the paths' uniqueness,
     which a reader in path order sees as paths out of order)."""
-    if len(data) < HEADER.size:
+    head = parse_header(data)
+    if head is None:
         return None
-    magic, version, count, crc, commit, tree, ignore_fp = HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION:
+    head_size, count, crc, stamp, _mark = head
+    if zlib.crc32(memoryview(data)[head_size:]) != crc:
         return None
-    if zlib.crc32(memoryview(data)[HEADER.size :]) != crc:
-        return None
-    rec_end = HEADER.size + count * RECORD.size
+    rec_end = head_size + count * RECORD.size
     if len(data) < rec_end:
         return None
     names = data[rec_end:]
@@ -167,8 +223,7 @@ def parse_raw(data: bytes) -> RawCache | None:
         names.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    stamp = None if commit == NO_ID else (commit, tree, ignore_fp)
-    return RawCache(data[HEADER.size : rec_end], names, count, stamp)
+    return RawCache(data[head_size:rec_end], names, count, stamp)
 
 
 def read_raw(path: Path) -> tuple[RawCache | None, tuple[int, int, int] | None]:
@@ -201,11 +256,13 @@ def write_raw(
     names: bytes | bytearray,
     count: int,
     stamp: Stamp | None,
+    mark: Mark | None = None,
 ) -> None:
     """Write a whole cache file from its parts (records and paths in path order)."""
     crc = zlib.crc32(names, zlib.crc32(records))
     commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
-    header = HEADER.pack(MAGIC, VERSION, count, crc, commit, tree, ignore_fp)
+    instance, seq, clean = mark if mark is not None else (NO_INSTANCE, 0, NO_ID)
+    header = HEADER.pack(MAGIC, VERSION, count, crc, commit, tree, ignore_fp, instance, seq, clean)
     write_file(control / CACHE_FILE, [header, records, names])
     _remove_abandoned_temps(control)
 
@@ -225,7 +282,12 @@ def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None
     return (EMPTY if parsed is None else parsed), ident
 
 
-def encode(base: CacheFile, pending: dict[str, Row | None], stamp: Stamp | None) -> bytes:
+def encode(
+    base: CacheFile,
+    pending: dict[str, Row | None],
+    stamp: Stamp | None,
+    mark: Mark | None = None,
+) -> bytes:
     """The bytes of a cache file: ``base``'s entries with ``pending`` laid over them
     (None: forgotten), sorted by path (code point order, which is UTF-8 byte order)."""
     records = bytearray()
@@ -253,7 +315,10 @@ def encode(base: CacheFile, pending: dict[str, Row | None], stamp: Stamp | None)
             names.append(path)
     body = bytes(records) + "".join(p + "\0" for p in names).encode("utf-8")
     commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
-    header = HEADER.pack(MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp)
+    instance, seq, clean = mark if mark is not None else (NO_INSTANCE, 0, NO_ID)
+    header = HEADER.pack(
+        MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp, instance, seq, clean
+    )
     return header + body
 
 
@@ -366,6 +431,8 @@ class StatCache:
         self._pending: dict[str, Row | None] = {}
         self._stamp_changed = False
         self._stamp: Stamp | None = None
+        self._mark: Mark | None = None
+        self._mark_changed = False
 
     # -- reading ---------------------------------------------------------------------
 
@@ -380,6 +447,8 @@ class StatCache:
                     self._pending[path] = row
             self._base = base
             self._stamp = base.stamp
+            if not self._mark_changed:
+                self._mark = base.mark
         return self._base
 
     @property
@@ -387,6 +456,12 @@ class StatCache:
         """The clean stamp, or None (see the module docstring)."""
         self._load()
         return None if self._pending else self._stamp
+
+    @property
+    def mark(self) -> Mark | None:
+        """The monitor mark (see the module docstring), or None."""
+        self._load()
+        return self._mark
 
     def base(self) -> CacheFile:
         """The file as loaded (changes not laid over): for :mod:`vsync.model.clean_walk`."""
@@ -457,12 +532,25 @@ class StatCache:
             self._stamp_changed = True
         self._stamp = stamp
 
+    def set_mark(self, token: MonitorToken | None, clean: bytes | None = None) -> None:
+        """Record that every path a watcher does not report as changed since ``token`` is
+        as the entries, with the changes made so far, describe (None: no such promise),
+        and, with ``clean`` (a commit id, hex), that the folder was that commit's tree
+        when the watcher gave ``token``."""
+        self._load()
+        mark = None if token is None else (*token, NO_ID if clean is None else unhexlify(clean))
+        if mark != self._mark:
+            self._mark_changed = True
+        self._mark = mark
+
     def flush(self) -> None:
         """Write the changes (and the stamp, if set since the last flush) to the file."""
         if self._base is None:
             return
-        stamp = self._stamp if self._stamp_changed else None
-        if not self._pending and not self._stamp_changed:
+        # Unchanged entries keep their stamp; changed ones keep it only if it was set anew.
+        stamp = self._stamp if self._stamp_changed or not self._pending else None
+        mark = self._mark
+        if not self._pending and not self._stamp_changed and not self._mark_changed:
             return
         base = self._base
         try:
@@ -473,8 +561,8 @@ class StatCache:
         if now != self._ident:
             current, self._ident = read_file(self.path)
             base = current or EMPTY  # rewritten by another process: lay ours over it
-            stamp = None
-        data = encode(base, self._pending, stamp)
+            stamp = mark = None
+        data = encode(base, self._pending, stamp, mark)
         write_file(self.path, data)
         _remove_abandoned_temps(self._control)
         if self._migrated:
@@ -485,3 +573,4 @@ class StatCache:
         self._pending.clear()
         self._stamp_changed = False
         self._stamp = None
+        self._mark, self._mark_changed = None, False

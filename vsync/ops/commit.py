@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from binascii import unhexlify
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from vsync.model.repository import BRANCH, MERGE_STATE, Repository
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
 from vsync.model.statcache import StatCache
 from vsync.ops.hooks import require_hook_ok, run_hook
+from vsync.ops.monitored import Asked, ask_watcher, read_for_commit, record_commit
 from vsync.ops.status import clean_stamp
 from vsync.store.chunkstore import PackWriter
 
@@ -112,26 +114,66 @@ def commit(
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         store = repo.chunks
+        cache = StatCache(repo.control)
+        asked = ask_watcher(repo, cache)  # a running watcher: what changed (fsmonitor)
+        if merge is None and not parents_extra and asked.token is not None:
+            with repo.ingester(), store.writer() as w:
+                changed = read_for_commit(repo, cache, asked, warn, w)
+            if changed is not None:
+                try:
+                    result = record_commit(repo, cache, asked, changed, w, message, check)
+                finally:
+                    cache.flush()
+                return _after_commit(repo, result, merge)
+        warned: list[str] = []
+
+        def noted(message: str) -> None:
+            warned.append(message)
+            warn(message)
+
         stream = repo.gitdb.pack_stream()
         try:
             tree: FolderTree | None = None
             with repo.ingester() as ingester, store.writer() as w:
                 try:
-                    tree = read_folder_tree(repo, ingester, w, stream, head_tree, warn, progress)
+                    tree = read_folder_tree(repo, ingester, w, stream, head_tree, noted, progress)
                 except Fallback:
                     stream.discard()
             if tree is not None:
                 result = _record_tree(
-                    repo, tree, head, head_tree, message, parents_extra, w, stream, check
+                    repo,
+                    tree,
+                    head,
+                    head_tree,
+                    message,
+                    parents_extra,
+                    w,
+                    stream,
+                    check,
+                    asked if not warned else None,
                 )
             else:
                 result = _commit_working(
-                    repo, warn, progress, head, head_tree, message, parents_extra, check
+                    repo,
+                    noted,
+                    progress,
+                    head,
+                    head_tree,
+                    message,
+                    parents_extra,
+                    check,
+                    asked,
+                    warned,
                 )
         finally:
             stream.discard()  # what was not installed
         if merge is not None and result.commit_id is not None:
             merge.clear()
+    return _after_commit(repo, result, merge)
+
+
+def _after_commit(repo: Repository, result: CommitResult, merge: MergeState | None) -> CommitResult:
+    """The post-commit hook (and post-merge, when the commit concluded a merge)."""
     post = run_hook(repo, "post-commit")
     if post is not None:
         result.post_commit_output = post.output
@@ -151,13 +193,19 @@ def _commit_working(
     message: str,
     parents_extra: list[bytes] | None,
     check: Check | None,
+    asked: Asked,
+    warned: list[str],
 ) -> CommitResult:
     """The commit with the folder read by ``read_working`` (the reference reader)."""
     cache = StatCache(repo.control)
     with repo.ingester() as ingester, repo.chunks.writer() as w:
         state = read_working(repo, ingester, warn, w, progress, flush=False, cache=cache)
     try:
-        return _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+        result = _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+        if asked.token is not None and state.stampable and not warned:
+            # taken before the read; the folder is now the commit's tree
+            cache.set_mark(asked.token, result.commit_id or head)
+        return result
     finally:
         cache.flush()
 
@@ -172,9 +220,12 @@ def _record_tree(
     w: PackWriter,
     stream: PackStream,
     check: Check | None,
+    asked: Asked | None,
 ) -> CommitResult:
     """:func:`_record` for a folder read by ``read_folder_tree``: its manifests and trees
-    are in ``stream`` already; the commit joins them, then the branch moves."""
+    are in ``stream`` already; the commit joins them, then the branch moves. ``asked``:
+    the watcher's answer taken before the read (None: a warning made the read partial),
+    whose token becomes the stat cache's monitor mark with the commit as clean point."""
     result = CommitResult(None, head, tree.files, tree.hashed)
     result.chunks_new, result.bytes_new = w.chunks_written, w.bytes_written
     tree_id = tree.tree_id
@@ -199,7 +250,12 @@ def _record_tree(
         stamp = clean_stamp(c.id, tree_id, tree.ignore_fingerprint)
         return result
     finally:
-        tree.write_cache(stamp)
+        mark = None
+        token = None if asked is None else asked.token
+        clean = result.commit_id or head
+        if token is not None and stamp is not None and clean is not None:
+            mark = (*token, unhexlify(clean))
+        tree.write_cache(stamp, mark)
 
 
 def _record(

@@ -96,10 +96,25 @@ def status(
     warn: Callable[[str], None],
     progress: ProgressSink | None = None,
 ) -> StatusResult:
+    from vsync.ops.monitored import ask_watcher, monitored_status
+
     cache = StatCache(repo.control)
-    quick = clean_by_stamp(repo, cache)
+    asked = ask_watcher(repo, cache)  # a running watcher: what changed (fsmonitor)
+    quick = monitored_status(repo, cache, asked, warn)
+    if quick is None:
+        quick = clean_by_stamp(repo, cache)
+        if quick is not None and asked.token is not None:
+            cache.set_mark(asked.token, quick.head)  # the walk found the stamp's tree
+            cache.flush()
     if quick is not None:
         return quick
+    warned: list[str] = []
+    tell = warn
+
+    def noted(message: str) -> None:
+        warned.append(message)
+        tell(message)
+
     from vsync.model.folder_snapshot import keep_unreadable, read_working
     from vsync.model.snapshot import commit_tree, flatten, tree_id_of
     from vsync.ops.merge.state import MergeState, status_codes
@@ -107,7 +122,7 @@ def status(
     head = repo.head()
     head_tree = None if head is None else commit_tree(repo.gitdb, head)
     with repo.ingester() as ingester:
-        state = read_working(repo, ingester, warn, None, progress, flush=False, cache=cache)
+        state = read_working(repo, ingester, noted, None, progress, flush=False, cache=cache)
     base = None
     if head_tree is not None and state.unreadable:
         base = flatten(repo.gitdb, head_tree)  # what it cannot read counts as unchanged
@@ -123,6 +138,10 @@ def status(
     merge = MergeState.load(repo)
     if head is not None and head_tree is not None and not entries and state.stampable:
         cache.set_stamp(clean_stamp(head, head_tree, state.ignore_fingerprint))
+    if asked.token is not None and state.stampable and not warned:
+        # Taken before the read: every later change is reported. Clean: a clean point.
+        clean = head if head is not None and not entries and merge is None else None
+        cache.set_mark(asked.token, clean)
     cache.flush()
     if merge is not None:
         unmerged = dict((path, code) for code, path in status_codes(merge))

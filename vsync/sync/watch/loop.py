@@ -25,6 +25,7 @@ from vsync.sync.remotes import Remote
 from vsync.sync.watch.backoff import Backoff
 from vsync.sync.watch.cycle import CycleResult, run_cycle, unresolved
 from vsync.sync.watch.events import SETTLE_SECONDS, FolderEvents
+from vsync.sync.watch.fsmon import MonitorService
 from vsync.sync.watch.notify import RemoteNotifier
 from vsync.sync.watch.state import Reporter, WatchState
 from vsync.sync.watch.writers import open_for_writing, sizes
@@ -132,6 +133,8 @@ class Watcher:
     def run(self) -> None:
         self.events = FolderEvents(self.root, self.wake)
         self.events.start()
+        monitor = MonitorService(self.root, self.repo.control, self.reporter)
+        monitor.start()  # status and commit ask it what changed (docs/format.md)
         use_notify = self.settings.notify and self.remote.url.kind != "local"
         if use_notify:
             self.notifier = RemoteNotifier(
@@ -154,6 +157,7 @@ class Watcher:
             self._loop()
         finally:
             self.events.stop()
+            monitor.stop()
             if self.notifier is not None:
                 self.notifier.stop()
         self.reporter.event("stopped")
