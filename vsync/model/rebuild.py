@@ -24,16 +24,18 @@ before the first range is copied, and both its ``fstat`` and the target path's
 A file truncated during the copy is caught the same way (the copy also stops
 short). The size of the result is checked against the new manifest.
 
-Finding the old offset of a chunk: the next old chunk after the last one
-copied is tried first (the common case, unchanged stretches); otherwise a
-sorted array of 44-bit id prefixes and chunk numbers (8 bytes a chunk, however
-large the file) is searched and the full id compared.
+Finding the old offset of a chunk: the old chunk after the last one matched is
+tried first (unchanged stretches, and the chunk after an edit in place or an
+insertion); otherwise a sorted array of 44-bit id prefixes and chunk numbers
+(8 bytes a chunk, however large the file), made when first needed, is searched
+and the whole entry (id and length) compared.
 """
 
 from __future__ import annotations
 
 import bisect
 import errno
+import itertools
 import os
 from array import array
 from collections.abc import Callable, Iterator
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsync.errors import DamagedRepository
-from vsync.model.manifest import Manifest
+from vsync.model.manifest import ENTRY, Manifest
 from vsync.model.materialize import FolderTemps, replace_with
 from vsync.model.statcache import StatKey, stat_key
 from vsync.store import faults
@@ -80,38 +82,47 @@ class Reused:
 
 
 class OldChunks:
-    """Where each chunk of a manifest starts in its file."""
+    """Where each chunk of a manifest starts in its file, and which chunk has an entry."""
 
     def __init__(self, manifest: Manifest) -> None:
-        self.ids = manifest.chunks
-        self.offsets = array("Q")
-        keys = array("Q")
-        pos = 0
-        for i, (cid, length) in enumerate(self.ids):
-            self.offsets.append(pos)
-            keys.append(_prefix(cid) << _INDEX_BITS | i)
-            pos += length
-        self.offsets.append(pos)
-        self.keys = array("Q", sorted(keys))
+        self.raw = manifest.entries
+        self.count = len(self.raw) // ENTRY.size
+        self.offsets = array("Q", [0])
+        self.offsets.extend(itertools.accumulate(n for _cid, n in ENTRY.iter_unpack(self.raw)))
+        self._keys: array[int] | None = None
 
-    def find(self, cid: bytes, hint: int) -> int:
-        """The number of an old chunk with id ``cid`` (``hint`` first), or -1."""
-        ids = self.ids
-        if 0 <= hint < len(ids) and ids[hint][0] == cid:
+    def find(self, entry: bytes, hint: int) -> int:
+        """The number of an old chunk whose entry (id and length) is ``entry``,
+        ``hint`` tried first; -1 if there is none."""
+        raw, size = self.raw, ENTRY.size
+        if 0 <= hint < self.count and raw[hint * size : (hint + 1) * size] == entry:
             return hint
-        p = _prefix(cid)
-        keys = self.keys
+        keys = self._index()
+        p = _prefix(entry)
         j = bisect.bisect_left(keys, p << _INDEX_BITS)
         while j < len(keys) and keys[j] >> _INDEX_BITS == p:
             i = keys[j] & _INDEX_MASK
-            if ids[i][0] == cid:
+            if raw[i * size : (i + 1) * size] == entry:
                 return i
             j += 1
         return -1
 
+    def _index(self) -> array[int]:
+        """The old entries' id prefixes and numbers, sorted (made when first needed:
+        an edit that keeps the chunks in place never needs it)."""
+        if self._keys is None:
+            size = ENTRY.size
+            raw = self.raw
+            self._keys = array(
+                "Q",
+                sorted(_prefix(raw[i * size : i * size + 8]) << _INDEX_BITS | i
+                       for i in range(self.count)),
+            )  # fmt: skip
+        return self._keys
 
-def _prefix(cid: bytes) -> int:
-    return int.from_bytes(cid[:8], "big") >> 20
+
+def _prefix(entry: bytes | bytearray | memoryview) -> int:
+    return int.from_bytes(entry[:8], "big") >> (64 - 44)
 
 
 Piece = tuple[int, int, bytes]  # (old offset or -1: from the store, length, chunk id)
@@ -119,21 +130,25 @@ Piece = tuple[int, int, bytes]  # (old offset or -1: from the store, length, chu
 
 def pieces(old: Manifest, new: Manifest) -> Iterator[Piece]:
     """The new file as runs copied from the old one (offset, length, b"") and chunks
-    read from the store (-1, length, id), in order."""
+    read from the store (-1, length, id), in order. A chunk is copied only where the
+    old manifest lists the same id with the same length."""
     index = OldChunks(old)
+    offsets = index.offsets
+    raw, size = new.entries, ENTRY.size
     run_at, run_len, hint = -1, 0, -1
-    for cid, length in new.chunks:
-        i = index.find(cid, hint)
-        if i >= 0 and index.offsets[i + 1] - index.offsets[i] != length:
-            i = -1  # the same id with another length: a damaged manifest, never copied
+    for j in range(len(raw) // size):
+        entry = bytes(raw[j * size : (j + 1) * size])
+        i = index.find(entry, hint)
         if i < 0:
             if run_len:
                 yield run_at, run_len, b""
                 run_len = 0
-            hint = -1
+            if hint >= 0:
+                hint += 1  # an edit in place: the next chunk is likely the next old one
+            cid, length = ENTRY.unpack(entry)
             yield -1, length, cid
             continue
-        at = index.offsets[i]
+        at, length = offsets[i], offsets[i + 1] - offsets[i]
         if run_len and at == run_at + run_len:
             run_len += length
         else:
@@ -175,6 +190,7 @@ def rebuild_file(
 
         def fill(dst: int) -> None:
             copier = RangeCopier(src, dst)
+            copier.reserve(new.size)
             pos = 0
             first = True
             try:

@@ -13,14 +13,24 @@ everything on a file system without clones (ext4), go through
 ``copy_file_range(2)``: the kernel copies page cache to page cache, no trip
 through user space. Where even that is refused, ``pread``/``pwrite``.
 
-A refusal of either call is remembered for the copier's life, so a file system
-that cannot clone is asked once. A source shorter than the range asked for
-(the file was truncated behind our back) is :class:`SourceTooShort`; running
-out of space is the ``OSError`` the kernel gave.
+Whether the file system clones at all is asked once, when the copier is made,
+with a clone request that no file system carries out (an unaligned offset):
+one without clones refuses the operation (``EOPNOTSUPP``), one with clones
+refuses the argument (``EINVAL``). Where clones are not available,
+:meth:`RangeCopier.reserve` allocates the destination's blocks up front with
+``fallocate(2)``: ext4 then has no delayed allocation to force out when the
+finished file is renamed over the old one (its ``auto_da_alloc`` rule starts
+writing the whole new file back inside ``rename``), and the file is laid out in
+one piece. A refusal of ``copy_file_range`` is remembered for the copier's life.
+
+A source shorter than the range asked for (the file was truncated behind our
+back) is :class:`SourceTooShort`; running out of space is the ``OSError`` the
+kernel gave.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -39,6 +49,22 @@ _UNSUPPORTED = frozenset(
 _BLOCK = 1024 * 1024  # pread/pwrite and copy_file_range step
 
 
+def _fallocate(fd: int, size: int) -> int:
+    """fallocate(2) of ``size`` bytes from 0 (mode 0): 0, or the errno it failed with.
+    Called directly: glibc's posix_fallocate would write the blocks one by one where
+    the file system has no fallocate."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if _LIBC.fallocate(fd, 0, 0, size) == 0:
+        return 0
+    return ctypes.get_errno() or errno.EIO
+
+
+_LIBC: ctypes.CDLL | None = None
+
+
 class SourceTooShort(Exception):
     """The source file ended before the range to copy did."""
 
@@ -51,10 +77,31 @@ class RangeCopier:
         self.src = src
         self.dst = dst
         self.block = os.fstatvfs(dst).f_bsize or 4096
-        self.can_clone = clone
+        self.can_clone = clone and self._clones()
         self.can_copy_range = True
         self.cloned = 0  # bytes shared by a clone (statistics for tests and benchmarks)
         self.copied = 0  # bytes copied
+
+    def _clones(self) -> bool:
+        """Whether the file system clones ranges: asked with an unaligned offset, which
+        one that clones refuses as a bad argument and one that does not as unsupported."""
+        arg = _CLONE_RANGE.pack(self.src, 1, self.block, 1)
+        try:
+            fcntl.ioctl(self.dst, FICLONERANGE, arg)
+        except OSError as exc:
+            return exc.errno == errno.EINVAL
+        os.ftruncate(self.dst, 0)  # carried out after all (never seen): undone
+        return True
+
+    def reserve(self, size: int) -> None:
+        """Allocate the destination's first ``size`` bytes now, unless ranges will be
+        cloned (they bring their own blocks). Where ``fallocate`` is not supported,
+        nothing happens; a full disk is the ``OSError`` it gave."""
+        if self.can_clone or size <= 0:
+            return
+        failed = _fallocate(self.dst, size)
+        if failed not in (0, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise OSError(failed, os.strerror(failed))
 
     def copy(self, src_offset: int, dst_offset: int, length: int) -> None:
         """Put ``length`` bytes of the source from ``src_offset`` at ``dst_offset``."""
