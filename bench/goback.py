@@ -6,9 +6,11 @@ work, else btrfs): a folder holds the 1 GiB incompressible file (64 MiB with
 ``--quick``), committed; 10 bytes in its middle are overwritten in place and
 committed again. Then, rounds of:
 
-- ``cp --reflink=never data.bin copy.bin`` (a plain copy of the file; on a
-  reflink file system ``cp``'s default would share the blocks instead, shown
-  beside it for information);
+- ``cp --reflink=never data.bin copy.bin`` (a plain copy of the file), and the
+  same over an existing copy (as one puts a backup copy back over a file: the
+  old blocks are freed inside the timed step, as they are for vsync, whose
+  rename drops the old version); on a reflink file system ``cp``'s default,
+  which shares the blocks instead, is shown beside them for information;
 - ``vsync checkout HEAD~1`` (the edited file goes back to the first version);
 - ``vsync restore data.bin --source HEAD`` (and forward again);
 - ``restic restore latest --target DIR`` of a snapshot of the first version.
@@ -59,11 +61,12 @@ RUNS = 3
 EDIT = b"0123456789"
 RACY_WAIT = 2.2  # seconds: the stat cache's racy window (2 s) and a margin
 RSS_LIMIT = 150 * MIB
-STEPS = ("checkout", "restore", "cp", "cp-auto", "restic")
+STEPS = ("checkout", "restore", "cp", "cp-over", "cp-auto", "restic")
 LABEL = {
     "checkout": "`vsync checkout HEAD~1`",
     "restore": "`vsync restore data.bin --source HEAD`",
-    "cp": "`cp --reflink=never` of the file",
+    "cp": "`cp --reflink=never` of the file (plain cp)",
+    "cp-over": "the same over an existing copy",
     "cp-auto": "`cp` of the file (reflink=auto: shares blocks)",
     "restic": "`restic restore` of the first version",
 }
@@ -174,11 +177,14 @@ def measure_place(place: Place, source: Path, runs: int) -> None:
     place.series = {step: Series(step) for step in STEPS}
     for i in range(runs):
         print(f"  {place.name}: round {i + 1}/{runs}", flush=True)
-        for step, flag in (("cp", "--reflink=never"), ("cp-auto", "")):
+        for step, flag in (("cp", "--reflink=never"), ("cp-over", "--reflink=never"),
+                           ("cp-auto", "--reflink=auto")):  # fmt: skip
             if step == "cp-auto" and not place.reflink:
                 continue
+            if step == "cp-over":
+                subprocess.run(["cp", "--reflink=never", str(data), str(copy)], check=True)
             _sync()
-            cmd = ["cp", *([flag] if flag else []), str(data), str(copy)]
+            cmd = ["cp", flag, str(data), str(copy)]
             place.series[step].runs.append(run(cmd, root, env))
             copy.unlink()
         _settle(work, env)
@@ -242,7 +248,9 @@ Command: `make bench{"-quick" if quick else ""}`, or
 
 A folder holds one {human(size)} incompressible file, committed; 10 bytes in its middle
 are overwritten in place and committed again. Then each round times a plain copy of the
-file (`cp --reflink=never`), `vsync checkout HEAD~1` (the file goes back to the first
+file (`cp --reflink=never` to a new file, the target's peer; and over an existing copy,
+as one puts a backup copy back, where the old blocks are freed inside the timed step as
+they are for vsync's rename), `vsync checkout HEAD~1` (the file goes back to the first
 version), `vsync restore data.bin --source HEAD` (and forward again) and `restic restore`
 of a snapshot of the first version into an empty folder. vsync rebuilds the file from the
 ranges the folder's copy shares with the version it writes (copied in the kernel with

@@ -320,6 +320,22 @@ def test_the_range_copier_copies_exactly_the_ranges_asked(tmp_path: Path, way: s
         os.close(dst)
 
 
+def test_without_clones_the_destination_is_allocated_up_front(tmp_path: Path) -> None:
+    """ext4 (the test's temp folder): no clones, so reserve() allocates the blocks,
+    and renaming the finished file over the old one has no delayed allocation to force."""
+    src, dst = _fds(tmp_path, b"x" * 4096)
+    try:
+        copier = RangeCopier(src, dst)
+        if copier.can_clone:
+            pytest.skip("the temp folder's file system clones ranges")
+        copier.reserve(8 * MiB)
+        st = os.fstat(dst)
+        assert st.st_size == 8 * MiB and st.st_blocks * 512 >= 8 * MiB
+    finally:
+        os.close(src)
+        os.close(dst)
+
+
 def test_the_range_copier_stops_when_the_source_is_shorter(tmp_path: Path) -> None:
     src, dst = _fds(tmp_path, b"x" * 1000)
     try:
