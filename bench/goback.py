@@ -113,6 +113,14 @@ def _settle(work: Path, env: dict[str, str]) -> None:
     _sync()
 
 
+def _program(name: str) -> str | None:
+    """``name``'s path, looking in the sbin folders too (not on every PATH)."""
+    for folder in ("/usr/sbin", "/sbin"):
+        if os.access(f"{folder}/{name}", os.X_OK):
+            return shutil.which(name) or f"{folder}/{name}"
+    return shutil.which(name)
+
+
 @contextlib.contextmanager
 def reflink_fs(size: int) -> Iterator[tuple[Path, str] | str]:
     """A loop-mounted XFS (else btrfs) image under bench/data/: yields (mount point,
@@ -128,9 +136,11 @@ def reflink_fs(size: int) -> Iterator[tuple[Path, str] | str]:
     why = []
     mounted = ""
     for kind, mkfs in tries:
-        if shutil.which(mkfs[0]) is None:
+        found = _program(mkfs[0])
+        if found is None:
             why.append(f"{mkfs[0]} not installed")
             continue
+        mkfs = [found, *mkfs[1:]]
         with open(image, "wb") as f:
             f.truncate(size)
         mnt.mkdir(parents=True, exist_ok=True)
