@@ -266,7 +266,13 @@ of a snapshot of the first version into an empty folder. vsync rebuilds the file
 ranges the folder's copy shares with the version it writes (copied in the kernel with
 `copy_file_range`, or shared with a reflink clone where the file system has them and the
 ranges are block-aligned) plus the changed chunks from its store, then renames it over
-the old one. The stat cache must know the folder's copy for that: before each vsync step
+the old one; on a file system without clones the new file's blocks are allocated up
+front (`fallocate`), so that ext4 does not write the whole file back inside the rename.
+What is left on ext4 is the kernel's copy of the unchanged bytes (what `cp` does), the
+freeing of the old version's blocks when the rename drops it (what the copy over an
+existing copy pays too) and the start of a Python process; on a reflink file system, the
+start of the process and dropping the old file's cached pages, whatever the file's size.
+The stat cache must know the folder's copy for that: before each vsync step
 the benchmark waits until the file was last written more than 2 s ago (the racy window)
 and runs an untimed `vsync status`, as any status or commit made later would. `sync`
 runs before every timed step. Each result is checked against the version's BLAKE3
