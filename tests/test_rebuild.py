@@ -27,7 +27,7 @@ from vsync.model import statcache
 from vsync.model.folder_scan import MODE_FILE
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import FolderTemps
-from vsync.model.rebuild import Current, CurrentChanged, Reused, pieces, rebuild_file
+from vsync.model.rebuild import Current, CurrentChanged, pieces, rebuild_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import flatten_commit
 from vsync.model.statcache import StatCache, stat_key
@@ -260,7 +260,7 @@ def test_the_rebuild_itself_checks_its_source_after_copying(
     edited[SIZE - 50] = ord("E")
     temps = FolderTemps(repo.control)
     with pytest.raises(CurrentChanged):
-        rebuild_file(repo.chunks, current, new, big, MODE_FILE, temps, Reused())
+        rebuild_file(repo.chunks, current, new, big, MODE_FILE, temps)
     temps.done()
     assert big.read_bytes() == edited
     assert sorted(p.name for p in big.parent.iterdir()) == [".vsync", "big.bin"]

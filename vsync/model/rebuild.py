@@ -39,7 +39,7 @@ import itertools
 import os
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vsync.errors import DamagedRepository
@@ -69,16 +69,6 @@ class Current:
 
     manifest: Manifest
     key: StatKey
-
-
-@dataclass(slots=True)
-class Reused:
-    """What a rebuild took from the current file, in bytes (for tests and benchmarks)."""
-
-    cloned: int = 0
-    copied: int = 0
-    fetched: int = 0  # written from the chunk store
-    files: list[str] = field(default_factory=list)
 
 
 class OldChunks:
@@ -167,7 +157,6 @@ def rebuild_file(
     target: Path,
     mode: int,
     temps: FolderTemps,
-    reused: Reused,
     guard: Callable[[], None] | None = None,
 ) -> os.stat_result:
     """Atomically replace ``target`` (holding ``current``) by ``new``'s content, built
@@ -200,7 +189,6 @@ def rebuild_file(
                         if len(data) != length:
                             raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
                         _pwrite_all(dst, data, pos)
-                        reused.fetched += length
                     else:
                         copier.copy(at, pos, length)
                         if first:
@@ -214,8 +202,6 @@ def rebuild_file(
             faults.point("file-rebuilt")
             if stat_key(os.fstat(src)) != current.key:
                 raise CurrentChanged()
-            reused.cloned += copier.cloned
-            reused.copied += copier.copied
 
         def check() -> None:
             try:

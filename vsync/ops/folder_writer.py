@@ -32,7 +32,7 @@ from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
 from vsync.model.manifest import Manifest
 from vsync.model.materialize import FolderTemps, write_file, write_symlink
 from vsync.model.paths import ancestors
-from vsync.model.rebuild import REUSE_MIN, Current, CurrentChanged, Reused, rebuild_file
+from vsync.model.rebuild import REUSE_MIN, Current, CurrentChanged, rebuild_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache, StatKey, stat_key
@@ -118,7 +118,6 @@ class FolderWriter:
         self._own_cache = cache is None  # a cache handed in is flushed by its owner
         self.holds = repo.holds
         self.temps = FolderTemps(repo.control)
-        self.reused = Reused()  # what rebuilt files took from the folder's own copies
 
     def __enter__(self) -> FolderWriter:
         return self
@@ -218,11 +217,10 @@ class FolderWriter:
             current = self._current(path, st, manifest)
             if current is not None:
                 try:
+                    chunks = self.repo.chunks
                     written = rebuild_file(
-                        self.repo.chunks, current, manifest, Path(disk), how, self.temps,
-                        self.reused, guard,
-                    )  # fmt: skip
-                    self.reused.files.append(path)
+                        chunks, current, manifest, Path(disk), how, self.temps, guard
+                    )
                 except CurrentChanged:
                     if not any_:
                         raise self._changed(path) from None
