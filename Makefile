@@ -75,13 +75,15 @@ lint: venv
 
 # The peers the benchmarks measure vsync against (issues 6, 13): git, rsync, restic, syncthing
 # (0.14+: compression), GNU time (/usr/bin/time -v for peak RSS) and an OpenSSH
-# server and client on 127.0.0.1. apt-get only when something is missing.
+# server and client on 127.0.0.1; mkfs.xfs for the reflink file system image of the
+# goback group (issue 14). apt-get only when something is missing.
 bench-deps:
 	@missing=""; \
 	command -v git >/dev/null 2>&1 || missing="$$missing git"; \
 	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
 	command -v restic >/dev/null 2>&1 || missing="$$missing restic"; \
 	command -v syncthing >/dev/null 2>&1 || missing="$$missing syncthing"; \
+	command -v mkfs.xfs >/dev/null 2>&1 || test -x /usr/sbin/mkfs.xfs || missing="$$missing xfsprogs"; \
 	test -x /usr/bin/time || missing="$$missing time"; \
 	{ command -v sshd || test -x /usr/sbin/sshd; } >/dev/null 2>&1 || missing="$$missing openssh-server"; \
 	{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || missing="$$missing openssh-client"; \

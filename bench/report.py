@@ -45,6 +45,7 @@ ORDER = [
     "## Peak memory committing a 4 GiB file (issue 6)",
     "## Status, commit and memory at scale (issue 13)",
     "## Push over SSH",
+    "## Going back a version of a large file (issue 14)",
 ]
 LAST = "## What each change bought"
 

@@ -13,6 +13,8 @@ Groups (issue 6's scenarios):
     plot      commit throughput by file size (1 MiB .. 1 GiB), PNG (needs matplotlib)
     chunking  chunk-size parameters (docs/format.md's measured tables)
     watch     edit-to-other-copy latency: vsync watch over SSH against Syncthing (issue 13)
+    goback    k: checkout / restore of a 1 GiB file after a 10-byte edit, on ext4 and a
+              loop-mounted reflink file system (XFS or btrfs), against cp and restic (issue 14)
 
 A full run does every group and rewrites its sections of docs/benchmarks.md
 (and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
@@ -43,12 +45,14 @@ from report import DOC, split_sections, vsync_version, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
-GROUPS = ("commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch")
-QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push")
+GROUPS = (
+    "commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch", "goback",
+)  # fmt: skip
+QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push", "goback")
 SUMMARY = "## Summary (issue 6)"
 STARTED = time.perf_counter()
 DOCS = True  # write docs/benchmarks.md (a full run without --no-docs)
-ORDER = "abcdefgh"
+ORDER = "abcdefghijk"
 
 
 def checkout() -> str:
@@ -157,7 +161,7 @@ that load from other work on the machine touches both sides). {met} of {len(targ
 met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is the
 factor still to gain. Regenerate everything with `make bench`
 (`make bench-quick` for the small version), or one group with
-`.venv/bin/python bench/run.py --only commit|edit|small|memory|scale|push|plot|chunking`
+`.venv/bin/python bench/run.py --only commit|edit|small|memory|scale|push|plot|chunking|goback`
 (which keeps the other scenarios' rows as they were, each with the date and commit it
 was measured at); the sections below give each scenario's table, method and peak memory.
 
@@ -245,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
             chunk_params.main(quick=quick)
         else:
             print("chunking skipped: at full size it rewrites docs/format.md (no --no-docs)")
+    if "goback" in groups:
+        import goback
+
+        text, tg = goback.main(quick)
+        publish("goback", [(goback.HEADING, text)], quick)
+        data = save_targets("goback", tg, quick)
     if "watch" in groups:
         import watch_latency
 

@@ -102,14 +102,45 @@ def remove_leftover_temps(control: Path, root: Path) -> list[str]:
 
 
 def write_file(
-    chunks: ChunkStore, manifest: Manifest, target: Path, mode: int, temps: FolderTemps
+    chunks: ChunkStore,
+    manifest: Manifest,
+    target: Path,
+    mode: int,
+    temps: FolderTemps,
+    guard: Callable[[], None] | None = None,
 ) -> os.stat_result:
-    """Atomically write ``manifest``'s content at ``target``; returns its lstat."""
+    """Atomically write ``manifest``'s content at ``target``; returns its lstat.
+    ``guard`` runs when the temporary file is complete, right before it replaces
+    ``target``: an exception from it leaves ``target`` untouched."""
+
+    def fill(fd: int) -> None:
+        with open(fd, "wb", closefd=False) as f:
+            stream_manifest(chunks, manifest, f)
+
+    return replace_with(target, mode, temps, fill, guard)
+
+
+def replace_with(
+    target: Path,
+    mode: int,
+    temps: FolderTemps,
+    fill: Callable[[int], None],
+    guard: Callable[[], None] | None = None,
+) -> os.stat_result:
+    """Make a temporary file beside ``target`` (listed in ``temps``), let ``fill``
+    write it (given its descriptor), give it ``mode``'s permissions, run ``guard``,
+    then rename it over ``target``. On any failure the temporary file goes and
+    ``target`` is untouched. Returns the new file's lstat."""
     tmp = temps.beside(target)
     try:
-        with open(tmp, "xb") as f:
-            stream_manifest(chunks, manifest, f)
-            os.fchmod(f.fileno(), file_mode(mode == MODE_EXEC))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            fill(fd)
+            os.fchmod(fd, file_mode(mode == MODE_EXEC))
+        finally:
+            os.close(fd)
+        if guard is not None:
+            guard()
         os.replace(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):

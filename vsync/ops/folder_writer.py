@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -29,8 +29,10 @@ from typing import Final, Literal
 from vsync.errors import ChunkMissing, UncommittedChanges
 from vsync.model.filemode import file_mode
 from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
+from vsync.model.manifest import Manifest
 from vsync.model.materialize import FolderTemps, write_file, write_symlink
 from vsync.model.paths import ancestors
+from vsync.model.rebuild import REUSE_MIN, Current, CurrentChanged, rebuild_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
 from vsync.model.statcache import StatCache, StatKey, stat_key
@@ -188,23 +190,71 @@ class FolderWriter:
             _make_parents(self.root, a.path)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 _clear_folder(disk, a.path)
-            holds.settle(a.path, a.entry, how, self._put(a.path, disk, a.entry, how))
+                st = None
+            put = self._put(a.path, disk, a.entry, how, st, a.expect == ANYTHING)
+            holds.settle(a.path, a.entry, how, put)
         holds.save()
 
-    def _put(self, path: str, disk: str, entry: Entry, how: int) -> os.stat_result:
-        """The one place where a file or symlink replaces its target in the folder."""
+    def _put(
+        self, path: str, disk: str, entry: Entry, how: int, st: os.stat_result | None, any_: bool
+    ) -> os.stat_result:
+        """The one place where a file or symlink replaces its target in the folder.
+
+        ``st``: what ``disk`` held when looked at (None: nothing); unless ``any_``,
+        the target must still hold exactly that when the new file is complete. A
+        file whose current content the stat cache knows is rebuilt from the ranges
+        the two versions share (:mod:`vsync.model.rebuild`)."""
         mode, oid = entry
         db = self.repo.gitdb
         hashed_at = time.time_ns()
+        written: os.stat_result | None = None
         if mode == MODE_LINK:
             written = write_symlink(db.link_target(oid), Path(disk), self.temps)
             self.cache.forget(path)
         else:
             manifest = db.manifest(oid, f"manifest of '{path}'")
-            written = write_file(self.repo.chunks, manifest, Path(disk), how, self.temps)
+            guard = None if any_ else self._guard(path, disk, st)
+            current = self._current(path, st, manifest)
+            if current is not None:
+                try:
+                    chunks = self.repo.chunks
+                    written = rebuild_file(
+                        chunks, current, manifest, Path(disk), how, self.temps, guard
+                    )
+                except CurrentChanged:
+                    if not any_:
+                        raise self._changed(path) from None
+            if written is None:
+                written = write_file(self.repo.chunks, manifest, Path(disk), how, self.temps, guard)
             self.cache.record(path, written, oid, hashed_at)
         faults.point("file-replaced")
+        assert written is not None
         return written
+
+    def _current(self, path: str, st: os.stat_result | None, new: Manifest) -> Current | None:
+        """The file at ``path`` as the stat cache knows it, when rebuilding from it
+        is possible and worth it; None: write the new file from the chunk store."""
+        if st is None or not stat.S_ISREG(st.st_mode) or new.size < REUSE_MIN:
+            return None
+        if st.st_size < REUSE_MIN:
+            return None
+        oid = self.cache.lookup(path, st)  # None unless unchanged and not racy
+        db = self.repo.gitdb
+        if oid is None or not db.has(oid):
+            return None
+        old = db.manifest(oid, f"manifest of '{path}'")
+        return Current(old, stat_key(st)) if old.size == st.st_size else None
+
+    def _guard(self, path: str, disk: str, st: os.stat_result | None) -> Callable[[], None]:
+        """A check that ``disk`` still holds what it held when looked at (``st``)."""
+        expected = None if st is None else stat_key(st)
+
+        def check() -> None:
+            now = lstat_or_none(disk)
+            if (None if now is None else stat_key(now)) != expected:
+                raise self._changed(path)
+
+        return check
 
     def _set_mode(self, a: SetMode) -> None:
         disk, st = self._look(a.path, a.expect)

@@ -47,6 +47,10 @@ The points (the crash tests kill at every one of them):
   and stat taken), none of it read yet (:func:`vsync.model.folder_snapshot.read_working`).
 - ``file-replaced``: a file or symlink has just replaced its target in the
   working folder (:class:`vsync.ops.folder_writer.FolderWriter`).
+- ``file-rebuilding``, ``file-rebuilt``: a new version of a working file is
+  being built from the ranges its current copy shares (:mod:`vsync.model.rebuild`):
+  the first range is in its temporary file; the temporary file is complete, the
+  current copy not yet checked again, nothing renamed.
 """
 
 from __future__ import annotations
