@@ -52,8 +52,12 @@ system-deps:
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 # CI runs `make test` alone (.ci/run), so the checks of `make lint` run first here.
+# Two workers (pytest-xdist), one per core: most of a test is a vsync or sshd process
+# starting or waiting, so one worker leaves a core idle (41 min serial, about 20 with two).
+# Each worker starts its own sshd on a free port; tests share nothing else.
+TEST_WORKERS ?= 2
 test: venv system-deps lint
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -m pytest -q -n $(TEST_WORKERS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # The crash, fault and load tests also run in `make test`; here they write their
