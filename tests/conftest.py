@@ -210,3 +210,20 @@ def wait_for_serve_exit(repo: Path, timeout: float = 60) -> None:
     while serve_pids(repo):
         assert time.monotonic() < deadline, f"a vsync serve for {repo} did not exit"
         time.sleep(0.05)
+
+
+# -- waiting for something a background process does ------------------------------------
+
+WAIT_SECONDS = 60.0  # how long any one condition may take under load before a test fails
+
+
+def wait_for(what: str, cond: Callable[[], object], timeout: float = WAIT_SECONDS) -> object:
+    """``cond()``'s first truthy value, polled every 20 ms; fails naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)

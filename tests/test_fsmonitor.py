@@ -15,27 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import VSYNC, run_vsync
+from conftest import VSYNC, run_vsync, wait_for
 
 from vsync.model import fsmonitor
 from vsync.model.statcache import read_header
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux's")
-WAIT = 60.0
-
-
-def wait_for(what: str, cond: Callable[[], object], timeout: float = WAIT) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 class Monitor:
@@ -252,7 +241,10 @@ def test_answers_wait_for_the_cookie(tmp_path: Path, monitors: list[Monitor]) ->
         answer = fsmonitor.ask(control, token, timeout=10)
         assert answer is not None and answer.paths is not None, answer
         assert "a.txt" in answer.paths and f"burst{burst}" in answer.paths
-        assert set(names) <= set(answer.paths)
+        # A new folder is reported once its watch is set, and the caller walks it: a file
+        # written before that watch existed is covered by the folder, not named itself.
+        reported = set(answer.paths)
+        assert all(n in reported or n.rpartition("/")[0] in reported for n in names)
         token = answer.token
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import VSYNC, run_vsync, serve_pids
+from conftest import VSYNC, run_vsync, serve_pids, wait_for
 
 from vsync.sync import protocol as p
 from vsync.sync.client import SyncOptions, open_session
@@ -34,16 +34,6 @@ from vsync.sync.url import parse_url
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "contrib" / "systemd" / "vsync-watch@.service"
 WAIT = 60.0  # seconds any one condition may take under load before the test fails
-
-
-def wait_for(what: str, cond: Callable[[], object], timeout: float = WAIT) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def read(path: Path) -> bytes | None:

@@ -229,17 +229,24 @@ def parse_raw(data: bytes) -> RawCache | None:
 def read_raw(path: Path) -> tuple[RawCache | None, tuple[int, int, int] | None]:
     """(the cache at ``path`` as :class:`RawCache`, or None when it is missing (or
     unusable: then an empty one), its file's identity), as :func:`read_file`."""
+    data, ident = _read_whole(path)
+    if data is None:
+        return None, None
+    parsed = parse_raw(data)
+    return (RawCache(b"", b"", 0, None) if parsed is None else parsed), ident
+
+
+def _read_whole(path: Path) -> tuple[bytes | None, tuple[int, int, int] | None]:
+    """(the bytes of the file at ``path``, its identity); (None, None) when it is
+    missing; (b"", None) when it cannot be read (never fatal: the cache starts empty)."""
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            data = f.read()
+            return f.read(), (st.st_ino, st.st_size, st.st_mtime_ns)
     except FileNotFoundError:
         return None, None
     except OSError:
-        return RawCache(b"", b"", 0, None), None
-    ident = (st.st_ino, st.st_size, st.st_mtime_ns)
-    parsed = parse_raw(data)
-    return (RawCache(b"", b"", 0, None) if parsed is None else parsed), ident
+        return b"", None
 
 
 def file_identity(path: Path) -> tuple[int, int, int] | None:
@@ -269,15 +276,9 @@ def write_raw(
 
 def read_file(path: Path) -> tuple[CacheFile | None, tuple[int, int, int] | None]:
     """(the cache at ``path`` or None when it is missing or unusable, its file's identity)."""
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read()
-    except FileNotFoundError:
+    data, ident = _read_whole(path)
+    if data is None:
         return None, None
-    except OSError:
-        return EMPTY, None  # unreadable: start empty, never fatal
-    ident = (st.st_ino, st.st_size, st.st_mtime_ns)
     parsed = parse(data)
     return (EMPTY if parsed is None else parsed), ident
 
