@@ -116,6 +116,7 @@ def commit(
         store = repo.chunks
         cache = StatCache(repo.control)
         asked = ask_watcher(repo, cache)  # a running watcher: what changed (fsmonitor)
+        result: CommitResult | None = None
         if merge is None and not parents_extra and asked.token is not None:
             with repo.ingester(), store.writer() as w:
                 changed = read_for_commit(repo, cache, asked, warn, w)
@@ -124,52 +125,73 @@ def commit(
                     result = record_commit(repo, cache, asked, changed, w, message, check)
                 finally:
                     cache.flush()
-                return _after_commit(repo, result, merge)
-        warned: list[str] = []
-
-        def noted(message: str) -> None:
-            warned.append(message)
-            warn(message)
-
-        stream = repo.gitdb.pack_stream()
-        try:
-            tree: FolderTree | None = None
-            with repo.ingester() as ingester, store.writer() as w:
-                try:
-                    tree = read_folder_tree(repo, ingester, w, stream, head_tree, noted, progress)
-                except Fallback:
-                    stream.discard()
-            if tree is not None:
-                result = _record_tree(
-                    repo,
-                    tree,
-                    head,
-                    head_tree,
-                    message,
-                    parents_extra,
-                    w,
-                    stream,
-                    check,
-                    asked if not warned else None,
-                )
-            else:
-                result = _commit_working(
-                    repo,
-                    noted,
-                    progress,
-                    head,
-                    head_tree,
-                    message,
-                    parents_extra,
-                    check,
-                    asked,
-                    warned,
-                )
-        finally:
-            stream.discard()  # what was not installed
+        if result is None:
+            result = _read_and_record(
+                repo, warn, progress, head, head_tree, message, parents_extra, check, asked
+            )
         if merge is not None and result.commit_id is not None:
             merge.clear()
+    # The hooks run once the lock is let go (a hook may run vsync itself).
     return _after_commit(repo, result, merge)
+
+
+def _read_and_record(
+    repo: Repository,
+    warn: Callable[[str], None],
+    progress: ProgressSink | None,
+    head: bytes | None,
+    head_tree: bytes | None,
+    message: str,
+    parents_extra: list[bytes] | None,
+    check: Check | None,
+    asked: Asked,
+) -> CommitResult:
+    """The commit with the whole folder read: by ``read_folder_tree``, or by the
+    reference reader where that one gives up."""
+    store = repo.chunks
+    warned: list[str] = []
+
+    def noted(message: str) -> None:
+        warned.append(message)
+        warn(message)
+
+    stream = repo.gitdb.pack_stream()
+    try:
+        tree: FolderTree | None = None
+        with repo.ingester() as ingester, store.writer() as w:
+            try:
+                tree = read_folder_tree(repo, ingester, w, stream, head_tree, noted, progress)
+            except Fallback:
+                stream.discard()
+        if tree is not None:
+            result = _record_tree(
+                repo,
+                tree,
+                head,
+                head_tree,
+                message,
+                parents_extra,
+                w,
+                stream,
+                check,
+                asked if not warned else None,
+            )
+        else:
+            result = _commit_working(
+                repo,
+                noted,
+                progress,
+                head,
+                head_tree,
+                message,
+                parents_extra,
+                check,
+                asked,
+                warned,
+            )
+    finally:
+        stream.discard()  # what was not installed
+    return result
 
 
 def _after_commit(repo: Repository, result: CommitResult, merge: MergeState | None) -> CommitResult:
