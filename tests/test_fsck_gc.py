@@ -168,12 +168,15 @@ def test_truncated_chunk_pack_is_reported(work: Path, vsync) -> None:
 
 
 def test_damaged_record_header_is_reported(work: Path, vsync) -> None:
-    (work / "a.bin").write_bytes(os.urandom(400_000))
+    # over the 512 KiB chunk maximum, so always two records or more (a random
+    # 400,000-byte file is one chunk about once in 80, and this test then failed)
+    (work / "a.bin").write_bytes(os.urandom(1_200_000))
     vsync("commit", "-m", "one")
     [pack] = chunk_packs(work)
     path = work / ".vsync/chunks" / pack
     entries, _ = chunkpack.scan_records(path)
     with open(path, "r+b") as f:  # the record's magic; the trailer stays valid
+        assert len(entries) >= 2
         f.seek(entries[1].offset)
         f.write(b"XXXX")
     rc, out = fsck(work)
