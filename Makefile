@@ -68,7 +68,7 @@ RELIABILITY_TESTS = tests/test_crash_matrix.py tests/test_crash.py tests/test_lo
 
 reliability: venv system-deps
 	@rm -rf build/reliability
-	@VSYNC_RELIABILITY_OUT=$(CURDIR)/build/reliability $(PY) -m pytest -q \
+	@VSYNC_RELIABILITY_OUT=$(CURDIR)/build/reliability $(PY) -m pytest -q -n $(TEST_WORKERS) \
 		--junitxml=$(CURDIR)/build/reliability/junit.xml $(RELIABILITY_TESTS)
 	@$(PY) scripts/reliability_report.py build/reliability docs/reliability.md
 

@@ -328,7 +328,7 @@ def test_stat_cache_header_keeps_the_mark_and_reads_version_1(tmp_path: Path) ->
 
     path = tmp_path / "statcache"
     instance = bytes(range(16))
-    data = sc.encode(sc.EMPTY, {}, None, (instance, 42, b"\x07" * 20))
+    data = b"".join(sc.encode(sc.EMPTY, {}, None, (instance, 42, b"\x07" * 20)))
     path.write_bytes(data)
     assert read_header(path) == (None, (instance, 42, b"\x07" * 20), 0)
     cache = sc.StatCache(tmp_path)

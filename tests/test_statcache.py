@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 from conftest import Run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vsync.model.clean_walk import folder_as_cached
 from vsync.model.ignore import Ignore
-from vsync.model.statcache import HEADER, RECORD, StatCache, parse
+from vsync.model.statcache import EMPTY, HEADER, RECORD, CacheFile, Row, StatCache, encode, parse
 
 # The racy window (statcache.RACY_NS): a file hashed sooner than this after its last
 # change is hashed again. Tests that need a trusted entry wait it out once.
@@ -215,3 +217,47 @@ def test_a_killed_writers_temporary_file_is_removed(work: Path, vsync) -> None:
     vsync("commit", "-m", "one")
     assert not abandoned.exists()
     assert live.exists()
+
+
+_paths = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+    min_size=1,
+    max_size=6,
+)
+_rows = st.tuples(
+    *[st.integers(0, 2**40)] * 4,
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**40),
+    st.binary(min_size=20, max_size=20).map(lambda b: b.hex().encode()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.dictionaries(_paths, _rows, max_size=30),
+    pending=st.dictionaries(_paths, st.none() | _rows, max_size=12),
+    shuffled=st.booleans(),
+)
+def test_encode_lays_changes_over_the_base_in_path_order(
+    base: dict[str, Row], pending: dict[str, Row | None], shuffled: bool
+) -> None:
+    """encode splices the unchanged runs of the base file; what it writes parses back
+    to the base with the changes laid over it, in code point order; from a base whose
+    paths are out of order (never written by encode) it still writes every entry."""
+    order = sorted(base, reverse=shuffled)
+    base_file = parse(b"".join(encode(EMPTY, {p: base[p] for p in order}, None)))
+    assert base_file is not None
+    if shuffled:  # a file whose paths run backwards: never written by encode itself
+        names = b"".join(p.encode() + b"\0" for p in order)
+        records = b"".join(base_file.records[base_file.index[p] * RECORD.size :][: RECORD.size]
+                           for p in order)  # fmt: skip
+        base_file = CacheFile({p: i for i, p in enumerate(order)}, records, None, None, names)
+    expected = {**base, **pending}
+    data = b"".join(encode(base_file, pending, None))
+    parsed = parse(data)
+    assert parsed is not None
+    kept = sorted(p for p, row in expected.items() if row is not None)
+    assert (sorted(parsed.index) if shuffled else list(parsed.index)) == kept
+    assert {p: parsed.row(i) for p, i in parsed.index.items()} == {
+        p: row for p, row in expected.items() if row is not None
+    }

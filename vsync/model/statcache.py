@@ -46,6 +46,7 @@ import os
 import struct
 import zlib
 from binascii import hexlify, unhexlify
+from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
 
@@ -107,7 +108,7 @@ def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int) -> bool:
 class CacheFile:
     """A parsed ``statcache``: the raw records and a path -> record number map."""
 
-    __slots__ = ("index", "mark", "records", "stamp")
+    __slots__ = ("index", "mark", "names", "records", "stamp")
 
     def __init__(
         self,
@@ -115,11 +116,13 @@ class CacheFile:
         records: bytes,
         stamp: Stamp | None,
         mark: Mark | None = None,
+        names: bytes = b"",
     ) -> None:
         self.index = index
         self.records = records
         self.stamp = stamp
         self.mark = mark
+        self.names = names  # the paths as on disk, each followed by a NUL
 
     def row(self, i: int) -> Row:
         size, mtime, ctime, ino, mode, hashed_at, oid = RECORD.unpack_from(
@@ -181,8 +184,9 @@ def parse(data: bytes) -> CacheFile | None:
     rec_end = head_size + count * RECORD.size
     if len(data) < rec_end:
         return None
+    blob = data[rec_end:]
     try:
-        names = data[rec_end:].decode("utf-8").split("\0")
+        names = blob.decode("utf-8").split("\0")
     except UnicodeDecodeError:
         return None
     if len(names) != count + 1 or names[-1] != "":
@@ -191,7 +195,7 @@ def parse(data: bytes) -> CacheFile | None:
     index = dict(zip(names, range(count), strict=True))
     if len(index) != count:
         return None
-    return CacheFile(index, data[head_size:rec_end], stamp, mark)
+    return CacheFile(index, data[head_size:rec_end], stamp, mark, blob)
 
 
 class RawCache(NamedTuple):
@@ -288,42 +292,91 @@ def encode(
     pending: dict[str, Row | None],
     stamp: Stamp | None,
     mark: Mark | None = None,
-) -> bytes:
-    """The bytes of a cache file: ``base``'s entries with ``pending`` laid over them
-    (None: forgotten), sorted by path (code point order, which is UTF-8 byte order)."""
-    records = bytearray()
-    names: list[str] = []
-    pack = RECORD.pack
-    raw = base.records
+) -> list[bytes | memoryview]:
+    """The parts of a cache file, to be written one after the other: ``base``'s entries
+    with ``pending`` laid over them (None: forgotten), sorted by path (code point order,
+    which is UTF-8 byte order).
+
+    The runs of unchanged entries are slices of ``base``'s own records and paths, so
+    the cost in memory and time follows the changes, not the entries (a commit of a
+    few files in a folder of a million rewrites the file without building an object
+    per entry). The paths of a run are found by one forward search in ``base``'s path
+    bytes: both lists are sorted and the search never goes back. A base whose paths
+    are out of order (never written by this code) is laid out again whole."""
+    try:
+        return _encode_spliced(base, pending, stamp, mark)
+    except _OutOfOrder:
+        rows: dict[str, Row | None] = {path: base.row(i) for path, i in base.index.items()}
+        rows.update(pending)
+        return _encode_spliced(EMPTY, rows, stamp, mark)
+
+
+class _OutOfOrder(Exception):
+    """A cache file's paths are not in code point order."""
+
+
+def _encode_spliced(
+    base: CacheFile,
+    pending: dict[str, Row | None],
+    stamp: Stamp | None,
+    mark: Mark | None,
+) -> list[bytes | memoryview]:
+    records = memoryview(base.records)
+    names = base.names
     size = RECORD.size
-    changed = sorted(pending)
-    j = 0
-    for path, i in base.index.items():  # a cache file's entries are already sorted
-        while j < len(changed) and changed[j] < path:
-            row = pending[changed[j]]
-            if row is not None:
-                records += pack(*row[:6], unhexlify(row[6]))
-                names.append(changed[j])
-            j += 1
-        if path in pending:
-            continue  # laid over (written above or below in its place) or forgotten
-        records += raw[i * size : (i + 1) * size]
-        names.append(path)
-    for path in changed[j:]:
+    keys: list[str] | None = None  # base's paths in order, for a new path's place
+    rec_parts: list[bytes | memoryview] = []
+    name_parts: list[bytes | memoryview] = []
+    count = len(base.index)
+    done = 0  # base's entries before this one are laid out
+    at = 0  # where entry ``done``'s path starts in ``names``
+
+    def path_start(k: int) -> int:
+        """Where base entry ``k`` (>= ``done``) starts in ``names``."""
+        if k == done:
+            return at
+        if k == len(base.index):
+            return len(names)
+        assert keys is not None
+        found = names.find(b"\0" + keys[k].encode("utf-8") + b"\0", at - 1 if at else 0)
+        if found < 0:
+            raise _OutOfOrder
+        return found + 1
+
+    for path in sorted(pending):
+        i = base.index.get(path)
+        if keys is None:
+            keys = list(base.index)
+        k = bisect_left(keys, path) if i is None else i
+        start = path_start(k) if k > done else at
+        if k > done:
+            rec_parts.append(records[done * size : k * size])
+            name_parts.append(memoryview(names)[at:start])
+        done, at = k, start
+        encoded = path.encode("utf-8")
+        if i is not None:  # laid over or forgotten: skip the base's entry
+            count -= 1
+            done, at = k + 1, start + len(encoded) + 1
         row = pending[path]
         if row is not None:
-            records += pack(*row[:6], unhexlify(row[6]))
-            names.append(path)
-    body = bytes(records) + "".join(p + "\0" for p in names).encode("utf-8")
+            rec_parts.append(RECORD.pack(*row[:6], unhexlify(row[6])))
+            name_parts.append(encoded + b"\0")
+            count += 1
+    if done < len(base.index):
+        rec_parts.append(records[done * size :])
+        name_parts.append(memoryview(names)[at:])
+    crc = 0
+    for part in rec_parts + name_parts:
+        crc = zlib.crc32(part, crc)
     commit, tree, ignore_fp = stamp if stamp is not None else (NO_ID, NO_ID, bytes(16))
     instance, seq, clean = mark if mark is not None else (NO_INSTANCE, 0, NO_ID)
-    header = HEADER.pack(
-        MAGIC, VERSION, len(names), zlib.crc32(body), commit, tree, ignore_fp, instance, seq, clean
-    )
-    return header + body
+    header = HEADER.pack(MAGIC, VERSION, count, crc, commit, tree, ignore_fp, instance, seq, clean)
+    return [header, *rec_parts, *name_parts]
 
 
-def write_file(path: Path, data: bytes | list[bytes | bytearray]) -> tuple[int, int, int]:
+def write_file(
+    path: Path, data: bytes | list[bytes | bytearray] | list[bytes | memoryview]
+) -> tuple[int, int, int]:
     """Write ``data`` (or its parts, one after the other) as the cache file: a temporary
     file beside it, fsync, rename. Returns the identity of the file written (as
     :func:`read_file` gives it)."""
