@@ -33,9 +33,11 @@ own (:class:`vsync.model.materialize.OwnJournal`, flocked while it lives):
 whoever takes the repository lock after this process was killed removes them.
 
 Memory: only files of :data:`STREAM_MIN` bytes or more are written this way
-(smaller ones are written from the store afterwards, as before), and a file
-costs a small record plus one byte per chunk while it has holes; the places
-of chunks on their way are bounded by the chunks asked for and not yet
+(smaller ones are written from the store afterwards, as before). A file costs
+a small record (its path, manifest id and size) plus one byte per chunk while
+it has holes; its manifest is read from the received pack when its turn comes
+(and again by :meth:`Prefill.complete` if it has holes), one at a time; the
+places of chunks on their way are bounded by the chunks asked for and not yet
 received (two CHUNK_WANT batches).
 """
 
@@ -63,16 +65,18 @@ RECENT = 1 << 16  # chunk ids remembered as asked for (a forgotten one is asked 
 HAVE_BLOCK = 512  # manifest entries looked up in the chunk store at a time
 
 Have = Callable[[list[bytes]], set[bytes]]
+Load = Callable[["FillFile"], Manifest]  # a file's manifest, read from the received pack
 
 
 @dataclass(frozen=True, slots=True)
 class FillFile:
-    """A file to fill: its repository path, its place on disk, its manifest."""
+    """A file to fill: its repository path, its place on disk, its manifest's id and
+    the file size it gives (the manifest itself is read when the file's turn comes)."""
 
     path: str
     disk: Path
     oid: bytes  # the manifest's blob id
-    manifest: Manifest
+    size: int
 
 
 @dataclass(eq=False, slots=True)
@@ -92,8 +96,9 @@ Place = tuple[_Filling, int, int]  # file, chunk number, offset
 class Prefill:
     """The files one fetch fills as their chunks arrive (module docstring)."""
 
-    def __init__(self, control: Path, root: Path, files: Iterable[FillFile]) -> None:
-        self._files = [f for f in files if f.manifest.size >= STREAM_MIN]
+    def __init__(self, control: Path, root: Path, files: Iterable[FillFile], load: Load) -> None:
+        self._files = [f for f in files if f.size >= STREAM_MIN]
+        self._load = load
         self._root = root
         self._made: list[Path] = []  # folders made for the files, to go again if unused
         self._journal: OwnJournal | None = None
@@ -117,14 +122,14 @@ class Prefill:
         once; then those of ``missing`` (every chunk the fetch lacks) not asked for
         yet. ``have`` says which ids the chunk store holds."""
         for want in self._files:
-            f = self._open(want)
-            if f is not None:
-                yield from self._walk(f, have)
+            opened = self._open(want)
+            if opened is not None:
+                yield from self._walk(*opened, have)
         for cid, length in missing:
             if cid not in self._asked:
                 yield cid, length
 
-    def _open(self, want: FillFile) -> _Filling | None:
+    def _open(self, want: FillFile) -> tuple[_Filling, Manifest] | None:
         """The file's temporary file, its missing parent folders made first; None
         if a parent is not a real folder (the folder writer will say so)."""
         if not self._parents(want.path):
@@ -134,9 +139,10 @@ class Prefill:
         tmp = self._journal.temps.beside(want.disk)
         f = _Filling(want, tmp)
         f.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        f.placed = bytearray(len(want.manifest.entries) // ENTRY.size)
+        manifest = self._load(want)
+        f.placed = bytearray(len(manifest.entries) // ENTRY.size)
         self._filling.append(f)
-        return f
+        return f, manifest
 
     def _parents(self, path: str) -> bool:
         for folder in ancestors(path):
@@ -151,8 +157,8 @@ class Prefill:
                 return False
         return True
 
-    def _walk(self, f: _Filling, have: Have) -> Iterator[tuple[bytes, int]]:
-        raw = bytes(f.want.manifest.entries)
+    def _walk(self, f: _Filling, manifest: Manifest, have: Have) -> Iterator[tuple[bytes, int]]:
+        raw = bytes(manifest.entries)
         count = len(raw) // ENTRY.size
         offset = 0
         for start in range(0, count, HAVE_BLOCK):
@@ -213,8 +219,8 @@ class Prefill:
         for f in self._filling:
             if f.fd >= 0 or f.outstanding:
                 raise DamagedRepository(f"'{f.want.path}' did not receive all of its chunks")
-            manifest = f.want.manifest
             if f.holes:
+                manifest = self._load(f.want)
                 fd = os.open(f.tmp, os.O_WRONLY | os.O_CLOEXEC)
                 try:
                     at = 0
@@ -230,7 +236,7 @@ class Prefill:
                 finally:
                     os.close(fd)
                 f.placed = bytearray()
-            if os.stat(f.tmp).st_size != manifest.size:
+            if os.stat(f.tmp).st_size != f.want.size:
                 raise DamagedRepository(
                     f"manifest size of '{f.want.path}' does not match its chunks"
                 )

@@ -24,7 +24,7 @@ import os
 import stat
 from collections.abc import Iterator
 
-from vsync.errors import UnsafePath
+from vsync.errors import DamagedRepository, UnsafePath
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE
 from vsync.model.gitdb import MODE_TREE, Blob, Commit, Tree
 from vsync.model.manifest import Manifest
@@ -55,7 +55,7 @@ class FolderFill:
         files = list(self._files(incoming, new))
         if not files:
             return None
-        self.prefill = Prefill(self.repo.control, root, files)
+        self.prefill = Prefill(self.repo.control, root, files, lambda f: _manifest(incoming, f))
         return self.prefill if len(self.prefill) else None
 
     def discard(self) -> None:
@@ -96,16 +96,21 @@ class FolderFill:
         for path, mode, oid in _new_files(incoming, new):
             if before.get(path) == (mode, oid) or holds.decide(path, mode) is None:
                 continue
-            blob = incoming.find(oid)
-            if not isinstance(blob, Blob):
-                continue
-            manifest = Manifest.from_bytes(blob.data, path)
-            if manifest.size < STREAM_MIN:
+            size = _manifest(incoming, FillFile(path, root, oid, 0)).size
+            if size < STREAM_MIN:
                 continue
             disk = root.joinpath(*path.split("/"))
             if not self.clone and _rebuildable(disk):
                 continue
-            yield FillFile(path, disk, oid, manifest)
+            yield FillFile(path, disk, oid, size)
+
+
+def _manifest(incoming: IncomingPack, f: FillFile) -> Manifest:
+    """``f``'s manifest, from the received pack or the store (validated on arrival)."""
+    blob = incoming.find(f.oid)
+    if not isinstance(blob, Blob):
+        raise DamagedRepository(f"the manifest of '{f.path}' is missing")
+    return Manifest.from_bytes(blob.data, f.path)
 
 
 def _rebuildable(disk: os.PathLike[str]) -> bool:
