@@ -368,6 +368,9 @@ def fetch_chunks(
     more = True
 
     def keep(records: list[Record]) -> None:
+        # The previous batch's bytes are in their pack before this one's are queued:
+        # at most one batch waits for the disk (memory stays bounded when it is slow).
+        writer.wait_written()
         writer.add_many(records)
         for _cid, _raw_len, _compression, payload in records:
             stats.chunks += 1
