@@ -188,16 +188,19 @@ class Prefill:
             yield from ask
 
     def put(self, cid: bytes, data: bytes) -> None:
-        """Write a received chunk, verified against its id, wherever it is awaited."""
+        """Write a received chunk, verified against its id, wherever it is awaited
+        (called from the fetch's verifying thread)."""
         with self._lock:
             entry = self._on_way.pop(cid, None)
-            if entry is None:
-                return  # a chunk no file being filled needs (history only)
-            length, places = entry
-            if len(data) != length:
-                raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
-            for f, j, at in places:
-                _pwrite_all(f.fd, data, at)
+        if entry is None:
+            return  # a chunk no file being filled needs (history only)
+        length, places = entry
+        if len(data) != length:
+            raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
+        for f, _j, at in places:  # outside the lock: the walk goes on meanwhile
+            _pwrite_all(f.fd, data, at)  # f.fd stays open while its places are awaited
+        with self._lock:
+            for f, j, _at in places:
                 f.placed[j] = 1
                 f.outstanding -= 1
                 self.streamed_bytes += length
