@@ -198,7 +198,7 @@ class Prefill:
         if len(data) != length:
             raise DamagedRepository(f"chunk {cid.hex()[:16]} has the wrong length")
         for f, _j, at in places:  # outside the lock: the walk goes on meanwhile
-            _pwrite_all(f.fd, data, at)  # f.fd stays open while its places are awaited
+            _pwrite_all(f.fd, data, at, f.want.disk)  # open while its places are awaited
         with self._lock:
             for f, j, _at in places:
                 f.placed[j] = 1
@@ -234,7 +234,7 @@ class Prefill:
                                 raise DamagedRepository(
                                     f"chunk {cid.hex()[:16]} has the wrong length"
                                 )
-                            _pwrite_all(fd, data, at)
+                            _pwrite_all(fd, data, at, f.want.disk)
                         at += length
                 finally:
                     os.close(fd)
@@ -275,9 +275,16 @@ class Prefill:
         self._made.clear()
 
 
-def _pwrite_all(fd: int, data: bytes, pos: int) -> None:
+def _pwrite_all(fd: int, data: bytes, pos: int, target: Path) -> None:
+    """Write all of ``data`` at ``pos``; an error names the file being filled
+    (``target``: "the disk is full: could not write big.bin")."""
     view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, pos)
-        view = view[n:]
-        pos += n
+    try:
+        while view:
+            n = os.pwrite(fd, view, pos)
+            view = view[n:]
+            pos += n
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
+        raise
