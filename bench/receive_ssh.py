@@ -285,8 +285,10 @@ def section(
     {m(v.clone, "server_cpu"):.1f} s server (sshd, `vsync serve` reading packs); rsync
     {m(r.clone, "cpu"):.1f} s client and {m(r.clone, "server_cpu"):.1f} s server. Pull
     ({m(v.pull, "seconds") / m(r.pull, "seconds"):.2f}x rsync's time): vsync receives only
-    the new chunks ({human(m(v.pull, "literal"))}) and writes each new file from the
-    chunks it has; rsync's receiver reads the old files for block checksums and its
+    the new chunks ({human(m(v.pull, "literal"))}), reads the files the clone wrote once
+    to hash them (they were written inside the racy-git window, so the stat cache does
+    not vouch for them yet) and rebuilds each from the ranges its current copy shares
+    (`copy_file_range`); rsync's receiver reads the old files for block checksums and its
     sender rolls a checksum over the new ones."""
     return f"""{HEADING}
 
