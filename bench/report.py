@@ -46,6 +46,7 @@ ORDER = [
     "## Status, commit and memory at scale (issue 13)",
     "## Push over SSH",
     "## Going back a version of a large file (issue 14)",
+    "## Clone and pull over SSH (issue 14)",
 ]
 LAST = "## What each change bought"
 

@@ -15,12 +15,14 @@ Groups (issue 6's scenarios):
     watch     edit-to-other-copy latency: vsync watch over SSH against Syncthing (issue 13)
     goback    k: checkout / restore of a 1 GiB file after a 10-byte edit, on ext4 and a
               loop-mounted reflink file system (XFS or btrfs), against cp and restic (issue 14)
+    receive   l: clone and pull over SSH from 127.0.0.1 against rsync pulling the same
+              files (bench/receive_ssh.py, issue 14)
 
 A full run does every group and rewrites its sections of docs/benchmarks.md
 (and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
 the measured tables of docs/format.md; ``--no-docs`` runs full size but writes
 only under bench/results/. ``--quick`` scales the inputs down (32 MiB files,
-64 MiB for push, 2,000 small files, 256 MiB for the memory test, 2,000 and
+64 MiB for push and receive, 2,000 small files, 256 MiB for the memory test, 2,000 and
 20,000 tiny files for scale), skips the
 plot and the chunking tables unless asked with --only, and writes only under
 bench/results/. Every run writes bench/results/<group>[-quick].md and
@@ -47,12 +49,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 GROUPS = (
     "commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch", "goback",
+    "receive",
 )  # fmt: skip
-QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push", "goback")
+QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push", "goback", "receive")
 SUMMARY = "## Summary (issue 6)"
 STARTED = time.perf_counter()
 DOCS = True  # write docs/benchmarks.md (a full run without --no-docs)
-ORDER = "abcdefghijk"
+ORDER = "abcdefghijkl"
 
 
 def checkout() -> str:
@@ -161,7 +164,8 @@ that load from other work on the machine touches both sides). {met} of {len(targ
 met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is the
 factor still to gain. Regenerate everything with `make bench`
 (`make bench-quick` for the small version), or one group with
-`.venv/bin/python bench/run.py --only commit|edit|small|memory|scale|push|plot|chunking|goback`
+`.venv/bin/python bench/run.py --only GROUP` (commit, edit, small, memory, scale, push,
+plot, chunking, goback, receive)
 (which keeps the other scenarios' rows as they were, each with the date and commit it
 was measured at); the sections below give each scenario's table, method and peak memory.
 
@@ -255,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         text, tg = goback.main(quick)
         publish("goback", [(goback.HEADING, text)], quick)
         data = save_targets("goback", tg, quick)
+    if "receive" in groups:
+        import receive_ssh
+
+        text, tg = receive_ssh.main(quick, update_docs=DOCS)
+        publish("receive", [(receive_ssh.HEADING, text)], quick)
+        data = save_targets("receive", tg, quick)
     if "watch" in groups:
         import watch_latency
 

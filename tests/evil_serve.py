@@ -7,6 +7,8 @@ MODE:
 - no-thin: a server without the thin-pack capability, as before it existed.
 - no-watch: a server without the watch-v1 capability, as before it existed.
 - bad-chunk: a chunk's bytes do not match its id.
+- bad-chunk:late: the same, but only from the 9th chunk served on (the first arrive
+  whole, so a receiver has begun writing what they fill).
 - bad-pack: a flipped byte in the git pack (its checksum no longer matches).
 - bad-delta: a git delta that rebuilds another object than the one it stands for.
 - object:CASE: advertise as main a commit built on the real main that breaks
@@ -125,11 +127,15 @@ def main() -> int:
     path = sys.argv[-1]
     if mode != "honest":
         server.ReadableChunks = AnyChunk  # type: ignore[assignment,misc]
-    if mode == "bad-chunk":
+    if mode in ("bad-chunk", "bad-chunk:late"):
         real = chunkstore.ChunkStore.read_stored
+        served = [0]
 
         def read_stored(self, cid):  # type: ignore[no-untyped-def]
             s = real(self, cid)
+            served[0] += 1
+            if mode == "bad-chunk:late" and served[0] <= 8:
+                return s
             payload = bytearray(s.payload)
             payload[len(payload) // 2] ^= 0x55
             return chunkstore.StoredChunk(

@@ -124,6 +124,8 @@ def build_push(root: Path) -> dict[str, str]:
 def build_fetch(root: Path) -> dict[str, str]:
     _work, other = with_remote(root)
     edit(other, 3)
+    # a new large file in a new folder: a pull fills it as its chunks arrive (prefill)
+    _write(other / "e" / "fresh.bin", random.Random(5).randbytes(1536 * KiB))
     ok(other, "commit", "-q", "-m", "theirs")
     ok(other, "push", "-q")
     return {}

@@ -10,6 +10,12 @@ exclusive repository lock makes them, so whoever takes the lock next finds in
 the journal exactly what a killed writer left in the folder and removes it
 (:func:`remove_leftover_temps`). The folder scan never records a name that
 starts with ``.vsync-tmp-``.
+
+A writer that fills files without the exclusive lock (a fetch writing the
+files it will put in the folder as their chunks arrive: :mod:`vsync.model.prefill`)
+lists its temporary files in a journal of its own, ``.vsync/folder-temps-<hex>``,
+flocked while it lives (:func:`vsync.store.templock.create_locked`): a lock
+holder removes only what an *abandoned* one of those lists.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from vsync.model.filemode import file_mode
 from vsync.model.folder_scan import MODE_EXEC
 from vsync.model.manifest import Manifest
 from vsync.model.paths import TEMP_PREFIX
+from vsync.store import templock
 from vsync.store.chunkstore import ChunkStore
 
 TEMP_JOURNAL = "folder-temps"
+OWN_JOURNAL_PREFIX = TEMP_JOURNAL + "-"  # a lock-free writer's journal (module docstring)
 
 
 def stream_manifest(
@@ -59,8 +67,8 @@ def manifest_chunks(chunks: ChunkStore, manifest: Manifest) -> Iterator[bytes]:
 class FolderTemps:
     """The temporary files one writer makes in the working folder (module docstring)."""
 
-    def __init__(self, control: Path) -> None:
-        self.journal = control / TEMP_JOURNAL
+    def __init__(self, control: Path, journal: Path | None = None) -> None:
+        self.journal = journal or control / TEMP_JOURNAL
         self._fd: int | None = None  # the journal, opened at the first temporary file
 
     def beside(self, target: Path) -> Path:
@@ -80,11 +88,38 @@ class FolderTemps:
             os.unlink(self.journal)
 
 
+class OwnJournal:
+    """The journal of a writer that works without the exclusive lock: a
+    ``folder-temps-<hex>`` file it holds an flock on until :meth:`close`."""
+
+    def __init__(self, control: Path) -> None:
+        self.path = control / f"{OWN_JOURNAL_PREFIX}{secrets.token_hex(6)}"
+        self._file = templock.create_locked(self.path)
+        self.temps = FolderTemps(control, self.path)
+
+    def close(self) -> None:
+        """Every temporary file it listed is renamed or removed: the journal goes."""
+        self.temps.done()
+        self._file.close()
+
+
 def remove_leftover_temps(control: Path, root: Path) -> list[str]:
     """Remove the temporary files a killed writer left under ``root`` (the caller
-    holds the repository lock, so no writer is at work); their paths, relative."""
+    holds the repository lock, so no writer of the folder is at work, except ones
+    with a journal of their own that they still hold); their paths, relative."""
+    removed = _remove_listed(control / TEMP_JOURNAL, root)
+    for name, fd in templock.abandoned(control, lambda n: n.startswith(OWN_JOURNAL_PREFIX)):
+        try:
+            removed += _remove_listed(control / name, root)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _remove_listed(journal: Path, root: Path) -> list[str]:
+    """Remove the temporary files ``journal`` lists under ``root``, then the journal."""
     try:
-        listed = (control / TEMP_JOURNAL).read_bytes().splitlines()
+        listed = journal.read_bytes().splitlines()
     except FileNotFoundError:
         return []
     removed = []
@@ -97,7 +132,8 @@ def remove_leftover_temps(control: Path, root: Path) -> list[str]:
         except (FileNotFoundError, IsADirectoryError):
             continue
         removed.append(str(path.relative_to(root)))
-    FolderTemps(control).done()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal)
     return removed
 
 
@@ -146,6 +182,27 @@ def replace_with(
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and exc.filename is None:  # name it ("the disk is full")
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
+        raise
+    return os.lstat(target)
+
+
+def install_filled(
+    tmp: Path, target: Path, mode: int, guard: Callable[[], None] | None = None
+) -> os.stat_result:
+    """Rename the complete, verified temporary file ``tmp`` (made by a writer that
+    listed it in its journal) over ``target`` with ``mode``'s permissions, as
+    :func:`replace_with` would once filled: ``guard`` runs right before the
+    rename. On any failure ``tmp`` goes and ``target`` is untouched."""
+    try:
+        os.chmod(tmp, file_mode(mode == MODE_EXEC))
+        if guard is not None:
+            guard()
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
             raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     return os.lstat(target)

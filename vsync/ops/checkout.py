@@ -36,6 +36,7 @@ from vsync.model.gitdb import ObjectReader, blob_id
 from vsync.model.holdback import Holds
 from vsync.model.ingest import Ingester
 from vsync.model.paths import ancestors, is_under
+from vsync.model.prefill import Prefill
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, flatten_commit
@@ -262,13 +263,13 @@ def _refuse(unsafe: list[str]) -> UncommittedChanges:
     )
 
 
-def _apply(repo: Repository, plan: _Plan) -> ApplyResult:
+def _apply(repo: Repository, plan: _Plan, ready: Prefill | None) -> ApplyResult:
     removes = [
         Remove(d.path, d.key, d.label if d.label != d.path else "")
         for disk, d in sorted(plan.doomed.items())
         if disk not in plan.in_place
     ]
-    with FolderWriter(repo) as writer:
+    with FolderWriter(repo, ready=ready) as writer:
         writer.apply([*removes, *plan.held, *plan.writes, *plan.chmods])
     written = [w.path for w in plan.writes] + [c.path for c in plan.chmods]
     return ApplyResult(written, list(plan.deletes))
@@ -281,6 +282,7 @@ def apply_snapshot(
     force: bool,
     warn: Warn,
     whole_folder: bool = False,
+    ready: Prefill | None = None,
 ) -> ApplyResult:
     """Make the working folder under ``scope`` ('' is everything) equal ``target``.
 
@@ -290,6 +292,7 @@ def apply_snapshot(
     ``target`` holds the snapshot's entries under ``scope``. Raises
     UncommittedChanges (changing nothing) when a working file that would be
     overwritten or removed is not recorded in the repository, unless ``force``.
+    ``ready``: files a fetch has filled already (:class:`FolderWriter`).
     """
     root_path = repo.require_worktree()
     root = str(root_path)
@@ -317,7 +320,7 @@ def apply_snapshot(
         if unsafe and not force:
             raise _refuse(unsafe)
         check_stored(repo, plan.writes)
-        result = _apply(repo, plan)
+        result = _apply(repo, plan, ready)
         for path in [p for p in holds.records if p not in target]:
             if any(is_under(path, s) for s in scope):
                 holds.release(path)  # the snapshot does not have it: nothing to hold

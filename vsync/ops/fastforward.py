@@ -11,6 +11,7 @@ updateInstead (:func:`update_after_push`).
 from __future__ import annotations
 
 from vsync.errors import StoppedError, UncommittedChanges
+from vsync.model.prefill import Prefill
 from vsync.model.repository import Repository
 from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import ApplyResult, Warn, apply_snapshot
@@ -25,6 +26,7 @@ def move_folder(
     force: bool,
     warn: Warn,
     check: Check | None = None,
+    ready: Prefill | None = None,
 ) -> ApplyResult:
     """Put every path that differs between ``old`` and ``new`` as ``new`` holds it;
     ``check(old's map, new's map)`` may refuse first (the mass-change guard)."""
@@ -36,15 +38,21 @@ def move_folder(
         return ApplyResult()
     wanted = set(scope)
     target = {p: e for p, e in after.items() if p in wanted}
-    return apply_snapshot(repo, target, scope, force, warn)
+    return apply_snapshot(repo, target, scope, force, warn, ready=ready)
 
 
 def fast_forward_worktree(
-    repo: Repository, old: bytes | None, new: bytes, warn: Warn, check: Check | None = None
+    repo: Repository,
+    old: bytes | None,
+    new: bytes,
+    warn: Warn,
+    check: Check | None = None,
+    ready: Prefill | None = None,
 ) -> ApplyResult:
-    """Apply the change old -> new to the working folder, keeping other local edits."""
+    """Apply the change old -> new to the working folder, keeping other local edits
+    (``ready``: files the fetch has filled already, :mod:`vsync.model.prefill`)."""
     try:
-        return move_folder(repo, old, new, False, warn, check)
+        return move_folder(repo, old, new, False, warn, check, ready)
     except UncommittedChanges as exc:
         raise UncommittedChanges(
             f"{exc}; the incoming changes touch files you edited and have not committed "

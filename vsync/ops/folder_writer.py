@@ -14,6 +14,11 @@ resolve: they discard or stored what is there) skips the check. The
 holdback (:mod:`vsync.model.holdback`) decides every write, the stat cache
 learns every written file, folders that removals empty are removed, and a
 file replaces its target in one place only, :meth:`FolderWriter._put`.
+
+A fetch may have written some files already, as their chunks arrived
+(:class:`vsync.model.prefill.Prefill`, handed in as ``ready``): a write of
+exactly that path and manifest renames that complete temporary file into
+place, with the same checks, instead of writing it from the chunk store.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from vsync.errors import ChunkMissing, UncommittedChanges
 from vsync.model.filemode import file_mode
 from vsync.model.folder_scan import MODE_EXEC, MODE_LINK
 from vsync.model.manifest import Manifest
-from vsync.model.materialize import FolderTemps, write_file, write_symlink
+from vsync.model.materialize import FolderTemps, install_filled, write_file, write_symlink
 from vsync.model.paths import ancestors
+from vsync.model.prefill import Prefill
 from vsync.model.rebuild import REUSE_MIN, Current, CurrentChanged, rebuild_file
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry
@@ -109,9 +115,14 @@ class FolderWriter:
     """
 
     def __init__(
-        self, repo: Repository, retry: str = "run the command again", cache: StatCache | None = None
+        self,
+        repo: Repository,
+        retry: str = "run the command again",
+        cache: StatCache | None = None,
+        ready: Prefill | None = None,
     ) -> None:
         self.repo = repo
+        self.ready = ready
         self.root = repo.require_worktree()
         self.retry = retry
         self.cache = StatCache(repo.control) if cache is None else cache
@@ -214,7 +225,10 @@ class FolderWriter:
         else:
             manifest = db.manifest(oid, f"manifest of '{path}'")
             guard = None if any_ else self._guard(path, disk, st)
-            current = self._current(path, st, manifest)
+            filled = None if self.ready is None else self.ready.take(path, oid)
+            if filled is not None:
+                written = install_filled(filled, Path(disk), how, guard)
+            current = None if written is not None else self._current(path, st, manifest)
             if current is not None:
                 try:
                     chunks = self.repo.chunks

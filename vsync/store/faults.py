@@ -51,6 +51,10 @@ The points (the crash tests kill at every one of them):
   being built from the ranges its current copy shares (:mod:`vsync.model.rebuild`):
   the first range is in its temporary file; the temporary file is complete, the
   current copy not yet checked again, nothing renamed.
+- ``file-filling``, ``files-filled``: a fetch that fills working files as their
+  chunks arrive (:mod:`vsync.model.prefill`) has written a received chunk into
+  them; has completed every one of them (temporary files, nothing renamed, the
+  received git pack not yet in the object store).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from vsync.errors import DamagedRepository, StoppedError, UsageError, VsyncError
 from vsync.model.config import idle_timeout
 from vsync.model.gitdb import Commit
 from vsync.model.gitdb.incoming import remove_abandoned
+from vsync.model.prefill import Prefill
 from vsync.model.repository import BRANCH, Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
@@ -23,7 +24,14 @@ from vsync.sync.negotiate import negotiate_client
 from vsync.sync.protocol import Connection
 from vsync.sync.readable import ReadableChunks
 from vsync.sync.remotes import Remote
-from vsync.sync.transfer import TransferStats, fetch_chunks, receive_pack, send_pack, serve_chunks
+from vsync.sync.transfer import (
+    IncomingPack,
+    TransferStats,
+    fetch_chunks,
+    receive_pack,
+    send_pack,
+    serve_chunks,
+)
 from vsync.sync.transport import Transport, open_transport
 
 REJECTED = "remote has commits you do not have; pull first"
@@ -174,8 +182,17 @@ def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: st
         repo.swap_ref(ref, old, value, why)
 
 
-def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
-    """Bring the remote's branch and everything it reaches; move refs/remotes/NAME/main."""
+Fill = Callable[[IncomingPack, bytes], Prefill | None]
+
+
+def fetch(
+    repo: Repository, remote: Remote, opts: SyncOptions, fill: Fill | None = None
+) -> TransferResult:
+    """Bring the remote's branch and everything it reaches; move refs/remotes/NAME/main.
+
+    ``fill``, given the validated pack and the new tip, may name working files to
+    fill as their chunks arrive (:mod:`vsync.sync.folder_fill`); they are complete
+    when this returns."""
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     remove_abandoned(repo.control)  # received packs killed transfers left
@@ -193,10 +210,18 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
                 incoming = receive_pack(session.conn, repo)
                 try:
                     incoming.validate([remote_main])
+                    prefill = None if fill is None else fill(incoming, remote_main)
                     with incoming.missing_chunks() as wanted:
                         if opts.progress is not None:
                             opts.progress.phase(f"Receiving from {remote.label}", len(wanted))
-                        stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
+                        if prefill is None:
+                            stats = fetch_chunks(session.conn, repo, wanted, _tick(opts))
+                        else:
+                            order = prefill.wanted(wanted, repo.chunks.has_many)
+                            stats = fetch_chunks(
+                                session.conn, repo, order, _tick(opts), prefill.put
+                            )
+                            prefill.complete(repo.chunks)
                     if opts.progress is not None:
                         opts.progress.done()
                     session.bye()

@@ -21,6 +21,7 @@ from vsync.ops.merge.integrate import (
     require_no_merge,
 )
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
+from vsync.sync.folder_fill import FolderFill
 from vsync.sync.remotes import Remote, add_remote
 
 Warn = Callable[[str], None]
@@ -51,16 +52,22 @@ def pull(
     """
     repo.require_worktree()
     require_no_merge(repo)
-    fetched = fetch(repo, remote, opts)
-    merged = integrate(
-        repo,
-        fetched.new,
-        remote.label,
-        warn,
-        dry_run,
-        allow_mass_change=allow_mass_change,
-        confirm=confirm,
-    )
+    fill = None if dry_run else FolderFill(repo, repo.head())
+    try:
+        fetched = fetch(repo, remote, opts, fill)
+        merged = integrate(
+            repo,
+            fetched.new,
+            remote.label,
+            warn,
+            dry_run,
+            allow_mass_change=allow_mass_change,
+            confirm=confirm,
+            ready=None if fill is None else fill.prefill,
+        )
+    finally:
+        if fill is not None:
+            fill.discard()
     return PullResult(fetched, merged)
 
 
@@ -117,13 +124,19 @@ def clone(
     try:
         repo = Repository.init(dest, bare=bare)
         remote = add_remote(repo, "origin", url, opts.remote_cmd)
-        fetched = fetch(repo, remote, opts)
-        if fetched.new is not None:
-            if not repo.swap_ref(BRANCH, None, fetched.new, f"clone: from {url}"):
-                raise StoppedError("could not set the branch of the new clone")
-            if not bare:
-                target = flatten_commit(repo.gitdb, fetched.new)
-                apply_snapshot(repo, target, [""], False, warn)
+        fill = None if bare else FolderFill(repo, None, clone=True)
+        try:
+            fetched = fetch(repo, remote, opts, fill)
+            if fetched.new is not None:
+                if not repo.swap_ref(BRANCH, None, fetched.new, f"clone: from {url}"):
+                    raise StoppedError("could not set the branch of the new clone")
+                if not bare:
+                    target = flatten_commit(repo.gitdb, fetched.new)
+                    ready = None if fill is None else fill.prefill
+                    apply_snapshot(repo, target, [""], False, warn, ready=ready)
+        finally:
+            if fill is not None:
+                fill.discard()
         return repo, fetched
     except BaseException:
         if repo is not None:

@@ -154,6 +154,10 @@ class IncomingPack:
             raise RuntimeError("no git pack was received")
         return self._pack
 
+    def find(self, oid: bytes) -> GitObject | None:
+        """``oid`` from the received pack or the store (None: in neither)."""
+        return self._get(oid)
+
     def _get(self, oid: bytes) -> GitObject | None:
         """``oid`` from the received pack or the store; a damaged one in the pack is
         the remote's fault (ProtocolError)."""
@@ -332,8 +336,15 @@ def _batches(wanted: Wanted) -> Iterator[list[tuple[bytes, int]]]:
         yield batch
 
 
+Sink = Callable[[bytes, bytes], None]  # (chunk id, its verified raw bytes)
+
+
 def fetch_chunks(
-    conn: Connection, repo: Repository, wanted: Wanted, tick: Tick | None = None
+    conn: Connection,
+    repo: Repository,
+    wanted: Wanted,
+    tick: Tick | None = None,
+    sink: Sink | None = None,
 ) -> TransferStats:
     """Ask the peer for ``wanted`` chunks and store each after verifying it.
 
@@ -345,6 +356,10 @@ def fetch_chunks(
     length asked for (at most the format's chunk maximum) and a payload no
     longer than that length may be stored as: so a batch held in memory is
     never more than BATCH_BYTES (or one chunk) and what was asked for.
+
+    ``sink`` gets each chunk's raw bytes on the verifying thread, once they are
+    verified (the working files a clone fills as it receives:
+    :mod:`vsync.model.prefill`); ``wanted`` is read lazily, two batches ahead.
     """
     stats = TransferStats()
     store = repo.chunks
@@ -353,6 +368,9 @@ def fetch_chunks(
     more = True
 
     def keep(records: list[Record]) -> None:
+        # The previous batch's bytes are in their pack before this one's are queued:
+        # at most one batch waits for the disk (memory stays bounded when it is slow).
+        writer.wait_written()
         writer.add_many(records)
         for _cid, _raw_len, _compression, payload in records:
             stats.chunks += 1
@@ -381,7 +399,7 @@ def fetch_chunks(
                 records.append((cid, raw_len, compression, payload))
             if verifying is not None:
                 keep(verifying.result())
-            verifying = pool.submit(_verified, records)
+            verifying = pool.submit(_verified, records, sink)
         if verifying is not None:
             keep(verifying.result())
     conn.send(p.CHUNK_WANT_END)
@@ -406,11 +424,12 @@ def _check_chunk(expected: bytes, length: int, cid: bytes, raw_len: int, payload
         )
 
 
-def _verified(records: list[Record]) -> list[Record]:
-    """``records`` once each decodes to bytes whose BLAKE3 is its id; else ProtocolError."""
+def _verified(records: list[Record], sink: Sink | None = None) -> list[Record]:
+    """``records`` once each decodes to bytes whose BLAKE3 is its id (each handed
+    to ``sink`` then); else ProtocolError."""
     for cid, raw_len, compression, payload in records:
         try:
-            codec.decode(compression, payload, raw_len, cid, "from the remote")
+            data = codec.decode(compression, payload, raw_len, cid, "from the remote")
         except ChunkCorrupt as exc:
             raise ProtocolError(
                 f"the remote sent chunk {cid.hex()[:16]} whose bytes do not match its id "
@@ -422,6 +441,8 @@ def _verified(records: list[Record]) -> list[Record]:
                 f"not enough memory to check chunk {cid.hex()[:16]} from the remote; "
                 "chunks received so far are kept, run the command again"
             ) from None
+        if sink is not None:
+            sink(cid, data)
     return records
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from vsync.errors import StoppedError
 from vsync.model.commits import commit_host
+from vsync.model.prefill import Prefill
 from vsync.model.repository import Repository
 from vsync.ops.commit import advance_branch, make_commit
 from vsync.ops.fastforward import fast_forward_worktree
@@ -95,21 +96,29 @@ def integrate(
     *,
     allow_mass_change: bool = False,
     confirm: Confirm | None = None,
+    ready: Prefill | None = None,
 ) -> IntegrateResult:
     """Bring ``theirs`` into the branch and the working folder.
 
     A mass change (:mod:`vsync.ops.mass_change`) raises MassChangeRefused before the
     folder or the branch is touched, unless ``allow_mass_change`` or ``confirm`` says yes.
+    ``ready``: files the fetch has filled already, used by a fast-forward.
     """
     return guarded(
-        lambda allow: _integrate(repo, theirs, label, warn, dry_run, allow),
+        lambda allow: _integrate(repo, theirs, label, warn, dry_run, allow, ready),
         allow_mass_change,
         confirm,
     )
 
 
 def _integrate(
-    repo: Repository, theirs: bytes | None, label: str, warn: Warn, dry_run: bool, allow: bool
+    repo: Repository,
+    theirs: bytes | None,
+    label: str,
+    warn: Warn,
+    dry_run: bool,
+    allow: bool,
+    ready: Prefill | None = None,
 ) -> IntegrateResult:
     repo.require_worktree()
     _undo_interrupted_merge(repo, warn)
@@ -127,7 +136,7 @@ def _integrate(
         with repo.lock(exclusive=True):
             if repo.head() != local:
                 raise StoppedError("the branch moved meanwhile; nothing was changed, try again")
-            applied = fast_forward_worktree(repo, local, theirs, warn, check)
+            applied = fast_forward_worktree(repo, local, theirs, warn, check, ready)
             advance_branch(repo, local, theirs, f"pull: fast-forward from {label}")
         return IntegrateResult(
             Integration.FAST_FORWARD,
