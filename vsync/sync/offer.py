@@ -39,7 +39,7 @@ from vsync.store.chunkstore import Record
 from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection, ProtocolError
 
-QUEUE_BYTES = 16 * 1024 * 1024  # payload bytes handed to the sending thread, not yet sent
+QUEUE_BYTES = 4 * 1024 * 1024  # payload bytes handed to the sending thread, not yet sent
 VERIFY_BATCH_BYTES = 16 * 1024 * 1024  # the server verifies offered chunks in batches of this
 KEEPALIVE_SECONDS = 15.0  # an idle offer sends KEEPALIVE at least this often
 
@@ -183,6 +183,7 @@ def receive_offer(conn: Connection, repo: Repository, first: p.Message) -> Offer
         while msg.type == p.OFFER_CHUNK:
             cid, compression, raw_len, payload = p.decode_chunk(msg.payload)
             _check_offered(cid, raw_len, payload)
+            faults.point("offer-received")
             batch.append((cid, raw_len, compression, payload))
             nbytes += len(payload)
             stats.chunks += 1
