@@ -13,6 +13,12 @@ runs into a fresh destination each time:
 - incremental: the modified files into the destination that holds the old
   ones. vsync: ``vsync commit`` (timed apart, not part of the push time) then
   ``vsync push``; rsync: ``rsync -a --no-whole-file --stats``.
+- send a new file (issue 14): a folder holding only the new incompressible
+  file, into a fresh destination. vsync: ``vsync sync --porcelain`` from a
+  repository that is ``init``ed, the file not committed, its remote ``origin``
+  an initialised, empty bare repository (none of that timed): the commit and
+  the push together, the commit's chunks sent while it reads (``send-v1``).
+  rsync: ``rsync -a --stats -e ssh FOLDER/ 127.0.0.1:dest/``.
 
 rsync runs twice: with OpenSSH's default cipher and with
 ``-c aes128-gcm@openssh.com``, the cipher vsync's asyncssh client prefers.
@@ -187,6 +193,7 @@ class Sample:
     server_cpu: float  # sshd's session process and what it ran, user + system seconds
     peak_rss: int
     pack: int = 0  # vsync: pack_bytes (commits, trees, manifests)
+    offered: int = 0  # vsync sync: chunk bytes sent while the commit ran
 
     @property
     def wire(self) -> int:
@@ -273,6 +280,7 @@ class Row:
     initial: list[Sample] = field(default_factory=list)
     incremental: list[Sample] = field(default_factory=list)
     commit_seconds: list[float] = field(default_factory=list)  # vsync only
+    send: list[Sample] = field(default_factory=list)  # a new file: vsync sync / rsync
 
 
 def vsync_env(sshd: Any) -> dict[str, str]:
@@ -325,6 +333,62 @@ def vsync_round(inps: list[Input], row: Row, sshd: Any, scratch: Path) -> None:
     head, remote = branch_head(src / ".vsync" / "git"), branch_head(dest / "git")
     if head != remote:
         raise SystemExit(f"vsync push left the remote at {remote!r}, not {head!r}")
+    shutil.rmtree(src)
+    shutil.rmtree(dest)
+
+
+def vsync_send_round(inp: Input, row: Row, sshd: Any, scratch: Path) -> None:
+    """``vsync sync`` of a folder holding one new file into an empty remote."""
+    env = vsync_env(sshd)
+    src = fresh(scratch / "send-src")
+    dest = scratch / "send-dest"
+    if dest.exists():
+        shutil.rmtree(dest)
+    run([*VSYNC, "init", "--bare", str(dest)], env)
+    run([*VSYNC, "init"], env, cwd=src)
+    run([*VSYNC, "remote", "add", "origin", sshd.url(dest)], env, cwd=src)
+    link(inp.path, src, name_of(inp))
+    warm(inp.path)
+    cmd = [*VSYNC, "sync", "--porcelain", "--remote-cmd", sshd.remote_cmd]
+    proc = run(cmd, env, cwd=src, sshd=sshd)
+    out = porcelain(proc.stdout)
+    if out.get("pushed") != "1":
+        raise SystemExit(f"vsync sync pushed nothing:\n{proc.stdout}")
+    head, remote = branch_head(src / ".vsync" / "git"), branch_head(dest / "git")
+    if head != remote:
+        raise SystemExit(f"vsync sync left the remote at {remote!r}, not {head!r}")
+    offered = int(out["offered_bytes"])
+    row.send.append(
+        Sample(
+            proc.seconds,
+            int(out["wire_sent"]) + offered,  # the offer's frame heads not counted
+            int(out["wire_received"]),
+            offered + int(out["chunk_bytes"]),
+            proc.cpu,
+            proc.server_cpu,
+            proc.peak_rss,
+            int(out["pack_bytes"]),
+            offered=offered,
+        )
+    )
+    shutil.rmtree(src)
+    shutil.rmtree(dest)
+
+
+def rsync_send_round(inp: Input, row: Row, sshd: Any, scratch: Path, cipher: str | None) -> None:
+    env = sshd.env()
+    src = fresh(scratch / "rsync-send-src")
+    link(inp.path, src, name_of(inp))
+    dest = fresh(scratch / "rsync-send-dest")
+    warm(inp.path)
+    rsh = ssh_command(sshd, cipher)
+    row.send.append(
+        rsync_sample(
+            ["rsync", "-a", "--stats", "-e", rsh, f"{src}/", f"127.0.0.1:{dest}/"], env, sshd
+        )
+    )
+    if not filecmp.cmp(dest / name_of(inp), inp.path, shallow=False):
+        raise SystemExit("rsync left a destination file that differs from its source")
     shutil.rmtree(src)
     shutil.rmtree(dest)
 
@@ -386,6 +450,13 @@ def measure(inps: list[Input], sshd: Any, scratch: Path) -> list[Row]:
         rsync_round(inps, rows[1], sshd, scratch, None)
         print(f"run {i + 1}/{RUNS}: rsync -c {GCM}", flush=True)
         rsync_round(inps, rows[2], sshd, scratch, GCM)
+        new_file = inps[0]  # the incompressible one
+        print(f"run {i + 1}/{RUNS}: send a new file: vsync sync", flush=True)
+        vsync_send_round(new_file, rows[0], sshd, scratch)
+        print(f"run {i + 1}/{RUNS}: send a new file: rsync", flush=True)
+        rsync_send_round(new_file, rows[1], sshd, scratch, None)
+        print(f"run {i + 1}/{RUNS}: send a new file: rsync -c {GCM}", flush=True)
+        rsync_send_round(new_file, rows[2], sshd, scratch, GCM)
     return rows
 
 
@@ -450,6 +521,44 @@ def table(inps: list[Input], rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+SEND_TARGET = 1.1  # issue 14: vsync sync time / rsync (aes128-gcm) time
+
+
+def send_table(inp: Input, rows: list[Row]) -> str:
+    """The "send a new file" scenario: vsync sync (commit and push) against rsync."""
+    out = [
+        "| tool (cipher) | time, median (min-max) | file size / time | file data sent "
+        "| of it during the commit | client CPU | server CPU | client peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        samples = row.send
+        secs = med([s.seconds for s in samples])
+        during = human(med([s.offered for s in samples])) if row.tool == "vsync" else "-"
+        out.append(
+            f"| {'vsync sync' if row.tool == 'vsync' else 'rsync'} ({row.cipher}) "
+            f"| {spread(samples)} | {inp.size / MIB / secs:.0f} MiB/s "
+            f"| {human(med([s.literal for s in samples]))} | {during} "
+            f"| {med([s.cpu for s in samples]):.2f} s "
+            f"| {med([s.server_cpu for s in samples]):.2f} s "
+            f"| {human(med([s.peak_rss for s in samples]))} |"
+        )
+    ratio = send_ratio(rows)
+    out += [
+        "",
+        "| scenario | measure | value | target | met |",
+        "|---|---|---:|---|---|",
+        f"| send a new file | vsync sync time / rsync ({GCM}) time | {ratio:.2f} "
+        f"| <= {SEND_TARGET} | {'yes' if ratio <= SEND_TARGET else 'no'} |",
+    ]
+    return "\n".join(out)
+
+
+def send_ratio(rows: list[Row]) -> float:
+    gcm = next(row for row in rows if row.tool == "rsync" and row.cipher == GCM)
+    return med([s.seconds for s in rows[0].send]) / med([s.seconds for s in gcm.send])
+
+
 def section(
     results: list[tuple[list[Input], list[Row]]], quick: bool, load_start: str, load_end: str
 ) -> str:
@@ -458,6 +567,12 @@ def section(
     files = " and ".join(f"the {human(i.size)} {i.label} file (`{name_of(i)}`)" for i in inps)
     total = human(sum(i.size for i in inps))
     tables = "\n\n".join(f"Both files, {total}:\n\n{table(i, r)}" for i, r in results)
+    tables += "".join(
+        f"\n\nSend a new file: `vsync sync` of a folder holding only the {human(i[0].size)} "
+        f"{i[0].label} file (`{name_of(i[0])}`), not yet committed, into an empty "
+        f"remote:\n\n{send_table(i[0], r)}"
+        for i, r in results
+    )
     return f"""{HEADING}
 
 Measured {machine.today()} on {machine.describe()};
@@ -480,6 +595,11 @@ destination that holds the old versions.
 - rsync: `rsync -a --stats -e "ssh -p PORT -i KEY ..." FILES 127.0.0.1:DEST/`, the
   incremental one with `--no-whole-file`; once with OpenSSH's default cipher
   (`{rows[1].cipher}`) and once with `-c {GCM}`, vsync's cipher.
+- Send a new file (issue 14): `vsync sync --porcelain` in a repository that was
+  `init`ed, holding the new file uncommitted, whose remote `origin` is an initialised,
+  empty bare repository over SSH (setting that up is not timed): the commit and the
+  push together, in one session, the commit's new chunks sent while it reads them.
+  rsync: `rsync -a --stats -e "ssh ..." FOLDER/ 127.0.0.1:DEST/` into an empty folder.
 
 Each figure is the median of {RUNS} runs into a fresh destination (min-max in
 brackets); the runs of the tools are interleaved and the file is in the page cache

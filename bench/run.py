@@ -96,6 +96,14 @@ def push_targets(results: object) -> list[Target]:
                 Target(scen_n, f"vsync time / {peer} time", f"{tn:.2f}", "<= 1",
                        _verdict(tn, 1.0)),
             ]  # fmt: skip
+            gcm = rows[2]
+            if vs.send and gcm.send:
+                ts = med(vs.send, "seconds") / med(gcm.send, "seconds")
+                what = f"vsync time / rsync ({gcm.cipher}) time"
+                out.append(
+                    Target("g. send a new file: vsync sync", what, f"{ts:.2f}", "<= 1.1",
+                           _verdict(ts, 1.1))
+                )  # fmt: skip
             del inp
         return out
     except (AttributeError, IndexError, TypeError, ValueError, ZeroDivisionError):

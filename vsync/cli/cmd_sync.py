@@ -11,7 +11,7 @@ from vsync.cli.ask import add_allow_mass_change, mass_change_confirm
 from vsync.cli.output import escape_text, one_line, short, warn
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
-from vsync.sync.pull import clone, pull, sync
+from vsync.sync.pull import SyncResult, clone, pull, sync
 from vsync.sync.remotes import add_remote, find_remote, list_remotes, remove_remote
 from vsync.sync.server import serve_stdio
 from vsync.ui.progress import human_bytes, transfer_progress_for
@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("remote", nargs="?", help="remote name or URL (default: origin)")
-        _net_options(p, porcelain=name != "sync")
+        _net_options(p)
         if name == "push":
             p.add_argument("--create", action="store_true", help="create a missing path remote")
         if name == "pull":
@@ -215,12 +215,32 @@ def cmd_sync(args: argparse.Namespace) -> int:
             allow_mass_change=args.allow_mass_change,
             confirm=mass_change_confirm(),
         )
-        if result.committed is not None and not args.quiet:
+        quiet = args.quiet or args.porcelain
+        if result.committed is not None and not quiet:
             print(f"Committed {short(result.committed.commit_id)}")
-        code = report_integration(repo, result.pulled.merged, remote.label, quiet=args.quiet)
-    if not args.quiet and result.pushed is not None:
+        code = report_integration(repo, result.pulled.merged, remote.label, quiet=quiet)
+    if args.porcelain:
+        sys.stdout.write(_sync_porcelain(result))
+    elif not args.quiet and result.pushed is not None:
         print(_summary("pushed to", result.pushed))
     return code
+
+
+def _sync_porcelain(result: SyncResult) -> str:
+    """``vsync sync --porcelain``: the commit, what travelled during it (``offered_*``),
+    the pull's outcome, then the push's counters as ``push --porcelain`` prints them
+    (``pushed=0`` and no counters when nothing was pushed)."""
+    committed = result.committed
+    fields: dict[str, object] = {
+        "commit": committed.commit_id.decode() if committed and committed.commit_id else "-",
+        "offered_chunks": result.offered.chunks,
+        "offered_bytes": result.offered.bytes,
+        "sessions": result.sessions,
+        "outcome": result.pulled.merged.outcome.value,
+        "pushed": int(result.pushed is not None),
+    }
+    head = "".join(f"{k}={v}\n" for k, v in fields.items())
+    return head + (_porcelain(result.pushed) if result.pushed is not None else "")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

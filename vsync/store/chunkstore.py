@@ -76,6 +76,9 @@ class ChunkStore:
         self.compression_level = compression_level
         self._fds: OrderedDict[int, int] = OrderedDict()
         self._pack_names: dict[int, str] = {}
+        # Called with the records each writer queues as new (never gc's relocation):
+        # ``vsync sync`` sends them to its remote while the commit runs (vsync.sync.offer).
+        self.tee: Tee | None = None
 
     # -- index ---------------------------------------------------------------
 
@@ -440,6 +443,8 @@ class PackWriter:
         known = set() if checked else self.known_many([r[0] for r in records])
         iov: list[bytes | memoryview] = []
         written = 0
+        tee = None if self.relocate else self.store.tee
+        teed: list[Record] = []
         for cid, raw_len, compression, payload in records:
             if cid in known or self.pending(cid):
                 continue
@@ -454,11 +459,15 @@ class PackWriter:
             self.bytes_written += len(payload)
             self.chunks_written += 1
             written += 1
+            if tee is not None:
+                teed.append((cid, raw_len, compression, payload))
             if self._pos >= self.target_size or len(self._entries) >= PACK_MAX_CHUNKS:
                 self._queue_write(iov)
                 iov = []
                 self._seal_current()
         self._queue_write(iov)
+        if teed and tee is not None:  # before on_written: the payloads are still unchanged
+            tee(teed)
         if on_written is not None:
             self._queue(on_written)
         self._index_sealed(wait=False)
@@ -584,6 +593,9 @@ class PackWriter:
 
 
 Record = tuple[bytes, int, int, "bytes | memoryview"]
+Tee = Callable[[list[Record]], None]
+"""Sees the records a writer queues as new, on the writer's calling thread; a payload
+may view a buffer its producer reuses once this returns (copy what is kept)."""
 _SEALS_IN_FLIGHT = 2
 _WRITES_IN_FLIGHT = 8
 _IOV_MAX = 512

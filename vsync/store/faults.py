@@ -40,6 +40,10 @@ The points (the crash tests kill at every one of them):
 - ``gc-marked``, ``gc-sweeping``, ``gc-pack-removed``: gc has marked every
   live chunk (nothing changed yet); has copied them and is about to delete
   old packs; has deleted one.
+- ``chunk-offered``, ``offer-received``, ``offer-stored``: ``vsync sync``'s client
+  has just sent one chunk while its commit runs (capability ``send-v1``); the
+  server has read one offered chunk (not yet verified or stored); the server has
+  stored every chunk offered in the session, not yet answered OFFER_END.
 - ``incoming-pack-received``: a received git pack is whole in ``incoming/``
   (flocked), not yet checked or added to the store (both the fetching client
   and the server of a push).

@@ -71,13 +71,20 @@ class Session:
     hello: dict[str, Any]
     refs: dict[bytes, bytes]
     label: str
+    # kept open across requests (``vsync sync``, capability send-v1): ``bye`` and
+    # ``close`` do nothing until the owner sets it back to False
+    keep_open: bool = False
 
     def close(self) -> None:
+        if self.keep_open:
+            return
         with contextlib.suppress(VsyncError):
             self.transport.close()
 
     def bye(self) -> None:
         """Tell the remote the session is over."""
+        if self.keep_open:
+            return
         self.conn.send(p.BYE)
         self.conn.flush()
 
@@ -85,16 +92,18 @@ class Session:
     def closing(self, result: TransferResult) -> Iterator[None]:
         """Close the session at the end, counting its wire bytes into ``result``. An
         interrupt (Ctrl-C) stops the remote at once, as a kill would (``close`` would
-        wait for it to finish)."""
+        wait for it to finish). A kept session stays open unless this fails."""
+        sent, received = self.transport.bytes_sent, self.transport.bytes_received
         try:
             yield
         except BaseException as exc:
+            self.keep_open = False  # in the middle of a request: unusable
             if not isinstance(exc, Exception):
                 self.transport.abort()
             raise
         finally:
-            result.wire_sent = self.transport.bytes_sent
-            result.wire_received = self.transport.bytes_received
+            result.wire_sent = self.transport.bytes_sent - sent
+            result.wire_received = self.transport.bytes_received - received
             self.close()
 
 
@@ -186,17 +195,22 @@ Fill = Callable[[IncomingPack, bytes], Prefill | None]
 
 
 def fetch(
-    repo: Repository, remote: Remote, opts: SyncOptions, fill: Fill | None = None
+    repo: Repository,
+    remote: Remote,
+    opts: SyncOptions,
+    fill: Fill | None = None,
+    session: Session | None = None,
 ) -> TransferResult:
     """Bring the remote's branch and everything it reaches; move refs/remotes/NAME/main.
 
     ``fill``, given the validated pack and the new tip, may name working files to
     fill as their chunks arrive (:mod:`vsync.sync.folder_fill`); they are complete
-    when this returns."""
+    when this returns. ``session``: one kept open for several requests (else a
+    session of its own)."""
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     remove_abandoned(repo.control)  # received packs killed transfers left
-    session = open_session(remote, opts, timeout=idle_timeout(repo.config))
+    session = session or open_session(remote, opts, timeout=idle_timeout(repo.config))
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
         with session.closing(result):
@@ -249,9 +263,14 @@ def _local_path_missing(remote: Remote) -> Path | None:
 
 
 def push(
-    repo: Repository, remote: Remote, opts: SyncOptions, create: bool = False
+    repo: Repository,
+    remote: Remote,
+    opts: SyncOptions,
+    create: bool = False,
+    session: Session | None = None,
 ) -> TransferResult:
-    """Send the branch; the remote moves it by compare-and-swap or refuses."""
+    """Send the branch; the remote moves it by compare-and-swap or refuses.
+    ``session``: one kept open for several requests (else a session of its own)."""
     t0 = time.monotonic()
     local = repo.head()
     if local is None:
@@ -263,7 +282,9 @@ def push(
             "repository there"
         )
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    session = open_session(remote, opts, create=create, timeout=idle_timeout(repo.config))
+    session = session or open_session(
+        remote, opts, create=create, timeout=idle_timeout(repo.config)
+    )
     result = TransferResult(remote.label, new=local)
     with session.closing(result):
         conn = session.conn

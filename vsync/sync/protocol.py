@@ -44,6 +44,8 @@ CHUNK_WANT = 0x20
 CHUNK_WANT_END = 0x21
 CHUNK = 0x22
 CHUNKS_END = 0x23
+OFFER_CHUNK = 0x24  # send-v1: the client sends a chunk before any request names it
+OFFER_END = 0x25  # send-v1: no more offered chunks; the server answers with REFS
 UPDATE_REF = 0x30
 RESULT = 0x31
 WATCH = 0x40  # watch-v1: the client asks to be told when a ref moves
@@ -66,6 +68,8 @@ NAMES = {
     CHUNK_WANT_END: "CHUNK_WANT_END",
     CHUNK: "CHUNK",
     CHUNKS_END: "CHUNKS_END",
+    OFFER_CHUNK: "OFFER_CHUNK",
+    OFFER_END: "OFFER_END",
     UPDATE_REF: "UPDATE_REF",
     RESULT: "RESULT",
     WATCH: "WATCH",
@@ -91,6 +95,8 @@ MAX_FRAME = {
     CHUNK_WANT_END: 0,
     CHUNK: CHUNK_HEAD.size + max_stored_len(MAX_CHUNK_BYTES),
     CHUNKS_END: CONTROL_BYTES,
+    OFFER_CHUNK: CHUNK_HEAD.size + max_stored_len(MAX_CHUNK_BYTES),
+    OFFER_END: CONTROL_BYTES,
     UPDATE_REF: CONTROL_BYTES,
     RESULT: CONTROL_BYTES,
     WATCH: CONTROL_BYTES,
@@ -102,9 +108,10 @@ MAX_FRAME = {
     KEEPALIVE: 0,
 }
 """The longest payload of each message type (docs/protocol.md, "Framing")."""
-CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack", "watch-v1"]
+CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack", "watch-v1", "send-v1"]
 THIN_PACK = "thin-pack"  # the receiver resolves REF_DELTA bases it already has
 WATCH_V1 = "watch-v1"  # the server answers WATCH (docs/protocol.md, "Watch")
+SEND_V1 = "send-v1"  # offered chunks, and several requests in one session ("Send")
 
 
 def peer_has(hello: dict[str, Any], capability: str) -> bool:
@@ -233,7 +240,7 @@ def _check_size(mtype: int, size: int) -> None:
         raise ValueError(f"{NAMES.get(mtype, mtype)} payload of {size} bytes is over {limit}")
 
 
-def hello_payload(role: str, **extra: Any) -> dict[str, Any]:
+def hello_payload(role: str, capabilities: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     from vsync import __version__
 
     return {
@@ -241,7 +248,7 @@ def hello_payload(role: str, **extra: Any) -> dict[str, Any]:
         "version": PROTOCOL_VERSION,
         "role": role,
         "software": f"vsync {__version__}",
-        "capabilities": CAPABILITIES,
+        "capabilities": CAPABILITIES if capabilities is None else capabilities,
         **extra,
     }
 

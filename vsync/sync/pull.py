@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vsync.errors import StoppedError, UsageError
+from vsync.errors import StoppedError, UsageError, VsyncError
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.snapshot import flatten_commit
 from vsync.ops.checkout import apply_snapshot
@@ -20,9 +20,11 @@ from vsync.ops.merge.integrate import (
     integrate,
     require_no_merge,
 )
-from vsync.sync.client import SyncOptions, TransferResult, fetch, push
+from vsync.sync.client import Session, SyncOptions, TransferResult, fetch, push
 from vsync.sync.folder_fill import FolderFill
+from vsync.sync.offer import OfferStats, teeing
 from vsync.sync.remotes import Remote, add_remote
+from vsync.sync.send import is_transport_failure, start_sending
 
 Warn = Callable[[str], None]
 
@@ -42,8 +44,10 @@ def pull(
     *,
     allow_mass_change: bool = False,
     confirm: Confirm | None = None,
+    session: Session | None = None,
 ) -> PullResult:
     """Fetch, then fast-forward or merge; ``dry_run`` only reports the plan.
+    ``session``: a session kept open for several requests (``vsync sync``).
 
     A pull that would delete or overwrite too many tracked files raises
     MassChangeRefused with the folder and the branch unchanged (the fetch has
@@ -54,7 +58,7 @@ def pull(
     require_no_merge(repo)
     fill = None if dry_run else FolderFill(repo, repo.head())
     try:
-        fetched = fetch(repo, remote, opts, fill)
+        fetched = fetch(repo, remote, opts, fill, session)
         merged = integrate(
             repo,
             fetched.new,
@@ -76,6 +80,8 @@ class SyncResult:
     committed: CommitResult | None
     pulled: PullResult
     pushed: TransferResult | None = None
+    offered: OfferStats = field(default_factory=OfferStats)  # chunks sent during the commit
+    sessions: int = 0  # sessions opened with the remote
 
 
 def sync(
@@ -89,6 +95,10 @@ def sync(
 ) -> SyncResult:
     """Commit what changed, pull (merging if needed), push unless conflicts remain.
 
+    With a server that lists ``send-v1`` all of it is one session, and the chunks
+    the commit stores travel while it runs (:mod:`vsync.sync.send`); the commit
+    lands whatever happens to the connection.
+
     The commit and the pull are each checked by the mass-change guard (see
     :func:`pull`): a refused commit raises MassChangeRefused before anything is
     committed, fetched or pushed; a refused pull after it, with the commit made
@@ -99,18 +109,49 @@ def sync(
     ident = repo.config.identity()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     message = f"sync from {ident.host} at {stamp}"
-    committed = guarded(
-        lambda allow: commit(repo, message, warn, check=checker(repo.config, allow, "commit")),
-        allow_mass_change,
-        confirm,
-    )
-    pulled = pull(repo, remote, opts, warn, allow_mass_change=allow_mass_change, confirm=confirm)
-    result = SyncResult(committed if committed.commit_id else None, pulled)
-    head = repo.head()
-    conflicts = pulled.merged.outcome is Integration.CONFLICTS
-    if not conflicts and head is not None and head != pulled.fetched.new:
-        result.pushed = push(repo, remote, opts)
-    return result
+    sending = start_sending(repo, remote, opts, warn)
+    try:
+        with teeing(repo, sending.offer):
+            committed = guarded(
+                lambda allow: commit(
+                    repo, message, warn, check=checker(repo.config, allow, "commit")
+                ),
+                allow_mass_change,
+                confirm,
+            )
+        session = sending.end_offer(warn)
+        sessions = sending.sessions + (session is None)
+        pulled = pull(
+            repo,
+            remote,
+            opts,
+            warn,
+            allow_mass_change=allow_mass_change,
+            confirm=confirm,
+            session=session,
+        )
+        result = SyncResult(
+            committed if committed.commit_id else None, pulled, offered=sending.stats
+        )
+        head = repo.head()
+        conflicts = pulled.merged.outcome is Integration.CONFLICTS
+        if not conflicts and head is not None and head != pulled.fetched.new:
+            try:
+                result.pushed = push(repo, remote, opts, session=sending.session)
+            except VsyncError as exc:
+                if sending.session is None or not is_transport_failure(exc):
+                    raise
+                # The kept session died meanwhile (the server's idle timeout during a
+                # long merge): the push, a compare-and-swap, runs again in its own.
+                sending.drop()
+                sessions += 1
+                result.pushed = push(repo, remote, opts)
+            else:
+                sending.server_done = not result.pushed.up_to_date  # it ends after a push
+        result.sessions = sessions
+        return result
+    finally:
+        sending.close()
 
 
 def clone(

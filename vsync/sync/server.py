@@ -26,6 +26,7 @@ from vsync.sync import protocol as p
 from vsync.sync.errors import Stalled
 from vsync.sync.fdpipe import FdPipe
 from vsync.sync.negotiate import negotiate_server
+from vsync.sync.offer import receive_offer
 from vsync.sync.protocol import Connection, ProtocolError
 from vsync.sync.readable import ReadableChunks
 from vsync.sync.transfer import fetch_chunks, receive_pack, send_pack, serve_chunks
@@ -91,10 +92,12 @@ def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
     faults.point("session-open")
     cfg = repo.config
     params = cfg.chunker_params()
+    caps = server_capabilities()
     conn.send_json(
         p.HELLO,
         p.hello_payload(
             "server",
+            caps,
             format=FORMAT_VERSION,
             bare=repo.bare,
             chunking={"min": params.min_size, "avg": params.avg_size, "max": params.max_size},
@@ -103,22 +106,48 @@ def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
     refs = advertised_refs(repo)
     conn.send_json(p.REFS, {"refs": refs})
     conn.flush()
-    msg = conn.expect(p.HAVES, p.PUSH, p.BYE, p.WATCH)
-    if msg.type == p.BYE:
-        return 0
-    if msg.type == p.WATCH:
-        from vsync.sync.watch.serve import serve_watch
+    # send-v1 (docs/protocol.md, "Send"): one offer first, then requests until BYE.
+    session = p.SEND_V1 in caps and p.peer_has(hello, p.SEND_V1)
+    offered = False
+    while True:
+        kinds = [p.HAVES, p.PUSH, p.BYE, p.WATCH]
+        if session and not offered:
+            kinds += [p.OFFER_CHUNK, p.OFFER_END]
+        msg = conn.expect(*kinds)
+        if msg.type == p.BYE:
+            return 0
+        if msg.type == p.WATCH:
+            from vsync.sync.watch.serve import serve_watch
 
-        return serve_watch(conn, repo, msg.json())
-    if msg.type == p.HAVES:
-        advertised = {v.encode() for v in refs.values()}
-        wants, common = negotiate_server(conn, repo, msg, advertised)
-        sent = send_pack(conn, repo, wants, common, p.peer_has(hello, p.THIN_PACK))
-        with ReadableChunks(repo, sorted(advertised), sent.sent) as readable:
-            serve_chunks(conn, repo, readable)
-        conn.expect(p.BYE)
-        return 0
-    return _serve_push(conn, repo, msg.json())
+            return serve_watch(conn, repo, msg.json())
+        if msg.type in (p.OFFER_CHUNK, p.OFFER_END):
+            stats = receive_offer(conn, repo, msg)
+            offered = True
+            refs = advertised_refs(repo)
+            conn.send_json(
+                p.REFS, {"refs": refs, "offered": {"chunks": stats.chunks, "bytes": stats.bytes}}
+            )
+            conn.flush()
+            continue
+        if msg.type == p.HAVES:
+            advertised = {v.encode() for v in refs.values()}
+            wants, common = negotiate_server(conn, repo, msg, advertised)
+            sent = send_pack(conn, repo, wants, common, p.peer_has(hello, p.THIN_PACK))
+            with ReadableChunks(repo, sorted(advertised), sent.sent) as readable:
+                serve_chunks(conn, repo, readable)
+            offered = True  # an offer comes first or not at all
+            if session:
+                continue
+            conn.expect(p.BYE)
+            return 0
+        return _serve_push(conn, repo, msg.json())
+
+
+def server_capabilities() -> list[str]:
+    """What this server's HELLO lists: all of :data:`p.CAPABILITIES`, less those named in
+    ``VSYNC_TEST_SERVE_WITHOUT`` (comma-separated; tests play an older server with it)."""
+    without = set(os.environ.get("VSYNC_TEST_SERVE_WITHOUT", "").split(","))
+    return [cap for cap in p.CAPABILITIES if cap not in without]
 
 
 def _oid(value: object, where: str) -> bytes | None:
