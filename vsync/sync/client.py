@@ -18,6 +18,7 @@ from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
 from vsync.store import faults
 from vsync.sync import protocol as p
+from vsync.sync.crypt.detect import is_encrypted
 from vsync.sync.errors import TransportClosed
 from vsync.sync.negotiate import negotiate_client
 from vsync.sync.protocol import Connection
@@ -42,6 +43,7 @@ class SyncOptions:
     remote_cmd: str | None = None
     accept_new_host_key: bool = False
     progress: TransferProgress | None = None
+    passphrase: Callable[[], str] | None = None  # an encrypted remote's (else VSYNC_PASSWORD)
 
 
 @dataclass
@@ -176,6 +178,10 @@ def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: st
 
 def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
     """Bring the remote's branch and everything it reaches; move refs/remotes/NAME/main."""
+    if is_encrypted(remote):
+        from vsync.sync.crypt.transfer import encrypted_fetch
+
+        return encrypted_fetch(repo, remote, opts)
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     remove_abandoned(repo.control)  # received packs killed transfers left
@@ -227,6 +233,10 @@ def push(
     repo: Repository, remote: Remote, opts: SyncOptions, create: bool = False
 ) -> TransferResult:
     """Send the branch; the remote moves it by compare-and-swap or refuses."""
+    if is_encrypted(remote):
+        from vsync.sync.crypt.transfer import encrypted_push
+
+        return encrypted_push(repo, remote, opts)
     t0 = time.monotonic()
     local = repo.head()
     if local is None:

@@ -1,0 +1,15 @@
+"""Whether a remote is an encrypted one: cheap, imports no cryptography."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vsync.sync.remotes import Remote
+
+MARKER = "vsync-remote"
+MARKER_TEXT = b"vsync encrypted remote\nformat 1\n"
+
+
+def is_encrypted(remote: Remote) -> bool:
+    """A path remote holding ``vsync-remote`` (docs/format.md, "Layout")."""
+    return remote.url.kind == "local" and (Path(remote.url.path) / MARKER).is_file()

@@ -1,0 +1,166 @@
+"""An opened encrypted remote: its master key, its branch record (with the rollback
+check) and the index of the chunks it holds (docs/format.md, "Encrypted remotes")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from vsync.errors import UnsupportedFormat, UsageError
+from vsync.model.repository import Repository
+from vsync.store.chunkstore import replace_durably
+from vsync.store.keyed_id import plain_id
+from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
+from vsync.sync.crypt.errors import NoPassphrase, RemoteTampered, RolledBack, WrongPassphrase
+from vsync.sync.crypt.keys import KEY_FILE_BYTES, BadKeyFile, MasterKey, unwrap
+from vsync.sync.crypt.seal import (
+    EMPTY_BRANCH,
+    KIND_BRANCH,
+    KIND_INDEX,
+    BranchRecord,
+    IndexEntry,
+    Sealer,
+    parse_index,
+)
+from vsync.sync.objstore import ObjectMissing, ObjectStore
+from vsync.sync.objstore.folder import FolderStore
+from vsync.sync.remotes import Remote
+
+BRANCH_NAME = "refs/main"
+MAX_KEYS = 64
+MAX_SMALL_OBJECT = 64 * 1024 * 1024  # a branch record or an index, sealed
+Passphrase = Callable[[], str]
+
+
+def passphrase_from(source: Passphrase | None, where: str) -> str:
+    """The passphrase: from ``source`` (the CLI's --password-file or prompt), else
+    ``VSYNC_PASSWORD``."""
+    if source is not None:
+        return source()
+    env = os.environ.get("VSYNC_PASSWORD")
+    if env is None:
+        raise NoPassphrase(where)
+    return env
+
+
+def store_for(remote: Remote) -> ObjectStore:
+    if remote.url.kind != "local":
+        raise UsageError(
+            f"{remote.label}: encrypted remotes over SSH are not supported yet; use a path"
+        )
+    return FolderStore(Path(remote.url.path))
+
+
+def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
+    try:
+        marker = store.read(MARKER, 0, 4096)
+    except ObjectMissing:
+        raise UsageError(f"{where} is not an encrypted vsync remote") from None
+    if marker != MARKER_TEXT:
+        raise UnsupportedFormat(
+            f"{where}: encrypted remote format {marker[:64]!r} is not one this vsync reads; "
+            "upgrade vsync"
+        )
+    names = store.list("keys/")[:MAX_KEYS]
+    for name in names:
+        data = store.read(name, 0, KEY_FILE_BYTES + 1)
+        try:
+            key = unwrap(data, passphrase)
+        except BadKeyFile:
+            continue
+        if key is not None:
+            return key
+    raise WrongPassphrase(where, len(names))
+
+
+class EncryptedRemote:
+    def __init__(self, repo: Repository, remote: Remote, passphrase: Passphrase | None) -> None:
+        self.repo = repo
+        self.remote = remote
+        self.store = store_for(remote)
+        key = open_key(self.store, passphrase_from(passphrase, remote.label), remote.label)
+        self.sealer = Sealer(key)
+        self.state = repo.control / "encrypted" / key.repo_id.hex()
+        self._check_identity(key.repo_id.hex())
+
+    def _check_identity(self, repo_id: str) -> None:
+        """A named remote must stay the same repository: its id is remembered."""
+        if self.remote.name is None:
+            return
+        section = ("remote", self.remote.name)
+        known = self.repo.config.get(section, "repositoryId")
+        if known is None:
+            self.repo.config.set(section, "repositoryId", repo_id)
+            self.repo.config.save()
+        elif known != repo_id:
+            raise RolledBack(
+                f"{self.remote.label} now holds repository {repo_id[:16]}, "
+                f"not {known[:16]} as before"
+            )
+
+    # -- the branch record ----------------------------------------------------
+    def read_branch(self) -> tuple[bytes | None, BranchRecord]:
+        """The stored bytes of ``refs/main`` (for compare-and-swap) and what they say,
+        refused if older than a record this client saw before."""
+        try:
+            raw: bytes | None = self.store.read(BRANCH_NAME, 0, MAX_SMALL_OBJECT + 1)
+        except ObjectMissing:
+            raw = None
+        if raw is None:
+            record = EMPTY_BRANCH
+            payload = b""
+        else:
+            if len(raw) > MAX_SMALL_OBJECT:
+                raise RemoteTampered(BRANCH_NAME, "too long")
+            payload = self.sealer.open(KIND_BRANCH, BRANCH_NAME, raw)
+            record = BranchRecord.decode(payload)
+        seen = self._seen()
+        if seen is not None:
+            counter, digest = seen
+            if record.counter < counter:
+                raise RolledBack(f"its counter is {record.counter}, this client saw {counter}")
+            if record.counter == counter and plain_id(payload).hex() != digest:
+                raise RolledBack(f"record {counter} differs from the one this client saw")
+        return raw, record
+
+    def _seen(self) -> tuple[int, str] | None:
+        try:
+            text = (self.state / "seen").read_text()
+            counter, digest = text.split()
+            return int(counter), digest
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def remember(self, record: BranchRecord) -> None:
+        """Note ``record`` as the newest this client has seen."""
+        seen = self._seen()
+        if seen is not None and seen[0] > record.counter:
+            return
+        self.state.mkdir(parents=True, exist_ok=True)
+        digest = plain_id(record.encode() if record.counter else b"").hex()
+        replace_durably(self.state / "seen", f"{record.counter} {digest}\n".encode())
+
+    # -- what the remote holds ------------------------------------------------
+    def held_chunks(self) -> dict[bytes, IndexEntry]:
+        """Every chunk the remote's indexes name (indexes read once, then cached)."""
+        cache = self.state / "index"
+        cache.mkdir(parents=True, exist_ok=True)
+        held: dict[bytes, IndexEntry] = {}
+        for name in self.store.list("index/"):
+            hexname = name.split("/", 1)[1]
+            cached = cache / hexname
+            try:
+                payload = cached.read_bytes()
+            except FileNotFoundError:
+                raw = self.store.read(name, 0, MAX_SMALL_OBJECT + 1)
+                if len(raw) > MAX_SMALL_OBJECT:
+                    raise RemoteTampered(name, "too long") from None
+                payload = self.sealer.open(KIND_INDEX, name, raw)
+                parse_index(hexname, payload, self.sealer)
+                tmp = cache / f".{hexname}.tmp"
+                tmp.write_bytes(payload)
+                os.replace(tmp, cached)
+            for entry in parse_index(hexname, payload, self.sealer):
+                held.setdefault(entry.chunk_id, entry)
+        return held
