@@ -193,3 +193,27 @@ def test_two_clients_converge_with_a_merge(tmp_path: Path) -> None:
     assert snapshot_tree(a) == snapshot_tree(b)
     assert (a / "from-b.txt").read_text() == "b\n"
     assert (b / "from-a.txt").read_text() == "a\n"
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "objstore-before-link",
+        "encrypted-push-before-index",
+        "encrypted-push-before-branch",
+        "objstore-before-swap",
+    ],
+)
+def test_a_push_killed_at_any_step_leaves_the_remote_whole(tmp_path: Path, point: str) -> None:
+    remote = make_remote(tmp_path)
+    a = make_work(tmp_path, remote)
+    before = snapshot_tree(a)
+    (a / "new.bin").write_bytes(random.Random(9).randbytes(1 << 20))
+    vs("commit", "-q", "-m", "new", cwd=a)
+    out = vs("push", cwd=a, check=False, env={"VSYNC_FAULTS": f"push/{point}=kill"})
+    assert out.returncode == -9, (out.returncode, out.stderr)
+    vs("clone", remote, "old", cwd=tmp_path)
+    assert snapshot_tree(tmp_path / "old") == before
+    vs("push", cwd=a)
+    vs("pull", cwd=tmp_path / "old")
+    assert snapshot_tree(tmp_path / "old") == snapshot_tree(a)
