@@ -8,18 +8,57 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from vsync.sync.objstore import BadObjectName, ObjectMissing, ObjectStore, check_name
 from vsync.sync.objstore.folder import FolderStore
+from vsync.sync.objstore.served import ServedStore
+from vsync.sync.protocol import RemoteError
+from vsync.sync.url import parse_url
+
+Opener = Callable[[], ObjectStore]
 
 
-@pytest.fixture(params=["folder"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
-    return FolderStore(tmp_path / "store")
+@pytest.fixture(params=["folder", "serve", "ssh"])
+def opener(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Opener]:
+    """Opens the same store again on each call, on each backend: the folder itself,
+    ``vsync serve`` as a local subprocess, and ``vsync serve`` through the real sshd
+    (one connection per store: a connection serves one thread)."""
+    root = tmp_path / "store"
+    opened: list[ServedStore] = []
+
+    def open_one() -> ObjectStore:
+        if request.param == "folder":
+            return FolderStore(root)
+        if request.param == "serve":
+            served = ServedStore.open(parse_url(str(root)))
+        else:
+            sshd = request.getfixturevalue("sshd_server")
+            served = ServedStore.open(parse_url(sshd.url(root)), sshd.remote_cmd)
+        opened.append(served)
+        return served
+
+    if request.param != "folder":
+        root.mkdir()
+        (root / "vsync-remote").write_bytes(b"vsync encrypted remote\nformat 1\n")
+    if request.param == "ssh":
+        for key, value in request.getfixturevalue("sshd_server").env().items():
+            monkeypatch.setenv(key, value)
+    try:
+        yield open_one
+    finally:
+        for served in opened:
+            served.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> ObjectStore:
+    return opener()
 
 
 def test_write_if_absent_then_read_ranges(store: ObjectStore) -> None:
@@ -40,7 +79,13 @@ def test_list_gives_names_under_a_prefix_sorted(store: ObjectStore) -> None:
     for name in ("index/b", "index/a", "packs/a", "refs/main", "top"):
         store.write_if_absent(name, b"x")
     assert store.list("index/") == ["index/a", "index/b"]
-    assert store.list("") == ["index/a", "index/b", "packs/a", "refs/main", "top"]
+    assert [n for n in store.list("") if n != "vsync-remote"] == [
+        "index/a",
+        "index/b",
+        "packs/a",
+        "refs/main",
+        "top",
+    ]
     assert store.list("nothing/") == []
 
 
@@ -53,15 +98,18 @@ def test_compare_and_swap_moves_only_from_what_it_was_told(store: ObjectStore) -
     assert store.read("refs/main") == b"two"
 
 
-def test_racing_compare_and_swaps_one_wins(store: ObjectStore) -> None:
+def test_racing_compare_and_swaps_one_wins(store: ObjectStore, opener: Opener) -> None:
     store.compare_and_swap("refs/main", None, b"base")
+    racers = [opener() for _ in range(8)]
     wins: list[bytes] = []
     barrier = threading.Barrier(8)
 
     def racer(value: bytes) -> Callable[[], None]:
+        mine = racers[value[0] - 65]
+
         def go() -> None:
             barrier.wait()
-            if store.compare_and_swap("refs/main", b"base", value):
+            if mine.compare_and_swap("refs/main", b"base", value):
                 wins.append(value)
 
         return go
@@ -102,3 +150,32 @@ def test_folder_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     left = [n for _d, _s, files in os.walk(tmp_path / "s") for n in files if n.startswith(".tmp")]
     assert left == []
     assert store.list("") == ["packs/a", "refs/main"]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"op": "write", "name": "../escape", "size": 1},
+        {"op": "write", "name": "/tmp/escape", "size": 1},
+        {"op": "read", "name": "../escape", "offset": 0, "length": 1},
+        {"op": "delete", "name": "../store/vsync-remote"},
+        {"op": "write", "name": "packs/big", "size": 1 << 40},
+        {"op": "read", "name": "packs/a", "offset": -1, "length": 1},
+        {"op": "list", "prefix": "../", "after": ""},
+    ],
+)
+def test_the_server_refuses_hostile_requests(tmp_path: Path, request_: dict[str, object]) -> None:
+    """A client that skips its own checks meets the server's: names are validated
+    and sizes bounded there too, and the session ends with one error."""
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "vsync-remote").write_bytes(b"vsync encrypted remote\nformat 1\n")
+    (tmp_path / "escape").write_bytes(b"outside")
+    served = ServedStore.open(parse_url(str(root)))
+    try:
+        with pytest.raises(RemoteError):
+            served._ask(request_, b"x" if request_["op"] == "write" else None)
+    finally:
+        served.close()
+    assert (tmp_path / "escape").read_bytes() == b"outside"
+    assert sorted(p.name for p in root.iterdir()) == ["vsync-remote"]

@@ -49,6 +49,9 @@ RESULT = 0x31
 WATCH = 0x40  # watch-v1: the client asks to be told when a ref moves
 WATCHING = 0x41
 REF_MOVED = 0x42
+OBJ_REQUEST = 0x50  # objects-v1: a request to an object store (JSON)
+OBJ_DATA = 0x51  # objects-v1: an object's bytes, in pieces
+OBJ_REPLY = 0x52  # objects-v1: the answer to a request (JSON)
 BYE = 0x3E
 ERROR = 0x3F
 PROGRESS = 0x80  # optional
@@ -71,6 +74,9 @@ NAMES = {
     WATCH: "WATCH",
     WATCHING: "WATCHING",
     REF_MOVED: "REF_MOVED",
+    OBJ_REQUEST: "OBJ_REQUEST",
+    OBJ_DATA: "OBJ_DATA",
+    OBJ_REPLY: "OBJ_REPLY",
     BYE: "BYE",
     ERROR: "ERROR",
     PROGRESS: "PROGRESS",
@@ -96,6 +102,9 @@ MAX_FRAME = {
     WATCH: CONTROL_BYTES,
     WATCHING: CONTROL_BYTES,
     REF_MOVED: CONTROL_BYTES,
+    OBJ_REQUEST: CONTROL_BYTES,
+    OBJ_DATA: PACK_DATA_BYTES,
+    OBJ_REPLY: CONTROL_BYTES,
     BYE: 0,
     ERROR: CONTROL_BYTES,
     PROGRESS: CONTROL_BYTES,

@@ -64,6 +64,10 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
         hello = conn.expect(p.HELLO).json()
         p.check_hello(hello)
         path = _resolve_path(raw_path, restrict_to)
+        if hello.get("objects") == 1:  # objects-v1: this path is an encrypted remote
+            from vsync.sync.objstore.serve import serve_objects
+
+            return serve_objects(conn, path, raw_path)
         if hello.get("create") and not path.exists():
             Repository.init(path, bare=True).close()
         try:
