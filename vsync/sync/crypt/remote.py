@@ -44,6 +44,36 @@ def passphrase_from(source: Passphrase | None, where: str) -> str:
     return env
 
 
+class CountingStore:
+    """An object store that counts the bytes it sends and receives (the transfer's
+    ``wire_sent`` and ``wire_received``)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.sent = 0
+        self.received = 0
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def read(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self.inner.read(name, offset, length)
+        self.received += len(data)
+        return data
+
+    def write_if_absent(self, name: str, data: bytes) -> bool:
+        written = self.inner.write_if_absent(name, data)
+        self.sent += len(data) if written else 0
+        return written
+
+    def compare_and_swap(self, name: str, old: bytes | None, new: bytes) -> bool:
+        self.sent += len(new)
+        return self.inner.compare_and_swap(name, old, new)
+
+    def delete(self, name: str) -> bool:
+        return self.inner.delete(name)
+
+
 def store_for(remote: Remote) -> ObjectStore:
     if remote.url.kind != "local":
         raise UsageError(
@@ -78,7 +108,7 @@ class EncryptedRemote:
     def __init__(self, repo: Repository, remote: Remote, passphrase: Passphrase | None) -> None:
         self.repo = repo
         self.remote = remote
-        self.store = store_for(remote)
+        self.store = CountingStore(store_for(remote))
         key = open_key(self.store, passphrase_from(passphrase, remote.label), remote.label)
         self.sealer = Sealer(key)
         self.state = repo.control / "encrypted" / key.repo_id.hex()

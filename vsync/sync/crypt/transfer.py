@@ -95,6 +95,7 @@ def encrypted_push(repo: Repository, remote: Remote, opts: SyncOptions) -> Trans
         record = new
     er.remember(record)
     _set_tracking(repo, remote, local, f"push: to {remote.label}")
+    result.wire_sent, result.wire_received = er.store.sent, er.store.received
     result.seconds = time.monotonic() - t0
     return result
 
@@ -210,6 +211,7 @@ def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> Tran
             raise RemoteTampered(BRANCH_NAME, "its commit is in none of its git packs")
     er.remember(record)
     _set_tracking(repo, remote, record.head, f"fetch: from {remote.label}")
+    result.wire_sent, result.wire_received = er.store.sent, er.store.received
     result.seconds = time.monotonic() - t0
     return result
 
