@@ -217,3 +217,13 @@ def test_a_push_killed_at_any_step_leaves_the_remote_whole(tmp_path: Path, point
     vs("push", cwd=a)
     vs("pull", cwd=tmp_path / "old")
     assert snapshot_tree(tmp_path / "old") == snapshot_tree(a)
+
+
+def test_no_passphrase_and_no_terminal_is_one_line(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    make_work(tmp_path, remote)
+    assert "VSYNC_PASSWORD" not in os.environ  # run_vsync passes the test's environment on
+    out = run_vsync("clone", remote, "b", cwd=tmp_path, check=False, input=b"")  # no terminal
+    one_error_line(out, 2, "needs a passphrase")
+    out = vs("init", "--encrypted", "x", cwd=tmp_path, check=False)
+    one_error_line(out, 2, "--bare --encrypted")
