@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Run, run_vsync, snapshot_tree
+from conftest import RemoteKind, Run, run_vsync, snapshot_tree
 
 PASS = {"VSYNC_PASSWORD": "correct horse battery staple"}
 FILE_NAME = "quarterly-plan-zebra.txt"
@@ -227,3 +227,29 @@ def test_no_passphrase_and_no_terminal_is_one_line(tmp_path: Path) -> None:
     one_error_line(out, 2, "needs a passphrase")
     out = vs("init", "--encrypted", "x", cwd=tmp_path, check=False)
     one_error_line(out, 2, "--bare --encrypted")
+
+
+def test_round_trip_through_an_encrypted_ssh_remote(tmp_path: Path, sshd_server: object) -> None:
+    """Over the real sshd: ``vsync serve`` is the object store and holds no key."""
+    ssh = RemoteKind("ssh", sshd_server)
+    remote = make_remote(tmp_path)
+    url = ssh.url(remote)
+    env = {**PASS, **(ssh.env or {})}
+    a = tmp_path / "a"
+    a.mkdir()
+    vs("init", cwd=a)
+    (a / FILE_NAME).write_text(CONTENT + "\n")
+    (a / "clip.bin").write_bytes(random.Random(3).randbytes(1 << 20))
+    vs("commit", "-q", "-m", MESSAGE, cwd=a)
+    vs("remote", "add", "origin", url, *ssh.cmd(), cwd=a)
+    vs("push", cwd=a, env=env)
+    vs("clone", *ssh.cmd(), url, "b", cwd=tmp_path, env=env)
+    assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+    (a / FILE_NAME).write_text("over ssh\n")
+    vs("commit", "-q", "-m", "two", cwd=a)
+    vs("push", cwd=a, env=env)
+    vs("pull", *ssh.cmd(), cwd=tmp_path / "b", env=env)
+    assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+    # the path remote and the SSH remote are the same bytes: a path clone agrees
+    vs("clone", remote, "c", cwd=tmp_path)
+    assert snapshot_tree(tmp_path / "c") == snapshot_tree(a)

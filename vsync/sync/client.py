@@ -18,7 +18,7 @@ from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
 from vsync.store import faults
 from vsync.sync import protocol as p
-from vsync.sync.crypt.detect import is_encrypted
+from vsync.sync.crypt.detect import ENCRYPTED_REMOTE, is_encrypted
 from vsync.sync.errors import TransportClosed
 from vsync.sync.negotiate import negotiate_client
 from vsync.sync.protocol import Connection
@@ -185,7 +185,14 @@ def fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     remove_abandoned(repo.control)  # received packs killed transfers left
-    session = open_session(remote, opts, timeout=idle_timeout(repo.config))
+    try:
+        session = open_session(remote, opts, timeout=idle_timeout(repo.config))
+    except p.RemoteError as exc:
+        if exc.code != ENCRYPTED_REMOTE:
+            raise
+        from vsync.sync.crypt.transfer import encrypted_fetch
+
+        return encrypted_fetch(repo, remote, opts)
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
         with session.closing(result):
@@ -248,7 +255,14 @@ def push(
             "repository there"
         )
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    session = open_session(remote, opts, create=create, timeout=idle_timeout(repo.config))
+    try:
+        session = open_session(remote, opts, create=create, timeout=idle_timeout(repo.config))
+    except p.RemoteError as exc:
+        if exc.code != ENCRYPTED_REMOTE:
+            raise
+        from vsync.sync.crypt.transfer import encrypted_push
+
+        return encrypted_push(repo, remote, opts)
     result = TransferResult(remote.label, new=local)
     with session.closing(result):
         conn = session.conn

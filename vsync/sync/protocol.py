@@ -127,7 +127,11 @@ class ProtocolError(StoppedError):
 
 
 class RemoteError(StoppedError):
-    """The peer reported an error (its message is ours)."""
+    """The peer reported an error (its message is ours; ``code``: its ERROR's code)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Pipe(Protocol):
@@ -213,7 +217,9 @@ class Connection:
             msg = Message(mtype, payload)
             if mtype == ERROR:
                 info = msg.json()
-                raise RemoteError(str(info.get("message", "the remote reported an error")))
+                raise RemoteError(
+                    str(info.get("message", "the remote reported an error")), str(info.get("code"))
+                )
             if mtype >= 0x80:
                 continue
             return msg

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vsync.errors import UnsupportedFormat, UsageError
 from vsync.model.repository import Repository
@@ -27,13 +28,15 @@ from vsync.sync.objstore import ObjectMissing, ObjectStore
 from vsync.sync.objstore.folder import FolderStore
 from vsync.sync.remotes import Remote
 
+if TYPE_CHECKING:
+    from vsync.sync.client import SyncOptions
+
 BRANCH_NAME = "refs/main"
 MAX_KEYS = 64
 MAX_SMALL_OBJECT = 64 * 1024 * 1024  # a branch record or an index, sealed
-Passphrase = Callable[[], str]
 
 
-def passphrase_from(source: Passphrase | None, where: str) -> str:
+def passphrase_from(source: Callable[[], str] | None, where: str) -> str:
     """The passphrase: from ``source`` (the CLI's --password-file or prompt), else
     ``VSYNC_PASSWORD``."""
     if source is not None:
@@ -74,12 +77,15 @@ class CountingStore:
         return self.inner.delete(name)
 
 
-def store_for(remote: Remote) -> ObjectStore:
-    if remote.url.kind != "local":
-        raise UsageError(
-            f"{remote.label}: encrypted remotes over SSH are not supported yet; use a path"
-        )
-    return FolderStore(Path(remote.url.path))
+def store_for(remote: Remote, opts: SyncOptions) -> ObjectStore:
+    """The folder of a path remote, or ``vsync serve`` as an object store over SSH."""
+    if remote.url.kind == "local":
+        return FolderStore(Path(remote.url.path))
+    from vsync.sync.objstore.served import ServedStore
+
+    return ServedStore.open(
+        remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key
+    )
 
 
 def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
@@ -105,14 +111,33 @@ def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
 
 
 class EncryptedRemote:
-    def __init__(self, repo: Repository, remote: Remote, passphrase: Passphrase | None) -> None:
+    def __init__(self, repo: Repository, remote: Remote, opts: SyncOptions) -> None:
         self.repo = repo
         self.remote = remote
-        self.store = CountingStore(store_for(remote))
-        key = open_key(self.store, passphrase_from(passphrase, remote.label), remote.label)
+        self.store = CountingStore(store_for(remote, opts))
+        try:
+            key = open_key(self.store, passphrase_from(opts.passphrase, remote.label), remote.label)
+        except BaseException:
+            self.close()
+            raise
         self.sealer = Sealer(key)
         self.state = repo.control / "encrypted" / key.repo_id.hex()
-        self._check_identity(key.repo_id.hex())
+        try:
+            self._check_identity(key.repo_id.hex())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        close = getattr(self.store.inner, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> EncryptedRemote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _check_identity(self, repo_id: str) -> None:
         """A named remote must stay the same repository: its id is remembered."""

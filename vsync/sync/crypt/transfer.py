@@ -63,12 +63,16 @@ def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: st
 
 
 def encrypted_push(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
-    t0 = time.monotonic()
     local = repo.head()
     if local is None:
         raise UsageError("nothing to push: there are no commits yet")
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    er = EncryptedRemote(repo, remote, opts.passphrase)
+    with EncryptedRemote(repo, remote, opts) as er:
+        return _push(repo, remote, er, local)
+
+
+def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -> TransferResult:
+    t0 = time.monotonic()
     raw, record = er.read_branch()
     result = TransferResult(remote.label, old=record.head, new=local)
     if record.head == local:
@@ -176,9 +180,13 @@ class _SealedIncoming(IncomingPack):
 
 
 def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
-    t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
-    er = EncryptedRemote(repo, remote, opts.passphrase)
+    with EncryptedRemote(repo, remote, opts) as er:
+        return _fetch(repo, remote, er)
+
+
+def _fetch(repo: Repository, remote: Remote, er: EncryptedRemote) -> TransferResult:
+    t0 = time.monotonic()
     _raw, record = er.read_branch()
     result = TransferResult(remote.label, old=_tracking(repo, remote), new=record.head)
     if record.head is None or repo.gitdb.has(record.head):
