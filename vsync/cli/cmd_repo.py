@@ -31,6 +31,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser("init", help="make a folder a vsync repository")
     p.add_argument("path", nargs="?", default=".")
     p.add_argument("--bare", action="store_true", help="no working folder (server, USB drive)")
+    p.add_argument(
+        "--encrypted", action="store_true", help="an encrypted remote (with --bare; a path)"
+    )
+    p.add_argument("--password-file", metavar="FILE", help="its passphrase (first line)")
+    p.add_argument(
+        "--scrypt-log2n",
+        type=int,
+        default=17,
+        choices=range(10, 23),
+        metavar="N",
+        help="scrypt cost 2^N (10-22, default 17)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="show what changed since the last commit")
@@ -44,10 +56,26 @@ def register(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    if args.encrypted:
+        return _init_encrypted(args)
     repo = Repository.init(Path(args.path), bare=args.bare)
     kind = "bare repository" if args.bare else "repository"
     print(f"Initialised empty vsync {kind} in {escape_text(str(repo.control), keep='')}")
     repo.close()
+    return 0
+
+
+def _init_encrypted(args: argparse.Namespace) -> int:
+    from vsync.cli.passphrase import passphrase_source
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.create import create_encrypted
+
+    if not args.bare:
+        raise UsageError("an encrypted remote holds no working folder: use --bare --encrypted")
+    passphrase = passphrase_source(args.password_file, confirm=True)()
+    create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
+    where = escape_text(str(Path(args.path)), keep="")
+    print(f"Initialised empty encrypted vsync remote in {where}")
     return 0
 
 

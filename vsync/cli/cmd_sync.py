@@ -9,6 +9,7 @@ from typing import Any
 
 from vsync.cli.ask import add_allow_mass_change, mass_change_confirm
 from vsync.cli.output import escape_text, one_line, short, warn
+from vsync.cli.passphrase import passphrase_source
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.pull import SyncResult, clone, pull, sync
@@ -30,6 +31,9 @@ def add_ssh_options(p: argparse.ArgumentParser) -> None:
 def _net_options(p: argparse.ArgumentParser, porcelain: bool = True) -> None:
     add_ssh_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    p.add_argument(
+        "--password-file", metavar="FILE", help="an encrypted remote's passphrase (first line)"
+    )
     if porcelain:
         p.add_argument(
             "--porcelain", action="store_true", help="print a stable key=value summary for scripts"
@@ -91,6 +95,7 @@ def sync_options(args: argparse.Namespace) -> SyncOptions:
         remote_cmd=args.remote_cmd,
         accept_new_host_key=args.accept_new_host_key,
         progress=transfer_progress_for(args.quiet),
+        passphrase=passphrase_source(args.password_file),
     )
 
 

@@ -59,6 +59,12 @@ The points (the crash tests kill at every one of them):
   chunks arrive (:mod:`vsync.model.prefill`) has written a received chunk into
   them; has completed every one of them (temporary files, nothing renamed, the
   received git pack not yet in the object store).
+- ``objstore-before-link``, ``objstore-before-swap``: a folder object store's
+  temporary file is complete and fsynced, not yet linked to its name (write if
+  absent) or renamed over it (compare-and-swap, under its lock).
+- ``encrypted-push-before-index``, ``encrypted-push-before-branch``: a push to an
+  encrypted remote has written a chunk pack and not its index; has written every
+  pack and index and its git pack, and not yet moved ``refs/main``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
 from vsync.store import faults
 from vsync.sync import protocol as p
+from vsync.sync.crypt.detect import ENCRYPTED_REMOTE, is_encrypted
 from vsync.sync.errors import TransportClosed
 from vsync.sync.negotiate import negotiate_client
 from vsync.sync.protocol import Connection
@@ -50,6 +51,7 @@ class SyncOptions:
     remote_cmd: str | None = None
     accept_new_host_key: bool = False
     progress: TransferProgress | None = None
+    passphrase: Callable[[], str] | None = None  # an encrypted remote's (else VSYNC_PASSWORD)
 
 
 @dataclass
@@ -206,11 +208,23 @@ def fetch(
     ``fill``, given the validated pack and the new tip, may name working files to
     fill as their chunks arrive (:mod:`vsync.sync.folder_fill`); they are complete
     when this returns. ``session``: one kept open for several requests (else a
-    session of its own)."""
+    session of its own). An encrypted remote is read through its object store."""
+    if session is None and is_encrypted(remote):
+        from vsync.sync.crypt.transfer import encrypted_fetch
+
+        return encrypted_fetch(repo, remote, opts)
     t0 = time.monotonic()
     repo.chunks.recover_temp_packs()
     remove_abandoned(repo.control)  # received packs killed transfers left
-    session = session or open_session(remote, opts, timeout=idle_timeout(repo.config))
+    if session is None:
+        try:
+            session = open_session(remote, opts, timeout=idle_timeout(repo.config))
+        except p.RemoteError as exc:
+            if exc.code != ENCRYPTED_REMOTE:
+                raise
+            from vsync.sync.crypt.transfer import encrypted_fetch
+
+            return encrypted_fetch(repo, remote, opts)
     result = TransferResult(remote.label, old=_tracking(repo, remote))
     try:
         with session.closing(result):
@@ -271,6 +285,10 @@ def push(
 ) -> TransferResult:
     """Send the branch; the remote moves it by compare-and-swap or refuses.
     ``session``: one kept open for several requests (else a session of its own)."""
+    if session is None and is_encrypted(remote):
+        from vsync.sync.crypt.transfer import encrypted_push
+
+        return encrypted_push(repo, remote, opts)
     t0 = time.monotonic()
     local = repo.head()
     if local is None:
@@ -282,9 +300,15 @@ def push(
             "repository there"
         )
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    session = session or open_session(
-        remote, opts, create=create, timeout=idle_timeout(repo.config)
-    )
+    if session is None:
+        try:
+            session = open_session(remote, opts, create=create, timeout=idle_timeout(repo.config))
+        except p.RemoteError as exc:
+            if exc.code != ENCRYPTED_REMOTE:
+                raise
+            from vsync.sync.crypt.transfer import encrypted_push
+
+            return encrypted_push(repo, remote, opts)
     result = TransferResult(remote.label, new=local)
     with session.closing(result):
         conn = session.conn

@@ -51,6 +51,9 @@ RESULT = 0x31
 WATCH = 0x40  # watch-v1: the client asks to be told when a ref moves
 WATCHING = 0x41
 REF_MOVED = 0x42
+OBJ_REQUEST = 0x50  # objects-v1: a request to an object store (JSON)
+OBJ_DATA = 0x51  # objects-v1: an object's bytes, in pieces
+OBJ_REPLY = 0x52  # objects-v1: the answer to a request (JSON)
 BYE = 0x3E
 ERROR = 0x3F
 PROGRESS = 0x80  # optional
@@ -75,6 +78,9 @@ NAMES = {
     WATCH: "WATCH",
     WATCHING: "WATCHING",
     REF_MOVED: "REF_MOVED",
+    OBJ_REQUEST: "OBJ_REQUEST",
+    OBJ_DATA: "OBJ_DATA",
+    OBJ_REPLY: "OBJ_REPLY",
     BYE: "BYE",
     ERROR: "ERROR",
     PROGRESS: "PROGRESS",
@@ -102,6 +108,9 @@ MAX_FRAME = {
     WATCH: CONTROL_BYTES,
     WATCHING: CONTROL_BYTES,
     REF_MOVED: CONTROL_BYTES,
+    OBJ_REQUEST: CONTROL_BYTES,
+    OBJ_DATA: PACK_DATA_BYTES,
+    OBJ_REPLY: CONTROL_BYTES,
     BYE: 0,
     ERROR: CONTROL_BYTES,
     PROGRESS: CONTROL_BYTES,
@@ -125,7 +134,11 @@ class ProtocolError(StoppedError):
 
 
 class RemoteError(StoppedError):
-    """The peer reported an error (its message is ours)."""
+    """The peer reported an error (its message is ours; ``code``: its ERROR's code)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Pipe(Protocol):
@@ -211,7 +224,9 @@ class Connection:
             msg = Message(mtype, payload)
             if mtype == ERROR:
                 info = msg.json()
-                raise RemoteError(str(info.get("message", "the remote reported an error")))
+                raise RemoteError(
+                    str(info.get("message", "the remote reported an error")), str(info.get("code"))
+                )
             if mtype >= 0x80:
                 continue
             return msg

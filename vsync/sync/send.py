@@ -28,6 +28,7 @@ from vsync.model.config import idle_timeout
 from vsync.model.repository import Repository
 from vsync.sync import protocol as p
 from vsync.sync.client import Session, SyncOptions, open_session
+from vsync.sync.crypt.detect import is_encrypted
 from vsync.sync.errors import TransportError
 from vsync.sync.offer import ChunkOffer, OfferStats
 from vsync.sync.remotes import Remote
@@ -97,6 +98,8 @@ def start_sending(repo: Repository, remote: Remote, opts: SyncOptions, warn: War
     all the same and opens its sessions afterwards, as without ``send-v1``.
     """
     sending = Sending()
+    if is_encrypted(remote):
+        return sending  # its object store takes no offered chunks
     timeout = idle_timeout(repo.config)
     try:
         session = open_session(remote, opts, timeout=timeout)

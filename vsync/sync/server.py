@@ -23,6 +23,7 @@ from vsync.model.repository import BRANCH, Repository
 from vsync.ops.fastforward import update_after_push
 from vsync.store import faults
 from vsync.sync import protocol as p
+from vsync.sync.crypt.detect import ENCRYPTED_REMOTE
 from vsync.sync.errors import Stalled
 from vsync.sync.fdpipe import FdPipe
 from vsync.sync.negotiate import negotiate_server
@@ -65,6 +66,13 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
         hello = conn.expect(p.HELLO).json()
         p.check_hello(hello)
         path = _resolve_path(raw_path, restrict_to)
+        if hello.get("objects") == 1:  # objects-v1: this path is an encrypted remote
+            from vsync.sync.objstore.serve import serve_objects
+
+            return serve_objects(conn, path, raw_path)
+        if (path / "vsync-remote").is_file():  # the client then asks for objects
+            conn.send_error(f"{raw_path} is an encrypted remote", ENCRYPTED_REMOTE)
+            return 0
         if hello.get("create") and not path.exists():
             Repository.init(path, bare=True).close()
         try:

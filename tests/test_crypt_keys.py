@@ -1,0 +1,58 @@
+"""Key files and sealed objects of encrypted remotes, byte by byte (docs/format.md,
+"Key file", "Padding", "Sealed object")."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.keys import KEY_HEAD, BadKeyFile, new_master, padded, unwrap, wrap
+from vsync.sync.crypt.seal import KIND_BRANCH, KIND_GIT, Sealer
+
+
+def test_a_key_file_opens_with_its_passphrase_only() -> None:
+    master = new_master()
+    data = wrap(master, "pass", 10)
+    assert len(data) == 108 and data[:8] == b"VSYNCKEY"
+    assert unwrap(data, "pass") == master
+    assert unwrap(data, "other") is None
+
+
+@pytest.mark.parametrize(
+    ("log2n", "r", "p"),
+    [(30, 8, 1), (22, 32, 1), (9, 8, 1), (10, 0, 1), (10, 8, 0), (10, 33, 1)],
+)
+def test_hostile_scrypt_parameters_are_refused_before_deriving(log2n: int, r: int, p: int) -> None:
+    """A planted key file must not make the client allocate gigabytes."""
+    data = bytearray(wrap(new_master(), "pass", 10))
+    struct.pack_into(">BBB", data, 10, log2n, r, p)
+    with pytest.raises(BadKeyFile):
+        unwrap(bytes(data), "pass")
+
+
+def test_changed_key_file_parameters_do_not_open() -> None:
+    data = bytearray(wrap(new_master(), "pass", 10))
+    data[KEY_HEAD.size - 13] ^= 1  # a byte of the salt
+    assert unwrap(bytes(data), "pass") is None
+
+
+def test_padding_hides_small_differences() -> None:
+    assert padded(1) == padded(1000) == 1024
+    assert padded(100_000) == padded(100_300) == 100_352
+    for n in (1500, 70_000, 5_000_000, 3 << 30):
+        assert n <= padded(n) <= n * 1.12
+
+
+def test_a_sealed_object_opens_only_under_its_name_kind_and_repository() -> None:
+    sealer = Sealer(new_master())
+    sealed = sealer.seal(KIND_GIT, "git/aa", b"payload")
+    assert sealer.open(KIND_GIT, "git/aa", sealed) == b"payload"
+    assert len(sealed) == 24 + 1024 + 16
+    with pytest.raises(RemoteTampered):
+        sealer.open(KIND_GIT, "git/bb", sealed)
+    with pytest.raises(RemoteTampered):
+        sealer.open(KIND_BRANCH, "git/aa", sealed)
+    with pytest.raises(RemoteTampered):
+        Sealer(new_master()).open(KIND_GIT, "git/aa", sealed)

@@ -1,0 +1,97 @@
+"""Key files, working keys and padding of encrypted remotes (docs/format.md,
+"Keys", "Key file", "Padding")."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+KEY_MAGIC = b"VSYNCKEY"
+KEY_HEAD = struct.Struct(">8sBBBBB3x16s12s")  # magic, version, kdf, log2n, r, p, salt, nonce
+KEY_FILE_BYTES = KEY_HEAD.size + 48 + 16
+KDF_SCRYPT = 1
+DEFAULT_LOG2N, DEFAULT_R, DEFAULT_P = 17, 8, 1
+MIN_LOG2N, MAX_LOG2N = 10, 22
+MAX_SCRYPT_MEMORY = 1 << 30
+MIN_PADDED = 1024
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """The master key and repository id, with the working keys derived from them."""
+
+    master: bytes
+    repo_id: bytes
+
+    def _derive(self, info: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=self.repo_id, info=info).derive(
+            self.master
+        )
+
+    @property
+    def object_key(self) -> bytes:
+        return self._derive(b"vsync-v1 seal")
+
+    @property
+    def name_key(self) -> bytes:
+        return self._derive(b"vsync-v1 name")
+
+
+def new_master() -> MasterKey:
+    return MasterKey(secrets.token_bytes(32), secrets.token_bytes(16))
+
+
+def _kek(passphrase: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=1 << log2n, r=r, p=p).derive(passphrase.encode("utf-8"))
+
+
+def wrap(master: MasterKey, passphrase: str, log2n: int = DEFAULT_LOG2N) -> bytes:
+    """A key file holding ``master`` under ``passphrase``."""
+    if not MIN_LOG2N <= log2n <= MAX_LOG2N:
+        raise ValueError(f"scrypt log2n must be {MIN_LOG2N}..{MAX_LOG2N}")
+    salt, nonce = os.urandom(16), os.urandom(12)
+    head = KEY_HEAD.pack(KEY_MAGIC, 1, KDF_SCRYPT, log2n, DEFAULT_R, DEFAULT_P, salt, nonce)
+    kek = _kek(passphrase, salt, log2n, DEFAULT_R, DEFAULT_P)
+    return head + ChaCha20Poly1305(kek).encrypt(nonce, master.master + master.repo_id, head)
+
+
+class BadKeyFile(ValueError):
+    pass
+
+
+def unwrap(data: bytes, passphrase: str) -> MasterKey | None:
+    """The master key in key file ``data`` if ``passphrase`` opens it, else None;
+    :class:`BadKeyFile` for a file that is not a key file this vsync reads (its
+    scrypt parameters are bounded before anything is derived)."""
+    if len(data) != KEY_FILE_BYTES:
+        raise BadKeyFile("wrong length")
+    magic, version, kdf, log2n, r, p, salt, nonce = KEY_HEAD.unpack_from(data)
+    if magic != KEY_MAGIC or version != 1 or kdf != KDF_SCRYPT:
+        raise BadKeyFile("not a version 1 scrypt key file")
+    if not (MIN_LOG2N <= log2n <= MAX_LOG2N and 1 <= r <= 32 and 1 <= p <= 16):
+        raise BadKeyFile("scrypt parameters out of range")
+    if 128 * (1 << log2n) * r > MAX_SCRYPT_MEMORY:
+        raise BadKeyFile("scrypt parameters need too much memory")
+    head = data[: KEY_HEAD.size]
+    kek = _kek(passphrase, salt, log2n, r, p)
+    try:
+        inner = ChaCha20Poly1305(kek).decrypt(nonce, data[KEY_HEAD.size :], head)
+    except InvalidTag:
+        return None
+    return MasterKey(inner[:32], inner[32:])
+
+
+def padded(length: int) -> int:
+    """Padmé: ``length`` rounded up so that only O(log log L) bits of it show."""
+    length = max(length, MIN_PADDED)
+    e = length.bit_length() - 1
+    z = e - e.bit_length()
+    return (length + (1 << z) - 1) >> z << z

@@ -1,0 +1,221 @@
+"""An opened encrypted remote: its master key, its branch record (with the rollback
+check) and the index of the chunks it holds (docs/format.md, "Encrypted remotes")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vsync.errors import UnsupportedFormat, UsageError
+from vsync.model.repository import Repository
+from vsync.store.chunkstore import replace_durably
+from vsync.store.keyed_id import plain_id
+from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
+from vsync.sync.crypt.errors import NoPassphrase, RemoteTampered, RolledBack, WrongPassphrase
+from vsync.sync.crypt.keys import KEY_FILE_BYTES, BadKeyFile, MasterKey, unwrap
+from vsync.sync.crypt.seal import (
+    EMPTY_BRANCH,
+    KIND_BRANCH,
+    KIND_INDEX,
+    BranchRecord,
+    IndexEntry,
+    Sealer,
+    parse_index,
+)
+from vsync.sync.objstore import ObjectMissing, ObjectStore
+from vsync.sync.objstore.folder import FolderStore
+from vsync.sync.remotes import Remote
+
+if TYPE_CHECKING:
+    from vsync.sync.client import SyncOptions
+
+BRANCH_NAME = "refs/main"
+MAX_KEYS = 64
+MAX_SMALL_OBJECT = 64 * 1024 * 1024  # a branch record or an index, sealed
+
+
+def passphrase_from(source: Callable[[], str] | None, where: str) -> str:
+    """The passphrase: from ``source`` (the CLI's --password-file or prompt), else
+    ``VSYNC_PASSWORD``."""
+    if source is not None:
+        return source()
+    env = os.environ.get("VSYNC_PASSWORD")
+    if env is None:
+        raise NoPassphrase(where)
+    return env
+
+
+class CountingStore:
+    """An object store that counts the bytes it sends and receives (the transfer's
+    ``wire_sent`` and ``wire_received``)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.sent = 0
+        self.received = 0
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def read(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self.inner.read(name, offset, length)
+        self.received += len(data)
+        return data
+
+    def write_if_absent(self, name: str, data: bytes) -> bool:
+        written = self.inner.write_if_absent(name, data)
+        self.sent += len(data) if written else 0
+        return written
+
+    def compare_and_swap(self, name: str, old: bytes | None, new: bytes) -> bool:
+        self.sent += len(new)
+        return self.inner.compare_and_swap(name, old, new)
+
+    def delete(self, name: str) -> bool:
+        return self.inner.delete(name)
+
+
+def store_for(remote: Remote, opts: SyncOptions) -> ObjectStore:
+    """The folder of a path remote, or ``vsync serve`` as an object store over SSH."""
+    if remote.url.kind == "local":
+        return FolderStore(Path(remote.url.path))
+    from vsync.sync.objstore.served import ServedStore
+
+    return ServedStore.open(
+        remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key
+    )
+
+
+def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
+    try:
+        marker = store.read(MARKER, 0, 4096)
+    except ObjectMissing:
+        raise UsageError(f"{where} is not an encrypted vsync remote") from None
+    if marker != MARKER_TEXT:
+        raise UnsupportedFormat(
+            f"{where}: encrypted remote format {marker[:64]!r} is not one this vsync reads; "
+            "upgrade vsync"
+        )
+    names = store.list("keys/")[:MAX_KEYS]
+    for name in names:
+        data = store.read(name, 0, KEY_FILE_BYTES + 1)
+        try:
+            key = unwrap(data, passphrase)
+        except BadKeyFile:
+            continue
+        if key is not None:
+            return key
+    raise WrongPassphrase(where, len(names))
+
+
+class EncryptedRemote:
+    def __init__(self, repo: Repository, remote: Remote, opts: SyncOptions) -> None:
+        self.repo = repo
+        self.remote = remote
+        self.store = CountingStore(store_for(remote, opts))
+        try:
+            key = open_key(self.store, passphrase_from(opts.passphrase, remote.label), remote.label)
+        except BaseException:
+            self.close()
+            raise
+        self.sealer = Sealer(key)
+        self.state = repo.control / "encrypted" / key.repo_id.hex()
+        try:
+            self._check_identity(key.repo_id.hex())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        close = getattr(self.store.inner, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> EncryptedRemote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_identity(self, repo_id: str) -> None:
+        """A named remote must stay the same repository: its id is remembered."""
+        if self.remote.name is None:
+            return
+        section = ("remote", self.remote.name)
+        known = self.repo.config.get(section, "repositoryId")
+        if known is None:
+            self.repo.config.set(section, "repositoryId", repo_id)
+            self.repo.config.save()
+        elif known != repo_id:
+            raise RolledBack(
+                f"{self.remote.label} now holds repository {repo_id[:16]}, "
+                f"not {known[:16]} as before"
+            )
+
+    # -- the branch record ----------------------------------------------------
+    def read_branch(self) -> tuple[bytes | None, BranchRecord]:
+        """The stored bytes of ``refs/main`` (for compare-and-swap) and what they say,
+        refused if older than a record this client saw before."""
+        try:
+            raw: bytes | None = self.store.read(BRANCH_NAME, 0, MAX_SMALL_OBJECT + 1)
+        except ObjectMissing:
+            raw = None
+        if raw is None:
+            record = EMPTY_BRANCH
+            payload = b""
+        else:
+            if len(raw) > MAX_SMALL_OBJECT:
+                raise RemoteTampered(BRANCH_NAME, "too long")
+            payload = self.sealer.open(KIND_BRANCH, BRANCH_NAME, raw)
+            record = BranchRecord.decode(payload)
+        seen = self._seen()
+        if seen is not None:
+            counter, digest = seen
+            if record.counter < counter:
+                raise RolledBack(f"its counter is {record.counter}, this client saw {counter}")
+            if record.counter == counter and plain_id(payload).hex() != digest:
+                raise RolledBack(f"record {counter} differs from the one this client saw")
+        return raw, record
+
+    def _seen(self) -> tuple[int, str] | None:
+        try:
+            text = (self.state / "seen").read_text()
+            counter, digest = text.split()
+            return int(counter), digest
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def remember(self, record: BranchRecord) -> None:
+        """Note ``record`` as the newest this client has seen."""
+        seen = self._seen()
+        if seen is not None and seen[0] > record.counter:
+            return
+        self.state.mkdir(parents=True, exist_ok=True)
+        digest = plain_id(record.encode() if record.counter else b"").hex()
+        replace_durably(self.state / "seen", f"{record.counter} {digest}\n".encode())
+
+    # -- what the remote holds ------------------------------------------------
+    def held_chunks(self) -> dict[bytes, IndexEntry]:
+        """Every chunk the remote's indexes name (indexes read once, then cached)."""
+        cache = self.state / "index"
+        cache.mkdir(parents=True, exist_ok=True)
+        held: dict[bytes, IndexEntry] = {}
+        for name in self.store.list("index/"):
+            hexname = name.split("/", 1)[1]
+            cached = cache / hexname
+            try:
+                payload = cached.read_bytes()
+            except FileNotFoundError:
+                raw = self.store.read(name, 0, MAX_SMALL_OBJECT + 1)
+                if len(raw) > MAX_SMALL_OBJECT:
+                    raise RemoteTampered(name, "too long") from None
+                payload = self.sealer.open(KIND_INDEX, name, raw)
+                parse_index(hexname, payload, self.sealer)
+                tmp = cache / f".{hexname}.tmp"
+                tmp.write_bytes(payload)
+                os.replace(tmp, cached)
+            for entry in parse_index(hexname, payload, self.sealer):
+                held.setdefault(entry.chunk_id, entry)
+        return held

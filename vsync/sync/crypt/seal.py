@@ -1,0 +1,178 @@
+"""Sealed objects, chunk pack records, indexes and the branch record
+(docs/format.md, "Sealed object", "Chunk pack", "Chunk pack index", "Branch record").
+
+Every function here takes the bytes as stored and either returns what they
+hold or raises :class:`RemoteTampered`: nothing read from the storage is
+trusted until its tag is checked, and every length is bounded first.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from vsync.store.keyed_id import keyed_id
+from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.keys import MasterKey, padded
+
+MAGIC = b"VSYNCOBJ"
+HEAD = struct.Struct(">8sBB2x")
+NONCE, TAG = 12, 16
+KIND_INDEX, KIND_GIT, KIND_BRANCH, KIND_PACK = 1, 2, 3, 4
+AD_PREFIX = b"vsync-v1"
+RECORD_HEAD = struct.Struct(">32sBI")  # chunk id, compression, raw_len
+INDEX_ENTRY = struct.Struct(">32sQIIB")  # chunk id, offset, sealed length, raw_len, compression
+MAX_RECORDS = 4096
+PACK_BODY_BYTES = 16 * 1024 * 1024
+
+
+class Sealer:
+    """Seals and opens the objects of one encrypted remote."""
+
+    def __init__(self, key: MasterKey) -> None:
+        self.key = key
+        self._aead = ChaCha20Poly1305(key.object_key)
+        self._name_key = key.name_key
+
+    def name_id(self, *parts: bytes) -> str:
+        return keyed_id(self._name_key, *parts).hex()
+
+    def _ad(self, head: bytes, name: str, extra: bytes = b"") -> bytes:
+        return AD_PREFIX + self.key.repo_id + head + name.encode() + extra
+
+    # -- one sealed object ---------------------------------------------------
+    def seal(self, kind: int, name: str, payload: bytes) -> bytes:
+        head = HEAD.pack(MAGIC, 1, kind)
+        plain_len = padded(8 + len(payload))
+        plain = struct.pack(">Q", len(payload)) + payload + bytes(plain_len - 8 - len(payload))
+        nonce = os.urandom(NONCE)
+        return head + nonce + self._aead.encrypt(nonce, plain, self._ad(head, name))
+
+    def open(self, kind: int, name: str, data: bytes) -> bytes:
+        if len(data) < HEAD.size + NONCE + TAG + 8:
+            raise RemoteTampered(name, "too short")
+        head = data[: HEAD.size]
+        magic, version, got_kind = HEAD.unpack(head)
+        if magic != MAGIC or version != 1 or got_kind != kind:
+            raise RemoteTampered(name, "not a version 1 object of its kind")
+        nonce = data[HEAD.size : HEAD.size + NONCE]
+        try:
+            plain = self._aead.decrypt(nonce, data[HEAD.size + NONCE :], self._ad(head, name))
+        except InvalidTag:
+            raise RemoteTampered(name) from None
+        (length,) = struct.unpack_from(">Q", plain)
+        if length > len(plain) - 8 or any(plain[8 + length :]):
+            raise RemoteTampered(name, "bad length or padding")
+        return plain[8 : 8 + length]
+
+    # -- chunk packs -----------------------------------------------------------
+    def seal_pack(
+        self, name: str, records: list[tuple[bytes, int, int, bytes]]
+    ) -> tuple[bytes, bytes]:
+        """A chunk pack of ``records`` (id, raw_len, compression, stored payload)
+        and its index payload."""
+        head = HEAD.pack(MAGIC, 1, KIND_PACK)
+        out = [head]
+        offset = len(head)
+        entries = [struct.pack(">BI", 1, len(records))]
+        for i, (cid, raw_len, compression, payload) in enumerate(records):
+            nonce = os.urandom(NONCE)
+            body = RECORD_HEAD.pack(cid, compression, raw_len) + payload
+            sealed = nonce + self._aead.encrypt(nonce, body, self._ad(head, name, _u32(i)))
+            out.append(sealed)
+            entries.append(INDEX_ENTRY.pack(cid, offset, len(sealed), raw_len, compression))
+            offset += len(sealed)
+        out.append(bytes(padded(offset) - offset))
+        return b"".join(out), b"".join(entries)
+
+    def open_record(self, name: str, i: int, sealed: bytes, entry: IndexEntry) -> tuple[int, bytes]:
+        """Record ``i`` of pack ``name``: (compression, stored payload), checked
+        against its index ``entry``."""
+        head = HEAD.pack(MAGIC, 1, KIND_PACK)
+        try:
+            body = self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], self._ad(head, name, _u32(i)))
+        except InvalidTag:
+            raise RemoteTampered(f"{name} (record {i})") from None
+        cid, compression, raw_len = RECORD_HEAD.unpack_from(body)
+        if (cid, compression, raw_len) != (entry.chunk_id, entry.compression, entry.raw_len):
+            raise RemoteTampered(f"{name} (record {i})", "does not match its index")
+        return compression, body[RECORD_HEAD.size :]
+
+
+def _u32(i: int) -> bytes:
+    return struct.pack(">I", i)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    chunk_id: bytes
+    pack: str  # the pack's 64 hex
+    position: int
+    offset: int
+    length: int
+    raw_len: int
+    compression: int
+
+
+def parse_index(hexname: str, payload: bytes, sealer: Sealer) -> list[IndexEntry]:
+    """The entries of index ``hexname``; its name must be the keyed id of its chunk ids."""
+    where = f"index/{hexname}"
+    if len(payload) < 5 or payload[0] != 1:
+        raise RemoteTampered(where, "not a version 1 index")
+    (count,) = struct.unpack_from(">I", payload, 1)
+    if count > MAX_RECORDS or len(payload) != 5 + count * INDEX_ENTRY.size:
+        raise RemoteTampered(where, "bad record count")
+    out = []
+    for i in range(count):
+        cid, offset, length, raw_len, compression = INDEX_ENTRY.unpack_from(
+            payload, 5 + i * INDEX_ENTRY.size
+        )
+        out.append(IndexEntry(cid, hexname, i, offset, length, raw_len, compression))
+    if sealer.name_id(b"chunk-pack\0", *(e.chunk_id for e in out)) != hexname:
+        raise RemoteTampered(where, "its name is not the id of its chunks")
+    return out
+
+
+@dataclass(frozen=True)
+class BranchRecord:
+    counter: int
+    head: bytes | None  # 40 hex
+    git_packs: tuple[tuple[str, bytes], ...]  # (64 hex, commit 40 hex), oldest first
+
+    def encode(self) -> bytes:
+        parts = [
+            struct.pack(">BQ", 1, self.counter),
+            self.head or b"0" * 40,
+            struct.pack(">I", len(self.git_packs)),
+        ]
+        parts.extend(bytes.fromhex(name) + tip for name, tip in self.git_packs)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> BranchRecord:
+        where = "refs/main"
+        if len(payload) < 53 or payload[0] != 1:
+            raise RemoteTampered(where, "not a version 1 branch record")
+        (counter,) = struct.unpack_from(">Q", payload, 1)
+        head = payload[9:49]
+        (count,) = struct.unpack_from(">I", payload, 49)
+        if len(payload) != 53 + 72 * count:
+            raise RemoteTampered(where, "bad length")
+        packs = []
+        for i in range(count):
+            at = 53 + 72 * i
+            packs.append((payload[at : at + 32].hex(), _oid(payload[at + 32 : at + 72])))
+        return cls(counter, None if head == b"0" * 40 else _oid(head), tuple(packs))
+
+
+def _oid(raw: bytes) -> bytes:
+    if len(raw) != 40 or not all(c in b"0123456789abcdef" for c in raw):
+        raise RemoteTampered("refs/main", "a malformed commit id")
+    return raw
+
+
+EMPTY_BRANCH = BranchRecord(0, None, ())

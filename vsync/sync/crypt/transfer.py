@@ -1,0 +1,277 @@
+"""Push and fetch through an encrypted remote (docs/format.md, "Branch record").
+
+push: chunk packs (only chunks the remote's indexes lack) and their indexes,
+then the git pack of the new history, then the branch record by
+compare-and-swap; a lost race is "pull first" (exit 1). fetch: the branch
+record (checked against rollback), then each git pack not yet stored, oldest
+first, validated as any received pack with its push's commit as the tip, its
+chunks read by range from the packs the indexes name, decoded and verified,
+and only then added to the store.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+
+from vsync.errors import DamagedRepository, StoppedError, UsageError
+from vsync.model.gitdb import MODE_EXEC, MODE_FILE, Tree
+from vsync.model.gitdb.incoming import ReceivedPack
+from vsync.model.gitdb.packgen import PackSink, write_pack
+from vsync.model.gitdb.received import PackRefused
+from vsync.model.repository import Repository
+from vsync.ops.history_graph import is_ancestor
+from vsync.ops.hooks import require_hook_ok
+from vsync.store import codec, faults
+from vsync.sync.client import REJECTED, SyncOptions, TransferResult
+from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.remote import BRANCH_NAME, EncryptedRemote
+from vsync.sync.crypt.seal import (
+    KIND_BRANCH,
+    KIND_GIT,
+    KIND_INDEX,
+    MAX_RECORDS,
+    PACK_BODY_BYTES,
+    BranchRecord,
+    IndexEntry,
+)
+from vsync.sync.protocol import ProtocolError
+from vsync.sync.remotes import Remote
+from vsync.sync.transfer import IncomingPack, TransferStats
+
+MAX_GIT_PACK = 1 << 30
+READ_RUN = 16 * 1024 * 1024  # bytes of adjacent records read at once
+
+
+def _tracking(repo: Repository, remote: Remote) -> bytes | None:
+    ref = remote.tracking_ref
+    return None if ref is None else repo.gitdb.ref(ref)
+
+
+def _set_tracking(repo: Repository, remote: Remote, value: bytes | None, why: str) -> None:
+    ref = remote.tracking_ref
+    if ref is None or value is None:
+        return
+    old = _tracking(repo, remote)
+    if old != value:
+        repo.swap_ref(ref, old, value, why)
+
+
+# -- push ----------------------------------------------------------------------------
+
+
+def encrypted_push(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
+    local = repo.head()
+    if local is None:
+        raise UsageError("nothing to push: there are no commits yet")
+    require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
+    with EncryptedRemote(repo, remote, opts) as er:
+        return _push(repo, remote, er, local)
+
+
+def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -> TransferResult:
+    t0 = time.monotonic()
+    raw, record = er.read_branch()
+    result = TransferResult(remote.label, old=record.head, new=local)
+    if record.head == local:
+        result.up_to_date = True
+    else:
+        if record.head is not None and (
+            not repo.gitdb.has(record.head) or not is_ancestor(repo, record.head, local)
+        ):
+            raise StoppedError(REJECTED)
+        pack = io.BytesIO()
+        haves = [record.head] if record.head is not None else []
+        sent = write_pack(repo.gitdb, [local], haves, False, PackSink(_writer(pack)))
+        held = er.held_chunks()
+        result.stats = _send_chunks(repo, er, _new_chunks(repo, sent, held))
+        data = pack.getvalue()
+        name = er.sealer.name_id(b"git-pack\0", data)
+        er.store.write_if_absent(f"git/{name}", er.sealer.seal(KIND_GIT, f"git/{name}", data))
+        result.stats.objects, result.stats.pack_bytes = len(sent), len(data)
+        faults.point("encrypted-push-before-branch")
+        new = BranchRecord(record.counter + 1, local, (*record.git_packs, (name, local)))
+        sealed = er.sealer.seal(KIND_BRANCH, BRANCH_NAME, new.encode())
+        if not er.store.compare_and_swap(BRANCH_NAME, raw, sealed):
+            raise StoppedError(REJECTED)
+        record = new
+    er.remember(record)
+    _set_tracking(repo, remote, local, f"push: to {remote.label}")
+    result.wire_sent, result.wire_received = er.store.sent, er.store.received
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _writer(buf: io.BytesIO) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        buf.write(data)
+
+    return write
+
+
+def _new_chunks(repo: Repository, sent: list[bytes], held: dict[bytes, IndexEntry]) -> list[bytes]:
+    """The chunks the manifests among ``sent`` name that the remote does not hold."""
+    db = repo.gitdb
+    sent_set = set(sent)
+    manifests: set[bytes] = set()
+    wanted: dict[bytes, None] = {}
+    for oid in sent:
+        obj = db.find(oid)
+        if not isinstance(obj, Tree):
+            continue
+        for _name, mode, item in obj.items:
+            if mode in (MODE_FILE, MODE_EXEC) and item in sent_set and item not in manifests:
+                manifests.add(item)
+                for cid, _length in db.manifest(item, f"manifest {item.decode()}").chunks:
+                    if cid not in held:
+                        wanted[cid] = None
+    return list(wanted)
+
+
+def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> TransferStats:
+    """Write ``wanted`` as sealed chunk packs, each followed by its index."""
+    stats = TransferStats()
+    records: list[tuple[bytes, int, int, bytes]] = []
+    body = 0
+
+    def flush() -> None:
+        nonlocal records, body
+        if not records:
+            return
+        name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
+        pack, index = er.sealer.seal_pack(f"packs/{name}", records)
+        er.store.write_if_absent(f"packs/{name}", pack)
+        faults.point("encrypted-push-before-index")
+        er.store.write_if_absent(
+            f"index/{name}", er.sealer.seal(KIND_INDEX, f"index/{name}", index)
+        )
+        records, body = [], 0
+
+    for start in range(0, len(wanted), 256):
+        for s in repo.chunks.read_stored_many(wanted[start : start + 256]):
+            if records and (len(records) == MAX_RECORDS or body + len(s.payload) > PACK_BODY_BYTES):
+                flush()
+            records.append((s.chunk_id, s.raw_len, s.compression, s.payload))
+            body += len(s.payload)
+            stats.chunks += 1
+            stats.chunk_bytes += len(s.payload)
+    flush()
+    return stats
+
+
+# -- fetch ---------------------------------------------------------------------------
+
+
+class _SealedIncoming(IncomingPack):
+    """A git pack opened from the encrypted remote, kept aside until its chunks are in."""
+
+    def load(self, data: bytes) -> None:
+        with open(self.pack_path, "r+b") as f:
+            f.write(data)
+        self.bytes = len(data)
+        try:
+            self._pack = ReceivedPack.open(self.repo.gitdb, str(self.base))
+        except PackRefused as exc:
+            raise ProtocolError(str(exc)) from None
+        self.objects = self._pack.objects
+        self.declared = (self.objects, self.bytes)
+
+
+def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
+    repo.chunks.recover_temp_packs()
+    with EncryptedRemote(repo, remote, opts) as er:
+        return _fetch(repo, remote, er)
+
+
+def _fetch(repo: Repository, remote: Remote, er: EncryptedRemote) -> TransferResult:
+    t0 = time.monotonic()
+    _raw, record = er.read_branch()
+    result = TransferResult(remote.label, old=_tracking(repo, remote), new=record.head)
+    if record.head is None or repo.gitdb.has(record.head):
+        result.up_to_date = True
+    else:
+        held = er.held_chunks()
+        for name, tip in record.git_packs:
+            if repo.gitdb.has(tip):
+                continue
+            where = f"git/{name}"
+            data = er.store.read(where, 0, MAX_GIT_PACK + 1)
+            if len(data) > MAX_GIT_PACK:
+                raise RemoteTampered(where, "too long")
+            payload = er.sealer.open(KIND_GIT, where, data)
+            if er.sealer.name_id(b"git-pack\0", payload) != name:
+                raise RemoteTampered(where, "its name is not the id of its content")
+            incoming = _SealedIncoming(repo)
+            try:
+                incoming.load(payload)
+                incoming.validate([tip])
+                with incoming.missing_chunks() as wanted:
+                    stats = _fetch_chunks(repo, er, wanted, held)
+                with repo.lock(exclusive=False):
+                    incoming.commit()
+                stats.objects, stats.pack_bytes = incoming.objects, incoming.bytes
+                result.stats.add(stats)
+            finally:
+                incoming.discard()
+        if not repo.gitdb.has(record.head):
+            raise RemoteTampered(BRANCH_NAME, "its commit is in none of its git packs")
+    er.remember(record)
+    _set_tracking(repo, remote, record.head, f"fetch: from {remote.label}")
+    result.wire_sent, result.wire_received = er.store.sent, er.store.received
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _runs(entries: list[IndexEntry]) -> Iterator[list[IndexEntry]]:
+    """``entries`` of one pack in offset order, cut into runs of adjacent records."""
+    run: list[IndexEntry] = []
+    for e in sorted(entries, key=lambda e: e.offset):
+        if run and (
+            run[-1].offset + run[-1].length != e.offset
+            or e.offset + e.length - run[0].offset > READ_RUN
+        ):
+            yield run
+            run = []
+        run.append(e)
+    if run:
+        yield run
+
+
+def _fetch_chunks(
+    repo: Repository,
+    er: EncryptedRemote,
+    wanted: Iterable[tuple[bytes, int]],
+    held: dict[bytes, IndexEntry],
+) -> TransferStats:
+    stats = TransferStats()
+    by_pack: dict[str, list[IndexEntry]] = defaultdict(list)
+    lengths: dict[bytes, int] = {}
+    for cid, length in wanted:
+        entry = held.get(cid)
+        if entry is None:
+            raise DamagedRepository(
+                f"the encrypted remote {er.remote.label} lacks chunk {cid.hex()[:16]}, "
+                "which its history names; nothing was changed"
+            )
+        lengths[cid] = length
+        by_pack[entry.pack].append(entry)
+    with repo.chunks.writer() as writer:
+        for pack, entries in sorted(by_pack.items()):
+            name = f"packs/{pack}"
+            for run in _runs(entries):
+                start = run[0].offset
+                blob = er.store.read(name, start, run[-1].offset + run[-1].length - start)
+                records = []
+                for e in run:
+                    sealed = blob[e.offset - start : e.offset - start + e.length]
+                    compression, payload = er.sealer.open_record(name, e.position, sealed, e)
+                    if e.raw_len != lengths[e.chunk_id] or e.raw_len > codec.MAX_CHUNK_BYTES:
+                        raise RemoteTampered(name, "a chunk's length differs from its manifest")
+                    codec.decode(compression, payload, e.raw_len, e.chunk_id, name)
+                    records.append((e.chunk_id, e.raw_len, compression, payload))
+                    stats.chunks += 1
+                    stats.chunk_bytes += len(payload)
+                writer.add_many(records)
+    return stats
