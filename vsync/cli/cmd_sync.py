@@ -19,21 +19,22 @@ from vsync.ui.progress import human_bytes, transfer_progress_for
 
 
 def add_ssh_options(p: argparse.ArgumentParser) -> None:
-    """--remote-cmd and --accept-new-host-key, for every command that reaches a remote."""
+    """--remote-cmd, --accept-new-host-key and --password-file, for every command that
+    reaches a remote."""
     p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
     p.add_argument(
         "--accept-new-host-key",
         action="store_true",
         help="trust an SSH host seen for the first time (like StrictHostKeyChecking=accept-new)",
     )
+    p.add_argument(
+        "--password-file", metavar="FILE", help="an encrypted remote's passphrase (first line)"
+    )
 
 
 def _net_options(p: argparse.ArgumentParser, porcelain: bool = True) -> None:
     add_ssh_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
-    p.add_argument(
-        "--password-file", metavar="FILE", help="an encrypted remote's passphrase (first line)"
-    )
     if porcelain:
         p.add_argument(
             "--porcelain", action="store_true", help="print a stable key=value summary for scripts"

@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from vsync.cli.cmd_sync import add_ssh_options
+from vsync.cli.passphrase import passphrase_source
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions
@@ -76,6 +77,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 remote_cmd=args.remote_cmd,
                 accept_new_host_key=args.accept_new_host_key,
                 progress=transfer_progress_for() if args.once else None,
+                passphrase=passphrase_source(args.password_file),
             )
             tty = sys.stdout.isatty() and not args.once
             view = WatchView(sys.stdout, tty, log)
