@@ -295,10 +295,15 @@ def vsync_env(sshd: Any) -> dict[str, str]:
 def vsync_push(url: str, sshd: Any, env: dict[str, str], src: Path, create: bool) -> Sample:
     create_flag = ["--create"] if create else []
     cmd = [*VSYNC, "push", *create_flag, "--porcelain", url, "--remote-cmd", sshd.remote_cmd]
-    proc = run(cmd, env, cwd=src, sshd=sshd)
+    return sample_of(run(cmd, env, cwd=src, sshd=sshd), "push")
+
+
+def sample_of(proc: Proc, command: str) -> Sample:
+    """The figures of a vsync transfer from its run and its ``--porcelain`` summary
+    (it must have moved something)."""
     out = porcelain(proc.stdout)
     if out.get("up_to_date") != "0":
-        raise SystemExit(f"vsync push sent nothing:\n{proc.stdout}")
+        raise SystemExit(f"vsync {command} moved nothing:\n{proc.stdout}")
     return Sample(
         proc.seconds,
         int(out["wire_sent"]),

@@ -54,9 +54,9 @@ from push_ssh import (
     load_sshd_helper,
     med,
     name_of,
-    porcelain,
     rsync_stats,
     run,
+    sample_of,
     spread,
     ssh_command,
     version,
@@ -132,20 +132,7 @@ def same_files(dest: Path, inps: list[Input], modified: bool) -> None:
 
 
 def vsync_sample(cmd: list[str], env: dict[str, str], cwd: Path, sshd: Any) -> Sample:
-    proc = run(cmd, env, cwd=cwd, sshd=sshd)
-    out = porcelain(proc.stdout)
-    if out.get("up_to_date") != "0":
-        raise SystemExit(f"{cmd[3]} received nothing:\n{proc.stdout}")
-    return Sample(
-        proc.seconds,
-        int(out["wire_sent"]),
-        int(out["wire_received"]),
-        int(out["chunk_bytes"]),
-        proc.cpu,
-        proc.server_cpu,
-        proc.peak_rss,
-        int(out["pack_bytes"]),
-    )
+    return sample_of(run(cmd, env, cwd=cwd, sshd=sshd), cmd[3])
 
 
 def vsync_round(inps: list[Input], row: Row, server: Server, sshd: Any, scratch: Path) -> None:

@@ -25,7 +25,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from vsync.errors import DamagedRepository
 from vsync.model.filemode import file_mode
@@ -172,19 +172,11 @@ def replace_with(
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             fill(fd)
-            os.fchmod(fd, file_mode(mode == MODE_EXEC))
         finally:
             os.close(fd)
-        if guard is not None:
-            guard()
-        os.replace(tmp, target)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError) and exc.filename is None:  # name it ("the disk is full")
-            raise OSError(exc.errno, exc.strerror, str(target)) from None
-        raise
-    return os.lstat(target)
+        _drop(tmp, target, exc)
+    return install_filled(tmp, target, mode, guard)
 
 
 def install_filled(
@@ -200,12 +192,18 @@ def install_filled(
             guard()
         os.replace(tmp, target)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError) and exc.filename is None:
-            raise OSError(exc.errno, exc.strerror, str(target)) from None
-        raise
+        _drop(tmp, target, exc)
     return os.lstat(target)
+
+
+def _drop(tmp: Path, target: Path, exc: BaseException) -> NoReturn:
+    """Remove ``tmp`` after ``exc`` and raise it again, an OSError that names no file
+    naming ``target`` ("the disk is full: could not write big.bin")."""
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    if isinstance(exc, OSError) and exc.filename is None:
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+    raise exc
 
 
 def write_symlink(link_target: bytes, target: Path, temps: FolderTemps) -> os.stat_result:
