@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from conftest import VSYNC, wait_for_serve_exit
 from vsync.model.gitdb import MODE_LINK
 from vsync.model.repository import Repository
 from vsync.model.snapshot import flatten
+from vsync.model.statcache import RACY_NS
 from vsync.ops.fsck import fsck
 
 Hashes = dict[str, str]  # path -> sha256 of the content (a symlink: of "link:" + target)
@@ -171,12 +173,28 @@ class Outcome:
     landed: bool  # the refs hold the new state after the kill
 
 
-def copy_scene(template: Path, dest: Path) -> None:
-    """A copy of the scene; path remotes in configs are rewritten to the copy's."""
+SETTLE = RACY_NS / 1e9 + 0.1
+"""How old a copy of a scene is before a command runs in it. Copying gives every file
+a new inode and ctime, so the command hashes them again; one hashed within the racy
+window of its ctime is not trusted, and a large file is then written whole instead of
+rebuilt from the ranges it shares (the file-rebuilding points). Which of the two
+happened depended on the machine's load: a reference run that rebuilt and a kill run
+that did not failed the matrix by chance. Every run waits until its copy is this old."""
+
+
+def copy_scene(template: Path, dest: Path) -> float:
+    """A copy of the scene; path remotes in configs are rewritten to the copy's.
+    Returns when it was complete (``time.monotonic()``), for :func:`settle`."""
     shutil.copytree(template, dest, symlinks=True)
     config = dest / "work" / ".vsync" / "config"
     if config.is_file():
         config.write_text(config.read_text().replace(str(template), str(dest)))
+    return time.monotonic()
+
+
+def settle(copied_at: float) -> None:
+    """Wait until a copy made at ``copied_at`` is :data:`SETTLE` old."""
+    time.sleep(max(0.0, copied_at + SETTLE - time.monotonic()))
 
 
 def _repo_dir(root: Path, which: str) -> Path:
@@ -190,7 +208,7 @@ def _watched_state(root: Path, scenario: Scenario) -> list[Watched]:
 def expect(scenario: Scenario, template: Path, scratch: Path) -> Expected:
     """The uninterrupted, traced run, on a copy of the scene."""
     root = scratch / f"{scenario.name}-reference"
-    copy_scene(template, root)
+    copied_at = copy_scene(template, root)
     old_refs = _watched_state(root, scenario)
     folder_old = folder_hashes(root / "work")
     commits: dict[str, Hashes] = {}
@@ -199,6 +217,7 @@ def expect(scenario: Scenario, template: Path, scratch: Path) -> Expected:
             tree, contents = commit_contents(_repo_dir(root, w.repo), w.old)
             commits[tree] = contents
     trace = scratch / f"{scenario.name}.trace"
+    settle(copied_at)
     r = vsync(root / "work", *scenario.args, VSYNC_FAULTS_TRACE=str(trace))
     assert r.returncode == 0, f"reference run of {scenario.name}: {r.stderr}"
     for w, after in zip(old_refs, _watched_state(root, scenario), strict=True):
