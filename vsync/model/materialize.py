@@ -172,6 +172,7 @@ def replace_with(
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             fill(fd)
+            os.fchmod(fd, file_mode(mode == MODE_EXEC))  # on the file it wrote, not a name
         finally:
             os.close(fd)
     except BaseException as exc:
