@@ -138,6 +138,40 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> object:
         server.stop()
 
 
+# --- SeaweedFS: a real S3-compatible store on 127.0.0.1 for S3 remotes (tests/seaweed.py) ---
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``weed server`` with its S3 gateway on free ports and one bucket, ``vsync``
+    (see tests/seaweed.py): ``.env()`` for clients, ``.make_bucket(name)``.
+    One per session (it takes seconds to start); each test uses a prefix of its own
+    (:func:`s3_url`). Fails (never skips) when ``weed`` is not installed."""
+    from seaweed import WeedMissing, start_seaweed  # tests/seaweed.py
+
+    try:
+        server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    except WeedMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.make_bucket(S3_BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+S3_BUCKET = "vsync"
+
+
+@pytest.fixture
+def s3_url(seaweed: object, request: pytest.FixtureRequest) -> str:
+    """``s3://vsync/<a prefix no other test uses>``."""
+    import hashlib
+
+    tag = hashlib.blake2s(request.node.nodeid.encode(), digest_size=6).hexdigest()
+    return f"s3://{S3_BUCKET}/t-{tag}-{os.getpid()}"
+
+
 # -- remotes: every sync test runs over a real sshd and over a path ----------------
 
 EVIL = Path(__file__).resolve().parent / "evil_serve.py"

