@@ -31,6 +31,7 @@ THIRD_PARTY_HOMES = {
     "zstandard": {"store"},
     "blake3": {"store"},
     "cryptography": {"sync"},
+    "obstore": {"sync"},
 }
 IMPORT_FUNCTIONS = {"import_module", "__import__", "find_spec"}
 DYNAMIC = "<dynamic>"  # what imported() gives for an import call it cannot read

@@ -1,7 +1,8 @@
 """The object-store contract (vsync/sync/objstore): one suite for every backend.
 
-Backends now: the folder (a path remote). The SSH backend (``vsync serve`` as an
-object store) joins the ``store`` fixture's parameters when it exists.
+Backends: the folder (a path remote), ``vsync serve`` as an object store (a local
+subprocess and through the real sshd), and a bucket of S3-compatible storage
+(a real SeaweedFS, tests/seaweed.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 
 from vsync.sync.objstore import BadObjectName, ObjectMissing, ObjectStore, check_name
 from vsync.sync.objstore.folder import FolderStore
+from vsync.sync.objstore.s3 import S3Store
+from vsync.sync.objstore.s3config import s3_settings
 from vsync.sync.objstore.served import ServedStore
 from vsync.sync.protocol import RemoteError
 from vsync.sync.url import parse_url
@@ -22,19 +25,24 @@ from vsync.sync.url import parse_url
 Opener = Callable[[], ObjectStore]
 
 
-@pytest.fixture(params=["folder", "serve", "ssh"])
+@pytest.fixture(params=["folder", "serve", "ssh", "s3"])
 def opener(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Opener]:
     """Opens the same store again on each call, on each backend: the folder itself,
-    ``vsync serve`` as a local subprocess, and ``vsync serve`` through the real sshd
-    (one connection per store: a connection serves one thread)."""
+    ``vsync serve`` as a local subprocess, ``vsync serve`` through the real sshd
+    (one connection per store: a connection serves one thread), and a prefix of a
+    bucket on the real SeaweedFS."""
     root = tmp_path / "store"
     opened: list[ServedStore] = []
 
     def open_one() -> ObjectStore:
         if request.param == "folder":
             return FolderStore(root)
+        if request.param == "s3":
+            env = request.getfixturevalue("seaweed").env()
+            url = parse_url(request.getfixturevalue("s3_url"))
+            return S3Store(url, s3_settings(environ=env))
         if request.param == "serve":
             served = ServedStore.open(parse_url(str(root)))
         else:

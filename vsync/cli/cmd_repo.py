@@ -32,8 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default=".")
     p.add_argument("--bare", action="store_true", help="no working folder (server, USB drive)")
     p.add_argument(
-        "--encrypted", action="store_true", help="an encrypted remote (with --bare; a path)"
+        "--encrypted",
+        action="store_true",
+        help="an encrypted remote (with --bare; a path or s3://BUCKET/PREFIX)",
     )
+    p.add_argument("--endpoint", metavar="URL", help="the S3 endpoint of an s3:// path")
     p.add_argument("--password-file", metavar="FILE", help="its passphrase (first line)")
     p.add_argument(
         "--scrypt-log2n",
@@ -58,6 +61,13 @@ def register(sub: Any) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     if args.encrypted:
         return _init_encrypted(args)
+    if args.path.startswith("s3://"):
+        from vsync.errors import UsageError
+
+        raise UsageError(
+            "an S3 remote is an encrypted remote for now: use 'vsync init --bare --encrypted "
+            f"{escape_text(args.path, keep='')}'"
+        )
     repo = Repository.init(Path(args.path), bare=args.bare)
     kind = "bare repository" if args.bare else "repository"
     print(f"Initialised empty vsync {kind} in {escape_text(str(repo.control), keep='')}")
@@ -68,10 +78,22 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _init_encrypted(args: argparse.Namespace) -> int:
     from vsync.cli.passphrase import passphrase_source
     from vsync.errors import UsageError
-    from vsync.sync.crypt.create import create_encrypted
+    from vsync.sync.crypt.create import create_encrypted, create_encrypted_in
 
     if not args.bare:
         raise UsageError("an encrypted remote holds no working folder: use --bare --encrypted")
+    if args.path.startswith("s3://"):
+        from vsync.sync.crypt.remote import open_s3
+        from vsync.sync.url import parse_url
+
+        url = parse_url(args.path)
+        store = open_s3(url, args.endpoint)
+        passphrase = passphrase_source(args.password_file, confirm=True)()
+        create_encrypted_in(store, str(url), passphrase, args.scrypt_log2n)
+        print(f"Initialised empty encrypted vsync remote in {escape_text(str(url), keep='')}")
+        return 0
+    if args.endpoint is not None:
+        raise UsageError("--endpoint is for s3:// remotes only")
     passphrase = passphrase_source(args.password_file, confirm=True)()
     create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
     where = escape_text(str(Path(args.path)), keep="")

@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
     r.add_argument("name")
     r.add_argument("url")
     r.add_argument("--remote-cmd", metavar="CMD")
+    r.add_argument("--endpoint", metavar="URL", help="an s3:// remote's S3 endpoint")
     r.set_defaults(func=cmd_remote_add)
     r = rsub.add_parser("remove")
     r.add_argument("name")
@@ -147,7 +148,7 @@ def cmd_clone(args: argparse.Namespace) -> int:
 
 def cmd_remote_add(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
-        add_remote(repo, args.name, args.url, args.remote_cmd)
+        add_remote(repo, args.name, args.url, args.remote_cmd, args.endpoint)
     return 0
 
 

@@ -27,7 +27,8 @@ class BadURL(UsageError):
     def __init__(self, text: str, reason: str) -> None:
         super().__init__(
             f"bad remote URL {text!r}: {reason} "
-            "(use ssh://[user@]host[:port]/path, [user@]host:path or a local path)"
+            "(use ssh://[user@]host[:port]/path, [user@]host:path, s3://bucket/prefix "
+            "or a local path)"
         )
 
 

@@ -1,4 +1,5 @@
-"""Named remotes in the repository config: ``[remote "NAME"] url, remotecmd``."""
+"""Named remotes in the repository config: ``[remote "NAME"] url, remotecmd, endpoint``
+(``endpoint``: an ``s3://`` remote's S3 endpoint, when not from the environment)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from vsync.errors import UsageError
 from vsync.model.config import check_remote_name
 from vsync.model.repository import Repository
+from vsync.sync.objstore.s3config import check_endpoint
 from vsync.sync.url import RemoteURL, parse_url
 
 DEFAULT_REMOTE = "origin"
@@ -18,6 +20,7 @@ class Remote:
     name: str | None  # None for a URL given directly on the command line
     url: RemoteURL
     remote_cmd: str | None = None
+    endpoint: str | None = None  # an s3:// remote's endpoint (else from the environment)
 
     @property
     def tracking_ref(self) -> bytes | None:
@@ -35,13 +38,24 @@ def list_remotes(repo: Repository) -> list[Remote]:
             url = repo.config.get(section, "url")
             if url:
                 cmd = repo.config.get(section, "remotecmd")
-                out.append(Remote(section[1], parse_url(url), cmd))
+                endpoint = repo.config.get(section, "endpoint")
+                out.append(Remote(section[1], parse_url(url), cmd, endpoint))
     return sorted(out, key=lambda r: r.name or "")
 
 
-def add_remote(repo: Repository, name: str, url: str, remote_cmd: str | None = None) -> Remote:
+def add_remote(
+    repo: Repository,
+    name: str,
+    url: str,
+    remote_cmd: str | None = None,
+    endpoint: str | None = None,
+) -> Remote:
     check_remote_name(name)
     parsed = parse_url(url)
+    if endpoint is not None:
+        if parsed.kind != "s3":
+            raise UsageError("--endpoint is for s3:// remotes only")
+        endpoint = check_endpoint(endpoint)
     if parsed.kind == "local" and not os.path.isabs(parsed.path):
         url = os.path.abspath(parsed.path)  # a drive path must not depend on the cwd
         parsed = parse_url(url)
@@ -50,8 +64,10 @@ def add_remote(repo: Repository, name: str, url: str, remote_cmd: str | None = N
     repo.config.set(("remote", name), "url", url)
     if remote_cmd:
         repo.config.set(("remote", name), "remotecmd", remote_cmd)
+    if endpoint:
+        repo.config.set(("remote", name), "endpoint", endpoint)
     repo.config.save()
-    return Remote(name, parsed, remote_cmd)
+    return Remote(name, parsed, remote_cmd, endpoint)
 
 
 def remove_remote(repo: Repository, name: str) -> None:
@@ -77,6 +93,6 @@ def find_remote(repo: Repository, name_or_url: str | None) -> Remote:
             "no remote named 'origin'; add one with 'vsync remote add origin URL' "
             "or name a remote or URL"
         )
-    if "/" in wanted or ":" in wanted or wanted.startswith("."):
+    if "/" in wanted or ":" in wanted or wanted.startswith("."):  # s3:// too
         return Remote(None, parse_url(wanted))
     raise UsageError(f"no remote named '{wanted}' (see 'vsync remote list')")

@@ -1,4 +1,5 @@
-"""Remote URLs: ``ssh://[user@]host[:port]/path``, ``[user@]host:path`` or a local path.
+"""Remote URLs: ``ssh://[user@]host[:port]/path``, ``[user@]host:path``, ``s3://BUCKET/PREFIX``
+or a local path.
 
 The rules follow git and rsync:
 
@@ -7,6 +8,10 @@ The rules follow git and rsync:
   IPv6 addresses go in brackets: ``ssh://[::1]:2222/srv/repo``.
 - ``[user@]host:path`` (scp-like) applies when a colon comes before any slash;
   a relative ``path`` is relative to the login directory. ``[::1]:path`` works.
+- ``s3://BUCKET[/PREFIX]`` names objects in a bucket of S3-compatible storage
+  (kind "s3": ``host`` is the bucket, ``path`` the prefix without its slashes
+  at either end). The bucket follows S3's rules for names; the prefix is at
+  most eight ``/``-separated parts of ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``.
 - Anything else is a local path: ``/abs/path``, ``relative/dir``, ``./a:b``
   (prefix ``./`` to use a local path that holds a colon).
 
@@ -23,18 +28,21 @@ from typing import Literal
 
 from vsync.sync.errors import BadURL
 
-Kind = Literal["ssh", "local"]
+Kind = Literal["ssh", "local", "s3"]
 Form = Literal["url", "scp", "path"]
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?")
 _USER = re.compile(r"[^\s@/:\x00]+")
 _TILDE_USER = re.compile(r"~[A-Za-z0-9._-]*(?:/|$)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_PREFIX_PARTS = 8
 
 
 @dataclass(frozen=True)
 class RemoteURL:
-    """A parsed remote location; ``kind`` is "ssh" or "local"."""
+    """A parsed remote location; ``kind`` is "ssh", "local" or "s3"."""
 
     kind: Kind
     path: str
@@ -46,6 +54,8 @@ class RemoteURL:
     def __str__(self) -> str:
         if self.kind == "local":
             return self.path
+        if self.kind == "s3":
+            return f"s3://{self.host}/{self.path}" if self.path else f"s3://{self.host}"
         user = f"{self.user}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.form == "scp":
@@ -57,8 +67,8 @@ class RemoteURL:
     @property
     def where(self) -> str:
         """``user@host:port`` for messages (the parts that are set)."""
-        if self.kind == "local":
-            return self.path
+        if self.kind in ("local", "s3"):
+            return str(self)
         user = f"{self.user}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host and self.port is not None else self.host
         port = f":{self.port}" if self.port is not None else ""
@@ -73,6 +83,8 @@ def parse_url(text: str) -> RemoteURL:
         raise BadURL(text, "it contains a NUL or newline character")
     if text.startswith("ssh://"):
         return _parse_ssh_url(text)
+    if text.startswith("s3://"):
+        return _parse_s3_url(text)
     if _SCHEME.match(text):
         scheme = text.split("://", 1)[0]
         raise BadURL(text, f"unsupported scheme '{scheme}://'")
@@ -93,6 +105,21 @@ def _parse_ssh_url(text: str) -> RemoteURL:
     if _TILDE_USER.match(path[1:]):
         path = path[1:]
     return RemoteURL(kind="ssh", path=path, host=host, user=user, port=port, form="url")
+
+
+def _parse_s3_url(text: str) -> RemoteURL:
+    bucket, _, prefix = text[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise BadURL(text, f"bad bucket name {bucket!r} (3-63 of a-z, 0-9, '.', '-')")
+    prefix = prefix.strip("/")
+    parts = prefix.split("/") if prefix else []
+    if len(parts) > MAX_PREFIX_PARTS or not all(_PREFIX_PART.fullmatch(p) for p in parts):
+        raise BadURL(
+            text,
+            f"bad prefix {prefix!r} (at most {MAX_PREFIX_PARTS} parts of A-Z, a-z, 0-9, "
+            "'.', '_', '-', none beginning with '.', '_' or '-')",
+        )
+    return RemoteURL(kind="s3", path=prefix, host=bucket, form="url")
 
 
 def _authority_end(text: str, rest: str) -> int:

@@ -1,4 +1,5 @@
-"""``vsync init --bare --encrypted PATH``: a new, empty encrypted remote."""
+"""``vsync init --bare --encrypted PATH|s3://BUCKET/PREFIX``: a new, empty encrypted
+remote."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from vsync.errors import UsageError
 from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
 from vsync.sync.crypt.keys import DEFAULT_LOG2N, new_master, wrap
+from vsync.sync.objstore import ObjectStore
 from vsync.sync.objstore.folder import FolderStore
 
 
@@ -33,4 +35,26 @@ def create_encrypted(path: Path, passphrase: str, log2n: int = DEFAULT_LOG2N) ->
     if path.exists():
         path.rmdir()
     os.rename(tmp, path)
+    return master.repo_id.hex()
+
+
+def create_encrypted_in(
+    store: ObjectStore, where: str, passphrase: str, log2n: int = DEFAULT_LOG2N
+) -> str:
+    """Make the empty ``store`` (a bucket's prefix) an encrypted remote with one key;
+    its repository id (hex).
+
+    Storage without renames cannot build it aside: the key file is written
+    first and the marker last (write-if-absent), so a half-made remote has no
+    marker and is never taken for one; ``init`` run again refuses it as not
+    empty, and the objects can be deleted by hand.
+    """
+    if not passphrase:
+        raise UsageError("an empty passphrase would protect nothing; give one")
+    if store.list(""):
+        raise UsageError(f"{where} already holds objects; choose an empty prefix")
+    master = new_master()
+    store.write_if_absent(f"keys/{secrets.token_hex(8)}", wrap(master, passphrase, log2n))
+    if not store.write_if_absent(MARKER, MARKER_TEXT):
+        raise UsageError(f"{where} was made an encrypted remote by someone else meanwhile")
     return master.repo_id.hex()

@@ -14,5 +14,8 @@ ENCRYPTED_REMOTE = "encrypted-remote"  # the code of serve's ERROR for an SSH en
 def is_encrypted(remote: Remote) -> bool:
     """A path remote holding ``vsync-remote`` (docs/format.md, "Layout"). An SSH remote
     is found to be one when ``vsync serve`` answers HELLO with ERROR code
-    ``encrypted-remote`` (docs/protocol.md, "Object store")."""
+    ``encrypted-remote`` (docs/protocol.md, "Object store"). An ``s3://`` remote is
+    always read as one: the only kind of S3 remote there is yet."""
+    if remote.url.kind == "s3":
+        return True
     return remote.url.kind == "local" and (Path(remote.url.path) / MARKER).is_file()

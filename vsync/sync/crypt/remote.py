@@ -27,6 +27,7 @@ from vsync.sync.crypt.seal import (
 from vsync.sync.objstore import ObjectMissing, ObjectStore
 from vsync.sync.objstore.folder import FolderStore
 from vsync.sync.remotes import Remote
+from vsync.sync.url import RemoteURL
 
 if TYPE_CHECKING:
     from vsync.sync.client import SyncOptions
@@ -78,14 +79,25 @@ class CountingStore:
 
 
 def store_for(remote: Remote, opts: SyncOptions) -> ObjectStore:
-    """The folder of a path remote, or ``vsync serve`` as an object store over SSH."""
+    """The folder of a path remote, a bucket of an ``s3://`` remote, or ``vsync serve``
+    as an object store over SSH."""
     if remote.url.kind == "local":
         return FolderStore(Path(remote.url.path))
+    if remote.url.kind == "s3":
+        return open_s3(remote.url, remote.endpoint)
     from vsync.sync.objstore.served import ServedStore
 
     return ServedStore.open(
         remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key
     )
+
+
+def open_s3(url: RemoteURL, endpoint: str | None = None) -> ObjectStore:
+    """The bucket of ``url``, reached as :mod:`vsync.sync.objstore.s3config` says."""
+    from vsync.sync.objstore.s3 import S3Store  # obstore loads only when needed
+    from vsync.sync.objstore.s3config import s3_settings
+
+    return S3Store(url, s3_settings(endpoint))
 
 
 def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
