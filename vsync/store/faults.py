@@ -61,7 +61,9 @@ The points (the crash tests kill at every one of them):
   received git pack not yet in the object store).
 - ``objstore-before-link``, ``objstore-before-swap``: a folder object store's
   temporary file is complete and fsynced, not yet linked to its name (write if
-  absent) or renamed over it (compare-and-swap, under its lock).
+  absent) or renamed over it (compare-and-swap, under its lock). An S3 object
+  store passes ``objstore-before-swap`` after reading the object back and
+  comparing it, before its conditional PUT (``If-Match`` on the ETag it read).
 - ``encrypted-push-before-index``, ``encrypted-push-before-branch``: a push to an
   encrypted remote has written a chunk pack and not its index; has written every
   pack and index and its git pack, and not yet moved ``refs/main``.

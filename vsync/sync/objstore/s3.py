@@ -12,7 +12,8 @@ most :data:`MAX_NAMES` valid names).
 - compare-and-swap: ``GET`` the object and its ETag, compare its bytes with
   ``old``, then ``PUT`` with ``If-Match: <that ETag>``; a writer that came in
   between changed the ETag, so the storage refuses the PUT (412) and the swap
-  reports False. Creating (``old`` None) is a write if absent.
+  reports False (fault point ``objstore-before-swap`` lies between the two).
+  Creating (``old`` None) is a write if absent.
 - read a range: ``GET`` with ``Range: bytes=a-b``; a range past the end is
   ``b""``.
 - delete: ``HEAD`` (was it there?), then ``DELETE``.
@@ -25,7 +26,11 @@ a few times with backoff (obstore's retry), never for minutes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, NoReturn
 
@@ -41,12 +46,13 @@ from obstore.exceptions import (
 from obstore.store import S3Store as _Client
 
 from vsync.errors import StoppedError
+from vsync.store import faults
 from vsync.sync.objstore import ObjectMissing, check_name
 from vsync.sync.objstore.s3config import S3Settings
 from vsync.sync.url import RemoteURL
 
 if TYPE_CHECKING:
-    from obstore.store import ClientConfig, RetryConfig
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 MAX_NAMES = 1 << 20
 MAX_OBJECT = (1 << 30) + (1 << 20)  # a sealed git pack of 1 GiB, with its padding
@@ -68,6 +74,24 @@ class S3BucketMissing(StoppedError):
 
 class S3Failed(StoppedError):
     pass
+
+
+_ENVIRONMENT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_aws_environment() -> Iterator[None]:
+    """The process environment without its ``AWS_*`` variables, while an obstore client
+    is built: obstore reads them itself (an empty ``AWS_ENDPOINT_URL`` panics in Rust),
+    and the settings must be exactly those :mod:`.s3config` chose."""
+    with _ENVIRONMENT:
+        saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        for key in saved:
+            del os.environ[key]
+        try:
+            yield
+        finally:
+            os.environ.update(saved)
 
 
 def _code(exc: BaseException) -> str | None:
@@ -96,20 +120,21 @@ class S3Store:
                 "base": 2,
             },
         }
-        extra = {} if settings.endpoint is None else {"endpoint": settings.endpoint}
-        token = {} if settings.session_token is None else {"token": settings.session_token}
-        self.client = _Client(
-            url.host,
-            region=settings.region,
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key,
-            virtual_hosted_style_request=False,
-            conditional_put="etag",
-            client_options=client_options,
-            retry_config=retry,
-            **extra,  # type: ignore[arg-type]
-            **token,  # type: ignore[arg-type]
-        )
+        config: S3Config = {
+            "region": settings.region,
+            "access_key_id": settings.access_key_id,
+            "secret_access_key": settings.secret_access_key,
+            "virtual_hosted_style_request": False,
+            "conditional_put": "etag",
+        }
+        if settings.endpoint is not None:
+            config["endpoint"] = settings.endpoint
+        if settings.session_token is not None:
+            config["session_token"] = settings.session_token
+        with _no_aws_environment():
+            self.client = _Client(
+                url.host, config=config, client_options=client_options, retry_config=retry
+            )
 
     def close(self) -> None:
         pass
@@ -219,6 +244,7 @@ class S3Store:
             self._fail(exc, f"reading {name}")
         if current != old:
             return False
+        faults.point("objstore-before-swap")
         try:
             obstore.put(self.client, key, new, mode={"e_tag": etag}, use_multipart=False)
         except (PreconditionError, AlreadyExistsError, *_MISSING):

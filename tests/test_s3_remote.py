@@ -1,0 +1,334 @@
+"""Encrypted remotes in a bucket of S3-compatible storage, end to end: real ``vsync``
+subprocesses against a real SeaweedFS on 127.0.0.1 (tests/seaweed.py), the same
+encrypted layout as a path remote (docs/format.md, "Encrypted remotes")."""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import Run, run_vsync, snapshot_tree, wait_for
+
+from vsync.sync.objstore.s3 import S3Store
+from vsync.sync.objstore.s3config import s3_settings
+from vsync.sync.url import parse_url
+
+PASS = {"VSYNC_PASSWORD": "correct horse battery staple"}
+FILE_NAME = "quarterly-plan-zebra.txt"
+CONTENT = "the launch code is walrus-4417"
+MESSAGE = "plan for the heron project"
+HOLD_SECONDS = 15  # how long a push is held before its swap while another push runs
+
+
+@pytest.fixture
+def env(seaweed: object) -> dict[str, str]:
+    return {**PASS, **seaweed.env()}  # type: ignore[attr-defined]
+
+
+def vs(*args: str | Path, cwd: Path, env: dict[str, str], check: bool = True) -> Run:
+    return run_vsync(*args, cwd=cwd, check=check, env=env)
+
+
+def one_error_line(out: Run, code: int, *words: str) -> None:
+    assert out.returncode == code, (out.returncode, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vsync: error:"), out.stderr
+    assert "Traceback" not in out.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def make_work(tmp_path: Path, url: str, env: dict[str, str], name: str = "a") -> Path:
+    work = tmp_path / name
+    work.mkdir()
+    vs("init", cwd=work, env=env)
+    (work / FILE_NAME).write_text(CONTENT + "\n")
+    (work / "media").mkdir()
+    (work / "media" / "clip.bin").write_bytes(random.Random(7).randbytes(3 << 20))
+    vs("commit", "-q", "-m", MESSAGE, cwd=work, env=env)
+    vs("remote", "add", "origin", url, cwd=work, env=env)
+    vs("push", cwd=work, env=env)
+    return work
+
+
+def init_remote(tmp_path: Path, url: str, env: dict[str, str]) -> None:
+    vs("init", "--bare", "--encrypted", "--scrypt-log2n", "10", url, cwd=tmp_path, env=env)
+
+
+def stored(url: str, env: dict[str, str]) -> dict[str, bytes]:
+    """Every object under the remote's prefix, read straight from the bucket."""
+    store = S3Store(parse_url(url), s3_settings(environ=env))
+    return {name: store.read(name) for name in store.list("")}
+
+
+def test_round_trip_through_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[str, str]) -> None:
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    b = tmp_path / "b"
+    assert snapshot_tree(b) == snapshot_tree(a)
+    # a change on each side, then sync both ways through the bucket
+    (a / FILE_NAME).write_text("changed in a\n")
+    vs("commit", "-q", "-m", "two", cwd=a, env=env)
+    vs("push", cwd=a, env=env)
+    vs("pull", cwd=b, env=env)
+    assert snapshot_tree(b) == snapshot_tree(a)
+    (b / "from-b.txt").write_text("b\n")
+    vs("sync", cwd=b, env=env)
+    vs("fetch", cwd=a, env=env)
+    vs("pull", cwd=a, env=env)
+    assert (a / "from-b.txt").read_text() == "b\n"
+    objects = stored(s3_url, env)
+    assert {n.split("/")[0] for n in objects} == {
+        "vsync-remote",
+        "keys",
+        "refs",
+        "git",
+        "packs",
+        "index",
+    }
+    for data in objects.values():
+        for secret in (FILE_NAME, CONTENT, MESSAGE):
+            assert secret.encode() not in data
+
+
+def test_a_push_sends_only_chunks_the_bucket_lacks(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    packs = {n for n in stored(s3_url, env) if n.startswith("packs/")}
+    # a new file (a new manifest) sharing all but its tail with one the bucket holds
+    (a / "longer.bin").write_bytes((a / "media" / "clip.bin").read_bytes() + b"tail")
+    vs("commit", "-q", "-m", "a longer copy", cwd=a, env=env)
+    out = vs("push", "--porcelain", cwd=a, env=env)
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert 0 < int(fields["chunks"]) <= 2, out.stdout
+    assert int(fields["chunk_bytes"]) < 1 << 20, out.stdout
+    assert len({n for n in stored(s3_url, env) if n.startswith("packs/")} - packs) == 1
+
+
+def test_a_push_that_loses_the_race_is_refused_and_sync_merges(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """a's push has read the branch record back and compared it, and is held just
+    before its conditional PUT; b pushes meanwhile. a's PUT (If-Match on the ETag it
+    read) must fail, so a is told to pull first and b's commit survives; ``sync``
+    fetches, merges and pushes."""
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    b = tmp_path / "b"
+    (a / "from-a.txt").write_text("a\n")
+    vs("commit", "-q", "-m", "a", cwd=a, env=env)
+    (b / "from-b.txt").write_text("b\n")
+    vs("commit", "-q", "-m", "b", cwd=b, env=env)
+    trace = tmp_path / "trace"
+    held = {
+        **env,
+        "VSYNC_FAULTS": f"push/objstore-before-swap=sleep:{HOLD_SECONDS}",
+        "VSYNC_FAULTS_TRACE": str(trace),
+    }
+    with ThreadPoolExecutor(1) as pool:
+        pushing = pool.submit(vs, "push", cwd=a, env=held, check=False)
+        wait_for(
+            "a's push to reach its compare-and-swap",
+            lambda: trace.exists() and "objstore-before-swap" in trace.read_text(),
+        )
+        vs("push", cwd=b, env=env)  # while a's push is held
+        one_error_line(pushing.result(), 1, "pull first")
+    vs("sync", cwd=a, env=env)
+    vs("pull", cwd=b, env=env)
+    assert snapshot_tree(a) == snapshot_tree(b)
+    assert (a / "from-b.txt").read_text() == "b\n"
+    assert (b / "from-a.txt").read_text() == "a\n"
+
+
+def test_clients_syncing_at_once_lose_no_commit(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """Four clients each commit a file and sync at the same moment, retrying while a
+    push loses its race; every commit is in the bucket at the end."""
+    clients = 4
+    init_remote(tmp_path, s3_url, env)
+    make_work(tmp_path, s3_url, env)
+    names = [f"c{i}" for i in range(clients)]
+    for name in names:
+        vs("clone", s3_url, name, cwd=tmp_path, env=env)
+        (tmp_path / name / f"{name}.txt").write_text(f"{name}\n")
+        vs("commit", "-q", "-m", name, cwd=tmp_path / name, env=env)
+    barrier = threading.Barrier(clients)
+    failures: list[str] = []
+
+    def client(name: str) -> None:
+        barrier.wait()
+        for _attempt in range(2 * clients):
+            out = vs("sync", cwd=tmp_path / name, env=env, check=False)
+            if out.returncode == 0:
+                return
+            if "pull first" not in out.stderr:
+                failures.append(f"{name}: {out.stderr}")
+                return
+        failures.append(f"{name}: never pushed")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    vs("clone", s3_url, "all", cwd=tmp_path, env=env)
+    for name in names:
+        assert (tmp_path / "all" / f"{name}.txt").read_text() == f"{name}\n"
+
+
+def test_wrong_credentials_are_one_line(tmp_path: Path, s3_url: str, env: dict[str, str]) -> None:
+    init_remote(tmp_path, s3_url, env)
+    make_work(tmp_path, s3_url, env)
+    bad = {**env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    one_error_line(
+        vs("clone", s3_url, "b", cwd=tmp_path, env=bad, check=False), 1, "refused the credentials"
+    )
+    assert not (tmp_path / "b").exists()
+    unknown = {**env, "AWS_ACCESS_KEY_ID": "nobody"}
+    out = vs("push", cwd=tmp_path / "a", env=unknown, check=False)
+    one_error_line(out, 1, "refused the credentials")
+
+
+def test_a_missing_bucket_is_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    url = "s3://no-such-bucket/team"
+    out = vs(
+        "init",
+        "--bare",
+        "--encrypted",
+        "--scrypt-log2n",
+        "10",
+        url,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    one_error_line(out, 1, "bucket 'no-such-bucket' does not exist")
+    out = vs("clone", url, "b", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 1, "bucket 'no-such-bucket' does not exist")
+
+
+def test_an_empty_prefix_is_not_a_remote_and_init_wants_one(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 2, "not an encrypted vsync remote")
+    init_remote(tmp_path, s3_url, env)
+    out = vs("init", "--bare", "--encrypted", s3_url, cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 2, "already holds objects")
+    out = vs("init", "--bare", s3_url, cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 2, "--bare --encrypted")
+
+
+def test_a_flipped_byte_in_the_bucket_is_refused(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    init_remote(tmp_path, s3_url, env)
+    make_work(tmp_path, s3_url, env)
+    store = S3Store(parse_url(s3_url), s3_settings(environ=env))
+    (pack,) = [n for n in store.list("packs/")]
+    data = bytearray(store.read(pack))
+    data[200] ^= 1
+    assert store.delete(pack)
+    assert store.write_if_absent(pack, bytes(data))
+    out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 3, pack, "failed authentication")
+
+
+def test_a_remote_added_with_an_endpoint_needs_no_endpoint_variable(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """``remote add --endpoint`` is stored and used; credentials from a profile in
+    ``~/.aws/credentials`` (AWS_PROFILE) instead of variables."""
+    init_remote(tmp_path, s3_url, env)
+    make_work(tmp_path, s3_url, env)
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(
+        "[team]\n"
+        f"aws_access_key_id = {env['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {env['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    bare = {
+        **PASS,
+        "HOME": str(home),
+        "AWS_PROFILE": "team",
+        "AWS_ENDPOINT_URL": "",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+    }
+    b = tmp_path / "b"
+    b.mkdir()
+    vs("init", cwd=b, env=bare)
+    vs("remote", "add", "origin", s3_url, "--endpoint", env["AWS_ENDPOINT_URL"], cwd=b, env=bare)
+    vs("pull", cwd=b, env=bare)
+    assert (b / FILE_NAME).read_text() == CONTENT + "\n"
+    out = vs(
+        "remote", "add", "x", "/some/path", "--endpoint", "http://h:1", cwd=b, env=bare, check=False
+    )
+    one_error_line(out, 2, "--endpoint")
+
+
+@pytest.mark.parametrize(
+    ("text", "bucket", "prefix", "canonical"),
+    [
+        ("s3://team-bucket/shared/Photos", "team-bucket", "shared/Photos", None),
+        ("s3://team.bucket", "team.bucket", "", None),
+        ("s3://abc/p/", "abc", "p", "s3://abc/p"),
+    ],
+)
+def test_s3_urls_parse_and_print_back(
+    text: str, bucket: str, prefix: str, canonical: str | None
+) -> None:
+    url = parse_url(text)
+    assert (url.kind, url.host, url.path) == ("s3", bucket, prefix)
+    assert str(url) == (canonical or text)
+    assert parse_url(str(url)) == url
+
+
+@pytest.mark.parametrize(
+    "text", ["s3://", "s3://Team/x", "s3://a/x", "s3://abc/../x", "s3://abc/.x", "s3://abc/a b"]
+)
+def test_bad_s3_urls_are_refused(text: str) -> None:
+    from vsync.sync.errors import BadURL
+
+    with pytest.raises(BadURL):
+        parse_url(text)
+
+
+def test_settings_come_from_variables_then_profiles(tmp_path: Path) -> None:
+    from vsync.sync.objstore.s3config import NoS3Credentials
+
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text(
+        "[default]\naws_access_key_id = dk\naws_secret_access_key = ds\n"
+        "[work]\naws_access_key_id = wk\naws_secret_access_key = ws\n"
+    )
+    (tmp_path / ".aws" / "config").write_text(
+        "[profile work]\nregion = eu-west-3\nendpoint_url = https://s3.example.net\n"
+    )
+    home = {"HOME": str(tmp_path)}
+    s = s3_settings(environ=home)
+    assert (s.access_key_id, s.secret_access_key, s.endpoint, s.region) == (
+        "dk",
+        "ds",
+        None,
+        "us-east-1",
+    )
+    s = s3_settings(environ={**home, "AWS_PROFILE": "work"})
+    assert (s.access_key_id, s.endpoint, s.region) == ("wk", "https://s3.example.net", "eu-west-3")
+    s = s3_settings(
+        "http://127.0.0.1:9000",
+        {**home, "AWS_ACCESS_KEY_ID": "ek", "AWS_SECRET_ACCESS_KEY": "es", "AWS_REGION": "r1"},
+    )
+    assert (s.access_key_id, s.endpoint, s.region) == ("ek", "http://127.0.0.1:9000", "r1")
+    with pytest.raises(NoS3Credentials):
+        s3_settings(environ={"HOME": str(tmp_path / "nowhere")})
