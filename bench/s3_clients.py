@@ -6,7 +6,10 @@ each candidate client in a child process of its own (so its peak RSS is its
 own): PUT and GET of a 16 MiB object, a 64 KiB range GET, and a conditional
 PUT, each repeated; prints one JSON line per client and the check's verdict.
 
-    .venv/bin/python bench/s3_clients.py [--rounds N]
+    .venv/bin/python bench/s3_clients.py [--rounds N] [--write-doc]
+
+``--write-doc`` puts the table between the markers ``<!-- s3-clients:begin -->``
+and ``<!-- s3-clients:end -->`` of docs/dependencies.md.
 """
 
 from __future__ import annotations
@@ -131,9 +134,49 @@ def child(client: str, bucket: str, rounds: int) -> None:
     print(json.dumps({"client": client, **{k: round(v, 4) for k, v in result.items()}}))
 
 
+DOC = HERE.parent / "docs" / "dependencies.md"
+BEGIN, END = "<!-- s3-clients:begin -->", "<!-- s3-clients:end -->"
+COLUMNS = (
+    ("put_16mib_s", "PUT 16 MiB", 1000, "ms"),
+    ("get_16mib_s", "GET 16 MiB", 1000, "ms"),
+    ("range_64kib_s", "range GET 64 KiB", 1000, "ms"),
+    ("conditional_put_s", "conditional PUT", 1000, "ms"),
+    ("import_s", "import", 1000, "ms"),
+    ("max_rss_mib", "peak RSS", 1, "MiB"),
+)
+
+
+def table(rows: list[dict[str, object]], server: str, rounds: int, commit: str) -> str:
+    lines = [
+        f"From `bench/s3_clients.py --rounds {rounds} --write-doc` at {commit}, against "
+        f"SeaweedFS ({server}) on 127.0.0.1; means per operation. Both clients saw "
+        "`If-None-Match: *` and `If-Match` enforced (a second create and a stale ETag "
+        "were refused with 412).",
+        "",
+        "| client | " + " | ".join(c[1] for c in COLUMNS) + " |",
+        "|---|" + "---:|" * len(COLUMNS),
+    ]
+    for row in rows:
+        cells = []
+        for key, _title, scale, unit in COLUMNS:
+            value = row[key]
+            assert isinstance(value, int | float)
+            cells.append(f"{value * scale:.1f} {unit}")
+        lines.append(f"| {row['client']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--write-doc", action="store_true")
     ap.add_argument("--child", nargs=2, metavar=("CLIENT", "BUCKET"))
     args = ap.parse_args()
     if args.child:
@@ -146,23 +189,27 @@ def main() -> int:
         try:
             server.make_bucket("clients")
             env = {**os.environ, **server.env()}
-            print(f"# SeaweedFS {server.version()} at {server.endpoint}", flush=True)
+            version = server.version()
+            print(f"# SeaweedFS {version} at {server.endpoint}", flush=True)
+            rows = []
             for client in ("obstore", "boto3"):
-                subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--rounds",
-                        str(args.rounds),
-                        "--child",
-                        client,
-                        "clients",
-                    ],
+                argv = [sys.executable, __file__, "--rounds", str(args.rounds)]
+                out = subprocess.run(
+                    [*argv, "--child", client, "clients"],
                     env=env,
                     check=True,
+                    capture_output=True,
+                    text=True,
                 )
+                print(out.stdout, end="", flush=True)
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         finally:
             server.stop()
+    if args.write_doc:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+        ).stdout.strip()
+        write_doc(table(rows, version.removeprefix("version "), args.rounds, commit))
     return 0
 
 
