@@ -4,6 +4,7 @@ encrypted layout as a path remote (docs/format.md, "Encrypted remotes")."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -332,3 +333,24 @@ def test_settings_come_from_variables_then_profiles(tmp_path: Path) -> None:
     assert (s.access_key_id, s.endpoint, s.region) == ("ek", "http://127.0.0.1:9000", "r1")
     with pytest.raises(NoS3Credentials):
         s3_settings(environ={"HOME": str(tmp_path / "nowhere")})
+
+
+def test_watch_polls_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[str, str]) -> None:
+    """An S3 remote cannot tell a watcher that its branch moved: the watcher polls,
+    and brings what another client pushed to the bucket."""
+    from test_watch import Watch
+
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    b = tmp_path / "b"
+    watch = Watch(a, {**os.environ, **env}, "--poll-interval", "1")
+    try:
+        watch.wait_event("started")
+        assert watch.events("started")[0]["mode"] == "poll", watch.output()
+        (b / "from-b.txt").write_text("pushed by hand\n")
+        vs("sync", "-q", cwd=b, env=env)
+        wait_for("from-b.txt on a", lambda: (a / "from-b.txt").exists())
+        assert (a / "from-b.txt").read_text() == "pushed by hand\n"
+    finally:
+        assert watch.stop() == 0, watch.output()

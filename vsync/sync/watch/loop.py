@@ -135,7 +135,7 @@ class Watcher:
         self.events.start()
         monitor = MonitorService(self.root, self.repo.control, self.reporter)
         monitor.start()  # status and commit ask it what changed (docs/format.md)
-        use_notify = self.settings.notify and self.remote.url.kind != "local"
+        use_notify = self.settings.notify and self.remote.url.kind == "ssh"  # s3: polls
         if use_notify:
             self.notifier = RemoteNotifier(
                 self.remote,
