@@ -151,9 +151,9 @@ def test_a_push_that_loses_the_race_is_refused_and_sync_merges(
 def test_clients_syncing_at_once_lose_no_commit(
     tmp_path: Path, s3_url: str, env: dict[str, str]
 ) -> None:
-    """Four clients each commit a file and sync at the same moment, retrying while a
+    """Eight clients each commit a file and sync at the same moment, retrying while a
     push loses its race; every commit is in the bucket at the end."""
-    clients = 4
+    clients = 8
     init_remote(tmp_path, s3_url, env)
     make_work(tmp_path, s3_url, env)
     names = [f"c{i}" for i in range(clients)]
