@@ -354,3 +354,26 @@ def test_watch_polls_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[str, st
         assert (a / "from-b.txt").read_text() == "pushed by hand\n"
     finally:
         assert watch.stop() == 0, watch.output()
+
+
+@pytest.mark.parametrize(
+    "point", ["encrypted-push-before-index", "encrypted-push-before-branch", "objstore-before-swap"]
+)
+def test_a_push_killed_mid_upload_resumes_without_sending_again(
+    tmp_path: Path, s3_url: str, env: dict[str, str], point: str
+) -> None:
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    before = snapshot_tree(a)
+    (a / "new.bin").write_bytes(random.Random(9).randbytes(2 << 20))
+    vs("commit", "-q", "-m", "new", cwd=a, env=env)
+    killed = vs("push", cwd=a, env={**env, "VSYNC_FAULTS": f"push/{point}=kill"}, check=False)
+    assert killed.returncode == -9, (killed.returncode, killed.stderr)
+    vs("clone", s3_url, "old", cwd=tmp_path, env=env)
+    assert snapshot_tree(tmp_path / "old") == before  # the bucket still holds the old state
+    out = vs("push", "--porcelain", cwd=a, env=env)
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert int(fields["wire_sent"]) < 1 << 20, out.stdout  # the 2 MiB of chunks went once
+    vs("pull", cwd=tmp_path / "old", env=env)
+    assert snapshot_tree(tmp_path / "old") == snapshot_tree(a)
+    assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
