@@ -47,6 +47,7 @@ ORDER = [
     "## Push over SSH",
     "## Going back a version of a large file (issue 14)",
     "## Clone and pull over SSH (issue 14)",
+    "## Push to S3 (issue 16)",
 ]
 LAST = "## What each change bought"
 

@@ -17,6 +17,8 @@ Groups (issue 6's scenarios):
               loop-mounted reflink file system (XFS or btrfs), against cp and restic (issue 14)
     receive   l: clone and pull over SSH from 127.0.0.1 against rsync pulling the same
               files (bench/receive_ssh.py, issue 14)
+    s3        push to an encrypted s3:// remote on a local SeaweedFS against restic
+              backup to an s3: repository on it (bench/push_s3.py, issue 16)
 
 A full run does every group and rewrites its sections of docs/benchmarks.md
 (and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
@@ -49,7 +51,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 GROUPS = (
     "commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch", "goback",
-    "receive",
+    "receive", "s3",
 )  # fmt: skip
 QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push", "goback", "receive")
 SUMMARY = "## Summary (issue 6)"
@@ -273,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         text, tg = receive_ssh.main(quick, update_docs=DOCS)
         publish("receive", [(receive_ssh.HEADING, text)], quick)
         data = save_targets("receive", tg, quick)
+    if "s3" in groups:
+        import push_s3
+
+        push_s3.main(quick, 1 if quick else 3, DOCS)
     if "watch" in groups:
         import watch_latency
 
