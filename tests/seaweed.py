@@ -170,10 +170,26 @@ def _answers(url: str) -> bool:
         return False
 
 
+class WeedExited(RuntimeError):
+    pass
+
+
 def start_seaweed(root: Path, replication: str | None = None) -> SeaweedFS:
     """``weed server`` in ``root`` on free ports, its S3 gateway answering;
     ``replication``: the master's default replication (``001``: one more copy on
-    another volume server of the same rack)."""
+    another volume server of the same rack). A port found free can be taken by
+    another process before weed binds it (weed then exits): up to three tries,
+    each with new ports in a folder of its own (``root/try-N``)."""
+    for attempt in range(1, 4):
+        try:
+            return _start(root / f"try-{attempt}", replication)
+        except WeedExited:
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(root: Path, replication: str | None) -> SeaweedFS:
     weed = find_weed()
     data = root / "data"
     data.mkdir(parents=True)
@@ -221,7 +237,7 @@ def start_seaweed(root: Path, replication: str | None = None) -> SeaweedFS:
         deadline = time.monotonic() + START_SECONDS
         while not _ready(server):
             if server.proc.poll() is not None:
-                raise RuntimeError(f"weed server exited: {server.log.read_text()[-2000:]}")
+                raise WeedExited(f"weed server exited: {server.log.read_text()[-2000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"weed server did not answer: {server.log.read_text()[-2000:]}")
             time.sleep(0.2)
