@@ -4,6 +4,7 @@ check) and the index of the chunks it holds (docs/format.md, "Encrypted remotes"
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,22 +57,26 @@ class CountingStore:
         self.inner = inner
         self.sent = 0
         self.received = 0
+        self._lock = threading.Lock()  # uploads run on several threads (S3)
 
     def list(self, prefix: str) -> list[str]:
         return self.inner.list(prefix)
 
     def read(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         data = self.inner.read(name, offset, length)
-        self.received += len(data)
+        with self._lock:
+            self.received += len(data)
         return data
 
     def write_if_absent(self, name: str, data: bytes) -> bool:
         written = self.inner.write_if_absent(name, data)
-        self.sent += len(data) if written else 0
+        with self._lock:
+            self.sent += len(data) if written else 0
         return written
 
     def compare_and_swap(self, name: str, old: bytes | None, new: bytes) -> bool:
-        self.sent += len(new)
+        with self._lock:
+            self.sent += len(new)
         return self.inner.compare_and_swap(name, old, new)
 
     def delete(self, name: str) -> bool:

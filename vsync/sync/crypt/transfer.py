@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import io
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from vsync.errors import DamagedRepository, StoppedError, UsageError
 from vsync.model.gitdb import MODE_EXEC, MODE_FILE, Tree
@@ -130,34 +131,58 @@ def _new_chunks(repo: Repository, sent: list[bytes], held: dict[bytes, IndexEntr
     return list(wanted)
 
 
+def _write_pack(er: EncryptedRemote, name: str, pack: bytes, index: bytes) -> None:
+    """One sealed chunk pack, then its index (never an index before its pack)."""
+    er.store.write_if_absent(f"packs/{name}", pack)
+    faults.point("encrypted-push-before-index")
+    er.store.write_if_absent(f"index/{name}", er.sealer.seal(KIND_INDEX, f"index/{name}", index))
+
+
 def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> TransferStats:
-    """Write ``wanted`` as sealed chunk packs, each followed by its index."""
+    """Write ``wanted`` as sealed chunk packs, each followed by its index.
+
+    A store that takes concurrent writes (``parallel_writes`` > 1: S3) gets that
+    many packs uploading at once while the next is sealed; at most that many
+    sealed packs wait in memory. Every upload has finished when this returns."""
     stats = TransferStats()
     records: list[tuple[bytes, int, int, bytes]] = []
     body = 0
+    workers = max(1, int(getattr(er.store.inner, "parallel_writes", 1)))
+    uploads: deque[Future[None]] = deque()
 
-    def flush() -> None:
-        nonlocal records, body
-        if not records:
-            return
-        name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
-        pack, index = er.sealer.seal_pack(f"packs/{name}", records)
-        er.store.write_if_absent(f"packs/{name}", pack)
-        faults.point("encrypted-push-before-index")
-        er.store.write_if_absent(
-            f"index/{name}", er.sealer.seal(KIND_INDEX, f"index/{name}", index)
-        )
-        records, body = [], 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsync-upload") as pool:
 
-    for start in range(0, len(wanted), 256):
-        for s in repo.chunks.read_stored_many(wanted[start : start + 256]):
-            if records and (len(records) == MAX_RECORDS or body + len(s.payload) > PACK_BODY_BYTES):
-                flush()
-            records.append((s.chunk_id, s.raw_len, s.compression, s.payload))
-            body += len(s.payload)
-            stats.chunks += 1
-            stats.chunk_bytes += len(s.payload)
-    flush()
+        def flush() -> None:
+            nonlocal records, body
+            if not records:
+                return
+            name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
+            pack, index = er.sealer.seal_pack(f"packs/{name}", records)
+            records, body = [], 0
+            if workers == 1:
+                _write_pack(er, name, pack, index)
+                return
+            uploads.append(pool.submit(_write_pack, er, name, pack, index))
+            while len(uploads) >= workers:
+                uploads.popleft().result()
+
+        try:
+            for start in range(0, len(wanted), 256):
+                for s in repo.chunks.read_stored_many(wanted[start : start + 256]):
+                    if records and (
+                        len(records) == MAX_RECORDS or body + len(s.payload) > PACK_BODY_BYTES
+                    ):
+                        flush()
+                    records.append((s.chunk_id, s.raw_len, s.compression, s.payload))
+                    body += len(s.payload)
+                    stats.chunks += 1
+                    stats.chunk_bytes += len(s.payload)
+            flush()
+            while uploads:
+                uploads.popleft().result()
+        finally:
+            for upload in uploads:
+                upload.cancel()
     return stats
 
 

@@ -100,6 +100,8 @@ def _code(exc: BaseException) -> str | None:
 
 
 class S3Store:
+    parallel_writes = 4  # packs a push uploads at once (one client serves every thread)
+
     def __init__(self, url: RemoteURL, settings: S3Settings) -> None:
         if url.kind != "s3":
             raise ValueError(f"not an s3:// URL: {url}")
