@@ -225,6 +225,13 @@ def test_an_empty_prefix_is_not_a_remote_and_init_wants_one(
     init_remote(tmp_path, s3_url, env)
     out = vs("init", "--bare", "--encrypted", s3_url, cwd=tmp_path, env=env, check=False)
     one_error_line(out, 2, "already holds objects")
+    other = f"{s3_url}-other"
+    import obstore
+
+    store = S3Store(parse_url("s3://vsync"), s3_settings(environ=env))
+    obstore.put(store.client, f"{parse_url(other).path}/Notes.TXT", b"someone else's")
+    out = vs("init", "--bare", "--encrypted", other, cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 2, "already holds objects")
     out = vs("init", "--bare", s3_url, cwd=tmp_path, env=env, check=False)
     one_error_line(out, 2, "--bare --encrypted")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from vsync.errors import UsageError
 from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
 from vsync.sync.crypt.keys import DEFAULT_LOG2N, new_master, wrap
-from vsync.sync.objstore import ObjectStore
+from vsync.sync.objstore import BadObjectName, ObjectStore
 from vsync.sync.objstore.folder import FolderStore
 
 
@@ -51,7 +51,11 @@ def create_encrypted_in(
     """
     if not passphrase:
         raise UsageError("an empty passphrase would protect nothing; give one")
-    if store.list(""):
+    try:
+        held = bool(store.list(""))
+    except BadObjectName:  # objects no vsync remote would hold
+        held = True
+    if held:
         raise UsageError(f"{where} already holds objects; choose an empty prefix")
     master = new_master()
     store.write_if_absent(f"keys/{secrets.token_hex(8)}", wrap(master, passphrase, log2n))
