@@ -254,8 +254,9 @@ def test_a_flipped_byte_in_the_bucket_is_refused(
 def test_a_remote_added_with_an_endpoint_needs_no_endpoint_variable(
     tmp_path: Path, s3_url: str, env: dict[str, str]
 ) -> None:
-    """``remote add --endpoint`` is stored and used; credentials from a profile in
-    ``~/.aws/credentials`` (AWS_PROFILE) instead of variables."""
+    """``remote add --endpoint`` and ``clone --endpoint`` are stored and used;
+    credentials from a profile in ``~/.aws/credentials`` (AWS_PROFILE) instead of
+    variables."""
     init_remote(tmp_path, s3_url, env)
     make_work(tmp_path, s3_url, env)
     home = tmp_path / "home"
@@ -283,6 +284,12 @@ def test_a_remote_added_with_an_endpoint_needs_no_endpoint_variable(
         "remote", "add", "x", "/some/path", "--endpoint", "http://h:1", cwd=b, env=bare, check=False
     )
     one_error_line(out, 2, "--endpoint")
+    # clone --endpoint keeps the endpoint in the clone's remote
+    vs("clone", "--endpoint", env["AWS_ENDPOINT_URL"], s3_url, "c", cwd=tmp_path, env=bare)
+    (tmp_path / "c" / "from-c.txt").write_text("c\n")
+    vs("sync", cwd=tmp_path / "c", env=bare)
+    vs("pull", cwd=b, env=bare)
+    assert (b / "from-c.txt").read_text() == "c\n"
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument("url")
     p.add_argument("dir")
     p.add_argument("--bare", action="store_true")
+    p.add_argument("--endpoint", metavar="URL", help="the S3 endpoint of an s3:// URL")
     _net_options(p)
     p.set_defaults(func=cmd_clone)
 
@@ -137,7 +138,9 @@ def _summary(verb: str, r: TransferResult) -> str:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    repo, fetched = clone(args.url, Path(args.dir), sync_options(args), warn, bare=args.bare)
+    opts = sync_options(args)
+    opts.endpoint = args.endpoint
+    repo, fetched = clone(args.url, Path(args.dir), opts, warn, bare=args.bare)
     repo.close()
     if not args.quiet and not args.porcelain:
         where = escape_text(f"{args.url} into {args.dir}", keep="")

@@ -52,6 +52,7 @@ class SyncOptions:
     accept_new_host_key: bool = False
     progress: TransferProgress | None = None
     passphrase: Callable[[], str] | None = None  # an encrypted remote's (else VSYNC_PASSWORD)
+    endpoint: str | None = None  # clone: the S3 endpoint of an s3:// URL (kept in its config)
 
 
 @dataclass

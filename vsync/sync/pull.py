@@ -164,7 +164,7 @@ def clone(
     repo = None
     try:
         repo = Repository.init(dest, bare=bare)
-        remote = add_remote(repo, "origin", url, opts.remote_cmd)
+        remote = add_remote(repo, "origin", url, opts.remote_cmd, opts.endpoint)
         fill = None if bare else FolderFill(repo, None, clone=True)
         try:
             fetched = fetch(repo, remote, opts, fill)
