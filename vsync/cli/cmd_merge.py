@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
         ("ours", "keep your version"),
         ("theirs", "take the other copy's version"),
         ("base", "go back to the common ancestor's version"),
-        ("both", "keep both (text: ours then theirs; binary: both files)"),
+        ("both", "keep both (text: ours then theirs where they conflict; binary: both files)"),
         ("mark", "the file is fine as it is now"),
         ("undo", "take back a resolution: the merge's result (markers, copies) comes back"),
         ("edit", "open the file in $EDITOR; resolved if no conflict markers remain"),

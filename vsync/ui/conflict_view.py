@@ -61,7 +61,7 @@ HELP = [
     ("ours [PATH|N]", "o", "take ours (vsync resolve --ours PATH)"),
     ("theirs [PATH|N]", "t", "take theirs (vsync resolve --theirs PATH)"),
     ("base [PATH|N]", "b", "take the base version (vsync resolve --base PATH)"),
-    ("both [PATH|N]", "k", "keep both: text joined, binary beside (vsync resolve --both PATH)"),
+    ("both [PATH|N]", "k", "keep both: both sides where they clash (vsync resolve --both PATH)"),
     ("edit [PATH|N]", "e", "open the file in $EDITOR, then say whether it is resolved"),
     ("mark [PATH|N]", "m", "take the file as it is now (vsync resolve --mark PATH)"),
     ("undo [PATH|N]", "u", "undo the last choice, or reopen a resolved path"),
