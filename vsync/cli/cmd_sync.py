@@ -82,6 +82,12 @@ def register(sub: Any) -> None:
             )
         if name in ("pull", "sync"):
             add_allow_mass_change(p)
+        if name == "sync":
+            p.add_argument(
+                "-m",
+                "--message",
+                help="the message of the commit sync makes (default: commit.autoMessage)",
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="the remote end of push and fetch (used over SSH)")
@@ -220,6 +226,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             warn,
             allow_mass_change=args.allow_mass_change,
             confirm=mass_change_confirm(),
+            message=args.message,
         )
         quiet = args.quiet or args.porcelain
         if result.committed is not None and not quiet:
