@@ -56,6 +56,8 @@ def test_at_dates_on_log_show_diff_restore_and_checkout(work: Path, vsync: Vsync
     stamp = datetime.fromtimestamp(times[1] + 60).strftime("%Y-%m-%d %H:%M")
     assert vsync("show", "--at", stamp).stdout.startswith(f"commit {c2}\n")
     assert vsync("show", "--at", "3 days ago", "f.txt").stdout == "2\n"
+    (work / "sub").mkdir()  # --at's PATH is a plain path: from the current directory
+    assert vsync("show", "--at", "3 days ago", "../f.txt", cwd=work / "sub").stdout == "2\n"
     assert vsync("show", "HEAD@{yesterday}:f.txt").stdout == "2\n"  # REV@{date} too
     assert vsync("show", "main@{3 days ago}:f.txt").stdout == "2\n"
     diff = vsync("diff", "--at", "7 days ago", "--", "f.txt").stdout

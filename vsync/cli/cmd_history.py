@@ -61,9 +61,11 @@ those characters escaped (:func:`vsync.ui.escape.escape_text`); file content
 
 ``show REV:PATH``
     A file: its exact bytes. A symlink: its target and a newline. A folder:
-    one name per line, sub-folders ending in '/'. PATH is relative to the
-    current directory (like every path vsync takes); a leading '/' makes it
-    relative to the repository root, and an empty PATH is the root.
+    one name per line, sub-folders ending in '/'. As in git, PATH is from the
+    repository root wherever you are; ``./PATH`` and ``../PATH`` are relative
+    to the current directory; an empty PATH is the root. (``show --at DATE
+    PATH`` takes a plain PATH, relative to the current directory as every
+    other path vsync takes.)
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from vsync.cli.output import escape_text, info, quote_path, short, warn
-from vsync.cli.paths import repo_paths, rev_path
+from vsync.cli.paths import repo_path, repo_paths, rev_path
 from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve, resolve_at, split_rev_path
@@ -357,7 +359,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         if args.at is not None:
             at_id = resolve_at(repo, args.at).decode("ascii")
-            spec = at_id if args.spec is None else f"{at_id}:{args.spec}"
+            path = None if args.spec is None else repo_path(repo, args.spec)
+            spec = at_id if path is None else f"{at_id}:/{path}"
         else:
             spec = args.spec or "HEAD"
         parts = split_rev_path(spec)
