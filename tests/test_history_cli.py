@@ -182,7 +182,7 @@ def test_restore_as_beside_the_current_version(work: Path, vsync: Vsync) -> None
     vsync("commit", "-m", "v2")
 
     out = vsync("restore", "a.txt", "--source", "HEAD~1", "--as", "a-old.txt")
-    assert out.stdout.startswith("Restored 1 files as 'a-old.txt'")
+    assert out.stdout.startswith("Restored 1 file as 'a-old.txt'")
     assert (work / "a-old.txt").read_text() == "a v1\n"
     assert (work / "a.txt").read_text() == "a v2\n"
 

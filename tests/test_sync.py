@@ -136,7 +136,7 @@ def test_push_rejected_when_remote_is_ahead(remote: RemoteKind, tmp_path: Path) 
     assert head_of(server) == server_head
     # pulling now merges: both edited notes.txt, so it stops on a conflict (exit 1)
     out = remote.run("pull", remote.url(server), *remote.cmd(), cwd=a, check=False)
-    assert out.returncode == 1 and "1 conflict(s) to resolve" in out.stderr
+    assert out.returncode == 1 and "1 conflict to resolve" in out.stderr
     assert "UU notes.txt" in out.stdout
 
 

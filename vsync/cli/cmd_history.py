@@ -87,6 +87,7 @@ from vsync.ops.follow import deleted_files, follow
 from vsync.ops.log import LogEntry, walk
 from vsync.ops.show import find, list_folder, show_commit, write_file
 from vsync.ui.progress import human_bytes
+from vsync.wording import plural
 
 
 def register(sub: Any) -> None:
@@ -212,7 +213,7 @@ def _log_deleted(
     for d in deleted_files(repo, start, paths, limit):
         tz = timezone(timedelta(seconds=d.entry.tz_offset))
         when = datetime.fromtimestamp(d.entry.time, tz).strftime("%Y-%m-%d %H:%M")
-        emit(f"{when} {short(d.entry.commit_id)} {quote_path(d.path)} ({d.size} bytes)\n")
+        emit(f"{when} {short(d.entry.commit_id)} {quote_path(d.path)} ({plural(d.size, 'byte')})\n")
         last = d
     sys.stdout.buffer.flush()
     if last is not None:

@@ -16,6 +16,7 @@ from vsync.sync.pull import SyncResult, clone, pull, sync
 from vsync.sync.remotes import add_remote, find_remote, list_remotes, remove_remote
 from vsync.sync.server import serve_stdio
 from vsync.ui.progress import human_bytes, transfer_progress_for
+from vsync.wording import plural
 
 
 def add_ssh_options(p: argparse.ArgumentParser) -> None:
@@ -135,7 +136,8 @@ def _report(verb: str, r: TransferResult, args: argparse.Namespace, **extra: obj
 def _summary(verb: str, r: TransferResult) -> str:
     s = r.stats
     return (
-        f"{verb} {escape_text(r.remote, keep='')}: {s.objects} objects, {s.chunks} chunks "
+        f"{verb} {escape_text(r.remote, keep='')}: {plural(s.objects, 'object')}, "
+        f"{plural(s.chunks, 'chunk')} "
         f"({human_bytes(s.chunk_bytes)}), {human_bytes(r.wire_sent)} sent, "
         f"{human_bytes(r.wire_received)} received in {r.seconds:.1f} s"
     )

@@ -37,6 +37,7 @@ from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.ops.revert import revert_to
 from vsync.ops.undo import UndoResult, timeline, undo
+from vsync.wording import written_deleted
 
 
 def register(sub: Any) -> None:
@@ -128,7 +129,7 @@ def cmd_revert_to(args: argparse.Namespace) -> int:
         return 0
     print(
         f"Reverted to {short(result.source)}: new commit {short(result.commit_id)} "
-        f"({result.written} written, {result.deleted} deleted)"
+        f"({written_deleted(result.written, result.deleted)})"
     )
     info("'vsync undo' takes it back")
     return 0

@@ -62,6 +62,7 @@ from vsync.ops.versions import (
 from vsync.ui import history_rows as rows
 from vsync.ui import history_view as view
 from vsync.ui.escape import escape_text, one_line, safe_fragments
+from vsync.wording import plural
 
 INLINE_HASH = 32 * 1024 * 1024  # larger versions are hashed in the background
 WIDE = 10_000  # both panes "want" the whole width: they share it 2:3 whatever they hold
@@ -164,7 +165,7 @@ class HistoryBrowser:
         what = self.history.path or "(the whole folder)"
         noun = "commit" if self.folder else "version"
         n = self.count
-        title = f" vsync history {what}: {n} {noun}{'' if n == 1 else 's'}, newest first "
+        title = f" vsync history {what}: {plural(n, noun)}, newest first "
         return FormattedText([("", escape_text(title, keep=""))])
 
     def _list_fragments(self) -> FormattedText:

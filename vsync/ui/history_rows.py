@@ -8,6 +8,7 @@ from vsync.ops.log import LogEntry
 from vsync.ops.versions import FileVersion, FolderCommit
 from vsync.ui.escape import escape_text
 from vsync.ui.progress import human_bytes
+from vsync.wording import plural
 
 HOST_WIDTH = 12
 
@@ -31,8 +32,7 @@ def size_text(v: FileVersion) -> str:
 
 
 def changed_text(c: FolderCommit) -> str:
-    n = len(c.changes)
-    return f"{n} path" + ("" if n == 1 else "s")
+    return plural(len(c.changes), "path")
 
 
 def _cut(text: str, width: int) -> str:

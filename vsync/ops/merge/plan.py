@@ -75,6 +75,7 @@ from vsync.ops.merge.content import ContentSource
 from vsync.ops.merge.naming import conflict_copy_name
 from vsync.ops.merge.renames import find_renames
 from vsync.ops.merge.textmerge import MarkerLabels, merge_added, merge_text
+from vsync.wording import plural
 
 ACTION_KINDS = ("get", "remove", "merge", "carry", "keep", "conflict")
 CONFLICT_KINDS = (
@@ -323,7 +324,7 @@ class _Planner:
         if tm.clean:
             return _Outcome(entry, "both changed text: merged cleanly", entries, True)
         n = tm.conflicts
-        why = f"both changed text: {n} overlapping change{'s' if n != 1 else ''}"
+        why = f"both changed text: {plural(n, 'overlapping change')}"
         return self._conflict(entries, "content", "UU", entry, why)
 
     # -- placing outcomes ------------------------------------------------------------------
