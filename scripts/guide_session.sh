@@ -360,6 +360,13 @@ run 'vsync log --oneline -n 1'
 run 'vsync checkout HEAD'
 run 'vsync status'
 
+block json
+run 'echo "- Day 7: sort the photos" > ideas.md'
+run 'vsync status --json'
+run 'vsync log --json -n 1 | python3 -m json.tool'
+run 'vsync history --json notes.md | python3 -c "import json, sys; h = json.load(sys.stdin); print(len(h[\"versions\"]), h[\"versions\"][0][\"size\"])"'
+run 'rm ideas.md'
+
 # -- 6. undo -----------------------------------------------------------------------------
 
 desktop

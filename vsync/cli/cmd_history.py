@@ -15,6 +15,8 @@ those characters escaped (:func:`vsync.ui.escape.escape_text`); file content
     are separated by one blank line. ``--oneline``: ``<10 hex> <subject>``.
     With no commits: nothing on stdout, ``vsync: no commits yet`` on stderr,
     exit 0.
+    ``--json``: one JSON array of commits (:mod:`vsync.cli.json_out`; ``[]``
+    with no commits).
 
 ``log PATH --follow``
     The file's history across renames. Each entry is the ``log`` header with,
@@ -99,6 +101,7 @@ def register(sub: Any) -> None:
     p.add_argument("--at", metavar="DATE", help="start from the branch as it was on DATE")
     p.add_argument("--follow", action="store_true", help="follow one file across renames")
     p.add_argument("--deleted", action="store_true", help="list files deleted over time")
+    p.add_argument("--json", action="store_true", help="the commits as one JSON array")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser(
@@ -164,11 +167,19 @@ def cmd_log(args: argparse.Namespace) -> int:
         raise UsageError("-n needs a number of commits, 0 or more")
     if args.follow and args.deleted:
         raise UsageError("--follow and --deleted do not go together")
+    if args.json and (args.oneline or args.follow or args.deleted):
+        raise UsageError("--json does not go with --oneline, --follow or --deleted")
     with Repository.discover() as repo:
         paths = repo_paths(repo, args.paths) if args.paths else None
         if args.follow and (paths is None or len(paths) != 1):
             raise UsageError("--follow needs exactly one PATH (a file)")
         start = _log_start(repo, args)
+        if args.json:
+            from vsync.cli.json_out import commit_json, write_json
+
+            entries = [] if start is None else walk(repo, start, paths, args.limit)
+            write_json([commit_json(entry) for entry in entries])
+            return 0
         if start is None:
             print("vsync: no commits yet", file=sys.stderr)
             return 0

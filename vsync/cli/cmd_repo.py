@@ -47,7 +47,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="show what changed since the last commit")
-    p.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    form.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("commit", help="snapshot the whole folder")
@@ -86,6 +88,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         repo.require_worktree()
         result = status(repo, warn)
+    if args.json:
+        from vsync.cli.json_out import status_json, write_json
+
+        write_json(status_json(result, STATUS_WORDS))
+        return 0
     if args.porcelain:
         out = sys.stdout
         for code, path in result.entries:
