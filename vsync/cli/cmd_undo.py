@@ -5,7 +5,7 @@ Output formats (stable; scripts may read them):
 ``undo``
     One line on stdout saying what was done, e.g.
     ``Undid commit 1a2b3c4d5e (add notes): main is back at 9f8e7d6c5b`` or
-    ``Redid checkout HEAD~2: 3 written, 1 deleted``; hints on stderr.
+    ``Redid checkout HEAD~2: 3 files written, 1 deleted``; hints on stderr.
 
 ``reflog``
     Newest first, one line per recorded event:
@@ -22,7 +22,8 @@ Output formats (stable; scripts may read them):
     spaces.
 
 ``revert-to REV``
-    ``Reverted to <10 hex>: new commit <10 hex> (N written, M deleted)``.
+    ``Reverted to <10 hex>: new commit <10 hex> (N files written, M deleted)``
+    ("1 file written" for one).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _describe(r: UndoResult) -> str:
     verb = "Undid" if r.verb == "undo" else "Redid"
     what = escape_text(r.message.partition(": ")[2], keep="")
     if r.kind == "checkout":
-        return f"{verb} {what}: {r.written} written, {r.deleted} deleted"
+        return f"{verb} {what}: {written_deleted(r.written, r.deleted)}"
     if r.branch_to is None:
         line = f"{verb} {what}: main has no commit now"
     elif r.verb == "undo":
@@ -83,7 +84,7 @@ def _describe(r: UndoResult) -> str:
     else:
         line = f"{verb} {what}: main is at {short(r.branch_to)} again"
     if r.folder_moved:
-        line += f" ({r.written} written, {r.deleted} deleted)"
+        line += f" ({written_deleted(r.written, r.deleted)})"
     return line
 
 
