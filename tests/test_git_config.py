@@ -83,3 +83,22 @@ def test_an_old_repository_is_settled_on_open(repo: Path, stale_lock: bool) -> N
     (repo / "a.txt").write_text("hello again\n")
     run_vsync("commit", "-m", "second", cwd=repo)
     assert run_vsync("fsck", cwd=repo).returncode == 0
+
+
+def test_a_kill_while_settling_leaves_the_old_config_and_the_next_open_settles_it(
+    repo: Path,
+) -> None:
+    config = repo / ".vsync" / "git" / "config"
+    config.write_text(OLD_CORE)
+    killed = run_vsync(
+        "log", "--oneline", cwd=repo, check=False, env={"VSYNC_FAULTS": "git-config-written=kill"}
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert config.read_text() == OLD_CORE  # the old config is whole
+    assert (config.parent / "config.lock").exists()  # and the new one was not renamed over it
+    out = run_vsync("log", "--oneline", cwd=repo)
+    assert out.stdout.endswith(" first\n")
+    keys = core_keys(repo)
+    assert keys[b"fsync"] == b"objects,reference" and b"fsyncobjectfiles" not in keys
+    assert not (config.parent / "config.lock").exists()
+    assert_git_reads_cleanly(repo, "first")

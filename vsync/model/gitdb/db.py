@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dulwich.config import ConfigFile
 from dulwich.errors import NotGitRepository
-from dulwich.file import FileLocked
+from dulwich.file import FileLocked, GitFile
 from dulwich.graph import find_merge_base
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
@@ -120,10 +120,10 @@ class GitDB(ObjectReader):
                     if b"fsync" not in section:
                         config.set((b"core",), b"fsync", GIT_FSYNC)
                     try:
-                        config.write_to_path()
+                        _write_config(config, self.path / "config")
                     except FileLocked as exc:  # we hold the guard: a killed writer's
                         break_stale(self.control, os.fsdecode(exc.lockfilename))
-                        config.write_to_path()
+                        _write_config(config, self.path / "config")
         except (OSError, KeyError, ValueError, FileLocked, VsyncError) as exc:
             drop_traceback(exc)  # read-only, busy, or a lock file left behind: next time
 
@@ -609,3 +609,15 @@ def _move(path: Path, dest: Path) -> str:
     os.replace(path, dest)
     fsync_dir(dest.parent)
     return str(dest)
+
+
+def _write_config(config: ConfigFile, path: Path) -> None:
+    """``config`` to ``path`` through its lock file (synced, then renamed over it)."""
+    f = GitFile(str(path), "wb")
+    try:
+        config.write_to_file(f)
+        faults.point("git-config-written")  # config.lock complete, not yet renamed
+    except BaseException:
+        f.abort()
+        raise
+    f.close()
