@@ -298,6 +298,13 @@ block show
 run 'vsync show HEAD~4:notes.md'
 run 'vsync show HEAD~1'
 
+block show-relative
+run 'cd lisbon'
+run 'vsync show HEAD:notes.md | head -n 1'
+run 'vsync show HEAD:./IMG_0001.jpg | wc -c'
+run 'vsync show HEAD:../notes.md | head -n 1'
+run 'cd ..'
+
 sleep 1.1
 stamp=$(date '+%Y-%m-%d %H:%M:%S')
 sleep 1.1
