@@ -106,3 +106,22 @@ def test_history_json(work: Path) -> None:
     ]
     missing = run_vsync("history", "--json", "nope.txt", cwd=work, check=False)
     assert missing.returncode == 2 and missing.stdout == ""
+
+
+def test_status_json_during_a_merge(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    run_vsync("init", cwd=a)
+    (a / "t.txt").write_text("base\n")
+    run_vsync("commit", "-m", "base", cwd=a)
+    run_vsync("clone", a, b, cwd=tmp_path)
+    (a / "t.txt").write_text("from a\n")
+    run_vsync("commit", "-m", "a", cwd=a)
+    (b / "t.txt").write_text("from b\n")
+    run_vsync("commit", "-m", "b", cwd=b)
+    assert run_vsync("pull", cwd=b, check=False).returncode == 1  # a conflict
+    theirs = as_json(run_vsync("log", "--json", "-n", "1", cwd=a))[0]["id"]
+    now = as_json(run_vsync("status", "--json", cwd=b))
+    assert now["merge"] == {"theirs": theirs, "unresolved": ["t.txt"]}
+    assert now["clean"] is False
+    assert {"code": "UU", "status": "both changed", "path": "t.txt"} in now["changes"]
