@@ -9,6 +9,7 @@ from typing import Any
 
 from vsync.cli.output import escape_text, quote_path, short, warn
 from vsync.model.repository import Repository
+from vsync.wording import plural
 
 # Each command imports its operation when it runs: status need not load commit's
 # modules, and start-up is paid by every call.
@@ -46,7 +47,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="show what changed since the last commit")
-    p.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    form.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("commit", help="snapshot the whole folder")
@@ -85,6 +88,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         repo.require_worktree()
         result = status(repo, warn)
+    if args.json:
+        from vsync.cli.json_out import status_json, write_json
+
+        write_json(status_json(result, STATUS_WORDS))
+        return 0
     if args.porcelain:
         out = sys.stdout
         for code, path in result.entries:
@@ -98,7 +106,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if result.merge is not None:
         left = len(result.merge.unresolved())
         theirs = result.merge.theirs.decode()[:10]
-        print(f"Merging {theirs}: {left} unresolved conflict(s)")
+        print(f"Merging {theirs}: {plural(left, 'unresolved conflict')}")
         print("  (settle them with 'vsync resolve', then 'vsync commit'; 'vsync merge --abort')")
     if result.held:
         print("Held back from .git folders (not written; see safety.trustGitFolders):")
@@ -134,7 +142,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
         subject = escape_text(args.message.strip().split("\n")[0], keep="")
         print(
             f"[main {short(result.commit_id)}] {subject}\n"
-            f" {result.files} files, {result.hashed} read, "
-            f"{result.chunks_new} new chunks ({human_bytes(result.bytes_new)} stored)"
+            f" {plural(result.files, 'file')}, {result.hashed} read, "
+            f"{plural(result.chunks_new, 'new chunk')} ({human_bytes(result.bytes_new)} stored)"
         )
     return 0

@@ -19,6 +19,10 @@ FORMAT_VERSION = 1
 DEFAULT_COMPRESSION_LEVEL = 3
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds; rsync --timeout and ssh ServerAlive* are off by default
 IDLE_TIMEOUT_ENV = "VSYNC_IDLE_TIMEOUT"
+# The messages of the commits sync and watch make themselves (``commit.autoMessage``
+# replaces both): {host}, {date} and {command} are filled in.
+AUTO_MESSAGES = {"sync": "sync from {host} at {date}", "watch": "watch: {host} at {date}"}
+AUTO_MESSAGE_LIMIT = 4096  # characters of the template
 
 
 class Identity(NamedTuple):
@@ -146,6 +150,23 @@ class RepoConfig:
         except ValueError as exc:
             raise UsageError(f"{self.path}: bad [chunking] settings: {exc}") from None
         return params
+
+    def auto_message(self, command: str, host: str, date: str) -> str:
+        """The message of a commit ``command`` (sync, watch) makes by itself:
+        ``commit.autoMessage`` if set, else the default of :data:`AUTO_MESSAGES`, with
+        ``{host}``, ``{date}`` and ``{command}`` filled in (plain text replacement)."""
+        template = self.get(("commit",), "autoMessage")
+        where = f"{self.path}: commit.autoMessage"
+        if template is None:
+            template = AUTO_MESSAGES[command]
+        elif len(template) > AUTO_MESSAGE_LIMIT:
+            raise UsageError(f"{where} is longer than {AUTO_MESSAGE_LIMIT} characters")
+        message = template
+        for token, value in (("{host}", host), ("{date}", date), ("{command}", command)):
+            message = message.replace(token, value)
+        if not message.strip():
+            raise UsageError(f"{where} is empty; set a message or remove the key")
+        return message
 
     def compression_level(self) -> int:
         return int(self.get(("compression",), "level", str(DEFAULT_COMPRESSION_LEVEL)) or 3)

@@ -62,6 +62,9 @@ The points (the crash tests kill at every one of them):
 - ``objstore-before-link``, ``objstore-before-swap``: a folder object store's
   temporary file is complete and fsynced, not yet linked to its name (write if
   absent) or renamed over it (compare-and-swap, under its lock).
+- ``git-config-written``: opening a repository made before issue 17, vsync
+  rewrites ``git/config`` (``core.fsync`` for ``core.fsyncObjectFiles``): the
+  new config is complete and synced in ``config.lock``, not yet renamed.
 - ``encrypted-push-before-index``, ``encrypted-push-before-branch``: a push to an
   encrypted remote has written a chunk pack and not its index; has written every
   pack and index and its git pack, and not yet moved ``refs/main``.
