@@ -164,7 +164,7 @@ def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> 
 # -- fetch ---------------------------------------------------------------------------
 
 
-class _SealedIncoming(IncomingPack):
+class SealedIncoming(IncomingPack):
     """A git pack opened from the encrypted remote, kept aside until its chunks are in."""
 
     def load(self, data: bytes) -> None:
@@ -177,6 +177,18 @@ class _SealedIncoming(IncomingPack):
             raise ProtocolError(str(exc)) from None
         self.objects = self._pack.objects
         self.declared = (self.objects, self.bytes)
+
+
+def open_git_pack(er: EncryptedRemote, name: str) -> bytes:
+    """The git pack ``git/<name>``, opened and checked against its name."""
+    where = f"git/{name}"
+    data = er.store.read(where, 0, MAX_GIT_PACK + 1)
+    if len(data) > MAX_GIT_PACK:
+        raise RemoteTampered(where, "too long")
+    payload = er.sealer.open(KIND_GIT, where, data)
+    if er.sealer.name_id(b"git-pack\0", payload) != name:
+        raise RemoteTampered(where, "its name is not the id of its content")
+    return payload
 
 
 def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
@@ -196,14 +208,8 @@ def _fetch(repo: Repository, remote: Remote, er: EncryptedRemote) -> TransferRes
         for name, tip in record.git_packs:
             if repo.gitdb.has(tip):
                 continue
-            where = f"git/{name}"
-            data = er.store.read(where, 0, MAX_GIT_PACK + 1)
-            if len(data) > MAX_GIT_PACK:
-                raise RemoteTampered(where, "too long")
-            payload = er.sealer.open(KIND_GIT, where, data)
-            if er.sealer.name_id(b"git-pack\0", payload) != name:
-                raise RemoteTampered(where, "its name is not the id of its content")
-            incoming = _SealedIncoming(repo)
+            payload = open_git_pack(er, name)
+            incoming = SealedIncoming(repo)
             try:
                 incoming.load(payload)
                 incoming.validate([tip])
