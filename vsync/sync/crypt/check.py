@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from typing import cast
 
 from vsync.errors import ChunkCorrupt, DamagedRepository, VsyncError
 from vsync.model.gitdb import MODE_LINK, MODE_TREE, Blob, Commit, GitObject, Tree
@@ -125,13 +126,13 @@ def _check_pack(
     for run in _runs(entries):
         start = run[0].offset
         size = run[-1].offset + run[-1].length - start
-        blob = er.store.read(name, start, size)
+        blob = memoryview(er.store.read(name, start, size))
         if len(blob) != size:
             raise RemoteTampered(name, "shorter than its index says")
         for e in run:
             sealed = blob[e.offset - start : e.offset - start + e.length]
             compression, payload = er.sealer.open_record(name, e.position, sealed, e)
-            codec.decode(compression, payload, e.raw_len, e.chunk_id, name)
+            codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
             result.chunks += 1
             result.chunk_bytes += e.raw_len
     pad = padded(at) - at

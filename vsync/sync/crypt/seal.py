@@ -89,9 +89,11 @@ class Sealer:
         out.append(bytes(padded(offset) - offset))
         return b"".join(out), b"".join(entries)
 
-    def open_record(self, name: str, i: int, sealed: bytes, entry: IndexEntry) -> tuple[int, bytes]:
-        """Record ``i`` of pack ``name``: (compression, stored payload), checked
-        against its index ``entry``."""
+    def open_record(
+        self, name: str, i: int, sealed: bytes | memoryview, entry: IndexEntry
+    ) -> tuple[int, memoryview]:
+        """Record ``i`` of pack ``name``: (compression, stored payload, a view of the
+        opened record: not copied again), checked against its index ``entry``."""
         head = HEAD.pack(MAGIC, 1, KIND_PACK)
         try:
             body = self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], self._ad(head, name, _u32(i)))
@@ -100,7 +102,7 @@ class Sealer:
         cid, compression, raw_len = RECORD_HEAD.unpack_from(body)
         if (cid, compression, raw_len) != (entry.chunk_id, entry.compression, entry.raw_len):
             raise RemoteTampered(f"{name} (record {i})", "does not match its index")
-        return compression, body[RECORD_HEAD.size :]
+        return compression, memoryview(body)[RECORD_HEAD.size :]
 
 
 def _u32(i: int) -> bytes:

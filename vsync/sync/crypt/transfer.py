@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import cast
 
 from vsync.errors import DamagedRepository, StoppedError, UsageError
 from vsync.model.gitdb import MODE_EXEC, MODE_FILE, Tree
@@ -43,7 +44,7 @@ from vsync.sync.remotes import Remote
 from vsync.sync.transfer import IncomingPack, TransferStats
 
 MAX_GIT_PACK = 1 << 30
-READ_RUN = 16 * 1024 * 1024  # bytes of adjacent records read at once
+READ_RUN = 4 * 1024 * 1024  # bytes of adjacent records read at once (a larger record alone)
 
 
 def _tracking(repo: Repository, remote: Remote) -> bytes | None:
@@ -286,14 +287,16 @@ def _fetch_chunks(
             name = f"packs/{pack}"
             for run in _runs(entries):
                 start = run[0].offset
-                blob = er.store.read(name, start, run[-1].offset + run[-1].length - start)
+                blob = memoryview(
+                    er.store.read(name, start, run[-1].offset + run[-1].length - start)
+                )
                 records = []
                 for e in run:
                     sealed = blob[e.offset - start : e.offset - start + e.length]
                     compression, payload = er.sealer.open_record(name, e.position, sealed, e)
                     if e.raw_len != lengths[e.chunk_id] or e.raw_len > codec.MAX_CHUNK_BYTES:
                         raise RemoteTampered(name, "a chunk's length differs from its manifest")
-                    codec.decode(compression, payload, e.raw_len, e.chunk_id, name)
+                    codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
                     records.append((e.chunk_id, e.raw_len, compression, payload))
                     stats.chunks += 1
                     stats.chunk_bytes += len(payload)
