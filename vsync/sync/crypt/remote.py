@@ -63,7 +63,7 @@ class CountingStore:
         self.received += len(data)
         return data
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         written = self.inner.write_if_absent(name, data)
         self.sent += len(data) if written else 0
         return written

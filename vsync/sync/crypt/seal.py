@@ -27,6 +27,7 @@ AD_PREFIX = b"vsync-v1"
 RECORD_HEAD = struct.Struct(">32sBI")  # chunk id, compression, raw_len
 INDEX_ENTRY = struct.Struct(">32sQIIB")  # chunk id, offset, sealed length, raw_len, compression
 MAX_RECORDS = 4096
+_ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")  # cryptography 45 and later
 PACK_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -72,22 +73,31 @@ class Sealer:
     # -- chunk packs -----------------------------------------------------------
     def seal_pack(
         self, name: str, records: list[tuple[bytes, int, int, bytes]]
-    ) -> tuple[bytes, bytes]:
+    ) -> tuple[bytearray, bytes]:
         """A chunk pack of ``records`` (id, raw_len, compression, stored payload)
-        and its index payload."""
+        and its index payload. Each record is sealed straight into the pack's
+        one buffer (its padding included): no piece is copied twice."""
         head = HEAD.pack(MAGIC, 1, KIND_PACK)
-        out = [head]
+        end = len(head) + sum(NONCE + RECORD_HEAD.size + len(r[3]) + TAG for r in records)
+        out = bytearray(padded(end))
+        out[: len(head)] = head
+        view = memoryview(out)
         offset = len(head)
         entries = [struct.pack(">BI", 1, len(records))]
         for i, (cid, raw_len, compression, payload) in enumerate(records):
             nonce = os.urandom(NONCE)
             body = RECORD_HEAD.pack(cid, compression, raw_len) + payload
-            sealed = nonce + self._aead.encrypt(nonce, body, self._ad(head, name, _u32(i)))
-            out.append(sealed)
-            entries.append(INDEX_ENTRY.pack(cid, offset, len(sealed), raw_len, compression))
-            offset += len(sealed)
-        out.append(bytes(padded(offset) - offset))
-        return b"".join(out), b"".join(entries)
+            length = NONCE + len(body) + TAG
+            view[offset : offset + NONCE] = nonce
+            ad = self._ad(head, name, _u32(i))
+            if _ENCRYPT_INTO:
+                self._aead.encrypt_into(nonce, body, ad, view[offset + NONCE : offset + length])
+            else:
+                view[offset + NONCE : offset + length] = self._aead.encrypt(nonce, body, ad)
+            entries.append(INDEX_ENTRY.pack(cid, offset, length, raw_len, compression))
+            offset += length
+        view.release()
+        return out, b"".join(entries)
 
     def open_record(
         self, name: str, i: int, sealed: bytes | memoryview, entry: IndexEntry

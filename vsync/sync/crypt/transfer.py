@@ -132,7 +132,7 @@ def _new_chunks(repo: Repository, sent: list[bytes], held: dict[bytes, IndexEntr
     return list(wanted)
 
 
-def _store_pack(er: EncryptedRemote, name: str, pack: bytes, index: bytes) -> None:
+def _store_pack(er: EncryptedRemote, name: str, pack: bytes | bytearray, index: bytes) -> None:
     er.store.write_if_absent(f"packs/{name}", pack)
     faults.point("encrypted-push-before-index")
     er.store.write_if_absent(f"index/{name}", index)

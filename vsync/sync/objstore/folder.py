@@ -89,7 +89,7 @@ class FolderStore:
         except IsADirectoryError:
             raise ObjectMissing(name) from None
 
-    def _temp(self, path: Path, data: bytes) -> Path:
+    def _temp(self, path: Path, data: bytes | bytearray) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
         with open(tmp, "xb") as f:
@@ -98,7 +98,7 @@ class FolderStore:
             os.fsync(f.fileno())
         return tmp
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         path = self._path(name)
         if path.exists():
             return False

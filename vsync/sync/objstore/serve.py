@@ -50,9 +50,10 @@ def receive_data(conn: Connection, size: int) -> bytes:
     return bytes(buf)
 
 
-def send_data(conn: Connection, data: bytes) -> None:
+def send_data(conn: Connection, data: bytes | bytearray) -> None:
+    view = memoryview(data)
     for at in range(0, len(data), p.PACK_DATA_BYTES):
-        conn.send(p.OBJ_DATA, data[at : at + p.PACK_DATA_BYTES])
+        conn.send(p.OBJ_DATA, bytes(view[at : at + p.PACK_DATA_BYTES]))
 
 
 def create_from_hello(hello: dict[str, Any], path: Path) -> None:

@@ -58,7 +58,9 @@ class ServedStore:
         with contextlib.suppress(VsyncError):
             self.transport.close()
 
-    def _ask(self, request: dict[str, Any], data: bytes | None = None) -> dict[str, Any]:
+    def _ask(
+        self, request: dict[str, Any], data: bytes | bytearray | None = None
+    ) -> dict[str, Any]:
         self.conn.send_json(p.OBJ_REQUEST, request)
         if data is not None:
             send_data(self.conn, data)
@@ -105,7 +107,7 @@ class ServedStore:
             if len(buf) > want:
                 raise ProtocolError("the remote sent more of an object than was asked")
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         check_name(name)
         reply = self._ask({"op": "write", "name": name, "size": len(data)}, data)
         return reply.get("written") is True
