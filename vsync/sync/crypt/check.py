@@ -120,7 +120,7 @@ def _check_pack(
         raise RemoteTampered(name, "not a version 1 chunk pack")
     at = HEAD.size
     for e in entries:
-        if e.offset != at or e.length > codec.MAX_CHUNK_BYTES + 1024:
+        if e.offset != at:
             raise RemoteTampered(name, "its index does not lay its records end to end")
         at += e.length
     for run in _runs(entries):
@@ -135,10 +135,14 @@ def _check_pack(
             codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
             result.chunks += 1
             result.chunk_bytes += e.raw_len
-    pad = padded(at) - at
-    tail = er.store.read(name, at, pad + 1)
-    if len(tail) != pad or any(tail):
-        raise RemoteTampered(name, "its padding is not zero bytes up to its padded length")
+    end = padded(at)
+    while True:  # the padding, read in bounded pieces
+        tail = er.store.read(name, at, min(end - at, READ_RUN) + 1)
+        if len(tail) > end - at or (len(tail) < min(end - at, READ_RUN)) or any(tail):
+            raise RemoteTampered(name, "its padding is not zero bytes up to its padded length")
+        at += len(tail)
+        if at == end:
+            return
 
 
 def _check_history(

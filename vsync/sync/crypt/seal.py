@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
 from vsync.store.keyed_id import keyed_id
 from vsync.sync.crypt.errors import RemoteTampered
 from vsync.sync.crypt.keys import MasterKey, padded
@@ -115,6 +116,12 @@ class Sealer:
         return compression, memoryview(body)[RECORD_HEAD.size :]
 
 
+def max_sealed_len(raw_len: int) -> int:
+    """The longest a sealed record of a chunk of ``raw_len`` bytes may be: what an
+    index declares is bounded by it before anything is read."""
+    return NONCE + RECORD_HEAD.size + max_stored_len(raw_len) + TAG
+
+
 def _u32(i: int) -> bytes:
     return struct.pack(">I", i)
 
@@ -143,6 +150,8 @@ def parse_index(hexname: str, payload: bytes, sealer: Sealer) -> list[IndexEntry
         cid, offset, length, raw_len, compression = INDEX_ENTRY.unpack_from(
             payload, 5 + i * INDEX_ENTRY.size
         )
+        if raw_len > MAX_CHUNK_BYTES or length > max_sealed_len(raw_len):
+            raise RemoteTampered(where, f"record {i} is longer than its chunk allows")
         out.append(IndexEntry(cid, hexname, i, offset, length, raw_len, compression))
     if sealer.name_id(b"chunk-pack\0", *(e.chunk_id for e in out)) != hexname:
         raise RemoteTampered(where, "its name is not the id of its chunks")
