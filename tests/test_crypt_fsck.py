@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from conftest import RemoteKind, Run
 from test_crypt_remote import make_remote, make_work, stored, vs
 
 
@@ -114,3 +114,17 @@ def test_history_only_the_remote_holds_is_walked_in_its_git_packs(tmp_path: Path
     assert lines[0].startswith(f"git/{git.name}: damaged: "), lines
     assert re.fullmatch(r"commit [0-9a-f]{40}: missing from the remote's git packs", lines[1])
     assert lines[2:] == ["fsck: 2 problems found"], lines
+
+
+def test_fsck_of_an_encrypted_ssh_remote(tmp_path: Path, sshd_server: object) -> None:
+    ssh = RemoteKind("ssh", sshd_server)
+    remote = make_remote(tmp_path)
+    a = make_work(tmp_path, remote)
+    vs("remote", "add", "over-ssh", ssh.url(remote), *ssh.cmd(), cwd=a)
+    out = vs("fsck", "--remote", "over-ssh", cwd=a, env=ssh.env, check=False)
+    assert out.returncode == 0 and out.stdout.endswith("no problems\n"), (out.stdout, out.stderr)
+    index = stored(remote, "index")[0]
+    index.unlink()
+    out = vs("fsck", "--remote", "over-ssh", cwd=a, env=ssh.env, check=False)
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    assert f"fsck: packs/{index.name} has no index" in out.stderr
