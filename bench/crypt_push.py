@@ -145,7 +145,7 @@ def table(inp: Input, s: dict[str, Series]) -> str:
 
 def main(quick: bool) -> tuple[str, list[Target]]:
     scratch = fresh(DATA_DIR / "crypt-scratch")
-    runs = 1 if quick else RUNS
+    runs = RUNS  # three rounds at either size: one round of a quick run is all noise
     parts, tg = [], []
     try:
         for inp in inputs(quick):
@@ -170,7 +170,7 @@ memory is in the encrypted rows' peak RSS, and is the same whatever the file
 size; what the data path holds is bounded by one sealed pack being written and
 one being sealed (16 MiB each) on push, 4 MiB ranges on fetch. Machine:
 {machine.describe()}; vsync {vsync_version()}; {tool_versions()}.
-{"Quick run: 32 MiB inputs, one round." if quick else ""}
+{"Quick run: 32 MiB inputs." if quick else ""}
 Regenerate with `.venv/bin/python bench/run.py --only crypt`.
 
 {chr(10).join(summary)}
