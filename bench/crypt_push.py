@@ -7,7 +7,8 @@ For each input (1 GiB incompressible, 1 GiB log text; 32 MiB each with
   not timed);
 - ``vsync push`` to a new encrypted path remote (``vsync init --bare --encrypted``
   not timed; the push derives the key with the default scrypt cost, 128 MiB);
-- ``restic backup`` of the same folder to a new local repository (init not timed);
+- ``restic backup`` of the same file (its folder, without ``.vsync/``) to a new
+  local repository (init not timed);
 - ``vsync fetch`` from each remote into a new, empty repository (no working
   folder is written: the transfer alone).
 
@@ -84,7 +85,7 @@ def _round(inp: Input, work: Path, scratch: Path, series: dict[str, Series]) -> 
     print(f"  {inp.label}: {LABEL['restic']}", flush=True)
     repo = scratch / "restic-repo"
     base = restic_repo(repo, scratch / "restic-cache", env)
-    series["restic"].runs.append(restic_backup(base, work, env))
+    series["restic"].runs.append(restic_backup(base, work / "data", env))  # not .vsync/
     series["restic"].stored.append(du_bytes(repo))
     shutil.rmtree(repo)
 
