@@ -12,6 +12,9 @@ For each input (1 GiB incompressible, 1 GiB log text; 32 MiB each with
 - ``vsync fetch`` from each remote into a new, empty repository (no working
   folder is written: the transfer alone).
 
+``sync`` runs before every timed step (as in bench/goback.py), so that no step
+pays for the writeback of the one before.
+
 The targets are ratios of the same run: encrypted push / plain push (issue 15:
 at most 1.25) and encrypted fetch / plain fetch. Peak RSS from ``/usr/bin/time -v``.
 
@@ -20,6 +23,7 @@ Run through ``bench/run.py`` (``--only crypt``).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,7 +47,7 @@ from report import human, vsync_version, warm
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
 HEADING = "## Encrypted remotes: push and fetch (issue 15)"
-RUNS = 3
+RUNS = 5
 PASSWORD = "vsync bench passphrase"
 STEPS = ("push", "push-enc", "restic", "fetch", "fetch-enc")
 LABEL = {
@@ -72,6 +76,7 @@ def _round(inp: Input, work: Path, scratch: Path, series: dict[str, Series]) -> 
         run([*VSYNC, "remote", "add", "bench", str(remote)], work, env)
         step = "push" if kind == "plain" else "push-enc"
         print(f"  {inp.label}: {LABEL[step]}", flush=True)
+        os.sync()  # no step pays for an earlier one's writeback
         series[step].runs.append(run([*VSYNC, "push", "-q", "bench"], work, env))
         series[step].stored.append(du_bytes(remote))
         dest = fresh(scratch / f"fetch-{kind}")
@@ -79,12 +84,14 @@ def _round(inp: Input, work: Path, scratch: Path, series: dict[str, Series]) -> 
         run([*VSYNC, "remote", "add", "origin", str(remote)], dest, env)
         step = "fetch" if kind == "plain" else "fetch-enc"
         print(f"  {inp.label}: {LABEL[step]}", flush=True)
+        os.sync()
         series[step].runs.append(run([*VSYNC, "fetch", "-q"], dest, env))
         series[step].stored.append(du_bytes(dest / ".vsync"))
         shutil.rmtree(dest)
     print(f"  {inp.label}: {LABEL['restic']}", flush=True)
     repo = scratch / "restic-repo"
     base = restic_repo(repo, scratch / "restic-cache", env)
+    os.sync()
     series["restic"].runs.append(restic_backup(base, work / "data", env))  # not .vsync/
     series["restic"].stored.append(du_bytes(repo))
     shutil.rmtree(repo)
@@ -146,7 +153,7 @@ def table(inp: Input, s: dict[str, Series]) -> str:
 
 def main(quick: bool) -> tuple[str, list[Target]]:
     scratch = fresh(DATA_DIR / "crypt-scratch")
-    runs = RUNS  # three rounds at either size: one round of a quick run is all noise
+    runs = RUNS  # as many rounds at either size: one round of a quick run is all noise
     parts, tg = [], []
     try:
         for inp in inputs(quick):
@@ -164,7 +171,11 @@ def main(quick: bool) -> tuple[str, list[Target]]:
 Push and fetch of each file to a plain path remote and to an encrypted one
 (`vsync init --bare --encrypted`, default scrypt cost), beside `restic backup`
 of the same folder to a local repository, in the same run; {runs} round(s), medians.
-Fetch goes into a new empty repository (no working folder written). Every
+Fetch goes into a new empty repository (no working folder written). Before
+every timed step `sync` writes dirty pages out, so that no step pays for an
+earlier one's writeback. A plain push to a path is `vsync serve` on the same
+machine storing what it receives; an encrypted push writes sealed bytes
+(nothing of a local pack can be reused). Every
 encrypted command derives its key once with scrypt at the default cost
 (log2n 17, r 8: 128 MiB and about half a second, before any data moves): that
 memory is in the encrypted rows' peak RSS, and is the same whatever the file
