@@ -25,7 +25,7 @@ def test_a_clean_remote_passes(tmp_path: Path) -> None:
     out = fsck_remote(a)
     assert out.returncode == 0, (out.stdout, out.stderr)
     assert re.fullmatch(
-        r"checked 1 commits, 3 files, \d+ chunks \(.*\): no problems\n", out.stdout
+        r"fsck: checked 1 commit, 3 files, \d+ chunks \(.*\): no problems\n", out.stdout
     ), out.stdout
     assert out.stderr == ""
 
@@ -105,7 +105,7 @@ def test_history_only_the_remote_holds_is_walked_in_its_git_packs(tmp_path: Path
     vs("init", cwd=fresh)
     vs("remote", "add", "origin", remote, cwd=fresh)
     out = fsck_remote(fresh)
-    assert out.returncode == 0 and "checked 1 commits, 3 files" in out.stdout, out.stdout
+    assert out.returncode == 0 and "fsck: checked 1 commit, 3 files" in out.stdout, out.stdout
     git = stored(remote, "git")[0]
     data = bytearray(git.read_bytes())
     data[40] ^= 1

@@ -212,7 +212,7 @@ def change_key(
     where: str,
     log2n: int = DEFAULT_LOG2N,
 ) -> KeyChange:
-    """Replace the key(s) ``passphrase`` opens by one under ``new_passphrase``: the
+    """Replace the keys ``passphrase`` opens by one under ``new_passphrase``: the
     new key file is written and checked first, then the old ones are deleted."""
     _check_new(new_passphrase)
     opened = _open(store, passphrase, where)
