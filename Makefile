@@ -26,7 +26,7 @@ venv: $(STAMP)
 # pip's output is kept in a log and shown only if the install fails. The editable
 # install is a plain path in a .pth file ("compat"): the default installs an import
 # hook whose loading costs every vsync process 10-15 ms of start-up.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py vsync/model/_lstat_match.c
 	@echo "installing vsync and its test tools into $(VENV) ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@log=$$(mktemp); \

@@ -298,6 +298,13 @@ block show
 run 'vsync show HEAD~4:notes.md'
 run 'vsync show HEAD~1'
 
+block show-relative
+run 'cd lisbon'
+run 'vsync show HEAD:notes.md | head -n 1'
+run 'vsync show HEAD:./IMG_0001.jpg | wc -c'
+run 'vsync show HEAD:../notes.md | head -n 1'
+run 'cd ..'
+
 sleep 1.1
 stamp=$(date '+%Y-%m-%d %H:%M:%S')
 sleep 1.1
@@ -359,6 +366,13 @@ run 'vsync status'
 run 'vsync log --oneline -n 1'
 run 'vsync checkout HEAD'
 run 'vsync status'
+
+block json
+run 'echo "- Day 7: sort the photos" > ideas.md'
+run 'vsync status --json'
+run 'vsync log --json -n 1 | python3 -m json.tool'
+run 'vsync history --json notes.md | python3 -c "import json, sys; h = json.load(sys.stdin); print(len(h[\"versions\"]), h[\"versions\"][0][\"size\"])"'
+run 'rm ideas.md'
 
 # -- 6. undo -----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The layers of docs/design: imports point downward only, and only the CLI prints.
 
-cli -> ui -> sync -> ops -> model -> store (errors.py is importable from anywhere).
+cli -> ui -> sync -> ops -> model -> store (errors.py and wording.py, which import no
+other vsync module, are importable from anywhere).
 
 The checker reads every form an import can take (as dulwich's test_source.py
 does): ``import a.b``; ``from a import b`` (which imports ``a`` and may import

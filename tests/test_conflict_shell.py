@@ -218,7 +218,7 @@ def test_every_choice_and_its_undo_on_a_text(merge: Merge) -> None:
     expected = {
         "ours": "a\nB ours\nc\n",
         "base": "a\nb\nc\n",
-        "both": "a\nB ours\nc\na\nB theirs\nc\n",
+        "both": "a\nB ours\nB theirs\nc\n",
     }
     for how, text in expected.items():
         merge.shell("4", how)

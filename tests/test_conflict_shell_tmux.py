@@ -95,7 +95,7 @@ def conflicted(tmp_path: Path) -> Iterator[tuple[Path, bytes, bytes]]:
     finally:
         h.close()
     merge = run_vsync("merge", theirs.decode(), cwd=root, check=False)
-    assert merge.returncode == 1 and "3 conflict(s)" in merge.stderr, merge
+    assert merge.returncode == 1 and "3 conflicts" in merge.stderr, merge
     yield root, ours, theirs
 
 

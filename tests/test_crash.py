@@ -150,9 +150,9 @@ def test_killed_commits_leave_history_intact(scene: Scene) -> None:
             completed += 1
             last = (work / ".vsync/git/logs/refs/heads/main").read_text().splitlines()[-1]
             assert last.split(" ")[:2] == [scene.prev, now]
-            assert r.stdout.startswith("checked 2 commits"), r.stdout
+            assert r.stdout.startswith("fsck: checked 2 commits"), r.stdout
         else:
-            assert r.stdout.startswith("checked 1 commits"), r.stdout
+            assert r.stdout.startswith("fsck: checked 1 commit,"), r.stdout
         for path in ["medium.bin", *rng.sample(scene.prev_files[1:], 3)]:
             got = run_vsync("show", f"{scene.prev}:{path}", cwd=work).stdout_bytes
             assert got == (work / path).read_bytes(), f"{path} after a kill at {delay:.2f}s"

@@ -17,7 +17,9 @@ from conftest import VSYNC, run_vsync
 from vsync.model.repository import Repository
 from vsync.store import chunkpack, faults
 
-SUMMARY = re.compile(r"^checked (\d+) commits, (\d+) files, (\d+) chunks \(.+\): no problems$")
+SUMMARY = re.compile(
+    r"^fsck: checked (\d+) commits?, (\d+) files?, (\d+) chunks? \(.+\): no problems$"
+)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -361,7 +363,7 @@ def test_gc_removes_exactly_the_unreachable_chunks(work: Path, vsync) -> None:
         assert b"".join(reader.chunks.read(c) for c in y_chunks) == y
     finally:
         reader.close()
-    m = re.fullmatch(r"gc: removed (\d+) chunks \((\d+\.\d) MiB\), rewrote 1 packs, .*", out)
+    m = re.fullmatch(r"gc: removed (\d+) chunks \((\d+\.\d) MiB\), rewrote 1 pack, .*", out)
     assert m, out
     assert int(m.group(1)) == len(x_only)
     assert float(m.group(2)) >= 1.8

@@ -56,6 +56,8 @@ def test_at_dates_on_log_show_diff_restore_and_checkout(work: Path, vsync: Vsync
     stamp = datetime.fromtimestamp(times[1] + 60).strftime("%Y-%m-%d %H:%M")
     assert vsync("show", "--at", stamp).stdout.startswith(f"commit {c2}\n")
     assert vsync("show", "--at", "3 days ago", "f.txt").stdout == "2\n"
+    (work / "sub").mkdir()  # --at's PATH is a plain path: from the current directory
+    assert vsync("show", "--at", "3 days ago", "../f.txt", cwd=work / "sub").stdout == "2\n"
     assert vsync("show", "HEAD@{yesterday}:f.txt").stdout == "2\n"  # REV@{date} too
     assert vsync("show", "main@{3 days ago}:f.txt").stdout == "2\n"
     diff = vsync("diff", "--at", "7 days ago", "--", "f.txt").stdout
@@ -180,7 +182,7 @@ def test_restore_as_beside_the_current_version(work: Path, vsync: Vsync) -> None
     vsync("commit", "-m", "v2")
 
     out = vsync("restore", "a.txt", "--source", "HEAD~1", "--as", "a-old.txt")
-    assert out.stdout.startswith("Restored 1 files as 'a-old.txt'")
+    assert out.stdout.startswith("Restored 1 file as 'a-old.txt'")
     assert (work / "a-old.txt").read_text() == "a v1\n"
     assert (work / "a.txt").read_text() == "a v2\n"
 

@@ -127,3 +127,39 @@ def test_browse_diff_restore_quit_in_a_real_terminal(tmp_path: Path, tmux: Tmux)
     assert (root / "notes.txt").read_bytes() == texts[1]
     status = run_vsync("status", "--porcelain", cwd=root).stdout
     assert "notes.txt" in status  # the folder now differs from HEAD; the branch did not move
+
+
+@pytest.mark.parametrize(("columns", "shown"), [(120, 23), (80, 12)])
+def test_the_list_keeps_room_for_commit_messages(
+    tmp_path: Path, tmux: Tmux, columns: int, shown: int
+) -> None:
+    """At 120 columns a list cut to 2/5 of the width showed two letters of each message."""
+    root = tmp_path / "work"
+    root.mkdir()
+    run_vsync("init", cwd=root)
+    subjects = [f"notes take {n}: the list after the shop" for n in (1, 2)]
+    for n, subject in enumerate(subjects, 1):
+        (root / "notes.txt").write_text(f"shopping list\nitem {n}\n")
+        run_vsync("commit", "-m", subject, cwd=root)
+
+    command = shlex.join([sys.executable, "-m", "vsync", "history", "notes.txt"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+    subprocess.run(
+        [
+            *("tmux", "-L", tmux.socket, "-f", os.devnull, "new-session", "-d"),
+            *("-s", "hist", "-x", str(columns), "-y", "30", "-c", str(root)),
+            f"{command}; sleep 30",
+        ],
+        env=env,
+        check=True,
+        timeout=TIMEOUT,
+    )
+    screen = tmux.wait_for("the list", lambda s: "notes.txt: 2 versions" in s)
+    rows = list_rows(screen)
+    assert len(rows) == 2, screen
+    for row, subject in zip(rows, reversed(subjects), strict=True):
+        assert subject[:shown] in row, screen
+    preview = [line.split("│", 1)[1] for line in screen.splitlines() if "│" in line]
+    assert any("item 2" in line for line in preview), screen  # the preview keeps its room
+    assert all(len(line.split("│", 1)[0]) <= columns - 1 - 24 for line in screen.splitlines()[1:3])
+    tmux("send-keys", "-t", "hist", "q")

@@ -176,7 +176,7 @@ class Client:
             self.tally.syncs += 1
             if r.returncode == 0:
                 return True
-            if r.returncode == 1 and "conflict(s) to resolve" in r.stderr:
+            if r.returncode == 1 and "to resolve; run 'vsync resolve'" in r.stderr:
                 self.tally.conflicted_syncs += 1
                 self.settle()
             elif r.returncode == 1 and REJECTED in r.stderr:

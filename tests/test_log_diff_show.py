@@ -157,13 +157,17 @@ def test_show_path_versions_symlink_and_folder(history: dict[str, object]) -> No
     assert show("HEAD~3:a.txt") == b"alpha\n"
     assert show("HEAD:sub/b.txt") == b"beta 2\n"
     assert show(":sub/b.txt") == b"beta 2\n"  # an empty REV is HEAD
-    assert show("HEAD~3:b.txt", cwd=root / "sub") == b"beta\n"  # relative to the cwd
+    assert show("HEAD~3:sub/b.txt", cwd=root / "sub") == b"beta\n"  # from the root, as git
+    assert show("HEAD~3:a.txt", cwd=root / "sub") == b"alpha\n"
+    assert show("HEAD~3:./b.txt", cwd=root / "sub") == b"beta\n"  # './': from the cwd
+    assert show("HEAD~3:../a.txt", cwd=root / "sub") == b"alpha\n"
     assert show("HEAD~3:/a.txt", cwd=root / "sub") == b"alpha\n"  # '/' is the root
     assert show("HEAD:sub/c.txt") == b"b.txt\n"  # a symlink prints its target
     assert show("HEAD~3:sub/c.txt") == b"gamma\n"
     assert show("HEAD~3:") == b"a.txt\nsub/\n"
     assert show("HEAD:sub") == b"b.txt\nc.txt\n"
     assert show("HEAD:.", cwd=root / "sub") == b"b.txt\nc.txt\n"
+    assert show("HEAD:", cwd=root / "sub") == b"sub/\n"
 
 
 def test_show_errors_are_one_line_with_exit_2(history: dict[str, object], tmp_path: Path) -> None:
@@ -179,6 +183,14 @@ def test_show_errors_are_one_line_with_exit_2(history: dict[str, object], tmp_pa
     assert_one_line_error(r, 2, "path 'a.txt' does not exist in revision HEAD")
     r = run_vsync("show", "HEAD:a.txt/deeper", cwd=root, check=False)
     assert_one_line_error(r, 2, "does not exist in revision HEAD")
+    r = run_vsync("show", "HEAD~3:b.txt", cwd=root / "sub", check=False)  # from the root
+    assert_one_line_error(r, 2, "path 'b.txt' does not exist in revision HEAD~3")
+    r = run_vsync("show", "HEAD:../../x", cwd=root / "sub", check=False)
+    assert_one_line_error(r, 2, "is outside the working folder")
+    r = run_vsync("show", "HEAD:../x", cwd=root, check=False)
+    assert_one_line_error(r, 2, "is outside the working folder")
+    r = run_vsync("show", "HEAD:./.vsync/config", cwd=root, check=False)
+    assert_one_line_error(r, 2, "inside vsync's own .vsync folder")
     elsewhere = tmp_path / "plain"
     elsewhere.mkdir()
     for args in (("show", "HEAD:a.txt"), ("diff",)):

@@ -285,7 +285,7 @@ def copy_of(root: Path, stem: str) -> list[str]:
         ("ours", "a\nB ours\nc\n"),
         ("theirs", "a\nB theirs\nc\n"),
         ("base", "a\nb\nc\n"),
-        ("both", "a\nB ours\nc\na\nB theirs\nc\n"),
+        ("both", "a\nB ours\nB theirs\nc\n"),
     ],
 )
 def test_resolve_text(merged: Setup, how: str, expected: str) -> None:
@@ -294,6 +294,32 @@ def test_resolve_text(merged: Setup, how: str, expected: str) -> None:
     assert (merged.root / "t.txt").read_text() == expected
     assert "t.txt" not in merged.state().unresolved()
     assert ("UU", "t.txt") not in status_codes(merged.state())
+
+
+def test_keep_both_keeps_the_merged_text_and_both_sides_only_where_they_conflict(
+    tmp_path: Path,
+) -> None:
+    lines = [f"line {i}\n" for i in range(1, 9)]
+    base = "".join(lines)
+    ours = base.replace("line 2\n", "line 2 ours only\n").replace("line 6\n", "six ours\n")
+    theirs = base.replace("line 6\n", "six theirs\n").replace("line 8\n", "line 8 theirs only\n")
+    added_ours = "head\nshared\nadded by ours\ntail\n"
+    added_theirs = "head\nshared\nadded by theirs\ntail\n"
+    h = History(tmp_path / "work")
+    try:
+        b = h.commit({"t.txt": F(base)}, [], "basehost")
+        t = h.commit({"t.txt": F(theirs), "new.txt": F(added_theirs)}, [b], "theirhost")
+        h.commit({"t.txt": F(ours), "new.txt": F(added_ours)}, [b], "ourhost")
+        h.merge(t)
+        assert (h.root / "new.txt").read_text().startswith("head\nshared\n<<<<<<< ")
+        resolve(h.repo, ["t.txt", "new.txt"], "both")
+        expected = ours.replace("six ours\n", "six ours\nsix theirs\n")
+        expected = expected.replace("line 8\n", "line 8 theirs only\n")
+        assert (h.root / "t.txt").read_text() == expected
+        both_added = "head\nshared\nadded by ours\nadded by theirs\ntail\n"
+        assert (h.root / "new.txt").read_text() == both_added
+    finally:
+        h.close()
 
 
 def test_resolve_mark_keeps_the_file_as_it_is(merged: Setup) -> None:

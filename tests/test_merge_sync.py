@@ -75,7 +75,7 @@ def test_conflict_is_kept_resolved_and_shared(remote: RemoteKind, tmp_path: Path
 
     out = remote.run("sync", cwd=b, env_host="desktop", check=False)
     assert out.returncode == 1
-    assert "2 conflict(s) to resolve" in out.stderr
+    assert "2 conflicts to resolve" in out.stderr
     lines = run_vsync("status", "--porcelain", cwd=b).stdout.splitlines()
     assert lines[:2] == ["UU notes.txt", "UU photo.bin"]
     assert lines[2].startswith("?? photo.conflict-laptop-")  # theirs, kept beside ours
@@ -136,6 +136,6 @@ def test_resolve_flags_cover_the_shell_actions(tmp_path: Path) -> None:
     editor.write_text('#!/bin/sh\nprintf "one\\nboth\\nthree\\nfour\\n" > "$1"\n')
     editor.chmod(0o755)
     out = run_vsync("resolve", "notes.txt", "--edit", cwd=b, env={"EDITOR": str(editor)})
-    assert "marked resolved" in out.stdout and "0 conflict(s) remain" in out.stdout
+    assert "marked resolved" in out.stdout and "0 conflicts remain" in out.stdout
     run_vsync("commit", "-m", "merged", cwd=b)
     assert parents(b) == 2 and (b / "notes.txt").read_text() == "one\nboth\nthree\nfour\n"

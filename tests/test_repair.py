@@ -298,7 +298,9 @@ def test_repair_from_a_clone_makes_the_repository_whole(
     r = repair(a, b)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
-    assert re.search(r"^repaired from .*: \d+ git objects, \d+ chunks", r.stdout, re.M), r.stdout
+    assert re.search(r"^fsck: repaired from .*: \d+ git objects?, \d+ chunks?", r.stdout, re.M), (
+        r.stdout
+    )
     assert r.stdout.splitlines()[-1].endswith(": no problems"), r.stdout
     assert_whole(a, base)
     assert snapshot_tree(a) == folder  # the working folder is untouched
@@ -323,8 +325,8 @@ def test_nothing_to_repair_contacts_no_remote(base: Base, tmp_path: Path) -> Non
     a, _b = copy_pair(base, tmp_path)
     r = repair(a, tmp_path / "no-such-place")  # would fail if it were contacted
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [r.stdout.splitlines()[0], "nothing to repair"]
-    assert r.stdout.startswith("checked 3 commits")
+    assert r.stdout.splitlines() == [r.stdout.splitlines()[0], "fsck: nothing to repair"]
+    assert r.stdout.startswith("fsck: checked 3 commits")
 
 
 def test_every_configured_remote_in_turn(base: Base, tmp_path: Path) -> None:
@@ -336,7 +338,7 @@ def test_every_configured_remote_in_turn(base: Base, tmp_path: Path) -> None:
     r = repair(a)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "could not repair from origin" in r.stderr  # tried first, failed
-    assert "repaired from backup" in r.stdout
+    assert "fsck: repaired from backup" in r.stdout
     assert_whole(a, base)
     assert repo_state(a) == state  # no refs/remotes/backup/main either
 

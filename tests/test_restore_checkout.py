@@ -73,7 +73,7 @@ def test_restore_refuses_uncommitted_edit_then_force_overwrites(work: Path, vsyn
     assert (work / "a.txt").read_text() == "my precious edit\n"
 
     out = vsync("restore", "a.txt", "--force").stdout
-    assert out.strip() == "Restored 1 files"
+    assert out.strip() == "Restored 1 file"
     assert (work / "a.txt").read_text() == "committed\n"
     assert porcelain(vsync) == []
 
@@ -161,7 +161,7 @@ def test_restore_from_older_revision_deletes_files_it_lacks(work: Path, vsync: V
     vsync("commit", "-m", "two")
 
     out = vsync("restore", "d", "--source", "HEAD~1").stdout
-    assert out.strip() == "Restored 1 files, 1 deleted"
+    assert out.strip() == "Restored 1 file, 1 deleted"
     assert (work / "d" / "a.txt").read_text() == "a1\n"
     assert not (work / "d" / "new").exists()  # emptied by the deletion, removed
     assert (work / "top.txt").read_text() == "t2\n"
@@ -292,7 +292,7 @@ def test_checkout_older_commit_keeps_branch_and_history(work: Path, vsync: Vsync
     c1 = commit_obj(work, c2).parents[0]
 
     out = vsync("checkout", "HEAD~1").stdout
-    assert out.strip() == f"Checked out {c1.decode()[:10]}: 5 written, 1 deleted"
+    assert out.strip() == f"Checked out {c1.decode()[:10]}: 5 files written, 1 deleted"
     assert snapshot_tree(work) == first
     assert not (work / "added").exists()
     assert head(work) == c2  # the branch did not move

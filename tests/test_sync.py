@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -135,7 +136,7 @@ def test_push_rejected_when_remote_is_ahead(remote: RemoteKind, tmp_path: Path) 
     assert head_of(server) == server_head
     # pulling now merges: both edited notes.txt, so it stops on a conflict (exit 1)
     out = remote.run("pull", remote.url(server), *remote.cmd(), cwd=a, check=False)
-    assert out.returncode == 1 and "1 conflict(s) to resolve" in out.stderr
+    assert out.returncode == 1 and "1 conflict to resolve" in out.stderr
     assert "UU notes.txt" in out.stdout
 
 
@@ -451,3 +452,41 @@ def test_pull_porcelain_reports_old_and_conflict_exit(tmp_path: Path) -> None:
     assert out.returncode == 1 and fields["outcome"] == "conflicts"
     assert fields["old"] == first["new"] != fields["new"]
     assert run_vsync("remote", "-v", cwd=b).stdout.startswith("origin\t")
+
+
+def _last_message(path: Path) -> str:
+    return run_vsync("log", "-n", "1", "--oneline", cwd=path).stdout.split(" ", 1)[1].strip()
+
+
+def test_sync_message_and_the_configured_automatic_message(tmp_path: Path) -> None:
+    remote = RemoteKind("path", None)
+    a = tmp_path / "a"
+    init_with_files(a)
+    b = tmp_path / "b"
+    remote.run("clone", remote.url(a), b, cwd=tmp_path)
+    (b / "notes.txt").write_text("with a message\n")
+    remote.run("sync", "-m", "photos from the trip", cwd=b)
+    assert _last_message(b) == "photos from the trip" == _last_message(a)
+
+    (b / "notes.txt").write_text("default message\n")
+    remote.run("sync", cwd=b)
+    assert _last_message(b).startswith("sync from testhost at ")
+
+    with open(b / ".vsync" / "config", "a") as f:
+        f.write('[commit]\n\tautoMessage = "{command} by {host}: {date}"\n')
+    (b / "notes.txt").write_text("configured message\n")
+    remote.run("sync", cwd=b)
+    assert re.fullmatch(r"sync by testhost: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", _last_message(b))
+    (b / "notes.txt").write_text("configured message, from watch\n")
+    remote.run("watch", "--once", cwd=b)
+    assert _last_message(b).startswith("watch by testhost: ")
+
+    with open(b / ".vsync" / "config", "a") as f:
+        f.write('[commit]\n\tautoMessage = " "\n')
+    (b / "notes.txt").write_text("not committed\n")
+    out = remote.run("sync", cwd=b, check=False)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().endswith(
+        "commit.autoMessage is empty; set a message or remove the key"
+    )
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -27,6 +27,28 @@ Bugs are any other exception; the CLI reports them in one line too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import logging
+
+# Set by the CLI: attaches its stderr handler to the "vsync" logger. Called by
+# notices() the first time a layer reports something, so a command that reports
+# nothing never loads logging (a clean status is mostly start-up).
+attach_notice_handler: Callable[[logging.Logger], None] | None = None
+
+
+def notices() -> logging.Logger:
+    """The logger through which the layers below the CLI report what they did without
+    stopping (a stale lock file removed): one ``vsync: warning:`` line each."""
+    import logging
+
+    log = logging.getLogger("vsync")
+    if not log.handlers and attach_notice_handler is not None:
+        attach_notice_handler(log)
+    return log
+
 
 class VsyncError(Exception):
     """Base of every error a user can meet; ``exit_code`` is what the CLI returns."""

@@ -12,7 +12,7 @@ commit does not record one; the size is a human size (``1.2 KiB``) or
 (:mod:`vsync.ui.escape`). For a folder (or no PATH: the whole folder), the size column is
 the number of paths the commit changed (``3 paths``). PATH in no commit:
 exit 2. No commits at all and no PATH: ``vsync: no commits yet`` on stderr,
-exit 0.
+exit 0. ``--json``: one JSON object, never the browser (:mod:`vsync.cli.json_out`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ def register(sub: Any) -> None:
         "Without PATH: the commits of the whole folder and what each changed.",
     )
     p.add_argument("path", nargs="?", metavar="PATH", help="a file (or folder) in the folder")
+    p.add_argument(
+        "--json", action="store_true", help="the versions (or commits) as one JSON object"
+    )
     p.set_defaults(func=cmd_history)
 
 
@@ -49,6 +52,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         path = repo_path(repo, args.path) if args.path else ""
         history = load_history(repo, path)
+        if args.json:
+            from vsync.cli.json_out import history_json, write_json
+
+            write_json(history_json(history))
+            return 0
         if not history.versions and not history.commits:
             print("vsync: no commits yet", file=sys.stderr)
             return 0

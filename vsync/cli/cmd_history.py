@@ -15,6 +15,8 @@ those characters escaped (:func:`vsync.ui.escape.escape_text`); file content
     are separated by one blank line. ``--oneline``: ``<10 hex> <subject>``.
     With no commits: nothing on stdout, ``vsync: no commits yet`` on stderr,
     exit 0.
+    ``--json``: one JSON array of commits (:mod:`vsync.cli.json_out`; ``[]``
+    with no commits).
 
 ``log PATH --follow``
     The file's history across renames. Each entry is the ``log`` header with,
@@ -61,9 +63,11 @@ those characters escaped (:func:`vsync.ui.escape.escape_text`); file content
 
 ``show REV:PATH``
     A file: its exact bytes. A symlink: its target and a newline. A folder:
-    one name per line, sub-folders ending in '/'. PATH is relative to the
-    current directory (like every path vsync takes); a leading '/' makes it
-    relative to the repository root, and an empty PATH is the root.
+    one name per line, sub-folders ending in '/'. As in git, PATH is from the
+    repository root wherever you are; ``./PATH`` and ``../PATH`` are relative
+    to the current directory; an empty PATH is the root. (``show --at DATE
+    PATH`` takes a plain PATH, relative to the current directory as every
+    other path vsync takes.)
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from vsync.cli.output import escape_text, info, quote_path, short, warn
-from vsync.cli.paths import repo_paths, rev_path
+from vsync.cli.paths import repo_path, repo_paths, rev_path
 from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve, resolve_at, split_rev_path
@@ -85,6 +89,7 @@ from vsync.ops.follow import deleted_files, follow
 from vsync.ops.log import LogEntry, walk
 from vsync.ops.show import find, list_folder, show_commit, write_file
 from vsync.ui.progress import human_bytes
+from vsync.wording import plural
 
 
 def register(sub: Any) -> None:
@@ -96,6 +101,7 @@ def register(sub: Any) -> None:
     p.add_argument("--at", metavar="DATE", help="start from the branch as it was on DATE")
     p.add_argument("--follow", action="store_true", help="follow one file across renames")
     p.add_argument("--deleted", action="store_true", help="list files deleted over time")
+    p.add_argument("--json", action="store_true", help="the commits as one JSON array")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser(
@@ -161,11 +167,19 @@ def cmd_log(args: argparse.Namespace) -> int:
         raise UsageError("-n needs a number of commits, 0 or more")
     if args.follow and args.deleted:
         raise UsageError("--follow and --deleted do not go together")
+    if args.json and (args.oneline or args.follow or args.deleted):
+        raise UsageError("--json does not go with --oneline, --follow or --deleted")
     with Repository.discover() as repo:
         paths = repo_paths(repo, args.paths) if args.paths else None
         if args.follow and (paths is None or len(paths) != 1):
             raise UsageError("--follow needs exactly one PATH (a file)")
         start = _log_start(repo, args)
+        if args.json:
+            from vsync.cli.json_out import commit_json, write_json
+
+            entries = [] if start is None else walk(repo, start, paths, args.limit)
+            write_json([commit_json(entry) for entry in entries])
+            return 0
         if start is None:
             print("vsync: no commits yet", file=sys.stderr)
             return 0
@@ -210,7 +224,7 @@ def _log_deleted(
     for d in deleted_files(repo, start, paths, limit):
         tz = timezone(timedelta(seconds=d.entry.tz_offset))
         when = datetime.fromtimestamp(d.entry.time, tz).strftime("%Y-%m-%d %H:%M")
-        emit(f"{when} {short(d.entry.commit_id)} {quote_path(d.path)} ({d.size} bytes)\n")
+        emit(f"{when} {short(d.entry.commit_id)} {quote_path(d.path)} ({plural(d.size, 'byte')})\n")
         last = d
     sys.stdout.buffer.flush()
     if last is not None:
@@ -357,7 +371,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         if args.at is not None:
             at_id = resolve_at(repo, args.at).decode("ascii")
-            spec = at_id if args.spec is None else f"{at_id}:{args.spec}"
+            path = None if args.spec is None else repo_path(repo, args.spec)
+            spec = at_id if path is None else f"{at_id}:/{path}"
         else:
             spec = args.spec or "HEAD"
         parts = split_rev_path(spec)

@@ -11,6 +11,7 @@ from vsync.model.repository import Repository
 from vsync.ops.fsck import FsckResult, fsck
 from vsync.ops.gc import gc
 from vsync.ui.progress import human_bytes, progress_for
+from vsync.wording import plural
 
 if TYPE_CHECKING:
     from vsync.sync.repair import RepairResult
@@ -31,6 +32,12 @@ def register(sub: Any) -> None:
         help="fetch damaged or missing objects and chunks back from REMOTE (a name or URL; "
         "default: every configured remote in turn, origin first)",
     )
+    p.add_argument(
+        "--remote",
+        metavar="REMOTE",
+        help="check an encrypted remote (a name or URL) instead: every pack, index, "
+        "git pack and the branch record, with its passphrase",
+    )
     add_ssh_options(p)
     p.set_defaults(func=cmd_fsck)
 
@@ -40,6 +47,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
+    if args.remote is not None:
+        return _cmd_remote(args)
     if args.repair is not None:
         return _cmd_repair(args)
     with Repository.discover() as repo:
@@ -54,13 +63,34 @@ def _report(result: FsckResult, verb: str) -> int:
         print(escape_text(line, keep=""))
     if result.problems:
         n = len(result.problems)
-        print(f"fsck: {n} problem{'s' if n != 1 else ''} {verb}")
+        print(f"fsck: {plural(n, 'problem')} {verb}")
         return EXIT_DAMAGED
     print(
-        f"checked {result.commits} commits, {result.files} files, {result.chunks} chunks "
-        f"({human_bytes(result.chunk_bytes)}): no problems"
+        f"fsck: checked {plural(result.commits, 'commit')}, {plural(result.files, 'file')}, "
+        f"{plural(result.chunks, 'chunk')} ({human_bytes(result.chunk_bytes)}): no problems"
     )
     return 0
+
+
+def _cmd_remote(args: argparse.Namespace) -> int:
+    from vsync.cli.cmd_sync import sync_options
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.check import check_encrypted
+    from vsync.sync.crypt.detect import is_encrypted
+    from vsync.sync.remotes import find_remote
+
+    if args.repair is not None:
+        raise UsageError("--remote checks an encrypted remote; it repairs nothing (no --repair)")
+    with Repository.discover() as repo:
+        remote = find_remote(repo, args.remote)
+        if remote.url.kind == "local" and not is_encrypted(remote):
+            raise UsageError(
+                f"{remote.label} is not an encrypted remote; 'vsync fsck' in it checks a repository"
+            )
+        result = check_encrypted(repo, remote, sync_options(args))
+    for note in result.notes:
+        info(f"fsck: {note}")
+    return _report(result, "found")
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
@@ -90,10 +120,10 @@ def _report_repair(result: RepairResult) -> int:
         code = _report(found, "found")
         for note in result.notes:
             info(f"fsck: {note}")
-        print("nothing to repair")
+        print("fsck: nothing to repair")
         return code
     n = len(found.problems)
-    info(f"fsck: {n} problem{'s' if n != 1 else ''} found, repairing:")
+    info(f"fsck: {plural(n, 'problem')} found, repairing:")
     for line in found.problems:
         info(f"fsck: {line}")
     for note in result.notes:
@@ -102,7 +132,8 @@ def _report_repair(result: RepairResult) -> int:
         warn(f"could not repair from {failure}")
     for s in result.sessions:
         print(
-            f"repaired from {escape_text(s.label)}: {s.objects} git objects, {s.chunks} chunks "
+            f"fsck: repaired from {escape_text(s.label)}: {plural(s.objects, 'git object')}, "
+            f"{plural(s.chunks, 'chunk')} "
             f"({human_bytes(s.chunk_bytes)})"
         )
     if result.no_remote:
@@ -122,9 +153,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
     for note in result.notes:
         info(f"gc: {note}")
     mib = 1024 * 1024
-    dup = f" and {result.duplicates_removed} duplicate copies" if result.duplicates_removed else ""
+    dup = result.duplicates_removed
+    dups = f" and {plural(dup, 'duplicate copy', 'duplicate copies')}" if dup else ""
     print(
-        f"gc: removed {result.chunks_removed} chunks{dup} ({result.bytes_removed / mib:.1f} MiB), "
-        f"rewrote {result.packs_rewritten} packs, store is now {result.store_bytes / mib:.1f} MiB"
+        f"gc: removed {plural(result.chunks_removed, 'chunk')}{dups} "
+        f"({result.bytes_removed / mib:.1f} MiB), "
+        f"rewrote {plural(result.packs_rewritten, 'pack')}, "
+        f"store is now {result.store_bytes / mib:.1f} MiB"
     )
     return 0

@@ -12,6 +12,7 @@ from vsync.errors import StoppedError, UsageError
 from vsync.model.folder_scan import MODE_LINK
 from vsync.model.repository import Repository
 from vsync.ops.merge import MergePlan
+from vsync.wording import plural, written_deleted
 
 if TYPE_CHECKING:
     from vsync.ops.merge.integrate import IntegrateResult
@@ -32,7 +33,7 @@ def register(sub: Any) -> None:
         ("ours", "keep your version"),
         ("theirs", "take the other copy's version"),
         ("base", "go back to the common ancestor's version"),
-        ("both", "keep both (text: ours then theirs; binary: both files)"),
+        ("both", "keep both (text: ours then theirs where they conflict; binary: both files)"),
         ("mark", "the file is fine as it is now"),
         ("undo", "take back a resolution: the merge's result (markers, copies) comes back"),
         ("edit", "open the file in $EDITOR; resolved if no conflict markers remain"),
@@ -40,6 +41,11 @@ def register(sub: Any) -> None:
         how.add_argument(f"--{name}", dest="how", action="store_const", const=name, help=helptext)
     p.add_argument("--list", action="store_true", help="list the conflicts and exit")
     p.set_defaults(func=cmd_resolve)
+
+
+def remain(left: int) -> str:
+    """ "1 conflict remains", "0 conflicts remain"."""
+    return f"{plural(left, 'conflict')} {'remains' if left == 1 else 'remain'}"
 
 
 def print_plan(repo: Repository, plan: MergePlan, out: Any = None) -> None:
@@ -53,7 +59,7 @@ def print_plan(repo: Repository, plan: MergePlan, out: Any = None) -> None:
         reason = escape_text(action.reason, keep="")
         out.write(f"{label:<24} {quote_path(action.path)}{size}  -- {reason}\n")
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"
-    out.write(f"plan: {summary}; {len(plan.conflicts)} conflict(s); nothing was changed\n")
+    out.write(f"plan: {summary}; {plural(len(plan.conflicts), 'conflict')}; nothing was changed\n")
 
 
 def _entry_size(repo: Repository, plan: MergePlan, entry: tuple[int, bytes] | None) -> str:
@@ -88,12 +94,12 @@ def report_integration(
     if result.outcome is Integration.FAST_FORWARD:
         print(
             f"Fast-forward {short(result.old)}..{short(result.new)}: "
-            f"{result.written} files written, {result.deleted} deleted"
+            f"{written_deleted(result.written, result.deleted)}"
         )
     elif result.outcome is Integration.MERGED:
         print(
             f"Merged {escape_text(label, keep='')} into main: {short(result.new)} "
-            f"({result.written} files written, {result.deleted} deleted)"
+            f"({written_deleted(result.written, result.deleted)})"
         )
     elif result.outcome is Integration.AHEAD:
         print("Already up to date (your copy is ahead; push to share it)")
@@ -104,7 +110,7 @@ def report_integration(
             print(f"{code} {quote_path(path)}  ({kind})")
         n = len(result.conflicts)
         print(
-            f"vsync: {n} conflict(s) to resolve; run 'vsync resolve' (or 'vsync resolve "
+            f"vsync: {plural(n, 'conflict')} to resolve; run 'vsync resolve' (or 'vsync resolve "
             "PATH --ours|--theirs|--both'), then 'vsync commit'",
             file=sys.stderr,
         )
@@ -124,7 +130,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
             result = abort(repo)
             repo.holds.report(warn)
             print(
-                f"Merge aborted: {len(result.restored)} files restored, "
+                f"Merge aborted: {plural(len(result.restored), 'file')} restored, "
                 f"{len(result.removed)} removed"
             )
             return 0
@@ -170,7 +176,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         result = resolve(repo, paths, args.how)
         repo.holds.report(warn)
     left = len(result.remaining)
-    print(f"Resolved {len(result.resolved)} path(s); {left} conflict(s) remain")
+    print(f"Resolved {plural(len(result.resolved), 'path')}; {remain(left)}")
     if not left:
         print("All conflicts are settled: run 'vsync commit -m MESSAGE' to finish the merge")
     return 0
@@ -208,5 +214,5 @@ def _undo_or_edit(repo: Repository, paths: list[str], how: str) -> int:
             print(f"{quote_path(path)}: still unresolved (unchanged, or conflict markers remain)")
     state = MergeState.load(repo)
     left = len(state.unresolved()) if state is not None else 0
-    print(f"{left} conflict(s) remain")
+    print(remain(left))
     return 0

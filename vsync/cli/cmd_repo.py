@@ -9,6 +9,7 @@ from typing import Any
 
 from vsync.cli.output import escape_text, quote_path, short, warn
 from vsync.model.repository import Repository
+from vsync.wording import plural
 
 # Each command imports its operation when it runs: status need not load commit's
 # modules, and start-up is paid by every call.
@@ -34,10 +35,16 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--encrypted",
         action="store_true",
-        help="an encrypted remote (with --bare; a path or s3://BUCKET/PREFIX)",
+        help="an encrypted remote (with --bare; a path, an ssh:// or s3:// URL)",
     )
     p.add_argument("--endpoint", metavar="URL", help="the S3 endpoint of an s3:// path")
     p.add_argument("--password-file", metavar="FILE", help="its passphrase (first line)")
+    p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
+    p.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="trust an SSH host seen for the first time",
+    )
     p.add_argument(
         "--scrypt-log2n",
         type=int,
@@ -49,7 +56,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="show what changed since the last commit")
-    p.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--porcelain", action="store_true", help="stable output for scripts")
+    form.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("commit", help="snapshot the whole folder")
@@ -78,25 +87,35 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _init_encrypted(args: argparse.Namespace) -> int:
     from vsync.cli.passphrase import passphrase_source
     from vsync.errors import UsageError
-    from vsync.sync.crypt.create import create_encrypted, create_encrypted_in
+    from vsync.sync.crypt.create import (
+        create_encrypted,
+        create_encrypted_in,
+        create_encrypted_served,
+    )
+    from vsync.sync.url import parse_url
 
     if not args.bare:
         raise UsageError("an encrypted remote holds no working folder: use --bare --encrypted")
-    if args.path.startswith("s3://"):
+    url = parse_url(args.path)
+    if args.endpoint is not None and url.kind != "s3":
+        raise UsageError("--endpoint is for s3:// remotes only")
+    if url.kind == "s3":
         from vsync.sync.crypt.remote import open_s3
-        from vsync.sync.url import parse_url
 
-        url = parse_url(args.path)
         store = open_s3(url, args.endpoint)
         passphrase = passphrase_source(args.password_file, confirm=True)()
         create_encrypted_in(store, str(url), passphrase, args.scrypt_log2n)
         print(f"Initialised empty encrypted vsync remote in {escape_text(str(url), keep='')}")
         return 0
-    if args.endpoint is not None:
-        raise UsageError("--endpoint is for s3:// remotes only")
     passphrase = passphrase_source(args.password_file, confirm=True)()
-    create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
-    where = escape_text(str(Path(args.path)), keep="")
+    if url.kind == "ssh":
+        create_encrypted_served(
+            url, passphrase, args.scrypt_log2n, args.remote_cmd, args.accept_new_host_key
+        )
+        where = escape_text(args.path, keep="")
+    else:
+        create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
+        where = escape_text(str(Path(args.path)), keep="")
     print(f"Initialised empty encrypted vsync remote in {where}")
     return 0
 
@@ -107,6 +126,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         repo.require_worktree()
         result = status(repo, warn)
+    if args.json:
+        from vsync.cli.json_out import status_json, write_json
+
+        write_json(status_json(result, STATUS_WORDS))
+        return 0
     if args.porcelain:
         out = sys.stdout
         for code, path in result.entries:
@@ -120,7 +144,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if result.merge is not None:
         left = len(result.merge.unresolved())
         theirs = result.merge.theirs.decode()[:10]
-        print(f"Merging {theirs}: {left} unresolved conflict(s)")
+        print(f"Merging {theirs}: {plural(left, 'unresolved conflict')}")
         print("  (settle them with 'vsync resolve', then 'vsync commit'; 'vsync merge --abort')")
     if result.held:
         print("Held back from .git folders (not written; see safety.trustGitFolders):")
@@ -156,7 +180,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
         subject = escape_text(args.message.strip().split("\n")[0], keep="")
         print(
             f"[main {short(result.commit_id)}] {subject}\n"
-            f" {result.files} files, {result.hashed} read, "
-            f"{result.chunks_new} new chunks ({human_bytes(result.bytes_new)} stored)"
+            f" {plural(result.files, 'file')}, {result.hashed} read, "
+            f"{plural(result.chunks_new, 'new chunk')} ({human_bytes(result.bytes_new)} stored)"
         )
     return 0

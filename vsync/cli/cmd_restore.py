@@ -18,6 +18,7 @@ from vsync.model.repository import Repository
 from vsync.model.revisions import resolve_at
 from vsync.ops.restore import restore, restore_as
 from vsync.ops.undo_journal import checkout_recorded
+from vsync.wording import plural, written_deleted
 
 
 def register(sub: Any) -> None:
@@ -76,10 +77,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 repo, paths[0], new_path, label, args.force, warn, commit_id or None
             )
             as_name = quote_path(new_path)
-            print(f"Restored {result.written} files as '{as_name}' from {short(result.source)}")
+            source = short(result.source)
+            print(f"Restored {plural(result.written, 'file')} as '{as_name}' from {source}")
             return 0
         result = restore(repo, paths, label, args.force, warn, commit_id or None)
-    line = f"Restored {result.written} files"
+    line = f"Restored {plural(result.written, 'file')}"
     if result.deleted:
         line += f", {result.deleted} deleted"
     print(line)
@@ -94,7 +96,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         label, commit_id = at_or_rev(repo, args.rev, args.at, "REV")
         result = checkout_recorded(repo, label, args.force, warn, commit_id or None)
     print(
-        f"Checked out {short(result.commit_id)}: {result.written} written, {result.deleted} deleted"
+        f"Checked out {short(result.commit_id)}: {written_deleted(result.written, result.deleted)}"
     )
     if result.head is not None and result.head != result.commit_id:
         info(f"main stays at {short(result.head)}; 'vsync commit' keeps this content on top of it")

@@ -16,6 +16,7 @@ from vsync.sync.pull import SyncResult, clone, pull, sync
 from vsync.sync.remotes import add_remote, find_remote, list_remotes, remove_remote
 from vsync.sync.server import serve_stdio
 from vsync.ui.progress import human_bytes, transfer_progress_for
+from vsync.wording import plural
 
 
 def add_ssh_options(p: argparse.ArgumentParser) -> None:
@@ -84,6 +85,12 @@ def register(sub: Any) -> None:
             )
         if name in ("pull", "sync"):
             add_allow_mass_change(p)
+        if name == "sync":
+            p.add_argument(
+                "-m",
+                "--message",
+                help="the message of the commit sync makes (default: commit.autoMessage)",
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="the remote end of push and fetch (used over SSH)")
@@ -131,7 +138,8 @@ def _report(verb: str, r: TransferResult, args: argparse.Namespace, **extra: obj
 def _summary(verb: str, r: TransferResult) -> str:
     s = r.stats
     return (
-        f"{verb} {escape_text(r.remote, keep='')}: {s.objects} objects, {s.chunks} chunks "
+        f"{verb} {escape_text(r.remote, keep='')}: {plural(s.objects, 'object')}, "
+        f"{plural(s.chunks, 'chunk')} "
         f"({human_bytes(s.chunk_bytes)}), {human_bytes(r.wire_sent)} sent, "
         f"{human_bytes(r.wire_received)} received in {r.seconds:.1f} s"
     )
@@ -224,6 +232,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             warn,
             allow_mass_change=args.allow_mass_change,
             confirm=mass_change_confirm(),
+            message=args.message,
         )
         quiet = args.quiet or args.porcelain
         if result.committed is not None and not quiet:

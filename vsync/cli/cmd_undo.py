@@ -5,7 +5,7 @@ Output formats (stable; scripts may read them):
 ``undo``
     One line on stdout saying what was done, e.g.
     ``Undid commit 1a2b3c4d5e (add notes): main is back at 9f8e7d6c5b`` or
-    ``Redid checkout HEAD~2: 3 written, 1 deleted``; hints on stderr.
+    ``Redid checkout HEAD~2: 3 files written, 1 deleted``; hints on stderr.
 
 ``reflog``
     Newest first, one line per recorded event:
@@ -22,7 +22,8 @@ Output formats (stable; scripts may read them):
     spaces.
 
 ``revert-to REV``
-    ``Reverted to <10 hex>: new commit <10 hex> (N written, M deleted)``.
+    ``Reverted to <10 hex>: new commit <10 hex> (N files written, M deleted)``
+    ("1 file written" for one).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.ops.revert import revert_to
 from vsync.ops.undo import UndoResult, timeline, undo
+from vsync.wording import written_deleted
 
 
 def register(sub: Any) -> None:
@@ -74,7 +76,7 @@ def _describe(r: UndoResult) -> str:
     verb = "Undid" if r.verb == "undo" else "Redid"
     what = escape_text(r.message.partition(": ")[2], keep="")
     if r.kind == "checkout":
-        return f"{verb} {what}: {r.written} written, {r.deleted} deleted"
+        return f"{verb} {what}: {written_deleted(r.written, r.deleted)}"
     if r.branch_to is None:
         line = f"{verb} {what}: main has no commit now"
     elif r.verb == "undo":
@@ -82,7 +84,7 @@ def _describe(r: UndoResult) -> str:
     else:
         line = f"{verb} {what}: main is at {short(r.branch_to)} again"
     if r.folder_moved:
-        line += f" ({r.written} written, {r.deleted} deleted)"
+        line += f" ({written_deleted(r.written, r.deleted)})"
     return line
 
 
@@ -128,7 +130,7 @@ def cmd_revert_to(args: argparse.Namespace) -> int:
         return 0
     print(
         f"Reverted to {short(result.source)}: new commit {short(result.commit_id)} "
-        f"({result.written} written, {result.deleted} deleted)"
+        f"({written_deleted(result.written, result.deleted)})"
     )
     info("'vsync undo' takes it back")
     return 0

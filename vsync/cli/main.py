@@ -10,19 +10,21 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import logging
 import os
 import signal
 import sys
-import threading
-import traceback
-from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from vsync import __version__
+from vsync import __version__, errors
 from vsync.errors import VsyncError
 from vsync.model.filemode import load_umask
 from vsync.store import faults
 from vsync.ui.escape import one_line
+
+if TYPE_CHECKING:
+    import logging
+    import threading
+    from types import FrameType
 
 INTERRUPTED = "vsync: interrupted; the last commit is intact"
 INTERRUPT_GRACE = 2.0  # seconds the clean-up after Ctrl-C may take before the process just ends
@@ -34,7 +36,41 @@ ENDED_BY_CTRL_C = frozenset(
 )
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the width: its own asks ``shutil`` for the
+    terminal size, which loads shutil (and lzma, bz2) for every argument added, in
+    every command, help or not."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or _columns() - 2)
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` gives it: $COLUMNS, else
+    the width of stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         cmd = " ".join(self.prog.split()[1:])
         hint = f"vsync {cmd} --help" if cmd else "vsync --help"
@@ -79,6 +115,7 @@ COMMAND_MODULES = {
     "undo": "cmd_undo",
     "reflog": "cmd_undo",
     "revert-to": "cmd_undo",
+    "key": "cmd_keys",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))  # in the order of the table
 
@@ -107,19 +144,18 @@ def _utf8_streams() -> None:
             reconfigure(encoding="utf-8", errors="replace")
 
 
-class _Notice(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"vsync: warning: {one_line(record.getMessage())}"
+def _attach_notice_handler(log: logging.Logger) -> None:
+    """What the layers below report without stopping (``vsync.errors.notices()``, e.g.
+    a stale lock file removed): one line each on stderr. Attached the first time a
+    layer reports, so that a command that reports nothing never loads logging."""
+    import logging
 
+    class Notice(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"vsync: warning: {one_line(record.getMessage())}"
 
-def _notices() -> None:
-    """What the layers below report without stopping (``logging.getLogger("vsync")``,
-    e.g. a stale lock file removed): one line each on stderr."""
-    log = logging.getLogger("vsync")
-    if log.handlers:
-        return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Notice())
+    handler.setFormatter(Notice())
     log.addHandler(handler)
     log.setLevel(logging.WARNING)
     log.propagate = False
@@ -127,7 +163,7 @@ def _notices() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
-    _notices()
+    errors.attach_notice_handler = _attach_notice_handler
     _tune_gc()
     load_umask()  # process-wide: read it now, before any thread starts
     try:
@@ -155,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:
         if os.environ.get("VSYNC_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         if isinstance(exc, OSError) or _is_sqlite_error(exc):
             message, code = _os_failure(exc)
@@ -195,11 +233,11 @@ def _os_failure(exc: BaseException) -> tuple[str, int]:
     return f"{exc.strerror or exc}{where}; nothing was half-written", 1
 
 
-_interrupt_reported = threading.Lock()
+_interrupt_reported: threading.Lock | None = None  # made before a handler can use it
 
 
 def _report_interrupt() -> None:
-    if _interrupt_reported.acquire(blocking=False):
+    if _interrupt_reported is None or _interrupt_reported.acquire(blocking=False):
         print(INTERRUPTED, file=sys.stderr, flush=True)
 
 
@@ -211,6 +249,10 @@ def _end_on_interrupt() -> None:
     would end it (every command survives a kill: docs/format.md)."""
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         return  # Ctrl-C ignored (a background job) or handled by someone else
+    import threading
+
+    global _interrupt_reported
+    _interrupt_reported = threading.Lock()
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         timer = threading.Timer(INTERRUPT_GRACE, _hard_exit)

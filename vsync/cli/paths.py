@@ -4,8 +4,12 @@ A path a user types is relative to the current directory (as with any other
 command line tool); vsync works with repository paths: NFC-normalised,
 '/'-separated, relative to the working folder's root, ``""`` for the root
 itself. In a bare repository there is no current directory inside it, so a
-path is taken as relative to the root. A leading '/' in a ``REV:PATH`` path
-(:func:`rev_path`) also means "from the root", as git's ``:/`` does.
+path is taken as relative to the root.
+
+The PATH of ``REV:PATH`` (:func:`rev_path`) is different, as in git: it is
+from the root wherever you are, unless it starts with ``./`` or ``../`` (or is
+``.`` or ``..``), which make it relative to the current directory. A leading
+'/' also means "from the root".
 """
 
 from __future__ import annotations
@@ -65,11 +69,17 @@ def repo_paths(repo: Repository, args: list[str]) -> list[str]:
     return out
 
 
+def is_cwd_relative(text: str) -> bool:
+    """``./PATH``, ``../PATH``, ``.`` or ``..``: a ``REV:PATH`` path from the current directory."""
+    first = text.replace(os.sep, "/").split("/", 1)[0]
+    return first in (".", "..")
+
+
 def rev_path(repo: Repository, text: str) -> str:
-    """The PATH of ``REV:PATH``: relative to the current directory, or to the root with '/'.
+    """The PATH of ``REV:PATH``: from the root, as in git; ``./`` and ``../`` from the cwd.
 
     An empty PATH (``HEAD:``) is the root folder, as in git.
     """
-    if not text or text.startswith("/"):
-        return _check_control(_from_root(text), text)
-    return repo_path(repo, text)
+    if is_cwd_relative(text):
+        return repo_path(repo, text)
+    return _check_control(_from_root(text), text)

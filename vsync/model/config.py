@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from dulwich.config import ConfigFile, StackedConfig
+from typing import TYPE_CHECKING, NamedTuple
 
 from vsync.errors import UnsupportedFormat, UsageError
 
 if TYPE_CHECKING:
+    from dulwich.config import ConfigFile
+
     from vsync.store.chunker import ChunkerParams
 
 FORMAT_VERSION = 1
 DEFAULT_COMPRESSION_LEVEL = 3
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds; rsync --timeout and ssh ServerAlive* are off by default
 IDLE_TIMEOUT_ENV = "VSYNC_IDLE_TIMEOUT"
+# The messages of the commits sync and watch make themselves (``commit.autoMessage``
+# replaces both): {host}, {date} and {command} are filled in.
+AUTO_MESSAGES = {"sync": "sync from {host} at {date}", "watch": "watch: {host} at {date}"}
+AUTO_MESSAGE_LIMIT = 4096  # characters of the template
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     name: str
     email: str
     host: str
@@ -34,14 +37,44 @@ class Identity:
 class RepoConfig:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cf: ConfigFile | None = None
         try:
-            self.cf = ConfigFile.from_path(str(path))
+            self._data: bytes | None = path.read_bytes()
         except FileNotFoundError:
-            self.cf = ConfigFile()
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UnsupportedFormat(f"cannot parse {path}: {exc}") from None
+            self._data = None
+        # Opening a repository reads its config, so every command does, a clean status
+        # included: a file in the plain shape dulwich writes is read here, without
+        # loading dulwich (and logging); any other shape, and every change, by dulwich.
+        self._plain = read_plain(self._data) if self._data is not None else {}
+        if self._plain is None:
+            self._cf = self._dulwich()
+
+    @property
+    def cf(self) -> ConfigFile:
+        """The file as dulwich reads it (parsed on first use)."""
+        if self._cf is None:
+            self._cf = self._dulwich()
+        return self._cf
+
+    def _dulwich(self) -> ConfigFile:
+        from io import BytesIO
+
+        from dulwich.config import ConfigFile
+
+        if self._data is None:
+            cf = ConfigFile()
+        else:
+            try:
+                cf = ConfigFile.from_file(BytesIO(self._data))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise UnsupportedFormat(f"cannot parse {self.path}: {exc}") from None
+        cf.path = str(self.path)
+        self._plain = None  # from now on dulwich's view is the one (it may change)
+        return cf
 
     def get(self, section: tuple[str, ...], key: str, default: str | None = None) -> str | None:
+        if self._plain is not None:
+            return plain_get(self._plain, section, key, default)
         try:
             return self.cf.get(tuple(s.encode() for s in section), key.encode()).decode()
         except KeyError:
@@ -91,10 +124,10 @@ class RepoConfig:
     @property
     def trust_git_folders(self) -> bool:
         """``safety.trustGitFolders``: write incoming git configs and hooks (see holdback)."""
-        try:
-            return bool(self.cf.get_boolean((b"safety",), b"trustGitFolders", False))
-        except ValueError:
-            raise UsageError(f"{self.path}: safety.trustGitFolders must be true or false") from None
+        value = (self.get(("safety",), "trustGitFolders") or "false").lower()
+        if value not in ("true", "false"):  # as dulwich's get_boolean
+            raise UsageError(f"{self.path}: safety.trustGitFolders must be true or false")
+        return value == "true"
 
     def chunker_params(self) -> ChunkerParams:
         """The chunking section, checked: a bad value is a UsageError naming the file."""
@@ -118,6 +151,23 @@ class RepoConfig:
             raise UsageError(f"{self.path}: bad [chunking] settings: {exc}") from None
         return params
 
+    def auto_message(self, command: str, host: str, date: str) -> str:
+        """The message of a commit ``command`` (sync, watch) makes by itself:
+        ``commit.autoMessage`` if set, else the default of :data:`AUTO_MESSAGES`, with
+        ``{host}``, ``{date}`` and ``{command}`` filled in (plain text replacement)."""
+        template = self.get(("commit",), "autoMessage")
+        where = f"{self.path}: commit.autoMessage"
+        if template is None:
+            template = AUTO_MESSAGES[command]
+        elif len(template) > AUTO_MESSAGE_LIMIT:
+            raise UsageError(f"{where} is longer than {AUTO_MESSAGE_LIMIT} characters")
+        message = template
+        for token, value in (("{host}", host), ("{date}", date), ("{command}", command)):
+            message = message.replace(token, value)
+        if not message.strip():
+            raise UsageError(f"{where} is empty; set a message or remove the key")
+        return message
+
     def compression_level(self) -> int:
         return int(self.get(("compression",), "level", str(DEFAULT_COMPRESSION_LEVEL)) or 3)
 
@@ -129,6 +179,8 @@ class RepoConfig:
         email = os.environ.get("VSYNC_AUTHOR_EMAIL") or self.get(("user",), "email")
         if not name or not email:
             try:
+                from dulwich.config import StackedConfig
+
                 user_cfg = StackedConfig.default()
                 name = name or user_cfg.get((b"user",), b"name").decode()
                 email = email or user_cfg.get((b"user",), b"email").decode()
@@ -186,3 +238,47 @@ def write_new_config(path: Path, bare: bool, params: ChunkerParams, level: int) 
 def check_remote_name(name: str) -> None:
     if not name or any(c in name for c in ' \t\n"\\/[]') or name.startswith("-"):
         raise UsageError(f"invalid remote name {name!r}")
+
+
+# The plain shape of a config file, as dulwich writes one: section headers
+# ``[name]`` or ``[name "sub"]`` and ``key = value`` lines whose values need no
+# quoting or escapes. What read_plain accepts, dulwich reads the same way
+# (tests/test_config.py checks both on generated files).
+_PLAIN_SECTION = re.compile(rb'\[([A-Za-z0-9-]+)(?: "([^"\\\n]*)")?\]')
+_PLAIN_ENTRY = re.compile(rb"([A-Za-z][A-Za-z0-9-]*)[ \t]*=[ \t]*([^\"\\#;\x00-\x1f\x7f]*)")
+
+Plain = dict[tuple[tuple[str, ...], str], str]
+
+
+def read_plain(data: bytes) -> Plain | None:
+    """The settings of a config file in the plain shape, keyed by (section with its
+    name lower-cased, key lower-cased); None if any line is of another shape."""
+    out: Plain = {}
+    section: tuple[str, ...] | None = None
+    try:
+        for raw in data.split(b"\n"):
+            line = raw.strip(b" \t\r")
+            if not line or line[:1] in (b"#", b";"):
+                continue
+            m = _PLAIN_SECTION.fullmatch(line)
+            if m is not None:
+                name = m.group(1).decode().lower()
+                section = (name,) if m.group(2) is None else (name, m.group(2).decode("utf-8"))
+                continue
+            m = _PLAIN_ENTRY.fullmatch(line)
+            if m is None or section is None:
+                return None
+            out[(section, m.group(1).decode().lower())] = m.group(2).decode("utf-8").rstrip(" ")
+    except UnicodeDecodeError:
+        return None
+    return out
+
+
+def plain_get(plain: Plain, section: tuple[str, ...], key: str, default: str | None) -> str | None:
+    """``key`` of ``section`` as dulwich's ``Config.get`` finds it: a subsection's key,
+    else the same key of the section without its subsection."""
+    name, key = (section[0].lower(), *section[1:]), key.lower()
+    value = plain.get((name, key))
+    if value is None and len(name) > 1:
+        value = plain.get(((name[0],), key))
+    return default if value is None else value

@@ -87,6 +87,7 @@ from vsync.model.statcache import (
     Mark,
     RawCache,
     Stamp,
+    StatKey,
     file_identity,
     has_legacy_rows,
     is_racy,
@@ -102,8 +103,6 @@ RS = RECORD.size
 ID_AT = RS - 20
 MODES = (MODE_FILE, MODE_EXEC, MODE_LINK)  # a record's mode code -> git mode
 _NAME = attrgetter("name")
-_LSTAT = methodcaller("stat", follow_symlinks=False)
-_KEY_OF = attrgetter("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_mode")
 _ALIAS_HEADS = frozenset(".vVgG")  # first character of a name reserved_reason may refuse
 
 
@@ -342,17 +341,16 @@ class _Reader:
         """The tasks of one folder, in git order: its subfolders, and runs of its files."""
         rel = node.rel
         try:
-            with os.scandir(disk) as it:
-                entries = list(it)
+            names = os.listdir(disk)
         except (FileNotFoundError, NotADirectoryError):
             return []  # gone since it was listed: what it held is gone too
         except OSError as exc:
             raise Fallback(f"unreadable folder {rel!r}") from exc
-        names = list(map(_NAME, entries))
+        on_disk = names
         ascii_only = "".join(names).isascii()
         if not ascii_only:
             kept = []
-            for entry, name in zip(entries, names, strict=True):
+            for name in names:
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:
@@ -360,21 +358,15 @@ class _Reader:
                         f"skipping '{os.path.join(rel, name)!r}': name is not valid UTF-8"
                     )
                     continue
-                kept.append((entry, nfc(name)))
-            entries = [e for e, _n in kept]
-            names = [n for _e, n in kept]
-        stats: list[os.stat_result | None]
+                kept.append((name, nfc(name)))
+            on_disk = [d for d, _n in kept]
+            names = [n for _d, n in kept]
         try:
-            stats = list(map(_LSTAT, entries))
-        except OSError:
-            stats = []
-            for entry in entries:
-                try:
-                    stats.append(entry.stat(follow_symlinks=False))
-                except FileNotFoundError:
-                    stats.append(None)  # gone since its folder was listed
-                except OSError as exc:
-                    raise Fallback(f"unreadable entry in {rel!r}") from exc
+            stats = _lstat_keys(disk, on_disk)  # None: gone since its folder was listed
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise Fallback(f"unreadable entry in {rel!r}") from exc
         shaped = control_shaped(names)
         head = rel + "/" if rel else ""
         ignored = None if self.ignore.empty else self.ignore.ignored
@@ -385,17 +377,17 @@ class _Reader:
             and _ALIAS_HEADS.isdisjoint(map(_FIRST, names))  # nor CONTROL_NAME, TEMP_PREFIX
             and None not in stats
         ):
-            kinds = set(map(S_IFMT, map(_MODE, stats)))
+            kinds = set(map(S_IFMT, map(_MODE, stats)))  # type: ignore[arg-type]  # no None
             if kinds <= _FILE_KINDS:  # the common folder: files only, nothing to leave out
                 files = sorted(zip(names, stats, strict=True), key=_FIRST)
                 return [(node, files)] if files else []  # type: ignore[list-item]
-        children: list[tuple[str, str, os.stat_result | None, str]] = []  # key, name, st, disk
+        children: list[tuple[str, str, StatKey | None, str]] = []  # key, name, st, disk
         seen: dict[str, str] | None = None if ascii_only else {}
         warnings = self.warnings
-        for entry, name, st in zip(entries, names, stats, strict=True):
+        for disk_name, name, st in zip(on_disk, names, stats, strict=True):
             if st is None or name == CONTROL_NAME or name.startswith(TEMP_PREFIX):
                 continue
-            kind = S_IFMT(st.st_mode)
+            kind = S_IFMT(st[4])
             if kind == S_IFDIR:
                 is_dir = True
             elif kind in (S_IFREG, S_IFLNK):
@@ -419,17 +411,17 @@ class _Reader:
             if seen is not None:
                 if name in seen:
                     warnings.append(
-                        f"skipping '{entry.path}': its name collides with '{seen[name]}'"
+                        f"skipping '{disk}/{disk_name}': its name collides with '{seen[name]}'"
                     )
                     continue
-                seen[name] = entry.path
+                seen[name] = f"{disk}/{disk_name}"
             if is_dir:
-                children.append((name + "/", name, None, entry.path))
+                children.append((name + "/", name, None, f"{disk}/{disk_name}"))
             else:
-                children.append((name, name, st, entry.path))
+                children.append((name, name, st, ""))
         children.sort(key=_FIRST)
         tasks: list[_Task] = []
-        run: list[tuple[str, os.stat_result]] = []
+        run: list[tuple[str, StatKey]] = []
         for _key, name, child_st, child_disk in children:
             if child_st is not None:
                 run.append((name, child_st))
@@ -442,12 +434,12 @@ class _Reader:
             tasks.append((node, run))
         return tasks
 
-    def _run(self, node: _Node, files: list[tuple[str, os.stat_result]], old: _OldCache) -> None:
+    def _run(self, node: _Node, files: list[tuple[str, StatKey]], old: _OldCache) -> None:
         """A run of ``node``'s files (consecutive in git order): records for the next cache."""
         rel = node.rel
         head = rel + "/" if rel else ""
         # (C-level maps: no bytecode runs per file)
-        keys = list(map(_KEY_OF, map(_SECOND, files)))
+        keys = list(map(_SECOND, files))
         encoded = list(map(_UTF8, map(head.__add__, map(_FIRST, files))))
         joined = b"\0".join(encoded) + b"\0"
         n = len(files)
@@ -696,7 +688,7 @@ class _Reader:
         return None if item is None else (item[1], item[2])
 
 
-_Task = tuple[str, _Node, "_Node | None"] | tuple[_Node, list[tuple[str, os.stat_result]]]
+_Task = tuple[str, _Node, "_Node | None"] | tuple[_Node, list[tuple[str, StatKey]]]
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _FIFTH = itemgetter(4)
@@ -714,7 +706,27 @@ class _ModeCodes(dict[int, int]):
 
 
 _CODES = _ModeCodes()
-_MODE = attrgetter("st_mode")
+_MODE = itemgetter(4)  # of a StatKey
+
+
+def _lstat_keys_py(folder: str, names: list[str]) -> list[StatKey | None]:
+    """Each ``folder/name``'s lstat as a StatKey, None if it is gone (the reference for
+    :func:`vsync.model._lstat_match.lstat_keys`, which does the same in C)."""
+    out: list[StatKey | None] = []
+    for name in names:
+        try:
+            st = os.stat(f"{folder}/{name}", follow_symlinks=False)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        out.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
+    return out
+
+
+try:
+    from vsync.model._lstat_match import lstat_keys as _lstat_keys
+except ImportError:  # built without a C compiler: the same in Python
+    _lstat_keys = _lstat_keys_py
 _FILE_KINDS = frozenset({S_IFREG, S_IFLNK})
 
 

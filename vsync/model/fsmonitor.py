@@ -18,14 +18,14 @@ is checked to be a plain relative path.
 
 from __future__ import annotations
 
+import _socket as socket  # not socket: its enums cost every status a few ms to load
 import contextlib
 import os
-import socket
 import stat
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vsync.model.statcache import MonitorToken
 
@@ -41,8 +41,7 @@ SUN_PATH_MAX = 107  # sockaddr_un's sun_path, less its NUL
 UCRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """The watcher's answer: its token now (None: it is not watching trustworthily,
     so it has none), and the paths changed since the token asked about (None: unknown,
     walk the whole folder; ``reason`` says why)."""
@@ -145,7 +144,8 @@ def ask(control: Path, since: MonitorToken | None, timeout: float = TIMEOUT) -> 
     except OSError:
         return None
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
             s.settimeout(timeout)
             s.connect(address)
             creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
@@ -159,6 +159,8 @@ def ask(control: Path, since: MonitorToken | None, timeout: float = TIMEOUT) -> 
             if body is None:
                 return None
             return parse_answer(head, body)
+        finally:
+            s.close()
     except (OSError, ValueError):
         return None
     finally:

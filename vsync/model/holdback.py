@@ -45,6 +45,7 @@ from vsync.model.paths import GIT_NAME, fold_name
 from vsync.model.repository import HELD_FILE
 from vsync.model.statcache import Stat, StatKey, stat_key
 from vsync.store.chunkstore import fsync_dir, replace_durably
+from vsync.wording import plural
 
 HELD_VERSION = 1
 TRUST_KEY = "safety.trustGitFolders"
@@ -176,7 +177,8 @@ class Holds:
         )
         more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
         warn(
-            f"held back {len(items)} incoming path(s) under .git folders that git could run: "
+            f"held back {plural(len(items), 'incoming path')} under .git folders that git "
+            "could run: "
             f"{names}{more}; they were not written ('vsync status' lists them). If you trust "
             f"every copy of this folder, set {TRUST_KEY} = true in .vsync/config and run "
             "'vsync checkout HEAD'"

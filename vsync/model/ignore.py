@@ -7,8 +7,8 @@ patterns, so a folder without them never loads it.
 
 from __future__ import annotations
 
-import hashlib
 import io
+from _blake2 import blake2b  # not hashlib, which loads OpenSSL: a clean status needs only this
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ IGNORE_FILE = ".vsyncignore"
 
 
 def _fingerprint(source: bytes | None) -> bytes:
-    return hashlib.blake2b(b"-" if source is None else b"+" + source, digest_size=16).digest()
+    return blake2b(b"-" if source is None else b"+" + source, digest_size=16).digest()
 
 
 def fingerprint_of(root: Path) -> bytes | None:

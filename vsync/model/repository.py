@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +95,8 @@ class Repository:
         if not bare and path.exists() and not path.is_dir():
             raise UsageError(f"{path} is not a folder")
         path.mkdir(parents=True, exist_ok=True)
+        import shutil  # (here: opening a repository never needs it)
+
         staging = control.with_name(control.name + ".init-tmp")
         if staging.exists():
             shutil.rmtree(staging)

@@ -38,6 +38,7 @@ from vsync.ops.hooks import require_hook_ok, run_hook
 from vsync.ops.monitored import Asked, ask_watcher, read_for_commit, record_commit
 from vsync.ops.status import clean_stamp
 from vsync.store.chunkstore import PackWriter
+from vsync.wording import plural
 
 if TYPE_CHECKING:
     from vsync.ops.mass_change import Check
@@ -355,7 +356,7 @@ def _concluding_merge(repo: Repository, merge: MergeState) -> list[bytes]:
     if unresolved:
         first = ", ".join(f"'{p}'" for p in unresolved[:3])
         raise StoppedError(
-            f"{len(unresolved)} unresolved conflict(s) ({first}); settle them with "
+            f"{plural(len(unresolved), 'unresolved conflict')} ({first}); settle them with "
             "'vsync resolve', or undo the merge with 'vsync merge --abort'"
         )
     if repo.head() != merge.ours:

@@ -60,6 +60,7 @@ from vsync.model.repository import Repository
 from vsync.store import chunkpack
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.statedb import is_damage, not_damage, transaction
+from vsync.wording import plural
 
 _BATCH = 20_000
 SET_ASIDE = "damaged"  # the folder of the control folder where fsck --repair keeps damaged files
@@ -109,7 +110,7 @@ def history_roots(repo: Repository) -> tuple[list[tuple[bytes, str]], list[str],
                 ids = list(line.ids)  # a torn line may still name its commits
             roots.extend((oid, where) for oid in ids)
         if bad:
-            notes.append(f"{where}: skipped {bad} unreadable line(s)")
+            notes.append(f"{where}: skipped {plural(bad, 'unreadable line')}")
     return roots, notes, damaged
 
 
@@ -350,7 +351,7 @@ def fsck(
         orphans = repo.gitdb.unfinished_packs()
         if orphans:
             result.notes.append(
-                f"{len(orphans)} unfinished git pack file(s) left by interrupted commands "
+                f"{plural(len(orphans), 'unfinished git pack file')} left by interrupted commands "
                 "(harmless; 'vsync gc' removes them)"
             )
         chunks = ChunkSet(store.db.conn, "fsck_chunks")
@@ -411,7 +412,9 @@ def _repair_caches(repo: Repository, result: FsckResult) -> list[str]:
     store = repo.chunks
     recovered = store.recover_temp_packs()
     if recovered:
-        notes.append(f"sealed {recovered} chunk(s) an interrupted command left in a temp pack")
+        notes.append(
+            f"sealed {plural(recovered, 'chunk')} an interrupted command left in a temp pack"
+        )
     notes.extend(repo.gitdb.remove_stale_locks())
     damaged, mismatched = _compare_index(store)
     result.problems.extend(line for _name, line in damaged)
@@ -545,7 +548,7 @@ def _name_damage(repo: Repository, h: HistoryWalk, bad_chunks: dict[bytes, str])
                 text = f"chunk {hits[0].hex()[:16]} {bad_chunks[hits[0]]}"
                 others = len(set(hits)) - 1
                 if others:
-                    text += f" (and {others} more damaged chunk{'s' if others > 1 else ''})"
+                    text += f" (and {plural(others, 'more damaged chunk')})"
             manifest_memo[oid] = text
         return manifest_memo[oid]
 
@@ -587,6 +590,6 @@ def _name_damage(repo: Repository, h: HistoryWalk, bad_chunks: dict[bytes, str])
         line = f"damaged: {path} in commit {_short(cid)} ({when}): {text}"
         n = more[(path, oid)]
         if n:
-            line += f" (same version in {n} more commit{'s' if n > 1 else ''})"
+            line += f" (same version in {plural(n, 'more commit')})"
         lines.append(line)
     return lines

@@ -47,6 +47,7 @@ from vsync.store import chunkpack, codec, faults
 from vsync.store.chunkpack import PackEntry
 from vsync.store.chunkstore import ChunkStore
 from vsync.store.space import require_free
+from vsync.wording import plural
 
 
 @dataclass
@@ -105,7 +106,8 @@ def gc(repo: Repository, progress: ProgressSink | None = None) -> GcResult:
 def _require_intact(history: HistoryWalk) -> None:
     if history.bad:
         oid, what = next(iter(history.bad.items()))
-        example = f"{len(history.bad)} object(s), e.g. {oid.decode('ascii', 'replace')[:10]} {what}"
+        first = oid.decode("ascii", "replace")[:10]
+        example = f"{plural(len(history.bad), 'object')}, e.g. {first} {what}"
     elif history.commit_problems:  # a damaged ref: where history starts is unknown
         example = history.commit_problems[0].removeprefix("damaged: ")
     else:
@@ -219,7 +221,7 @@ def _rewrite(store: ChunkStore, plans: list[_PackPlan], live: ChunkSet, result: 
         ).fetchone()[0]
         if still:  # never delete the only copy of a live chunk
             raise DamagedRepository(
-                f"gc stopped: {still} live chunk(s) are still indexed in pack {plan.name} "
+                f"gc stopped: {plural(still, 'live chunk')} still indexed in pack {plan.name} "
                 "after copying; no pack was deleted, run 'vsync fsck'"
             )
     faults.point("gc-sweeping")

@@ -42,6 +42,7 @@ from typing import TypeVar
 from vsync.errors import StoppedError, UsageError
 from vsync.model.config import RepoConfig
 from vsync.model.snapshot import FlatMap
+from vsync.wording import plural
 
 T = TypeVar("T")
 
@@ -110,7 +111,7 @@ class MassChange:
         pct = 100 * self.changed / self.tracked if self.tracked else 100.0
         limit = (
             f"{pct:.0f}%; the limit is more than {self.limits.fraction:.0%} "
-            f"or more than {self.limits.files} files"
+            f"or more than {plural(self.limits.files, 'file')}"
         )
         if self.step == "commit":
             return (

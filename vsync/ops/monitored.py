@@ -28,18 +28,18 @@ from __future__ import annotations
 import os
 from binascii import unhexlify
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from vsync.model.fsmonitor import Answer, ask
 from vsync.model.gitdb.headref import loose_ref
-from vsync.model.gitdb.types import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, RawObject
+from vsync.model.gitdb.modes import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE
 from vsync.model.repository import BRANCH, HELD_FILE, MERGE_STATE, Repository
 from vsync.model.statcache import NO_ID, SMUDGED, MonitorToken, Stamp, StatCache, read_header
 
 if TYPE_CHECKING:
     from vsync.model.changed_paths import Examined
     from vsync.model.gitdb.reader import ObjectReader
+    from vsync.model.gitdb.types import RawObject
     from vsync.model.snapshot import FlatMap
     from vsync.ops.commit import CommitResult
     from vsync.ops.mass_change import Check
@@ -47,8 +47,7 @@ if TYPE_CHECKING:
     from vsync.store.chunkstore import PackWriter
 
 
-@dataclass
-class Asked:
+class Asked(NamedTuple):
     """What the watcher said, for one status or commit."""
 
     answer: Answer | None  # None: no watcher answered
@@ -163,8 +162,7 @@ def _commit_entries(repo: Repository, cache: StatCache, asked: Asked, seen: Exam
     return out
 
 
-@dataclass
-class _Read:
+class _Read(NamedTuple):
     examined: Examined
     old: FlatMap  # the commit's entries under the changed paths
     new: FlatMap  # the folder's
@@ -244,8 +242,7 @@ def monitored_status(
     return StatusResult(entries, asked.head, read.skipped, None, [], sorted(read.unreadable))
 
 
-@dataclass
-class ChangedCommit:
+class ChangedCommit(NamedTuple):
     """What :func:`read_for_commit` read, for :func:`record_commit`."""
 
     head: bytes

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from binascii import unhexlify
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vsync.model.gitdb.headref import loose_ref
@@ -29,14 +28,31 @@ if TYPE_CHECKING:
     from vsync.ops.merge.state import MergeState
 
 
-@dataclass
 class StatusResult:
-    entries: list[tuple[str, str]] = field(default_factory=list)  # (code, path)
-    head: bytes | None = None
-    skipped: list[str] = field(default_factory=list)
-    merge: MergeState | None = None
-    held: list[str] = field(default_factory=list)  # held back (holdback), unchanged since
-    unreadable: list[str] = field(default_factory=list)  # skipped: could not be read
+    """What status found. (A plain class: loading dataclasses costs a clean status
+    more than its whole run.)"""
+
+    __slots__ = ("entries", "head", "held", "merge", "skipped", "unreadable")
+
+    def __init__(
+        self,
+        entries: list[tuple[str, str]] | None = None,  # (code, path)
+        head: bytes | None = None,
+        skipped: list[str] | None = None,
+        merge: MergeState | None = None,
+        held: list[str] | None = None,  # held back (holdback), unchanged since
+        unreadable: list[str] | None = None,  # skipped: could not be read
+    ) -> None:
+        self.entries = [] if entries is None else entries
+        self.head = head
+        self.skipped = [] if skipped is None else skipped
+        self.merge = merge
+        self.held = [] if held is None else held
+        self.unreadable = [] if unreadable is None else unreadable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"StatusResult({fields})"
 
     @property
     def clean(self) -> bool:

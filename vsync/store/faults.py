@@ -64,9 +64,16 @@ The points (the crash tests kill at every one of them):
   absent) or renamed over it (compare-and-swap, under its lock). An S3 object
   store passes ``objstore-before-swap`` after reading the object back and
   comparing it, before its conditional PUT (``If-Match`` on the ETag it read).
+- ``git-config-written``: opening a repository made before issue 17, vsync
+  rewrites ``git/config`` (``core.fsync`` for ``core.fsyncObjectFiles``): the
+  new config is complete and synced in ``config.lock``, not yet renamed.
 - ``encrypted-push-before-index``, ``encrypted-push-before-branch``: a push to an
   encrypted remote has written a chunk pack and not its index; has written every
   pack and index and its git pack, and not yet moved ``refs/main``.
+- ``objstore-created``: a new folder object store (``vsync init --bare --encrypted``,
+  here or in ``vsync serve``) is complete under ``PATH.init-tmp``, not yet renamed.
+- ``key-written``, ``key-removing``: ``vsync key add|change`` has written a new key
+  file and read it back; ``key remove|change`` is about to delete an old one.
 """
 
 from __future__ import annotations

@@ -92,8 +92,12 @@ def sync(
     *,
     allow_mass_change: bool = False,
     confirm: Confirm | None = None,
+    message: str | None = None,
 ) -> SyncResult:
     """Commit what changed, pull (merging if needed), push unless conflicts remain.
+
+    The commit's message is ``message``, else the configured automatic message
+    (``commit.autoMessage``, default "sync from HOST at DATE").
 
     With a server that lists ``send-v1`` all of it is one session, and the chunks
     the commit stores travel while it runs (:mod:`vsync.sync.send`); the commit
@@ -108,7 +112,8 @@ def sync(
     require_no_merge(repo)
     ident = repo.config.identity()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    message = f"sync from {ident.host} at {stamp}"
+    if message is None:
+        message = repo.config.auto_message("sync", ident.host, stamp)
     sending = start_sending(repo, remote, opts, warn)
     try:
         with teeing(repo, sending.offer):

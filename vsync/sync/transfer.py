@@ -47,6 +47,7 @@ from vsync.sync import protocol as p
 from vsync.sync.chunkspool import ChunkSpool
 from vsync.sync.protocol import WANT_BATCH, Connection, ProtocolError
 from vsync.sync.readable import ReadableChunks
+from vsync.wording import plural
 
 FRAME_BYTES = p.PACK_DATA_BYTES
 WANTS_IN_FLIGHT = 2  # batches the receiver may have outstanding: no deadlock on pipes
@@ -264,7 +265,8 @@ class IncomingPack:
         stray = sum(1 for oid in self._received().ids() if oid not in reached and self._is_new(oid))
         if stray:
             raise ProtocolError(
-                f"the remote sent {stray} git object(s) that the commits it sent do not reach; "
+                f"the remote sent {plural(stray, 'git object')} that the commits it sent do "
+                "not reach; "
                 "refusing the pack, nothing was changed"
             )
 
@@ -284,7 +286,8 @@ class IncomingPack:
         missing.close()
         if count:
             raise ProtocolError(
-                f"{count} chunks are still missing; nothing was changed, run the command again"
+                f"{plural(count, 'chunk')} still missing; nothing was changed, "
+                "run the command again"
             )
         self._received().add_to_store()
         self.discard()

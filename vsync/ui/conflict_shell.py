@@ -33,6 +33,7 @@ from vsync.ui import conflict_actions as actions
 from vsync.ui import conflict_view as view
 from vsync.ui.conflict_actions import ConflictInfo
 from vsync.ui.escape import escape_text, safe_fragments
+from vsync.wording import plural
 
 # command -> its one-key alias
 COMMANDS = {
@@ -348,7 +349,8 @@ class ConflictShell:
         if left:
             names = ", ".join(f"'{p}'" for p in left[:3]) + (" ..." if len(left) > 3 else "")
             raise UsageError(
-                f"{len(left)} conflict{'s are' if len(left) != 1 else ' is'} still unresolved "
+                f"{plural(len(left), 'conflict')} {'is' if len(left) == 1 else 'are'} "
+                "still unresolved "
                 f"({names}); settle them first"
             )
         self.result.commit_requested = True

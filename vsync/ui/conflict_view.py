@@ -18,6 +18,7 @@ from vsync.model.snapshot import Entry
 from vsync.ops.merge import PathState, RepoContent, is_text
 from vsync.ui.conflict_actions import CommitInfo, ConflictInfo
 from vsync.ui.progress import human_bytes
+from vsync.wording import plural
 
 MAX_LINES = 400  # per diff or file shown; the rest is counted, not printed
 PATH_WIDTH = 36
@@ -61,7 +62,7 @@ HELP = [
     ("ours [PATH|N]", "o", "take ours (vsync resolve --ours PATH)"),
     ("theirs [PATH|N]", "t", "take theirs (vsync resolve --theirs PATH)"),
     ("base [PATH|N]", "b", "take the base version (vsync resolve --base PATH)"),
-    ("both [PATH|N]", "k", "keep both: text joined, binary beside (vsync resolve --both PATH)"),
+    ("both [PATH|N]", "k", "keep both: both sides where they clash (vsync resolve --both PATH)"),
     ("edit [PATH|N]", "e", "open the file in $EDITOR, then say whether it is resolved"),
     ("mark [PATH|N]", "m", "take the file as it is now (vsync resolve --mark PATH)"),
     ("undo [PATH|N]", "u", "undo the last choice, or reopen a resolved path"),
@@ -118,7 +119,7 @@ def render_list(
         ("class:title", f"Merging theirs {sides.theirs.short}"),
         ("", f" ({sides.theirs.host}, {sides.theirs.when}) into ours {sides.ours.short}"),
         ("", f" ({sides.ours.host}, {sides.ours.when}): "),
-        ("class:title", f"{len(infos)} conflicts, {left} unresolved\n"),
+        ("class:title", f"{plural(len(infos), 'conflict')}, {left} unresolved\n"),
     ]
     pw = max([4, *(len(short_path(i.path)) for i in infos)])
     out.append(("class:dim", f"    {'#':>2}  {'path':<{pw}}  {'kind':<13}  {'state':<10}  "))

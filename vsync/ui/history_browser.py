@@ -62,9 +62,10 @@ from vsync.ops.versions import (
 from vsync.ui import history_rows as rows
 from vsync.ui import history_view as view
 from vsync.ui.escape import escape_text, one_line, safe_fragments
+from vsync.wording import plural
 
 INLINE_HASH = 32 * 1024 * 1024  # larger versions are hashed in the background
-WIDE = 10_000  # both panes "want" the whole width: they share it 2:3 whatever they hold
+WIDE = 10_000  # the preview "wants" the whole width: it takes what the list leaves
 VIEWS = ("content", "current", "previous")
 Handler = Callable[[KeyPressEvent], None]
 
@@ -82,6 +83,9 @@ class HistoryBrowser:
         self.history = history
         self.folder = history.folder
         self.index = 0
+        items = history.commits if self.folder else history.versions
+        self.hosts = rows.host_width([item.entry for item in items])
+        self._row_texts: list[str] | None = None
         self.view = "content"
         self.status: tuple[str, str] = ("", "")
         self.help_visible = False
@@ -136,7 +140,7 @@ class HistoryBrowser:
                 show_cursor=False,
                 get_cursor_position=lambda: Point(0, self.index),
             ),
-            width=Dimension(weight=2, preferred=WIDE),
+            width=lambda: Dimension.exact(self._list_width()),
             wrap_lines=False,
             always_hide_cursor=True,
         )
@@ -164,15 +168,25 @@ class HistoryBrowser:
         what = self.history.path or "(the whole folder)"
         noun = "commit" if self.folder else "version"
         n = self.count
-        title = f" vsync history {what}: {n} {noun}{'' if n == 1 else 's'}, newest first "
+        title = f" vsync history {what}: {plural(n, noun)}, newest first "
         return FormattedText([("", escape_text(title, keep=""))])
 
+    def _rows(self) -> list[str]:
+        """The list's rows (made once: the history does not change while browsing)."""
+        if self._row_texts is None:
+            if self.folder:
+                made = [rows.commit_row(c, self.hosts) for c in self.history.commits]
+            else:
+                made = [rows.version_row(v, self.hosts) for v in self.history.versions]
+            self._row_texts = made
+        return self._row_texts
+
+    def _list_width(self) -> int:
+        columns = self.app.output.get_size().columns
+        return rows.list_width(columns, self._rows(), self.hosts, self.folder)
+
     def _list_fragments(self) -> FormattedText:
-        if self.folder:
-            lines = [rows.commit_row(c) for c in self.history.commits]
-        else:
-            lines = [rows.version_row(v) for v in self.history.versions]
-        return FormattedText(safe_fragments(view.render_list(lines, self.index)))
+        return FormattedText(safe_fragments(view.render_list(self._rows(), self.index)))
 
     def _status_fragments(self) -> FormattedText:
         style, text = self.status

@@ -17,6 +17,7 @@ from vsync.ops.log import LogEntry
 from vsync.ops.versions import FileVersion, FolderCommit, Preview, PreviewKind
 from vsync.ui.history_rows import changed_text, host_of, when
 from vsync.ui.progress import human_bytes
+from vsync.wording import plural
 
 DIFF_LINES = 2000  # diff lines drawn in all; the rest is counted or named, not drawn
 FILE_LINES = 500  # diff lines drawn per path
@@ -92,8 +93,8 @@ def _header(e: LogEntry, label: str) -> Fragments:
 def render_version(v: FileVersion, preview: Preview, digest: str) -> FormattedText:
     """A version's details and its content: numbered text lines, or binary details."""
     out = _header(v.entry, f"{v.path} at {v.short}")
-    kind = "symlink" if v.is_link else f"{v.size} bytes ({human_bytes(v.size)})"
-    chunks = f"{v.chunk_count} chunk" + ("" if v.chunk_count == 1 else "s")
+    kind = "symlink" if v.is_link else f"{plural(v.size, 'byte')} ({human_bytes(v.size)})"
+    chunks = plural(v.chunk_count, "chunk")
     out.append(("class:dim", f"{kind}, {chunks}, manifest {v.oid.decode()}\n"))
     if preview.kind is PreviewKind.SYMLINK:
         out.append(("", f"\nsymlink -> {preview.target}\n"))

@@ -17,6 +17,7 @@ from typing import TextIO
 from vsync.sync.watch.state import WatchState
 from vsync.ui.escape import one_line
 from vsync.ui.progress import human_bytes
+from vsync.wording import plural
 
 QUIET_EVENTS = frozenset({"committed"})  # on a terminal the status line says enough
 
@@ -55,7 +56,7 @@ def status_text(state: WatchState, now: float | None = None) -> str:
     rate = f" ({human_bytes(state.last_rate)}/s)" if state.last_rate else ""
     return one_line(
         f"vsync watch {state.remote} [{state.mode}]: last sync {last} | "
-        f"{state.pending} pending | {state.conflicts} conflicts | {transfer}{rate}"
+        f"{state.pending} pending | {plural(state.conflicts, 'conflict')} | {transfer}{rate}"
     )
 
 

@@ -26,7 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dulwich.config import ConfigFile
 from dulwich.errors import NotGitRepository
+from dulwich.file import FileLocked, GitFile
 from dulwich.graph import find_merge_base
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
@@ -34,11 +36,11 @@ from dulwich.reflog import iter_reflogs, parse_reflog_line
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from vsync.errors import FSCK_HINT, DamagedRepository
+from vsync.errors import FSCK_HINT, DamagedRepository, VsyncError
 from vsync.model.gitdb.encode import object_id
 from vsync.model.gitdb.guard import describe, drop_traceback, file_damage, guarded
+from vsync.model.gitdb.lockfiles import GUARD, break_stale, write_locked
 from vsync.model.gitdb.lockfiles import guard as lockfile_guard
-from vsync.model.gitdb.lockfiles import write_locked
 from vsync.model.gitdb.pack import PackStream, write_pack
 from vsync.model.gitdb.reader import ObjectReader
 from vsync.model.gitdb.types import (
@@ -50,10 +52,15 @@ from vsync.model.gitdb.types import (
     TornReflogLine,
     is_object_id,
 )
+from vsync.model.lock import RepoLock
 from vsync.store import faults
 from vsync.store.chunkstore import fsync_dir
 
 _SHA = re.compile(rb"\b[0-9a-f]{40}\b")
+# core.fsync (git 2.36+) in git/config: git syncs objects and refs when it writes
+# here. It replaced core.fsyncObjectFiles, which git now warns about.
+GIT_FSYNC = b"objects,reference"
+SETTLE_WAIT = 0.5  # seconds an open waits for the lock-file guard to settle the config
 
 
 class GitDB(ObjectReader):
@@ -64,6 +71,9 @@ class GitDB(ObjectReader):
         self._repo: Repo | None = repo
         self.path = Path(repo.commondir())
         self.control = self.path.parent  # where lockfiles.flock lives (.lockfiles)
+        # vsync syncs every object and pack it writes, whatever git/config says
+        # (dulwich reads only the deprecated core.fsyncObjectFiles for this).
+        repo.object_store.fsync_object_files = True
         _fault_while_ref_locked(repo)
 
     # -- opening and closing ----------------------------------------------------------
@@ -84,7 +94,38 @@ class GitDB(ObjectReader):
             problem = describe(exc)
             drop_traceback(exc)
             raise damage(problem) from None
-        return cls(repo)
+        db = cls(repo)
+        db._settle_config()
+        return db
+
+    def _settle_config(self) -> None:
+        """Replace the deprecated ``core.fsyncObjectFiles`` of a repository made by an
+        older vsync with ``core.fsync`` (git warns about the old key on every command).
+
+        Best effort, on open: the config is rewritten atomically under the lock-file
+        guard (waiting at most a moment for it); a folder that cannot be written, or a
+        guard held by someone else, leaves the old key for a later open. Either key
+        reads the same to vsync (see ``__init__``)."""
+        try:
+            self._git.get_config().get((b"core",), b"fsyncObjectFiles")
+        except KeyError:
+            return  # written by this vsync (or settled already)
+        try:
+            guard = RepoLock(self.control / GUARD, True, SETTLE_WAIT, record=False)
+            with guard:
+                config = ConfigFile.from_path(str(self.path / "config"))
+                section = config[(b"core",)]
+                if b"fsyncObjectFiles" in section:
+                    del section[b"fsyncObjectFiles"]
+                    if b"fsync" not in section:
+                        config.set((b"core",), b"fsync", GIT_FSYNC)
+                    try:
+                        _write_config(config, self.path / "config")
+                    except FileLocked as exc:  # we hold the guard: a killed writer's
+                        break_stale(self.control, os.fsdecode(exc.lockfilename))
+                        _write_config(config, self.path / "config")
+        except (OSError, KeyError, ValueError, FileLocked, VsyncError) as exc:
+            drop_traceback(exc)  # read-only, busy, or a lock file left behind: next time
 
     @staticmethod
     def init(path: Path, branch: bytes) -> None:
@@ -93,7 +134,7 @@ class GitDB(ObjectReader):
         try:
             repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(branch))
             config = repo.get_config()
-            config.set((b"core",), b"fsyncObjectFiles", b"true")
+            config.set((b"core",), b"fsync", GIT_FSYNC)
             config.set((b"core",), b"logAllRefUpdates", b"always")
             config.write_to_path()
         finally:
@@ -568,3 +609,15 @@ def _move(path: Path, dest: Path) -> str:
     os.replace(path, dest)
     fsync_dir(dest.parent)
     return str(dest)
+
+
+def _write_config(config: ConfigFile, path: Path) -> None:
+    """``config`` to ``path`` through its lock file (synced, then renamed over it)."""
+    f = GitFile(str(path), "wb")
+    try:
+        config.write_to_file(f)
+        faults.point("git-config-written")  # config.lock complete, not yet renamed
+    except BaseException:
+        f.abort()
+        raise
+    f.close()

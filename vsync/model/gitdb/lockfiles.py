@@ -16,7 +16,6 @@ is tried again.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +23,11 @@ from typing import TypeVar
 
 from dulwich.file import FileLocked
 
+from vsync.errors import notices
 from vsync.model.lock import LOCK_TIMEOUT, RepoLock
 
 GUARD = "lockfiles.flock"
 _BREAKS = 4  # lock files one write may find (a ref, packed-refs, ...)
-notices = logging.getLogger("vsync")
 
 T = TypeVar("T")
 
@@ -61,6 +60,6 @@ def break_stale(control: Path, lockfile: str) -> None:
         shown: Path | str = path.relative_to(control)
     except ValueError:
         shown = lockfile
-    notices.warning(
+    notices().warning(
         "removed the stale lock file %s, left by a vsync process that was killed", shown
     )

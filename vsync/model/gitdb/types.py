@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_LINK = 0o120000
-MODE_TREE = 0o040000
-MODE_GITLINK = 0o160000  # a submodule entry; vsync never writes one and skips foreign ones
+from vsync.model.gitdb.modes import MODE_EXEC as MODE_EXEC
+from vsync.model.gitdb.modes import MODE_FILE as MODE_FILE
+from vsync.model.gitdb.modes import MODE_GITLINK as MODE_GITLINK
+from vsync.model.gitdb.modes import MODE_LINK as MODE_LINK
+from vsync.model.gitdb.modes import MODE_TREE as MODE_TREE
 
 COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4  # git's object type numbers
 TYPE_NAMES = {COMMIT: "commit", TREE: "tree", BLOB: "blob", TAG: "tag"}

@@ -30,8 +30,9 @@ content        UU      text changed on both sides, overlapping: the merged
 binary         UU      a binary (or a symlink's target) changed on both
                        sides: ours in place, theirs as a conflict copy beside
 add-add        AA      created on both sides with different content: text
-                       gets markers around each whole side; a binary or a
-                       symlink as for ``binary``
+                       gets markers around the lines that differ (a two-way
+                       diff, see textmerge); a binary or a symlink as for
+                       ``binary``
 modify-delete  UD      ours changed it, theirs deleted it ("deleted by
                        them"): ours stays in place
 delete-modify  DU      ours deleted it, theirs changed it ("deleted by us"):
@@ -73,7 +74,8 @@ from vsync.model.snapshot import Entry, FlatMap
 from vsync.ops.merge.content import ContentSource
 from vsync.ops.merge.naming import conflict_copy_name
 from vsync.ops.merge.renames import find_renames
-from vsync.ops.merge.textmerge import MarkerLabels, conflict_whole, merge_text
+from vsync.ops.merge.textmerge import MarkerLabels, merge_added, merge_text
+from vsync.wording import plural
 
 ACTION_KINDS = ("get", "remove", "merge", "carry", "keep", "conflict")
 CONFLICT_KINDS = (
@@ -310,7 +312,7 @@ class _Planner:
             if ours_text is None or theirs_text is None:
                 why = "created on both sides with different content (binary)"
                 return self._conflict(entries, "add-add", "AA", o, why, t)
-            merged = conflict_whole(ours_text, theirs_text, self.markers)
+            merged = merge_added(ours_text, theirs_text, self.markers)
             in_place = (mode, self.reader.identify(merged.data, mode))
             why = "created on both sides with different text"
             return self._conflict(entries, "add-add", "AA", in_place, why)
@@ -322,7 +324,7 @@ class _Planner:
         if tm.clean:
             return _Outcome(entry, "both changed text: merged cleanly", entries, True)
         n = tm.conflicts
-        why = f"both changed text: {n} overlapping change{'s' if n != 1 else ''}"
+        why = f"both changed text: {plural(n, 'overlapping change')}"
         return self._conflict(entries, "content", "UU", entry, why)
 
     # -- placing outcomes ------------------------------------------------------------------

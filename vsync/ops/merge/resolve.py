@@ -7,9 +7,10 @@
   For a file/folder conflict, choosing the side that has the folder removes
   the file's conflict copy; choosing the side that has the file is refused
   (the folder is in the way: move it, rename the copy, then ``--mark``).
-- ``both``: a text conflict (both sides text) becomes ours' text followed by
-  theirs' text, without markers (a newline is put between them when ours
-  does not end with one); for any other conflict the folder stays as it is
+- ``both``: a text conflict (both sides text) becomes the merged text with
+  ours' lines then theirs' lines in each conflicting region, without markers
+  (``git merge-file --union``; the base is empty when it is not a text, as
+  for an add/add conflict); for any other conflict the folder stays as it is
   (binary: ours in place and theirs' copy beside it, both kept).
 - ``mark``: the path is taken as it now is in the folder.
 
@@ -52,6 +53,7 @@ from vsync.ops.folder_writer import (
 from vsync.ops.merge.content import RepoContent
 from vsync.ops.merge.disk import OnDisk, put, read_path
 from vsync.ops.merge.state import MergeState, PathState
+from vsync.ops.merge.textmerge import merge_union
 
 HOWS = ("ours", "theirs", "base", "both", "mark")
 
@@ -167,9 +169,10 @@ def _both_text(repo: Repository, s: PathState, reader: RepoContent) -> bytes | N
     ours, theirs = reader.text(s.ours), reader.text(s.theirs)
     if ours is None or theirs is None:
         return None
-    if ours and not ours.endswith((b"\n", b"\r")):
-        ours += b"\n"
-    return ours + theirs
+    base = None
+    if s.base is not None and s.base[0] != MODE_LINK:
+        base = reader.text(s.base)
+    return merge_union(base or b"", ours, theirs)
 
 
 def _store(repo: Repository, f: BinaryIO, mode: int, ingester: Ingester) -> Entry:

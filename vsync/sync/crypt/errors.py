@@ -11,6 +11,7 @@ DamagedRepository (3)
 from __future__ import annotations
 
 from vsync.errors import DamagedRepository, UsageError
+from vsync.wording import plural
 
 
 class NoPassphrase(UsageError):
@@ -24,7 +25,8 @@ class NoPassphrase(UsageError):
 class WrongPassphrase(UsageError):
     def __init__(self, where: str, keys: int) -> None:
         super().__init__(
-            f"the passphrase opens none of the {keys} key(s) of the encrypted remote {where}; "
+            f"the passphrase opens none of the {plural(keys, 'key')} of the encrypted remote "
+            f"{where}; "
             "nothing was changed"
         )
 

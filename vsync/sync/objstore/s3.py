@@ -218,7 +218,7 @@ class S3Store:
             raise S3Failed(f"{self.url} refused a range of {name} that it holds")
         return b""
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         key = self._key(name)
         try:
             obstore.put(self.client, key, data, mode="create", use_multipart=False)

@@ -70,7 +70,7 @@ def run_cycle(
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     # A watcher never lets a mass change through (the guard raises MassChangeRefused).
     check = checker(repo.config, False, "commit")
-    made = commit(repo, f"watch: {host} at {stamp}", warn, check=check)
+    made = commit(repo, repo.config.auto_message("watch", host, stamp), warn, check=check)
     result.committed, result.skipped = made.commit_id, made.skipped
     head = repo.head()
     if not fetch and head == known_remote:

@@ -29,6 +29,7 @@ from vsync.sync.watch.fsmon import MonitorService
 from vsync.sync.watch.notify import RemoteNotifier
 from vsync.sync.watch.state import Reporter, WatchState
 from vsync.sync.watch.writers import open_for_writing, sizes
+from vsync.wording import plural
 
 TICK = 0.1  # the longest the loop sleeps without looking again
 WRITERS_EVERY = 0.25  # seconds between two looks at the changed files (writers, sizes)
@@ -239,7 +240,10 @@ class Watcher:
                     "waiting", reason="open-for-writing", paths=len(busy), first=sorted(new)[0]
                 )
             self._told_waiting |= busy
-            self.state.transfer, self.state.detail = "waiting", f"{len(busy)} file(s) being written"
+            self.state.transfer, self.state.detail = (
+                "waiting",
+                f"{plural(len(busy), 'file')} being written",
+            )
             self._show()
             return None
         if growing or first_look:
