@@ -419,3 +419,34 @@ def test_a_bucket_spanning_two_storage_nodes_with_replication(
         assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
     finally:
         server.stop()
+
+
+def test_keys_of_an_s3_remote_change_without_touching_its_data(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """``vsync key add`` and ``key remove`` on a bucket: a second passphrase added, the
+    first removed, the data read with the second."""
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    second = tmp_path / "second-passphrase"
+    second.write_text("a second passphrase\n")
+    (first,) = [
+        line.split()[0]
+        for line in vs("key", "list", s3_url, cwd=tmp_path, env=env).stdout.splitlines()
+    ]
+    vs(
+        "key",
+        "add",
+        s3_url,
+        "--new-password-file",
+        second,
+        "--scrypt-log2n",
+        "10",
+        cwd=tmp_path,
+        env=env,
+    )
+    env2 = {**env, "VSYNC_PASSWORD": "a second passphrase"}
+    vs("key", "remove", s3_url, "--id", first, cwd=tmp_path, env=env2)
+    one_error_line(vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False), 2, "opens none")
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env2)
+    assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
