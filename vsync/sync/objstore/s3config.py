@@ -56,7 +56,9 @@ class S3Settings:
 def check_endpoint(endpoint: str) -> str:
     """``endpoint`` if it is an ``http://`` or ``https://host[:port]`` URL, else UsageError."""
     if not _ENDPOINT.fullmatch(endpoint):
-        raise UsageError(f"bad S3 endpoint {endpoint!r}: expected http://HOST[:PORT] or https://HOST[:PORT]")
+        raise UsageError(
+            f"bad S3 endpoint {endpoint!r}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+        )
     return endpoint.rstrip("/")
 
 
