@@ -293,6 +293,7 @@ run 'vsync diff'
 run 'vsync commit -q -m "Day 5"'
 run 'vsync diff HEAD~1 HEAD -- notes.md'
 run 'vsync diff HEAD~2 HEAD~1'
+run 'vsync diff --stat HEAD~2 HEAD'
 
 block show
 run 'vsync show HEAD~4:notes.md'
@@ -372,6 +373,8 @@ run 'echo "- Day 7: sort the photos" > ideas.md'
 run 'vsync status --json'
 run 'vsync log --json -n 1 | python3 -m json.tool'
 run 'vsync history --json notes.md | python3 -c "import json, sys; h = json.load(sys.stdin); print(len(h[\"versions\"]), h[\"versions\"][0][\"size\"])"'
+run 'vsync diff --stat --json HEAD~1 HEAD'
+run 'vsync fetch --json'
 run 'rm ideas.md'
 
 # -- 6. undo -----------------------------------------------------------------------------
