@@ -152,6 +152,16 @@ run 'vsync status'
 run 'vsync status --porcelain'
 run 'vsync commit -m "Day 4, cover is a link, blurry photo gone"'
 
+block portability
+run 'echo "Day 6" > "plan: day 6.txt"'
+run 'echo "drafts" > aux.txt'
+run 'echo "notes" > Notes.md'
+run 'vsync status'
+run 'git config -f .vsync/config portability.strict true'
+fails 'vsync commit -m "Day 6 plan"'
+run 'git config -f .vsync/config --unset portability.strict'
+run 'rm "plan: day 6.txt" aux.txt Notes.md'
+
 block chunks
 run 'poke lisbon/tram.mp4 "chapter: the tram turns"'
 run 'vsync status --porcelain'

@@ -111,6 +111,7 @@ def commit(
         if merge is not None:
             parents_extra = _concluding_merge(repo, merge)
         require_hook_ok(repo, "pre-commit")
+        check = portability_guard(repo, warn, check)
         head = repo.head()
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
@@ -134,6 +135,26 @@ def commit(
             merge.clear()
     # The hooks run once the lock is let go (a hook may run vsync itself).
     return _after_commit(repo, result, merge)
+
+
+def portability_guard(repo: Repository, warn: Callable[[str], None], check: Check | None) -> Check:
+    """``check`` followed by the portability check of the paths new to the branch
+    (:mod:`vsync.model.portability`): one warning per path, or with
+    ``portability.strict`` a refusal (:class:`~vsync.model.portability.NotPortable`)."""
+    from vsync.model.portability import NotPortable, problems
+
+    strict = repo.config.portability_strict()
+
+    def guard(old: FlatMap, new: FlatMap) -> None:
+        if check is not None:
+            check(old, new)  # first: a mass-change guard may ask again with whole maps
+        found = problems(new.keys() - old.keys(), new.keys())
+        if found and strict:
+            raise NotPortable(found)
+        for path, why in found:
+            warn(f"'{path}' {why}")
+
+    return guard
 
 
 def _read_and_record(
