@@ -9,7 +9,7 @@ from typing import Any
 
 from vsync.cli.ask import add_allow_mass_change, mass_change_confirm
 from vsync.cli.output import escape_text, one_line, short, warn
-from vsync.cli.passphrase import passphrase_source
+from vsync.cli.passphrase import key_passphrase_source, passphrase_source
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.pull import SyncResult, clone, pull, sync
@@ -106,6 +106,7 @@ def sync_options(args: argparse.Namespace) -> SyncOptions:
         accept_new_host_key=args.accept_new_host_key,
         progress=transfer_progress_for(args.quiet),
         passphrase=passphrase_source(args.password_file),
+        key_passphrase=key_passphrase_source(),
     )
 
 
