@@ -120,3 +120,54 @@ def test_strict_makes_commit_refuse(work: Path) -> None:
     config.write_text(config.read_text().replace("strict = true", "strict = maybe"))
     bad = run_vsync("commit", "-m", "x", cwd=work, check=False)
     assert bad.returncode == 2 and "portability.strict must be true or false" in bad.stderr
+
+
+# -- checking out case twins on a file system that folds case ---------------------------
+
+
+def test_the_probe_sees_that_linux_does_not_fold_case(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vsync.ops.case_fold import ASSUME_ENV, folds_case
+
+    monkeypatch.delenv(ASSUME_ENV, raising=False)
+    assert not folds_case(work)
+    (work / ".VSYNC").mkdir()  # another folder: still two names
+    assert not folds_case(work)
+    monkeypatch.setenv(ASSUME_ENV, "1")
+    assert folds_case(work)
+
+
+def test_keep_case_twins_moves_the_later_file_of_each_pair() -> None:
+    from vsync.ops.case_fold import keep_case_twins
+
+    entry = (0o100644, b"0" * 40)
+    target = {"A.txt": entry, "a.txt": entry, "Docs/x": entry, "docs/y": entry, "b": entry}
+    said: list[str] = []
+    kept, moved = keep_case_twins(target, "lap top", said.append)
+    assert list(moved) == ["a.txt"]
+    copy = moved["a.txt"]
+    assert copy.startswith("a.conflict-lap-top-") and copy.endswith(".txt")
+    assert set(kept) == {"A.txt", copy, "Docs/x", "docs/y", "b"}  # folders are not moved
+    assert said == [
+        f"'a.txt' and 'A.txt' are one name on this file system (it folds case): "
+        f"'a.txt' was written as '{copy}'"
+    ]
+
+
+def test_checkout_on_a_case_folding_folder_keeps_both_and_says_so(work: Path) -> None:
+    (work / "Notes.txt").write_text("capital\n")
+    (work / "notes.txt").write_text("small\n")
+    run_vsync("commit", "-m", "twins", cwd=work)
+    (work / "Notes.txt").unlink()
+    (work / "notes.txt").unlink()
+    out = run_vsync("checkout", "HEAD", cwd=work, env={"VSYNC_ASSUME_CASE_FOLDING": "1"})
+    copies = list(work.glob("notes.conflict-testhost-*.txt"))
+    assert len(copies) == 1 and copies[0].read_text() == "small\n"
+    assert (work / "Notes.txt").read_text() == "capital\n"
+    assert not (work / "notes.txt").exists()
+    warned = [line for line in out.stderr.splitlines() if "folds case" in line]
+    assert warned == [
+        f"vsync: warning: 'notes.txt' and 'Notes.txt' are one name on this file system "
+        f"(it folds case): 'notes.txt' was written as '{copies[0].name}'"
+    ]

@@ -15,9 +15,10 @@ either form as one name.)
 the branch (a clean status never looks); ``portability.strict = true`` in the
 repository config makes ``commit`` refuse them (:class:`NotPortable`, exit 2).
 
-:func:`folded_key` is the name a case-folding file system opens: checkout
-uses it to keep both files of a case pair (the second under a conflict-copy
-name) on such a file system.
+:func:`folded_key` is the name a case-folding file system opens:
+:mod:`vsync.ops.case_fold` uses it to keep both files of a case pair (the
+second under a conflict-copy name) when a checkout writes to such a file
+system.
 """
 
 from __future__ import annotations
