@@ -60,17 +60,43 @@ def test_case_twins_by_name_and_by_folder() -> None:
 
 
 def test_problems_only_for_new_paths() -> None:
-    old = ["CON", "Readme", "ok.txt"]
-    assert problems([], old) == []
-    assert problems(["new/aux.c"], [*old, "new/aux.c"]) == [
-        ("new/aux.c", "is a reserved name on Windows (AUX, with any extension)")
-    ]
-    found = dict(problems(["README", "bad./x"], [*old, "README", "bad./x"]))
+    old = {"CON", "Readme", "ok.txt"}
+
+    def problems_of(*new: str) -> dict[str, str]:
+        return dict(problems([*old, *new], lambda p: p not in old))
+
+    assert problems_of() == {}
+    assert problems_of("new/aux.c") == {
+        "new/aux.c": "is a reserved name on Windows (AUX, with any extension)"
+    }
+    found = problems_of("README", "bad./x")
     assert set(found) == {"README", "bad./x"}
     assert "only by case" in found["README"] and "'Readme'" in found["README"]
     assert found["bad./x"].startswith("is in 'bad.', which ends in a dot")
     # a new file in a folder that an old folder's name differs from only by case
-    assert [p for p, _ in problems(["Docs/new"], ["docs/old", "Docs/new"])] == ["Docs/new"]
+    assert list(problems(["docs/old", "Docs/new"], lambda p: p == "Docs/new")) == [
+        (
+            "Docs/new",
+            "differs from 'docs/old' only by case"
+            " (one file on Windows and macOS; a push is refused)",
+        )
+    ]
+    # a folder and a file that differ only by case
+    assert [p for p, _ in problems(["Notes", "notes/a"], lambda p: p == "notes/a")] == ["notes/a"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["x/con", "x/CON.txt", "lpt1 .md/y", "a?", "a\x01b", "trail./f", "f ", 'q"', "x/com9"],
+)
+def test_the_first_look_finds_every_kind_of_name(path: str) -> None:
+    quiet = [f"d{i}/f{i}.txt" for i in range(50)]
+    assert [p for p, _ in problems([*quiet, path], lambda p: True)] == [path]
+
+
+@pytest.mark.parametrize("path", ["console", "com10/x", "x/lpt", "auxiliary.txt", "con_x"])
+def test_the_first_look_passes_portable_names(path: str) -> None:
+    assert problems([path, "other"], lambda p: True) == []
 
 
 def _warnings(stderr: str) -> list[str]:

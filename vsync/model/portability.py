@@ -23,8 +23,9 @@ system.
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from vsync.errors import UsageError
 
@@ -91,35 +92,81 @@ def case_twins(paths: Iterable[str]) -> dict[str, tuple[str, str]]:
     return twins
 
 
-def problems(new_paths: Iterable[str], all_paths: Iterable[str]) -> list[tuple[str, str]]:
-    """(path, why) for each of ``new_paths`` that cannot exist on Windows or macOS: a name
-    of it (:func:`name_problem`), or a case twin among ``all_paths``; sorted by path."""
-    new = set(new_paths)
-    if not new:
+# The first look over a joined list of paths ("\0" between paths): a forbidden character,
+# a trailing dot or space, a device name (then checked to start a name). Three simple
+# expressions run several times faster than one that holds them all.
+_BAD_CHAR = re.compile(r'[<>:"|?*\\\x01-\x1f]')
+_BAD_END = re.compile(r"[. ](?=[/\x00]|\Z)")
+_DEVICE = re.compile(r"(?:con|prn|aux|nul|com[1-9]|lpt[1-9])(?= *(?:\.|[/\x00]|\Z))")
+_DEVICE_ANY_CASE = re.compile(_DEVICE.pattern, re.IGNORECASE)
+
+
+def _suspect_spans(joined: str) -> list[int]:
+    """Offsets in ``joined`` where a name may be unportable."""
+    spans = [m.start() for m in _BAD_CHAR.finditer(joined)]
+    spans += [m.start() for m in _BAD_END.finditer(joined)]
+    if joined.isascii():
+        devices = _DEVICE.finditer(joined.lower())  # same length: the offsets hold
+    else:
+        devices = _DEVICE_ANY_CASE.finditer(joined)
+    spans += [m.start() for m in devices if m.start() == 0 or joined[m.start() - 1] in "/\0"]
+    return spans
+
+
+def problems(all_paths: Collection[str], is_new: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """(path, why) for each path of ``all_paths`` (a whole tree) for which ``is_new`` says
+    yes and that cannot exist on Windows or macOS: a name of it (:func:`name_problem`),
+    or a case twin among ``all_paths``; sorted by path.
+
+    A first look runs over all paths at once (a regular expression over their joined
+    text, and a comparison of lower-cased names), so a tree with no suspect name costs
+    little; the exact checks run on what it finds."""
+    if not all_paths:
         return []
+    joined = "\0".join(all_paths)
+    suspects: set[str] = set()
+    for at in _suspect_spans(joined):
+        begin = joined.rfind("\0", 0, at) + 1
+        stop = joined.find("\0", at)
+        suspects.add(joined[begin : len(joined) if stop < 0 else stop])
     found: dict[str, str] = {}
-    checked: set[str] = set()
-    for path in new:
+    for path in suspects:
+        if not is_new(path):
+            continue
         parts = path.split("/")
         for i, name in enumerate(parts):
-            folder = "/".join(parts[: i + 1])
-            if folder in checked:
-                continue
-            checked.add(folder)
             why = name_problem(name)
             if why is not None:
-                found.setdefault(
-                    path, why if i == len(parts) - 1 else f"is in '{folder}', which {why}"
-                )
+                folder = "/".join(parts[: i + 1])
+                found[path] = why if i == len(parts) - 1 else f"is in '{folder}', which {why}"
                 break
-    for path, (first, by) in case_twins(all_paths).items():
-        if path not in new:
-            if by not in new:
-                continue
-            path, first = by, path  # the new one is named, the one it meets quoted
-        why = "only by case (one file on Windows and macOS; a push is refused)"
-        found.setdefault(path, f"differs from '{first}' {why}")
+    if _may_have_twins(joined, all_paths):
+        for path, (first, by) in case_twins(all_paths).items():
+            if not is_new(path):
+                if not is_new(by):
+                    continue
+                path, first = by, path  # the new one is named, the one it meets quoted
+            why = "only by case (one file on Windows and macOS; a push is refused)"
+            found.setdefault(path, f"differs from '{first}' {why}")
     return sorted(found.items())
+
+
+def _may_have_twins(joined: str, paths: Collection[str]) -> bool:
+    """A quick look: could two of ``paths`` (or their folders) differ only by case?"""
+    lowered = joined.lower() if joined.isascii() else folded_key(joined)
+    if lowered == joined:
+        return False  # nothing to fold: no twins
+    names = lowered.split("\0")
+    if len(set(names)) < len(names):
+        return True
+    folders = {p.rpartition("/")[0] for p in paths}
+    for folder in list(folders):
+        while "/" in folder:
+            folder = folder.rpartition("/")[0]
+            folders.add(folder)
+    folded = {folded_key(f) for f in folders}
+    # two folders, or a folder and a file, that differ only by case
+    return len(folded) < len(folders) or not folded.isdisjoint(names)
 
 
 def strict(value: str | None, where: str) -> bool:

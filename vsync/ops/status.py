@@ -154,8 +154,8 @@ def status(
     if any(code == "??" for code, _ in entries):
         from vsync.model.portability import problems
 
-        new = [path for code, path in entries if code == "??"]
-        for path, why in problems(new, state.flat.keys()):
+        new = {path for code, path in entries if code == "??"}
+        for path, why in problems(state.flat.keys(), new.__contains__):
             tell(f"'{path}' {why}")
     merge = MergeState.load(repo)
     if head is not None and head_tree is not None and not entries and state.stampable:
