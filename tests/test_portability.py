@@ -197,3 +197,15 @@ def test_checkout_on_a_case_folding_folder_keeps_both_and_says_so(work: Path) ->
         f"vsync: warning: 'notes.txt' and 'Notes.txt' are one name on this file system "
         f"(it folds case): 'notes.txt' was written as '{copies[0].name}'"
     ]
+
+
+def test_nfc_and_nfd_twins_are_named_as_such(work: Path) -> None:
+    (work / unicodedata.normalize("NFC", "caf\u00e9.txt")).write_text("composed\n")
+    (work / unicodedata.normalize("NFD", "caf\u00e9.txt")).write_text("decomposed\n")
+    said = (
+        "vsync: warning: skipping a second 'caf\u00e9.txt': two names in its folder are the "
+        "same text in different Unicode forms (NFC and NFD), one name for vsync and on "
+        "macOS; rename one of them"
+    )
+    assert run_vsync("status", cwd=work).stderr.splitlines() == [said]
+    assert run_vsync("commit", "-m", "one of them", cwd=work).stderr.splitlines() == [said]

@@ -70,6 +70,7 @@ from vsync.model.manifest import FileTooLarge
 from vsync.model.paths import (
     CONTROL_NAME,
     TEMP_PREFIX,
+    UNICODE_TWINS,
     control_shaped,
     fold_name,
     nfc,
@@ -416,9 +417,7 @@ class _Reader:
                 continue
             if seen is not None:
                 if name in seen:
-                    warnings.append(
-                        f"skipping '{disk}/{disk_name}': its name collides with '{seen[name]}'"
-                    )
+                    warnings.append(f"skipping a second '{head}{name}': {UNICODE_TWINS}")
                     continue
                 seen[name] = f"{disk}/{disk_name}"
             if is_dir:
