@@ -191,3 +191,15 @@ def test_without_a_way_to_ask_the_key_is_skipped_and_named(
     with pytest.raises(AuthFailed, match="encrypted, and no right passphrase"):
         open_transport(parse_url("vsync-test:/srv"), ECHO)  # no key_passphrase given
     assert os.path.exists(home / ".ssh" / "vsync_test_key")
+
+
+def test_a_user_name_a_shell_would_run_never_reaches_the_proxy_command(
+    sshd_server: SSHD, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, planted = tmp_path / "relay.log", tmp_path / "planted"
+    monkeypatch.chdir(tmp_path)  # where the proxy's shell would make 'planted'
+    add_host(home, sshd_server, "viaproxy", f"ProxyCommand {PY} {RELAY} %h %p {log} %r")
+    url = parse_url("ssh://x|tee>planted@viaproxy/srv")
+    with pytest.raises(UnsupportedSSHConfig, match="characters a shell would act on"):
+        open_transport(url, ECHO)
+    assert not planted.exists() and not log.exists()

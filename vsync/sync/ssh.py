@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -102,6 +103,8 @@ PREFERRED_CIPHERS = [
 DEFAULT_KEYS = ("id_ed25519_sk", "id_ecdsa_sk", "id_ed448", "id_ed25519", "id_ecdsa", "id_rsa")
 DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
+# A user name that may go into a ProxyCommand (%r): nothing a shell would act on.
+_SAFE_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*")
 MAX_JUMPS = 8  # ProxyJump hops, counting those of the jump hosts' own entries
 PASSPHRASE_ATTEMPTS = 3  # as OpenSSH's NumberOfPasswordPrompts
 T = TypeVar("T")
@@ -153,6 +156,12 @@ def resolve(url: RemoteURL, depth: int = 0) -> Target:
     if proxy_command and proxy_jump:
         raise UnsupportedSSHConfig(
             f"~/.ssh/config sets both ProxyJump and ProxyCommand for {url.host}; keep one"
+        )
+    if proxy_command and not _SAFE_USER.fullmatch(opts.username or ""):
+        # %r goes into a shell command line (OpenSSH refuses the same: CVE-2023-51385)
+        raise UnsupportedSSHConfig(
+            f"the user name {opts.username!r} holds characters a shell would act on; "
+            f"it is not given to the ProxyCommand for {url.host}"
         )
     named = [str(Path(p).expanduser()) for p in _path_list(cfg.get("IdentityFile", None))]
     identity_files = [p for p in named if os.access(p, os.R_OK)]
