@@ -17,6 +17,8 @@ Groups (issue 6's scenarios):
               loop-mounted reflink file system (XFS or btrfs), against cp and restic (issue 14)
     receive   l: clone and pull over SSH from 127.0.0.1 against rsync pulling the same
               files (bench/receive_ssh.py, issue 14)
+    crypt     m: push and fetch of the 1 GiB files to an encrypted path remote beside a
+              plain one and restic backup (bench/crypt_push.py, issue 15)
 
 A full run does every group and rewrites its sections of docs/benchmarks.md
 (and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
@@ -49,13 +51,15 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 GROUPS = (
     "commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch", "goback",
-    "receive",
+    "receive", "crypt",
 )  # fmt: skip
-QUICK_DEFAULT = ("commit", "edit", "small", "memory", "scale", "push", "goback", "receive")
+QUICK_DEFAULT = (
+    "commit", "edit", "small", "memory", "scale", "push", "goback", "receive", "crypt",
+)  # fmt: skip
 SUMMARY = "## Summary (issue 6)"
 STARTED = time.perf_counter()
 DOCS = True  # write docs/benchmarks.md (a full run without --no-docs)
-ORDER = "abcdefghijkl"
+ORDER = "abcdefghijklm"
 
 
 def checkout() -> str:
@@ -173,7 +177,7 @@ met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is 
 factor still to gain. Regenerate everything with `make bench`
 (`make bench-quick` for the small version), or one group with
 `.venv/bin/python bench/run.py --only GROUP` (commit, edit, small, memory, scale, push,
-plot, chunking, goback, receive)
+plot, chunking, goback, receive, crypt)
 (which keeps the other scenarios' rows as they were, each with the date and commit it
 was measured at); the sections below give each scenario's table, method and peak memory.
 
@@ -273,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         text, tg = receive_ssh.main(quick, update_docs=DOCS)
         publish("receive", [(receive_ssh.HEADING, text)], quick)
         data = save_targets("receive", tg, quick)
+    if "crypt" in groups:
+        import crypt_push
+
+        text, tg = crypt_push.main(quick)
+        publish("crypt", [(crypt_push.HEADING, text)], quick)
+        data = save_targets("crypt", tg, quick)
     if "watch" in groups:
         import watch_latency
 

@@ -7,9 +7,17 @@ import struct
 
 import pytest
 
+from vsync.store.codec import MAX_CHUNK_BYTES
 from vsync.sync.crypt.errors import RemoteTampered
 from vsync.sync.crypt.keys import KEY_HEAD, BadKeyFile, new_master, padded, unwrap, wrap
-from vsync.sync.crypt.seal import KIND_BRANCH, KIND_GIT, Sealer
+from vsync.sync.crypt.seal import (
+    INDEX_ENTRY,
+    KIND_BRANCH,
+    KIND_GIT,
+    Sealer,
+    max_sealed_len,
+    parse_index,
+)
 
 
 def test_a_key_file_opens_with_its_passphrase_only() -> None:
@@ -56,3 +64,17 @@ def test_a_sealed_object_opens_only_under_its_name_kind_and_repository() -> None
         sealer.open(KIND_BRANCH, "git/aa", sealed)
     with pytest.raises(RemoteTampered):
         Sealer(new_master()).open(KIND_GIT, "git/aa", sealed)
+
+
+def test_an_index_declaring_a_record_longer_than_its_chunk_is_refused() -> None:
+    """What an index declares bounds every later read: a record may not be longer
+    than its chunk's sealed maximum (else a hostile index makes a fetch allocate)."""
+    sealer = Sealer(new_master())
+    cid = bytes(32)
+    for raw_len, length in ((1000, 1 << 30), (MAX_CHUNK_BYTES + 1, 100)):
+        payload = struct.pack(">BI", 1, 1) + INDEX_ENTRY.pack(cid, 12, length, raw_len, 0)
+        name = sealer.name_id(b"chunk-pack\0", cid)
+        with pytest.raises(RemoteTampered, match="longer than its chunk allows"):
+            parse_index(name, payload, sealer)
+    ok = struct.pack(">BI", 1, 1) + INDEX_ENTRY.pack(cid, 12, max_sealed_len(1000), 1000, 0)
+    assert parse_index(sealer.name_id(b"chunk-pack\0", cid), ok, sealer)[0].raw_len == 1000

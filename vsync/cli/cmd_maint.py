@@ -32,6 +32,12 @@ def register(sub: Any) -> None:
         help="fetch damaged or missing objects and chunks back from REMOTE (a name or URL; "
         "default: every configured remote in turn, origin first)",
     )
+    p.add_argument(
+        "--remote",
+        metavar="REMOTE",
+        help="check an encrypted remote (a name or URL) instead: every pack, index, "
+        "git pack and the branch record, with its passphrase",
+    )
     add_ssh_options(p)
     p.set_defaults(func=cmd_fsck)
 
@@ -41,6 +47,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
+    if args.remote is not None:
+        return _cmd_remote(args)
     if args.repair is not None:
         return _cmd_repair(args)
     with Repository.discover() as repo:
@@ -62,6 +70,27 @@ def _report(result: FsckResult, verb: str) -> int:
         f"{plural(result.chunks, 'chunk')} ({human_bytes(result.chunk_bytes)}): no problems"
     )
     return 0
+
+
+def _cmd_remote(args: argparse.Namespace) -> int:
+    from vsync.cli.cmd_sync import sync_options
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.check import check_encrypted
+    from vsync.sync.crypt.detect import is_encrypted
+    from vsync.sync.remotes import find_remote
+
+    if args.repair is not None:
+        raise UsageError("--remote checks an encrypted remote; it repairs nothing (no --repair)")
+    with Repository.discover() as repo:
+        remote = find_remote(repo, args.remote)
+        if remote.url.kind == "local" and not is_encrypted(remote):
+            raise UsageError(
+                f"{remote.label} is not an encrypted remote; 'vsync fsck' in it checks a repository"
+            )
+        result = check_encrypted(repo, remote, sync_options(args))
+    for note in result.notes:
+        info(f"fsck: {note}")
+    return _report(result, "found")
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:

@@ -33,9 +33,17 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default=".")
     p.add_argument("--bare", action="store_true", help="no working folder (server, USB drive)")
     p.add_argument(
-        "--encrypted", action="store_true", help="an encrypted remote (with --bare; a path)"
+        "--encrypted",
+        action="store_true",
+        help="an encrypted remote (with --bare; a path or an ssh:// URL)",
     )
     p.add_argument("--password-file", metavar="FILE", help="its passphrase (first line)")
+    p.add_argument("--remote-cmd", metavar="CMD", help="how to start vsync on the remote")
+    p.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="trust an SSH host seen for the first time",
+    )
     p.add_argument(
         "--scrypt-log2n",
         type=int,
@@ -71,13 +79,21 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _init_encrypted(args: argparse.Namespace) -> int:
     from vsync.cli.passphrase import passphrase_source
     from vsync.errors import UsageError
-    from vsync.sync.crypt.create import create_encrypted
+    from vsync.sync.crypt.create import create_encrypted, create_encrypted_served
+    from vsync.sync.url import parse_url
 
     if not args.bare:
         raise UsageError("an encrypted remote holds no working folder: use --bare --encrypted")
+    url = parse_url(args.path)
     passphrase = passphrase_source(args.password_file, confirm=True)()
-    create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
-    where = escape_text(str(Path(args.path)), keep="")
+    if url.kind == "ssh":
+        create_encrypted_served(
+            url, passphrase, args.scrypt_log2n, args.remote_cmd, args.accept_new_host_key
+        )
+        where = escape_text(args.path, keep="")
+    else:
+        create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
+        where = escape_text(str(Path(args.path)), keep="")
     print(f"Initialised empty encrypted vsync remote in {where}")
     return 0
 

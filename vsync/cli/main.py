@@ -115,6 +115,7 @@ COMMAND_MODULES = {
     "undo": "cmd_undo",
     "reflog": "cmd_undo",
     "revert-to": "cmd_undo",
+    "key": "cmd_keys",
     "completion": "cmd_completion",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))  # in the order of the table

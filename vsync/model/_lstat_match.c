@@ -51,26 +51,55 @@ static int same_key(const struct stat *st, const unsigned char *rec) {
            le32(rec + 32) == (uint32_t)st->st_mode;
 }
 
-/* The names of ``names`` (a list of str) as C strings: pointers into the str objects
- * (ASCII) or into bytes objects made here (kept in ``encoded``, to be released). */
-static int c_names(PyObject *names, Py_ssize_t count, PyObject **encoded, const char **paths) {
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
+/* A list of names as C strings, for a loop without the GIL: a tuple copy of the list
+ * (holding the str objects alive), pointers into them (ASCII) or into bytes objects
+ * made here for the others. */
+typedef struct {
+    PyObject *names;
+    PyObject **encoded;
+    const char **paths;
+    Py_ssize_t count;
+} CNames;
+
+static void cnames_free(CNames *c) {
+    if (c->encoded != NULL)
+        for (Py_ssize_t i = 0; i < c->count; i++)
+            Py_XDECREF(c->encoded[i]);
+    PyMem_Free(c->encoded);
+    PyMem_Free(c->paths);
+    Py_XDECREF(c->names);
+}
+
+static int cnames_init(CNames *c, PyObject *list) {
+    memset(c, 0, sizeof(*c));
+    c->names = PySequence_Tuple(list);
+    if (c->names == NULL)
+        return -1;
+    c->count = PyTuple_GET_SIZE(c->names);
+    c->encoded = PyMem_Calloc(c->count ? c->count : 1, sizeof(PyObject *));
+    c->paths = PyMem_Calloc(c->count ? c->count : 1, sizeof(char *));
+    if (c->encoded == NULL || c->paths == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < c->count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(c->names, i);
         if (!PyUnicode_Check(name)) {
             PyErr_SetString(PyExc_ValueError, "a name that is not a str");
             return -1;
         }
+        Py_ssize_t length;
         if (PyUnicode_IS_ASCII(name)) {
-            paths[i] = (const char *)PyUnicode_DATA(name);
+            c->paths[i] = (const char *)PyUnicode_DATA(name);
+            length = PyUnicode_GET_LENGTH(name);
         } else {
-            encoded[i] = PyUnicode_EncodeFSDefault(name);
-            if (encoded[i] == NULL)
+            c->encoded[i] = PyUnicode_EncodeFSDefault(name);
+            if (c->encoded[i] == NULL)
                 return -1;
-            paths[i] = PyBytes_AS_STRING(encoded[i]);
+            c->paths[i] = PyBytes_AS_STRING(c->encoded[i]);
+            length = PyBytes_GET_SIZE(c->encoded[i]);
         }
-        if ((Py_ssize_t)strlen(paths[i]) !=
-                (encoded[i] ? PyBytes_GET_SIZE(encoded[i]) : PyUnicode_GET_LENGTH(name)) ||
-            paths[i][0] == '\0') {
+        if (length == 0 || (Py_ssize_t)strlen(c->paths[i]) != length) {
             PyErr_SetString(PyExc_ValueError, "an empty name or one with a NUL in it");
             return -1;
         }
@@ -86,30 +115,22 @@ static PyObject *matches(PyObject *self, PyObject *args) {
                           &names_arg, &PyList_Type, &where, &records, &record_size))
         return NULL;
     PyObject *result = NULL;
-    PyObject *names = PySequence_Tuple(names_arg); /* held: the strings stay alive */
-    PyObject **encoded = NULL;
-    const char **paths = NULL;
     Py_ssize_t *offsets = NULL;
-    Py_ssize_t count = 0;
-    if (names == NULL)
+    CNames c;
+    /* With the GIL: every name as bytes the OS takes, every record checked in range. */
+    if (cnames_init(&c, names_arg) < 0)
         goto done;
-    count = PyTuple_GET_SIZE(names);
-    if (PyList_GET_SIZE(where) != count || record_size < KEY_SIZE) {
+    if (PyList_GET_SIZE(where) != c.count || record_size < KEY_SIZE) {
         PyErr_SetString(PyExc_ValueError, "names and where differ in length, or bad record size");
         goto done;
     }
     Py_ssize_t nrecords = records.len / record_size;
-    encoded = PyMem_Calloc(count ? count : 1, sizeof(PyObject *));
-    paths = PyMem_Calloc(count ? count : 1, sizeof(char *));
-    offsets = PyMem_Calloc(count ? count : 1, sizeof(Py_ssize_t));
-    if (encoded == NULL || paths == NULL || offsets == NULL) {
+    offsets = PyMem_Calloc(c.count ? c.count : 1, sizeof(Py_ssize_t));
+    if (offsets == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    /* With the GIL: every name as bytes the OS takes, every record checked in range. */
-    if (c_names(names, count, encoded, paths) < 0)
-        goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
+    for (Py_ssize_t i = 0; i < c.count; i++) {
         Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(where, i));
         if (at == -1 && PyErr_Occurred())
             goto done;
@@ -128,8 +149,8 @@ static PyObject *matches(PyObject *self, PyObject *args) {
     if (dirfd < 0)
         ok = 0;
     struct stat st;
-    for (Py_ssize_t i = 0; i < count && ok; i++) {
-        if (fstatat(dirfd, paths[i], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+    for (Py_ssize_t i = 0; i < c.count && ok; i++) {
+        if (fstatat(dirfd, c.paths[i], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
             !same_key(&st, base + offsets[i]))
             ok = 0;
     }
@@ -138,13 +159,8 @@ static PyObject *matches(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     result = Py_NewRef(ok ? Py_True : Py_False);
 done:
-    if (encoded != NULL)
-        for (Py_ssize_t i = 0; i < count; i++)
-            Py_XDECREF(encoded[i]);
-    PyMem_Free(encoded);
-    PyMem_Free(paths);
+    cnames_free(&c);
     PyMem_Free(offsets);
-    Py_XDECREF(names);
     Py_DECREF(folder_obj);
     PyBuffer_Release(&records);
     return result;
@@ -156,26 +172,17 @@ static PyObject *lstat_keys(PyObject *self, PyObject *args) {
                           &names_arg))
         return NULL;
     PyObject *result = NULL;
-    PyObject *names = PySequence_Tuple(names_arg);
-    PyObject **encoded = NULL;
-    const char **paths = NULL;
     struct stat *stats = NULL;
     int *errs = NULL;
-    Py_ssize_t count = 0;
-    if (names == NULL)
+    CNames c;
+    if (cnames_init(&c, names_arg) < 0)
         goto done;
-    count = PyTuple_GET_SIZE(names);
-    Py_ssize_t n = count ? count : 1;
-    encoded = PyMem_Calloc(n, sizeof(PyObject *));
-    paths = PyMem_Calloc(n, sizeof(char *));
-    stats = PyMem_Calloc(n, sizeof(struct stat));
-    errs = PyMem_Calloc(n, sizeof(int));
-    if (encoded == NULL || paths == NULL || stats == NULL || errs == NULL) {
+    stats = PyMem_Calloc(c.count ? c.count : 1, sizeof(struct stat));
+    errs = PyMem_Calloc(c.count ? c.count : 1, sizeof(int));
+    if (stats == NULL || errs == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    if (c_names(names, count, encoded, paths) < 0)
-        goto done;
     const char *folder = PyBytes_AS_STRING(folder_obj);
     int dirfd, folder_err = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -183,8 +190,8 @@ static PyObject *lstat_keys(PyObject *self, PyObject *args) {
     if (dirfd < 0) {
         folder_err = errno;
     } else {
-        for (Py_ssize_t i = 0; i < count; i++)
-            if (fstatat(dirfd, paths[i], &stats[i], AT_SYMLINK_NOFOLLOW) != 0)
+        for (Py_ssize_t i = 0; i < c.count; i++)
+            if (fstatat(dirfd, c.paths[i], &stats[i], AT_SYMLINK_NOFOLLOW) != 0)
                 errs[i] = errno;
         close(dirfd);
     }
@@ -194,10 +201,10 @@ static PyObject *lstat_keys(PyObject *self, PyObject *args) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, folder_obj);
         goto done;
     }
-    result = PyList_New(count);
+    result = PyList_New(c.count);
     if (result == NULL)
         goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
+    for (Py_ssize_t i = 0; i < c.count; i++) {
         PyObject *item;
         if (errs[i] == ENOENT) {
             item = Py_NewRef(Py_None);
@@ -205,7 +212,7 @@ static PyObject *lstat_keys(PyObject *self, PyObject *args) {
             errno = errs[i];
             PyObject *dir = PyUnicode_DecodeFSDefault(folder);
             PyObject *path =
-                dir ? PyUnicode_FromFormat("%U/%U", dir, PyTuple_GET_ITEM(names, i)) : NULL;
+                dir ? PyUnicode_FromFormat("%U/%U", dir, PyTuple_GET_ITEM(c.names, i)) : NULL;
             Py_XDECREF(dir);
             if (path != NULL) {
                 PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
@@ -228,14 +235,9 @@ static PyObject *lstat_keys(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(result, i, item);
     }
 done:
-    if (encoded != NULL)
-        for (Py_ssize_t i = 0; i < count; i++)
-            Py_XDECREF(encoded[i]);
-    PyMem_Free(encoded);
-    PyMem_Free(paths);
+    cnames_free(&c);
     PyMem_Free(stats);
     PyMem_Free(errs);
-    Py_XDECREF(names);
     Py_DECREF(folder_obj);
     return result;
 }

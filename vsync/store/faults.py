@@ -68,6 +68,10 @@ The points (the crash tests kill at every one of them):
 - ``encrypted-push-before-index``, ``encrypted-push-before-branch``: a push to an
   encrypted remote has written a chunk pack and not its index; has written every
   pack and index and its git pack, and not yet moved ``refs/main``.
+- ``objstore-created``: a new folder object store (``vsync init --bare --encrypted``,
+  here or in ``vsync serve``) is complete under ``PATH.init-tmp``, not yet renamed.
+- ``key-written``, ``key-removing``: ``vsync key add|change`` has written a new key
+  file and read it back; ``key remove|change`` is about to delete an old one.
 """
 
 from __future__ import annotations

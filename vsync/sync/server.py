@@ -69,7 +69,7 @@ def serve_stdio(raw_path: str, restrict_to: str | None, warn: Warn) -> int:
         if hello.get("objects") == 1:  # objects-v1: this path is an encrypted remote
             from vsync.sync.objstore.serve import serve_objects
 
-            return serve_objects(conn, path, raw_path)
+            return serve_objects(conn, path, raw_path, hello)
         if (path / "vsync-remote").is_file():  # the client then asks for objects
             conn.send_error(f"{raw_path} is an encrypted remote", ENCRYPTED_REMOTE)
             return 0

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from vsync.sync.remotes import Remote
 
-MARKER = "vsync-remote"
-MARKER_TEXT = b"vsync encrypted remote\nformat 1\n"
+__all__ = ["ENCRYPTED_REMOTE", "MARKER", "MARKER_TEXT", "is_encrypted"]
+
+from vsync.sync.objstore.serve import MARKER, MARKER_TEXT
+
 ENCRYPTED_REMOTE = "encrypted-remote"  # the code of serve's ERROR for an SSH encrypted remote
 
 

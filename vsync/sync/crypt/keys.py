@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import time
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -15,7 +16,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 KEY_MAGIC = b"VSYNCKEY"
-KEY_HEAD = struct.Struct(">8sBBBBB3x16s12s")  # magic, version, kdf, log2n, r, p, salt, nonce
+# magic, version, kdf, log2n, r, p, creation hour (u24), salt, nonce
+KEY_HEAD = struct.Struct(">8sBBBBB3s16s12s")
 KEY_FILE_BYTES = KEY_HEAD.size + 48 + 16
 KDF_SCRYPT = 1
 DEFAULT_LOG2N, DEFAULT_R, DEFAULT_P = 17, 8, 1
@@ -54,11 +56,13 @@ def _kek(passphrase: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
 
 
 def wrap(master: MasterKey, passphrase: str, log2n: int = DEFAULT_LOG2N) -> bytes:
-    """A key file holding ``master`` under ``passphrase``."""
+    """A key file holding ``master`` under ``passphrase``, stamped with the hour it
+    was made."""
     if not MIN_LOG2N <= log2n <= MAX_LOG2N:
         raise ValueError(f"scrypt log2n must be {MIN_LOG2N}..{MAX_LOG2N}")
     salt, nonce = os.urandom(16), os.urandom(12)
-    head = KEY_HEAD.pack(KEY_MAGIC, 1, KDF_SCRYPT, log2n, DEFAULT_R, DEFAULT_P, salt, nonce)
+    hour = min(int(time.time()) // 3600, (1 << 24) - 1).to_bytes(3, "big")
+    head = KEY_HEAD.pack(KEY_MAGIC, 1, KDF_SCRYPT, log2n, DEFAULT_R, DEFAULT_P, hour, salt, nonce)
     kek = _kek(passphrase, salt, log2n, DEFAULT_R, DEFAULT_P)
     return head + ChaCha20Poly1305(kek).encrypt(nonce, master.master + master.repo_id, head)
 
@@ -67,21 +71,44 @@ class BadKeyFile(ValueError):
     pass
 
 
-def unwrap(data: bytes, passphrase: str) -> MasterKey | None:
-    """The master key in key file ``data`` if ``passphrase`` opens it, else None;
-    :class:`BadKeyFile` for a file that is not a key file this vsync reads (its
-    scrypt parameters are bounded before anything is derived)."""
+@dataclass(frozen=True)
+class KeyParams:
+    """What a key file shows without its passphrase (``vsync key list``)."""
+
+    created: int | None  # Unix seconds, to the hour; None when not recorded
+    log2n: int
+    r: int
+    p: int
+
+    @property
+    def memory(self) -> int:
+        return 128 * (1 << self.log2n) * self.r
+
+
+def key_params(data: bytes) -> KeyParams:
+    """The KDF parameters and creation hour of key file ``data``, bounded as
+    :func:`unwrap` bounds them; :class:`BadKeyFile` for anything else."""
     if len(data) != KEY_FILE_BYTES:
         raise BadKeyFile("wrong length")
-    magic, version, kdf, log2n, r, p, salt, nonce = KEY_HEAD.unpack_from(data)
+    magic, version, kdf, log2n, r, p, hour, _salt, _nonce = KEY_HEAD.unpack_from(data)
     if magic != KEY_MAGIC or version != 1 or kdf != KDF_SCRYPT:
         raise BadKeyFile("not a version 1 scrypt key file")
     if not (MIN_LOG2N <= log2n <= MAX_LOG2N and 1 <= r <= 32 and 1 <= p <= 16):
         raise BadKeyFile("scrypt parameters out of range")
     if 128 * (1 << log2n) * r > MAX_SCRYPT_MEMORY:
         raise BadKeyFile("scrypt parameters need too much memory")
+    hours = int.from_bytes(hour, "big")
+    return KeyParams(hours * 3600 if hours else None, log2n, r, p)
+
+
+def unwrap(data: bytes, passphrase: str) -> MasterKey | None:
+    """The master key in key file ``data`` if ``passphrase`` opens it, else None;
+    :class:`BadKeyFile` for a file that is not a key file this vsync reads (its
+    scrypt parameters are bounded before anything is derived)."""
+    params = key_params(data)
+    salt, nonce = data[16:32], data[32:44]
     head = data[: KEY_HEAD.size]
-    kek = _kek(passphrase, salt, log2n, r, p)
+    kek = _kek(passphrase, salt, params.log2n, params.r, params.p)
     try:
         inner = ChaCha20Poly1305(kek).decrypt(nonce, data[KEY_HEAD.size :], head)
     except InvalidTag:

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vsync.errors import UnsupportedFormat, UsageError
 from vsync.model.repository import Repository
 from vsync.store.chunkstore import replace_durably
 from vsync.store.keyed_id import plain_id
-from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
 from vsync.sync.crypt.errors import NoPassphrase, RemoteTampered, RolledBack, WrongPassphrase
+from vsync.sync.crypt.keyring import check_marker
 from vsync.sync.crypt.keys import KEY_FILE_BYTES, BadKeyFile, MasterKey, unwrap
 from vsync.sync.crypt.seal import (
     EMPTY_BRANCH,
@@ -64,7 +63,7 @@ class CountingStore:
         self.received += len(data)
         return data
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         written = self.inner.write_if_absent(name, data)
         self.sent += len(data) if written else 0
         return written
@@ -89,21 +88,13 @@ def store_for(remote: Remote, opts: SyncOptions) -> ObjectStore:
 
 
 def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
-    try:
-        marker = store.read(MARKER, 0, 4096)
-    except ObjectMissing:
-        raise UsageError(f"{where} is not an encrypted vsync remote") from None
-    if marker != MARKER_TEXT:
-        raise UnsupportedFormat(
-            f"{where}: encrypted remote format {marker[:64]!r} is not one this vsync reads; "
-            "upgrade vsync"
-        )
+    check_marker(store, where)
     names = store.list("keys/")[:MAX_KEYS]
     for name in names:
-        data = store.read(name, 0, KEY_FILE_BYTES + 1)
         try:
+            data = store.read(name, 0, KEY_FILE_BYTES + 1)
             key = unwrap(data, passphrase)
-        except BadKeyFile:
+        except (BadKeyFile, ObjectMissing):  # not a key file; removed meanwhile
             continue
         if key is not None:
             return key

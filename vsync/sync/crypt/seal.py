@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
 from vsync.store.keyed_id import keyed_id
 from vsync.sync.crypt.errors import RemoteTampered
 from vsync.sync.crypt.keys import MasterKey, padded
@@ -27,6 +28,7 @@ AD_PREFIX = b"vsync-v1"
 RECORD_HEAD = struct.Struct(">32sBI")  # chunk id, compression, raw_len
 INDEX_ENTRY = struct.Struct(">32sQIIB")  # chunk id, offset, sealed length, raw_len, compression
 MAX_RECORDS = 4096
+_ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")  # cryptography 45 and later
 PACK_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -72,26 +74,37 @@ class Sealer:
     # -- chunk packs -----------------------------------------------------------
     def seal_pack(
         self, name: str, records: list[tuple[bytes, int, int, bytes]]
-    ) -> tuple[bytes, bytes]:
+    ) -> tuple[bytearray, bytes]:
         """A chunk pack of ``records`` (id, raw_len, compression, stored payload)
-        and its index payload."""
+        and its index payload. Each record is sealed straight into the pack's
+        one buffer (its padding included): no piece is copied twice."""
         head = HEAD.pack(MAGIC, 1, KIND_PACK)
-        out = [head]
+        end = len(head) + sum(NONCE + RECORD_HEAD.size + len(r[3]) + TAG for r in records)
+        out = bytearray(padded(end))
+        out[: len(head)] = head
+        view = memoryview(out)
         offset = len(head)
         entries = [struct.pack(">BI", 1, len(records))]
         for i, (cid, raw_len, compression, payload) in enumerate(records):
             nonce = os.urandom(NONCE)
             body = RECORD_HEAD.pack(cid, compression, raw_len) + payload
-            sealed = nonce + self._aead.encrypt(nonce, body, self._ad(head, name, _u32(i)))
-            out.append(sealed)
-            entries.append(INDEX_ENTRY.pack(cid, offset, len(sealed), raw_len, compression))
-            offset += len(sealed)
-        out.append(bytes(padded(offset) - offset))
-        return b"".join(out), b"".join(entries)
+            length = NONCE + len(body) + TAG
+            view[offset : offset + NONCE] = nonce
+            ad = self._ad(head, name, _u32(i))
+            if _ENCRYPT_INTO:
+                self._aead.encrypt_into(nonce, body, ad, view[offset + NONCE : offset + length])
+            else:
+                view[offset + NONCE : offset + length] = self._aead.encrypt(nonce, body, ad)
+            entries.append(INDEX_ENTRY.pack(cid, offset, length, raw_len, compression))
+            offset += length
+        view.release()
+        return out, b"".join(entries)
 
-    def open_record(self, name: str, i: int, sealed: bytes, entry: IndexEntry) -> tuple[int, bytes]:
-        """Record ``i`` of pack ``name``: (compression, stored payload), checked
-        against its index ``entry``."""
+    def open_record(
+        self, name: str, i: int, sealed: bytes | memoryview, entry: IndexEntry
+    ) -> tuple[int, memoryview]:
+        """Record ``i`` of pack ``name``: (compression, stored payload, a view of the
+        opened record: not copied again), checked against its index ``entry``."""
         head = HEAD.pack(MAGIC, 1, KIND_PACK)
         try:
             body = self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], self._ad(head, name, _u32(i)))
@@ -100,7 +113,13 @@ class Sealer:
         cid, compression, raw_len = RECORD_HEAD.unpack_from(body)
         if (cid, compression, raw_len) != (entry.chunk_id, entry.compression, entry.raw_len):
             raise RemoteTampered(f"{name} (record {i})", "does not match its index")
-        return compression, body[RECORD_HEAD.size :]
+        return compression, memoryview(body)[RECORD_HEAD.size :]
+
+
+def max_sealed_len(raw_len: int) -> int:
+    """The longest a sealed record of a chunk of ``raw_len`` bytes may be: what an
+    index declares is bounded by it before anything is read."""
+    return NONCE + RECORD_HEAD.size + max_stored_len(raw_len) + TAG
 
 
 def _u32(i: int) -> bytes:
@@ -131,6 +150,8 @@ def parse_index(hexname: str, payload: bytes, sealer: Sealer) -> list[IndexEntry
         cid, offset, length, raw_len, compression = INDEX_ENTRY.unpack_from(
             payload, 5 + i * INDEX_ENTRY.size
         )
+        if raw_len > MAX_CHUNK_BYTES or length > max_sealed_len(raw_len):
+            raise RemoteTampered(where, f"record {i} is longer than its chunk allows")
         out.append(IndexEntry(cid, hexname, i, offset, length, raw_len, compression))
     if sealer.name_id(b"chunk-pack\0", *(e.chunk_id for e in out)) != hexname:
         raise RemoteTampered(where, "its name is not the id of its chunks")

@@ -15,6 +15,8 @@ import io
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import cast
 
 from vsync.errors import DamagedRepository, StoppedError, UsageError
 from vsync.model.gitdb import MODE_EXEC, MODE_FILE, Tree
@@ -42,7 +44,7 @@ from vsync.sync.remotes import Remote
 from vsync.sync.transfer import IncomingPack, TransferStats
 
 MAX_GIT_PACK = 1 << 30
-READ_RUN = 16 * 1024 * 1024  # bytes of adjacent records read at once
+READ_RUN = 4 * 1024 * 1024  # bytes of adjacent records read at once (a larger record alone)
 
 
 def _tracking(repo: Repository, remote: Remote) -> bytes | None:
@@ -130,41 +132,58 @@ def _new_chunks(repo: Repository, sent: list[bytes], held: dict[bytes, IndexEntr
     return list(wanted)
 
 
+def _store_pack(er: EncryptedRemote, name: str, pack: bytes | bytearray, index: bytes) -> None:
+    er.store.write_if_absent(f"packs/{name}", pack)
+    faults.point("encrypted-push-before-index")
+    er.store.write_if_absent(f"index/{name}", index)
+
+
 def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> TransferStats:
-    """Write ``wanted`` as sealed chunk packs, each followed by its index."""
+    """Write ``wanted`` as sealed chunk packs, each followed by its index.
+
+    One thread stores a pack (write, fsync: the disk or the network) while this
+    one reads and seals the next, so sealing costs no time beside the writing;
+    at most one pack waits, so memory stays bounded (two packs of 16 MiB).
+    """
     stats = TransferStats()
     records: list[tuple[bytes, int, int, bytes]] = []
     body = 0
+    pending: Future[None] | None = None
 
-    def flush() -> None:
-        nonlocal records, body
-        if not records:
-            return
-        name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
-        pack, index = er.sealer.seal_pack(f"packs/{name}", records)
-        er.store.write_if_absent(f"packs/{name}", pack)
-        faults.point("encrypted-push-before-index")
-        er.store.write_if_absent(
-            f"index/{name}", er.sealer.seal(KIND_INDEX, f"index/{name}", index)
-        )
-        records, body = [], 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vsync-seal") as pool:
 
-    for start in range(0, len(wanted), 256):
-        for s in repo.chunks.read_stored_many(wanted[start : start + 256]):
-            if records and (len(records) == MAX_RECORDS or body + len(s.payload) > PACK_BODY_BYTES):
-                flush()
-            records.append((s.chunk_id, s.raw_len, s.compression, s.payload))
-            body += len(s.payload)
-            stats.chunks += 1
-            stats.chunk_bytes += len(s.payload)
-    flush()
+        def flush() -> None:
+            nonlocal records, body, pending
+            if not records:
+                return
+            name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
+            pack, index = er.sealer.seal_pack(f"packs/{name}", records)
+            sealed_index = er.sealer.seal(KIND_INDEX, f"index/{name}", index)
+            records, body = [], 0
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(_store_pack, er, name, pack, sealed_index)
+
+        for start in range(0, len(wanted), 256):
+            for s in repo.chunks.read_stored_many(wanted[start : start + 256]):
+                if records and (
+                    len(records) == MAX_RECORDS or body + len(s.payload) > PACK_BODY_BYTES
+                ):
+                    flush()
+                records.append((s.chunk_id, s.raw_len, s.compression, s.payload))
+                body += len(s.payload)
+                stats.chunks += 1
+                stats.chunk_bytes += len(s.payload)
+        flush()
+        if pending is not None:
+            pending.result()
     return stats
 
 
 # -- fetch ---------------------------------------------------------------------------
 
 
-class _SealedIncoming(IncomingPack):
+class SealedIncoming(IncomingPack):
     """A git pack opened from the encrypted remote, kept aside until its chunks are in."""
 
     def load(self, data: bytes) -> None:
@@ -177,6 +196,18 @@ class _SealedIncoming(IncomingPack):
             raise ProtocolError(str(exc)) from None
         self.objects = self._pack.objects
         self.declared = (self.objects, self.bytes)
+
+
+def open_git_pack(er: EncryptedRemote, name: str) -> bytes:
+    """The git pack ``git/<name>``, opened and checked against its name."""
+    where = f"git/{name}"
+    data = er.store.read(where, 0, MAX_GIT_PACK + 1)
+    if len(data) > MAX_GIT_PACK:
+        raise RemoteTampered(where, "too long")
+    payload = er.sealer.open(KIND_GIT, where, data)
+    if er.sealer.name_id(b"git-pack\0", payload) != name:
+        raise RemoteTampered(where, "its name is not the id of its content")
+    return payload
 
 
 def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
@@ -196,14 +227,8 @@ def _fetch(repo: Repository, remote: Remote, er: EncryptedRemote) -> TransferRes
         for name, tip in record.git_packs:
             if repo.gitdb.has(tip):
                 continue
-            where = f"git/{name}"
-            data = er.store.read(where, 0, MAX_GIT_PACK + 1)
-            if len(data) > MAX_GIT_PACK:
-                raise RemoteTampered(where, "too long")
-            payload = er.sealer.open(KIND_GIT, where, data)
-            if er.sealer.name_id(b"git-pack\0", payload) != name:
-                raise RemoteTampered(where, "its name is not the id of its content")
-            incoming = _SealedIncoming(repo)
+            payload = open_git_pack(er, name)
+            incoming = SealedIncoming(repo)
             try:
                 incoming.load(payload)
                 incoming.validate([tip])
@@ -262,14 +287,16 @@ def _fetch_chunks(
             name = f"packs/{pack}"
             for run in _runs(entries):
                 start = run[0].offset
-                blob = er.store.read(name, start, run[-1].offset + run[-1].length - start)
+                blob = memoryview(
+                    er.store.read(name, start, run[-1].offset + run[-1].length - start)
+                )
                 records = []
                 for e in run:
                     sealed = blob[e.offset - start : e.offset - start + e.length]
                     compression, payload = er.sealer.open_record(name, e.position, sealed, e)
                     if e.raw_len != lengths[e.chunk_id] or e.raw_len > codec.MAX_CHUNK_BYTES:
                         raise RemoteTampered(name, "a chunk's length differs from its manifest")
-                    codec.decode(compression, payload, e.raw_len, e.chunk_id, name)
+                    codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
                     records.append((e.chunk_id, e.raw_len, compression, payload))
                     stats.chunks += 1
                     stats.chunk_bytes += len(payload)

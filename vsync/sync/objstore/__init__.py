@@ -62,7 +62,7 @@ class ObjectStore(Protocol):
         :class:`ObjectMissing` if there is no such object."""
         ...
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         """Store ``data`` as ``name`` whole and durably, unless ``name`` exists
         (then nothing changes); whether it was written."""
         ...

@@ -16,10 +16,11 @@ import errno
 import fcntl
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from vsync.errors import EnvironmentFailure
+from vsync.errors import EnvironmentFailure, UsageError
 from vsync.store import faults
 from vsync.store.chunkstore import fsync_dir
 from vsync.sync.objstore import ObjectMissing, check_name
@@ -30,6 +31,32 @@ _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 class FolderStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @classmethod
+    def create(cls, path: Path, objects: list[tuple[str, bytes]]) -> FolderStore:
+        """A new store at ``path`` (absent or an empty folder) holding ``objects``,
+        written in order (the last one, the marker, last of all).
+
+        Built in ``PATH.init-tmp`` and renamed into place, so a half-made store is
+        never found at ``path``.
+        """
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise UsageError(f"{path} already exists and is not an empty folder")
+        tmp = path.with_name(path.name + ".init-tmp")
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            store = cls(tmp)
+            for name, data in objects:
+                store.write_if_absent(name, data)
+            faults.point("objstore-created")
+            if path.exists():
+                path.rmdir()
+            os.rename(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as exc:
+            raise EnvironmentFailure(f"could not create {path}: {exc.strerror}") from None
+        return cls(path)
 
     def _path(self, name: str) -> Path:
         return self.root / check_name(name)
@@ -62,7 +89,7 @@ class FolderStore:
         except IsADirectoryError:
             raise ObjectMissing(name) from None
 
-    def _temp(self, path: Path, data: bytes) -> Path:
+    def _temp(self, path: Path, data: bytes | bytearray) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
         with open(tmp, "xb") as f:
@@ -71,7 +98,7 @@ class FolderStore:
             os.fsync(f.fileno())
         return tmp
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         path = self._path(name)
         if path.exists():
             return False

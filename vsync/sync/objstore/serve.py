@@ -8,6 +8,7 @@ bounds every size before it allocates (docs/protocol.md, "Object store").
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from vsync.sync.objstore.folder import FolderStore
 from vsync.sync.protocol import Connection, ProtocolError
 
 MARKER = "vsync-remote"
+MARKER_TEXT = b"vsync encrypted remote\nformat 1\n"
+KEY_FILE_BYTES = 108  # docs/format.md, "Key file"
+_FIRST_KEY = re.compile(r"keys/[0-9a-f]{16}")
 MAX_OBJECT = (1 << 30) + (1 << 20)  # a sealed git pack of 1 GiB, with its padding
 LIST_PAGE = 500
 
@@ -46,12 +50,34 @@ def receive_data(conn: Connection, size: int) -> bytes:
     return bytes(buf)
 
 
-def send_data(conn: Connection, data: bytes) -> None:
+def send_data(conn: Connection, data: bytes | bytearray) -> None:
+    view = memoryview(data)
     for at in range(0, len(data), p.PACK_DATA_BYTES):
-        conn.send(p.OBJ_DATA, data[at : at + p.PACK_DATA_BYTES])
+        conn.send(p.OBJ_DATA, bytes(view[at : at + p.PACK_DATA_BYTES]))
 
 
-def serve_objects(conn: Connection, path: Path, raw_path: str) -> int:
+def create_from_hello(hello: dict[str, Any], path: Path) -> None:
+    """Make ``path`` an encrypted remote holding the one key file the client's HELLO
+    sends (``"create_encrypted": {"name": "keys/<16 hex>", "data": hex}``): the server only
+    stores it, as :meth:`FolderStore.create` builds any store."""
+    create = hello.get("create_encrypted")
+    if not isinstance(create, dict):
+        raise ProtocolError("the client sent a bad create_encrypted in HELLO")
+    name, data = create.get("name"), create.get("data")
+    if not isinstance(name, str) or not _FIRST_KEY.fullmatch(name):
+        raise ProtocolError("the client sent a bad key name in HELLO")
+    if not isinstance(data, str) or len(data) != 2 * KEY_FILE_BYTES:
+        raise ProtocolError("the client sent a bad key file in HELLO")
+    try:
+        key_file = bytes.fromhex(data)
+    except ValueError:
+        raise ProtocolError("the client sent a bad key file in HELLO") from None
+    FolderStore.create(path, [(name, key_file), (MARKER, MARKER_TEXT)])
+
+
+def serve_objects(conn: Connection, path: Path, raw_path: str, hello: dict[str, Any]) -> int:
+    if "create_encrypted" in hello:
+        create_from_hello(hello, path)
     if not (path / MARKER).is_file():
         raise UsageError(f"{raw_path} is not an encrypted vsync remote on the remote")
     store = FolderStore(path)

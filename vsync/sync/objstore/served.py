@@ -21,10 +21,13 @@ MAX_NAMES = 1 << 20
 
 
 class ServedStore:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, create: tuple[str, bytes] | None = None) -> None:
         self.transport = transport
         self.conn = Connection(transport)
-        self.conn.send_json(p.HELLO, p.hello_payload("client", objects=1))
+        extra: dict[str, Any] = {"objects": 1}
+        if create is not None:
+            extra["create_encrypted"] = {"name": check_name(create[0]), "data": create[1].hex()}
+        self.conn.send_json(p.HELLO, p.hello_payload("client", **extra))
         self.conn.flush()
         hello = self.conn.expect(p.HELLO).json()
         p.check_hello(hello)
@@ -33,11 +36,17 @@ class ServedStore:
 
     @classmethod
     def open(
-        cls, url: RemoteURL, remote_cmd: str | None = None, accept_new_host: bool = False
+        cls,
+        url: RemoteURL,
+        remote_cmd: str | None = None,
+        accept_new_host: bool = False,
+        create: tuple[str, bytes] | None = None,
     ) -> ServedStore:
+        """Connect; with ``create`` (a key file's name and bytes), ask the server to
+        make the encrypted remote first (docs/protocol.md, "Object store")."""
         transport = open_transport(url, remote_cmd, accept_new_host)
         try:
-            return cls(transport)
+            return cls(transport, create)
         except BaseException:
             transport.close()
             raise
@@ -49,7 +58,9 @@ class ServedStore:
         with contextlib.suppress(VsyncError):
             self.transport.close()
 
-    def _ask(self, request: dict[str, Any], data: bytes | None = None) -> dict[str, Any]:
+    def _ask(
+        self, request: dict[str, Any], data: bytes | bytearray | None = None
+    ) -> dict[str, Any]:
         self.conn.send_json(p.OBJ_REQUEST, request)
         if data is not None:
             send_data(self.conn, data)
@@ -96,7 +107,7 @@ class ServedStore:
             if len(buf) > want:
                 raise ProtocolError("the remote sent more of an object than was asked")
 
-    def write_if_absent(self, name: str, data: bytes) -> bool:
+    def write_if_absent(self, name: str, data: bytes | bytearray) -> bool:
         check_name(name)
         reply = self._ask({"op": "write", "name": name, "size": len(data)}, data)
         return reply.get("written") is True

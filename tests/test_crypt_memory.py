@@ -1,0 +1,46 @@
+"""Memory of encrypted push and fetch: flat whatever the file size (issue 15).
+
+A file larger than everything the transfer may hold at once (one sealed pack
+being stored and one being sealed on push, 16 MiB each; a 4 MiB range on fetch)
+is pushed and fetched; each process's peak RSS (``wait4``, tests/hostile_peer.py)
+must stay under the limit, which a copy of the whole file would break.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hostile_peer as hp
+from conftest import run_vsync
+from test_crypt_remote import PASS, make_remote
+
+FILE_BYTES = 160 << 20
+LIMIT_MIB = 150
+
+
+def test_push_and_fetch_of_a_large_file_stay_under_the_memory_limit(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)  # scrypt at log2n 10: 1 MiB
+    a = tmp_path / "a"
+    a.mkdir()
+    with open(a / "big.bin", "wb") as f:
+        for _ in range(FILE_BYTES >> 20):
+            f.write(os.urandom(1 << 20))
+    env = {**os.environ, **PASS, "VSYNC_AUTHOR_NAME": "T", "VSYNC_AUTHOR_EMAIL": "t@e.com"}
+    run_vsync("init", cwd=a)
+    run_vsync("commit", "-q", "-m", "big", cwd=a, env=env)
+    run_vsync("remote", "add", "origin", remote, cwd=a)
+    vsync = [sys.executable, "-m", "vsync"]
+    rc, _out, err, peak = hp.maxrss_of([*vsync, "push", "-q"], a, env)
+    assert rc == 0, err
+    assert peak < LIMIT_MIB, f"the encrypted push peaked at {peak:.0f} MiB"
+    b = tmp_path / "b"
+    b.mkdir()
+    run_vsync("init", cwd=b)
+    run_vsync("remote", "add", "origin", remote, cwd=b)
+    rc, _out, err, peak = hp.maxrss_of([*vsync, "fetch", "-q"], b, env)
+    assert rc == 0, err
+    assert peak < LIMIT_MIB, f"the encrypted fetch peaked at {peak:.0f} MiB"
+    run_vsync("pull", cwd=b, env=env)
+    assert (b / "big.bin").stat().st_size == FILE_BYTES
