@@ -152,6 +152,16 @@ run 'vsync status'
 run 'vsync status --porcelain'
 run 'vsync commit -m "Day 4, cover is a link, blurry photo gone"'
 
+block portability
+run 'echo "Day 6" > "plan: day 6.txt"'
+run 'echo "drafts" > aux.txt'
+run 'echo "notes" > Notes.md'
+run 'vsync status'
+run 'git config -f .vsync/config portability.strict true'
+fails 'vsync commit -m "Day 6 plan"'
+run 'git config -f .vsync/config --unset portability.strict'
+run 'rm "plan: day 6.txt" aux.txt Notes.md'
+
 block chunks
 run 'poke lisbon/tram.mp4 "chapter: the tram turns"'
 run 'vsync status --porcelain'
@@ -293,6 +303,7 @@ run 'vsync diff'
 run 'vsync commit -q -m "Day 5"'
 run 'vsync diff HEAD~1 HEAD -- notes.md'
 run 'vsync diff HEAD~2 HEAD~1'
+run 'vsync diff --stat HEAD~2 HEAD'
 
 block show
 run 'vsync show HEAD~4:notes.md'
@@ -372,6 +383,8 @@ run 'echo "- Day 7: sort the photos" > ideas.md'
 run 'vsync status --json'
 run 'vsync log --json -n 1 | python3 -m json.tool'
 run 'vsync history --json notes.md | python3 -c "import json, sys; h = json.load(sys.stdin); print(len(h[\"versions\"]), h[\"versions\"][0][\"size\"])"'
+run 'vsync diff --stat --json HEAD~1 HEAD'
+run 'vsync fetch --json'
 run 'rm ideas.md'
 
 # -- 6. undo -----------------------------------------------------------------------------

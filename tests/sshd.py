@@ -260,7 +260,10 @@ def _sshd_config(root: Path, port: int, user: str, ipv6: bool) -> str:
         "PrintMotd no\n"
         "PrintLastLog no\n"
         "X11Forwarding no\n"
-        "AllowTcpForwarding no\n"
+        # ProxyJump through this sshd (tests/test_ssh_proxy.py): forwarding to
+        # loopback only, never a listener
+        "AllowTcpForwarding local\n"
+        "PermitOpen 127.0.0.1:* [::1]:*\n"
         "AllowAgentForwarding no\n"
         "AcceptEnv VSYNC_*\n"
         "MaxStartups 64\n"

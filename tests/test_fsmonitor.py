@@ -383,3 +383,16 @@ def test_a_tree_edited_is_the_tree_built(tmp_path: Path) -> None:
             rng.shuffle(items)
             got, _ = edit_tree(repo.gitdb, tree if flat else None, dict(items))
             assert got == build_tree(new)[0], (flat, new)
+
+
+def test_commit_with_a_watcher_warns_about_unportable_names(
+    tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    root = make_folder(tmp_path)
+    settle_racy()
+    started(monitors, root)
+    (root / "docs" / "aux.txt").write_text("devices\n")
+    out = run_vsync("commit", "-m", "names", cwd=root)
+    assert out.stderr.splitlines() == [
+        "vsync: warning: 'docs/aux.txt' is a reserved name on Windows (AUX, with any extension)"
+    ]

@@ -56,6 +56,12 @@ those characters escaped (:func:`vsync.ui.escape.escape_text`); file content
     change that also flips the exec bit is preceded by the ``mode change``
     line.
 
+``diff --stat``
+    One line per changed path, `` P | N +++--`` (N the lines added and removed,
+    the bar scaled to at most 50 characters), `` P | Bin OLD -> NEW bytes`` for
+    a binary file, then `` F files changed, I insertions(+), D deletions(-)``.
+    ``--stat --json``: one JSON object (:mod:`vsync.cli.json_out`).
+
 ``show REV``
     The ``log`` header, then (if anything changed) a blank line and one
     ``<letter>\\t<path>`` line per changed path against the first parent:
@@ -85,6 +91,7 @@ from vsync.errors import UnknownRevision, UsageError
 from vsync.model.repository import Repository
 from vsync.model.revisions import resolve, resolve_at, split_rev_path
 from vsync.ops.diff import DiffKind, FileDiff, Version, file_diffs, revision_pairs, working_pairs
+from vsync.ops.diff_stat import DiffStat
 from vsync.ops.follow import deleted_files, follow
 from vsync.ops.log import LogEntry, walk
 from vsync.ops.show import find, list_folder, show_commit, write_file
@@ -107,9 +114,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "diff",
         help="show changes: HEAD or REV vs the working folder, or REV1 vs REV2",
-        usage="vsync diff [--at DATE] [REV [REV]] [-- PATH...]",
+        usage="vsync diff [--at DATE] [--stat [--json]] [REV [REV]] [-- PATH...]",
     )
     p.add_argument("--at", metavar="DATE", help="the branch as it was on DATE, as first REV")
+    p.add_argument("--stat", action="store_true", help="lines added and removed per path")
+    p.add_argument("--json", action="store_true", help="with --stat: one JSON object")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="[REV [REV]] [-- PATH...]")
     p.set_defaults(func=cmd_diff)
 
@@ -320,12 +329,17 @@ def render_diff(fd: FileDiff) -> Iterator[str]:
         yield from fd.lines
 
 
-def _pop_at(raw: list[str]) -> tuple[list[str], str | None]:
-    """``--at DATE`` / ``--at=DATE`` taken out of diff's arguments (before any '--')."""
+def _pop_at(raw: list[str], flags: set[str]) -> tuple[list[str], str | None]:
+    """``--at DATE`` / ``--at=DATE`` taken out of diff's arguments (before any '--'); a
+    ``--stat`` or ``--json`` there is moved into ``flags``."""
     end = raw.index("--") if "--" in raw else len(raw)
     out, at, i = [], None, 0
     while i < len(raw):
         arg = raw[i]
+        if i < end and arg in ("--stat", "--json"):
+            flags.add(arg[2:])
+            i += 1
+            continue
         if i < end and arg == "--at":
             if i + 1 >= end:
                 raise UsageError("--at needs a DATE")
@@ -341,7 +355,10 @@ def _pop_at(raw: list[str]) -> tuple[list[str], str | None]:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
-        raw, at = _pop_at(list(args.args))
+        flags = {name for name in ("stat", "json") if getattr(args, name)}
+        raw, at = _pop_at(list(args.args), flags)
+        if "json" in flags and "stat" not in flags:
+            raise UsageError("diff --json goes with --stat (the line diff has no JSON form)")
         if args.at is not None:
             if at is not None:
                 raise UsageError("--at given twice")
@@ -358,10 +375,53 @@ def cmd_diff(args: argparse.Namespace) -> int:
             repo.require_worktree()
             base = resolve(repo, revs[0]) if revs else repo.head()
             pairs = working_pairs(repo, base, paths, warn)
-        for fd in file_diffs(repo, pairs):
-            emit("".join(render_diff(fd)))
+        if "stat" in flags:
+            from vsync.ops.diff_stat import diff_stat
+
+            stat = diff_stat(file_diffs(repo, pairs))
+            if "json" in flags:
+                from vsync.cli.json_out import diff_stat_json, write_json
+
+                write_json(diff_stat_json(stat))
+                return 0
+            emit(render_stat(stat))
+        else:
+            for fd in file_diffs(repo, pairs):
+                emit("".join(render_diff(fd)))
     sys.stdout.buffer.flush()
     return 0
+
+
+STAT_BAR = 50  # the widest +/- bar, as git's at 80 columns
+
+
+def render_stat(stat: DiffStat) -> str:
+    """git's ``--stat``: `` PATH | N +++--`` (``Bin OLD -> NEW bytes`` for a binary
+    file), then `` F files changed, I insertions(+), D deletions(-)``."""
+    if not stat.files:
+        return ""
+    names = [quote_path(f.path) for f in stat.files]
+    width = max(len(n) for n in names)
+    counts = [(f.insertions or 0) + (f.deletions or 0) for f in stat.files]
+    most = max(counts)
+    digits = len(str(most))
+    lines = []
+    for f, name, n in zip(stat.files, names, counts, strict=True):
+        if f.insertions is None or f.deletions is None:
+            old, new = f.old_size or 0, f.new_size or 0
+            lines.append(f" {name:<{width}} | Bin {old} -> {new} bytes\n")
+            continue
+        plus, minus = f.insertions, f.deletions
+        if most > STAT_BAR:
+            plus = -(-plus * STAT_BAR // most) if plus else 0
+            minus = -(-minus * STAT_BAR // most) if minus else 0
+        bar = "+" * plus + "-" * minus
+        lines.append(f" {name:<{width}} | {n:>{digits}} {bar}".rstrip() + "\n")
+    total = (
+        f" {plural(len(stat.files), 'file')} changed, "
+        f"{plural(stat.insertions, 'insertion')}(+), {plural(stat.deletions, 'deletion')}(-)\n"
+    )
+    return "".join(lines) + total
 
 
 # -- show ---------------------------------------------------------------------------

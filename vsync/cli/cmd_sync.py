@@ -9,7 +9,7 @@ from typing import Any
 
 from vsync.cli.ask import add_allow_mass_change, mass_change_confirm
 from vsync.cli.output import escape_text, one_line, short, warn
-from vsync.cli.passphrase import passphrase_source
+from vsync.cli.passphrase import key_passphrase_source, passphrase_source
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions, TransferResult, fetch, push
 from vsync.sync.pull import SyncResult, clone, pull, sync
@@ -33,13 +33,15 @@ def add_ssh_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _net_options(p: argparse.ArgumentParser, porcelain: bool = True) -> None:
+def _net_options(p: argparse.ArgumentParser, json: bool = False) -> None:
     add_ssh_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
-    if porcelain:
-        p.add_argument(
-            "--porcelain", action="store_true", help="print a stable key=value summary for scripts"
-        )
+    form = p.add_mutually_exclusive_group()
+    form.add_argument(
+        "--porcelain", action="store_true", help="print a stable key=value summary for scripts"
+    )
+    if json:
+        form.add_argument("--json", action="store_true", help="the summary as one JSON object")
 
 
 def register(sub: Any) -> None:
@@ -76,7 +78,7 @@ def register(sub: Any) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("remote", nargs="?", help="remote name or URL (default: origin)")
-        _net_options(p)
+        _net_options(p, json=name != "sync")
         if name == "push":
             p.add_argument("--create", action="store_true", help="create a missing path remote")
         if name == "pull":
@@ -106,6 +108,7 @@ def sync_options(args: argparse.Namespace) -> SyncOptions:
         accept_new_host_key=args.accept_new_host_key,
         progress=transfer_progress_for(args.quiet),
         passphrase=passphrase_source(args.password_file),
+        key_passphrase=key_passphrase_source(),
     )
 
 
@@ -129,7 +132,11 @@ def _porcelain(r: TransferResult, **extra: object) -> str:
 
 
 def _report(verb: str, r: TransferResult, args: argparse.Namespace, **extra: object) -> None:
-    if args.porcelain:
+    if getattr(args, "json", False):
+        from vsync.cli.json_out import transfer_json, write_json
+
+        write_json(transfer_json(r, **extra))
+    elif args.porcelain:
         sys.stdout.write(_porcelain(r, **extra))
     elif not args.quiet:
         print(_summary(verb, r))
@@ -199,7 +206,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
             confirm=mass_change_confirm(),
         )
         code = report_integration(
-            repo, result.merged, remote.label, quiet=args.quiet or args.porcelain
+            repo, result.merged, remote.label, quiet=args.quiet or args.porcelain or args.json
         )
     _report("fetched from", result.fetched, args, outcome=result.merged.outcome.value)
     return code
@@ -208,7 +215,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     with Repository.discover() as repo:
         result = push(repo, find_remote(repo, args.remote), sync_options(args), create=args.create)
-    if args.porcelain:
+    if args.json:
+        from vsync.cli.json_out import transfer_json, write_json
+
+        write_json(transfer_json(result))
+    elif args.porcelain:
         sys.stdout.write(_porcelain(result))
     elif not args.quiet:
         if result.up_to_date:

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from vsync.cli.cmd_sync import add_ssh_options
-from vsync.cli.passphrase import passphrase_source
+from vsync.cli.passphrase import key_passphrase_source, passphrase_source
 from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.sync.client import SyncOptions
@@ -78,6 +78,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 accept_new_host_key=args.accept_new_host_key,
                 progress=transfer_progress_for() if args.once else None,
                 passphrase=passphrase_source(args.password_file),
+                key_passphrase=key_passphrase_source(),  # asked once, at the first connection
             )
             tty = sys.stdout.isatty() and not args.once
             view = WatchView(sys.stdout, tty, log)

@@ -1,4 +1,5 @@
-"""``--json`` output of status, log and history: one JSON document on stdout.
+"""``--json`` output of status, log, history, diff --stat, push, fetch and pull: one JSON
+document on stdout.
 
 As restic's ``--json``: a script reads the whole of stdout as one JSON value
 (an object for status and history, an array for log); errors stay one line
@@ -16,12 +17,16 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vsync.model.folder_scan import MODE_EXEC
 from vsync.ops.log import LogEntry
 from vsync.ops.status import StatusResult
 from vsync.ops.versions import FileVersion, FolderCommit, PathHistory
+
+if TYPE_CHECKING:
+    from vsync.ops.diff_stat import DiffStat
+    from vsync.sync.client import TransferResult
 
 BRANCH = "main"
 
@@ -88,6 +93,47 @@ def history_json(history: PathHistory) -> dict[str, Any]:
     else:
         out["versions"] = [_version_json(v) for v in history.versions]
     return out
+
+
+def diff_stat_json(stat: DiffStat) -> dict[str, Any]:
+    """``diff --stat --json``: per path its status letter, kind and counts, then totals."""
+    return {
+        "files": [
+            {
+                "path": f.path,
+                "status": f.status,
+                "kind": f.kind.value,
+                "insertions": f.insertions,
+                "deletions": f.deletions,
+                "old_size": f.old_size,
+                "new_size": f.new_size,
+            }
+            for f in stat.files
+        ],
+        "files_changed": len(stat.files),
+        "insertions": stat.insertions,
+        "deletions": stat.deletions,
+    }
+
+
+def transfer_json(r: TransferResult, **extra: object) -> dict[str, Any]:
+    """``push``/``fetch``/``pull --json``: the figures of ``--porcelain``, as numbers
+    (``old``/``new`` null where ``--porcelain`` prints ``-``, ``up_to_date`` a boolean)."""
+    s = r.stats
+    return {
+        "remote": r.remote,
+        "old": _hex(r.old),
+        "new": _hex(r.new),
+        "up_to_date": r.up_to_date,
+        "objects": s.objects,
+        "pack_bytes": s.pack_bytes,
+        "chunks": s.chunks,
+        "chunk_bytes": s.chunk_bytes,
+        "wire_sent": r.wire_sent,
+        "wire_received": r.wire_received,
+        "seconds": round(r.seconds, 3),
+        **extra,
+    }
 
 
 def write_json(value: object) -> None:

@@ -116,6 +116,7 @@ COMMAND_MODULES = {
     "reflog": "cmd_undo",
     "revert-to": "cmd_undo",
     "key": "cmd_keys",
+    "completion": "cmd_completion",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))  # in the order of the table
 

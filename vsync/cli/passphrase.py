@@ -1,10 +1,22 @@
-"""Where an encrypted remote's passphrase comes from: ``--password-file FILE``,
-else ``VSYNC_PASSWORD``, else a prompt on the terminal."""
+"""Where passphrases come from.
+
+An encrypted remote's: ``--password-file FILE``, else ``VSYNC_PASSWORD``, else a
+prompt on the terminal.
+
+An encrypted SSH private key's (:func:`key_passphrase_source`), as OpenSSH asks:
+on the terminal (``/dev/tty``, not echoed), or from the program ``SSH_ASKPASS``
+names (its one argument the prompt, the passphrase its first line of output)
+when ``SSH_ASKPASS_REQUIRE`` is ``force`` or ``prefer``, or when there is no
+terminal (``never``: only the terminal). Each key is asked for once per run; a
+wrong passphrase is asked again, at most three times.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +72,63 @@ def new_passphrase_source(password_file: str | None) -> Callable[[], str]:
         return first
 
     return get
+
+
+ASKPASS_TIMEOUT = 300.0  # seconds an askpass program may take (a person types there)
+
+
+def key_passphrase_source() -> Callable[[str, int], str | None]:
+    """``ask(path, attempt)``: the passphrase of the SSH key ``path`` (None: skip it)."""
+    given: dict[str, str] = {}
+
+    def ask(path: str, attempt: int) -> str | None:
+        if attempt == 0 and path in given:
+            return given[path]
+        prompt = f"Enter passphrase for key '{path}': "
+        if attempt:
+            prompt = "Wrong passphrase. " + prompt
+        phrase = _ask(prompt)
+        if phrase is not None:
+            given[path] = phrase
+        return phrase
+
+    return ask
+
+
+def _ask(prompt: str) -> str | None:
+    askpass = os.environ.get("SSH_ASKPASS", "")
+    require = os.environ.get("SSH_ASKPASS_REQUIRE", "")
+    if askpass and require in ("force", "prefer"):
+        return _run_askpass(askpass, prompt)
+    phrase = _from_terminal(prompt)
+    if phrase is None and askpass and require != "never":
+        return _run_askpass(askpass, prompt)
+    return phrase
+
+
+def _from_terminal(prompt: str) -> str | None:
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None
+    os.close(tty)
+    with contextlib.suppress(EOFError, OSError):
+        return getpass.getpass(prompt)
+    return None
+
+
+def _run_askpass(program: str, prompt: str) -> str | None:
+    try:
+        done = subprocess.run(
+            [program, prompt],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=ASKPASS_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None  # cancelled
+    lines = done.stdout.decode("utf-8", "replace").splitlines()
+    return lines[0] if lines else ""

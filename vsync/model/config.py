@@ -121,6 +121,14 @@ class RepoConfig:
     def bare(self) -> bool:
         return self.get(("vsync",), "bare", "false") == "true"
 
+    def portability_strict(self) -> bool:
+        """``portability.strict``: commit refuses names that cannot exist on Windows or
+        macOS (see :mod:`vsync.model.portability`) instead of warning."""
+        from vsync.model.portability import strict
+
+        value = self.get(("portability",), "strict")
+        return strict(None if value is None else value.lower(), str(self.path))
+
     @property
     def trust_git_folders(self) -> bool:
         """``safety.trustGitFolders``: write incoming git configs and hooks (see holdback)."""

@@ -20,6 +20,7 @@ from vsync.model.ignore import Ignore
 from vsync.model.paths import (
     CONTROL_NAME,
     TEMP_PREFIX,
+    UNICODE_TWINS,
     control_shaped,
     fold_name,
     is_under,
@@ -140,7 +141,7 @@ def scan(
             if kind == S_IFDIR:
                 stack.append((entry.path, rel))
             elif rel in out:
-                warn(f"skipping '{entry.path}': its name collides with '{out[rel].disk}'")
+                warn(f"skipping a second '{rel}': {UNICODE_TWINS}")
             else:
                 out[rel] = WorkFile(rel, entry.path, file_stat(st))
     if prefixes is not None:

@@ -70,6 +70,7 @@ from vsync.model.manifest import FileTooLarge
 from vsync.model.paths import (
     CONTROL_NAME,
     TEMP_PREFIX,
+    UNICODE_TWINS,
     control_shaped,
     fold_name,
     nfc,
@@ -142,6 +143,12 @@ class FolderTree:
 
     def path(self, r: int) -> str:
         return self.names[self.offsets[r] : self.offsets[r + 1] - 1].decode("utf-8")
+
+    def paths(self) -> list[str]:
+        """Every file's path, in one decode."""
+        if not self.files:
+            return []
+        return bytes(self.names[: self.offsets[self.files] - 1]).decode("utf-8").split("\0")
 
     def flat(self) -> dict[str, tuple[int, bytes]]:
         """``{path: (git mode, id)}`` of every file (for sync's mass-change check)."""
@@ -410,9 +417,7 @@ class _Reader:
                 continue
             if seen is not None:
                 if name in seen:
-                    warnings.append(
-                        f"skipping '{disk}/{disk_name}': its name collides with '{seen[name]}'"
-                    )
+                    warnings.append(f"skipping a second '{head}{name}': {UNICODE_TWINS}")
                     continue
                 seen[name] = f"{disk}/{disk_name}"
             if is_dir:

@@ -37,6 +37,14 @@ _ALIAS_HEADS = frozenset(".vVgG")  # first character of any name that folds to a
 _PART_HEADS = frozenset("cCgG")  # ... and of any that folds to a CONTROL_PARTS name
 
 
+# Why the scan skips a name: another one in its folder is the same text in another Unicode
+# form (NFC against NFD); vsync keys names by NFC, as macOS's file systems do.
+UNICODE_TWINS = (
+    "two names in its folder are the same text in different Unicode forms (NFC and NFD), "
+    "one name for vsync and on macOS; rename one of them"
+)
+
+
 def nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 

@@ -20,6 +20,11 @@ commit goes on top of HEAD. Checkout makes the *whole* folder that version:
 files that are in neither HEAD nor the target but whose content is recorded
 (left there by an earlier checkout) go too; untracked files recorded nowhere
 stay. Restore keeps every untracked file, as ``git restore`` does.
+
+On a file system that folds case, a target holding two names that differ only
+by case gets the later one under a conflict-copy name, with a warning
+(:mod:`vsync.ops.case_fold`); HEAD's entry of that name is then never removed
+(on such a file system its name opens its twin).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, flatten_commit
 from vsync.model.stable_read import content_id_if_unchanged
 from vsync.model.statcache import Stat, StatKey, stat_key
+from vsync.ops.case_fold import folds_case, keep_case_twins
 from vsync.ops.folder_writer import (
     FolderWriter,
     Remove,
@@ -302,6 +308,10 @@ def apply_snapshot(
     with repo.lock():
         head = repo.head()
         base = flatten_commit(db, head, scope)
+        if folds_case(root_path):
+            target, moved = keep_case_twins(target, repo.config.identity().host, warn)
+            for path in moved:
+                base.pop(path, None)  # never removed through the name its twin answers to
         with repo.ingester() as ingester:
             shape = DiskShape(root)
             holds = repo.holds

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from binascii import unhexlify
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,7 @@ from vsync.model.folder_snapshot import (
 from vsync.model.folder_tree import Fallback, FolderTree, read_folder_tree
 from vsync.model.gitdb import PackStream, RawObject, commit_object
 from vsync.model.repository import BRANCH, MERGE_STATE, Repository
-from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten
+from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten, lookup
 from vsync.model.statcache import StatCache
 from vsync.ops.hooks import require_hook_ok, run_hook
 from vsync.ops.monitored import Asked, ask_watcher, read_for_commit, record_commit
@@ -114,6 +114,7 @@ def commit(
         head = repo.head()
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
+        guard = PortabilityGuard(repo, warn, head_tree)
         store = repo.chunks
         cache = StatCache(repo.control)
         asked = ask_watcher(repo, cache)  # a running watcher: what changed (fsmonitor)
@@ -123,17 +124,45 @@ def commit(
                 changed = read_for_commit(repo, cache, asked, warn, w)
             if changed is not None:
                 try:
-                    result = record_commit(repo, cache, asked, changed, w, message, check)
+                    result = record_commit(repo, cache, asked, changed, w, message, check, guard)
                 finally:
                     cache.flush()
         if result is None:
             result = _read_and_record(
-                repo, warn, progress, head, head_tree, message, parents_extra, check, asked
+                repo, warn, progress, head, head_tree, message, parents_extra, check, asked, guard
             )
         if merge is not None and result.commit_id is not None:
             merge.clear()
     # The hooks run once the lock is let go (a hook may run vsync itself).
     return _after_commit(repo, result, merge)
+
+
+class PortabilityGuard:
+    """The portability check of a commit's tree (:mod:`vsync.model.portability`): one
+    warning per path new to the branch whose name Windows or macOS cannot hold, or
+    with ``portability.strict`` a refusal
+    (:class:`~vsync.model.portability.NotPortable`). Whether a path is new is looked up
+    in HEAD's tree for the few suspects only: a commit never flattens HEAD for it."""
+
+    def __init__(self, repo: Repository, warn: Callable[[str], None], head_tree: bytes | None):
+        self.repo = repo
+        self.warn = warn
+        self.head_tree = head_tree
+        self.strict = repo.config.portability_strict()
+
+    def is_new(self, path: str) -> bool:
+        if self.head_tree is None:
+            return True
+        return lookup(self.repo.gitdb, self.head_tree, path)[0] is None
+
+    def __call__(self, paths: Collection[str]) -> None:
+        from vsync.model.portability import NotPortable, problems
+
+        found = problems(paths, self.is_new)
+        if found and self.strict:
+            raise NotPortable(found)
+        for path, why in found:
+            self.warn(f"'{path}' {why}")
 
 
 def _read_and_record(
@@ -146,6 +175,7 @@ def _read_and_record(
     parents_extra: list[bytes] | None,
     check: Check | None,
     asked: Asked,
+    guard: PortabilityGuard,
 ) -> CommitResult:
     """The commit with the whole folder read: by ``read_folder_tree``, or by the
     reference reader where that one gives up."""
@@ -176,6 +206,7 @@ def _read_and_record(
                 stream,
                 check,
                 asked if not warned else None,
+                guard,
             )
         else:
             result = _commit_working(
@@ -189,6 +220,7 @@ def _read_and_record(
                 check,
                 asked,
                 warned,
+                guard,
             )
     finally:
         stream.discard()  # what was not installed
@@ -218,13 +250,16 @@ def _commit_working(
     check: Check | None,
     asked: Asked,
     warned: list[str],
+    guard: PortabilityGuard,
 ) -> CommitResult:
     """The commit with the folder read by ``read_working`` (the reference reader)."""
     cache = StatCache(repo.control)
     with repo.ingester() as ingester, repo.chunks.writer() as w:
         state = read_working(repo, ingester, warn, w, progress, flush=False, cache=cache)
     try:
-        result = _record(repo, state, cache, head, head_tree, message, parents_extra, w, check)
+        result = _record(
+            repo, state, cache, head, head_tree, message, parents_extra, w, check, guard
+        )
         if asked.token is not None and state.stampable and not warned:
             # taken before the read; the folder is now the commit's tree
             cache.set_mark(asked.token, result.commit_id or head)
@@ -244,6 +279,7 @@ def _record_tree(
     stream: PackStream,
     check: Check | None,
     asked: Asked | None,
+    guard: PortabilityGuard,
 ) -> CommitResult:
     """:func:`_record` for a folder read by ``read_folder_tree``: its manifests and trees
     are in ``stream`` already; the commit joins them, then the branch moves. ``asked``:
@@ -259,6 +295,8 @@ def _record_tree(
         )
         if check is not None and not unchanged:  # a refusal changes nothing
             check({} if head_tree is None else flatten(repo.gitdb, head_tree), tree.flat())
+        if not unchanged:
+            guard(tree.paths())
         if unchanged:
             if head is not None:
                 stamp = clean_stamp(head, tree_id, tree.ignore_fingerprint)
@@ -291,6 +329,7 @@ def _record(
     parents_extra: list[bytes] | None,
     w: PackWriter,
     check: Check | None,
+    guard: PortabilityGuard,
 ) -> CommitResult:
     """Write what :func:`commit` read as a commit and move the branch to it; the stat
     cache gets a clean stamp for the tree committed (or found unchanged)."""
@@ -313,6 +352,8 @@ def _record(
         if old is None:
             old = {} if head_tree is None else flatten(repo.gitdb, head_tree)
         check(old, state.flat)
+    if not unchanged:
+        guard(state.flat.keys())
     # Held-back paths (holdback) commit as the tree had them; a hold whose path the
     # user changed since is over: the folder's version is what gets committed.
     repo.holds.prune(state.held)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from binascii import unhexlify
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 from vsync.model.fsmonitor import Answer, ask
@@ -284,9 +284,12 @@ def record_commit(
     writer: PackWriter,
     message: str,
     check: Check | None,
+    portable: Callable[[Collection[str]], None] | None = None,
 ) -> CommitResult:
     """Write the commit of what :func:`read_for_commit` read (its chunks sealed), its
-    tree built from the branch's and the changed paths; the caller flushes the cache."""
+    tree built from the branch's and the changed paths; the caller flushes the cache.
+    ``portable``: the portability check, given the paths added or changed (a case twin
+    of an unchanged file goes unnoticed here; the next full read finds it)."""
     from vsync.model.gitdb.tree_edit import edit_tree
     from vsync.ops.commit import CommitResult, advance_branch, make_commit
     from vsync.ops.status import clean_stamp
@@ -311,6 +314,8 @@ def record_commit(
     assert read is not None
     if check is not None:
         _check(repo, got.head_tree, read, changes, check)
+    if portable is not None:
+        portable([p for p, e in changes.items() if e is not None])
     tree_id, trees = edit_tree(repo.gitdb, got.head_tree, changes)
     c = make_commit(repo, tree_id, [got.head], message)
     objects = list(read.new_objects)

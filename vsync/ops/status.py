@@ -151,6 +151,12 @@ def status(
         if base is None:
             base = {} if head_tree is None else flatten(repo.gitdb, head_tree)
         entries = compare(base, state.flat)
+    if any(code == "??" for code, _ in entries):
+        from vsync.model.portability import problems
+
+        new = {path for code, path in entries if code == "??"}
+        for path, why in problems(state.flat.keys(), new.__contains__):
+            tell(f"'{path}' {why}")
     merge = MergeState.load(repo)
     if head is not None and head_tree is not None and not entries and state.stampable:
         cache.set_stamp(clean_stamp(head, head_tree, state.ignore_fingerprint))

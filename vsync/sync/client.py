@@ -53,6 +53,8 @@ class SyncOptions:
     progress: TransferProgress | None = None
     passphrase: Callable[[], str] | None = None  # an encrypted remote's (else VSYNC_PASSWORD)
     endpoint: str | None = None  # clone: the S3 endpoint of an s3:// URL (kept in its config)
+    # an encrypted SSH key's, by path and attempt (None: skip the key); see sync/ssh.py
+    key_passphrase: Callable[[str, int], str | None] | None = None
 
 
 @dataclass
@@ -115,7 +117,11 @@ def open_session(
 ) -> Session:
     """A session with ``remote``; ``timeout``: its idle timeout (:func:`idle_timeout`)."""
     transport = open_transport(
-        remote.url, opts.remote_cmd or remote.remote_cmd, opts.accept_new_host_key, timeout
+        remote.url,
+        opts.remote_cmd or remote.remote_cmd,
+        opts.accept_new_host_key,
+        timeout,
+        opts.key_passphrase,
     )
     transport.peer = f"the remote {remote.label}"
     conn = Connection(transport)

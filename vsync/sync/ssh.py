@@ -1,11 +1,24 @@
 """The SSH transport: ``vsync serve --stdio PATH`` through an asyncssh session.
 
 The only module that imports asyncssh. It honours ``~/.ssh/config`` (Host,
-HostName, Port, User, IdentityFile, UserKnownHostsFile, ...), the ssh-agent
-(``SSH_AUTH_SOCK`` or IdentityAgent) and the known_hosts files the way
-OpenSSH does, with ``StrictHostKeyChecking=yes`` by default and
-``accept-new`` on request: an unknown host key is recorded, a changed one is
-always refused.
+HostName, Port, User, IdentityFile, UserKnownHostsFile, ProxyCommand,
+ProxyJump, ...), the ssh-agent (``SSH_AUTH_SOCK`` or IdentityAgent) and the
+known_hosts files the way OpenSSH does, with ``StrictHostKeyChecking=yes`` by
+default and ``accept-new`` on request: an unknown host key is recorded, a
+changed one is always refused.
+
+``ProxyCommand``: the command (tokens ``%h``, ``%p``, ``%r``, ``%n``, ``%%``
+expanded) runs under ``/bin/sh -c`` as OpenSSH runs it, its standard input
+and output one end of a socketpair that stands for the TCP connection; it is
+ended with the transport. ``ProxyJump host1[,host2...]``: each jump host is
+resolved with its own ``~/.ssh/config`` entry (at most :data:`MAX_JUMPS`
+levels), connected and host-key checked like the target, and the next
+connection is tunnelled through it (``direct-tcpip``, as ``ssh -J``).
+
+Keys protected by a passphrase (which asyncssh skips when loading) are tried
+after the agent's and the plain keys, each once its passphrase is given by
+the caller's ``key_passphrase(path, attempt)`` (at most three attempts per
+key, as OpenSSH); without it they are skipped.
 
 How bytes move: asyncssh runs on an event loop in a daemon thread. What
 the protocol thread writes (buffers of up to 256 KiB) is handed to the loop
@@ -16,24 +29,24 @@ protocol thread through a ``socketpair`` (asyncio protocols on the loop's
 end): a full socket pauses reading the channel. asyncssh's own writes to
 the TCP socket are joined per loop turn (:class:`CoalescingWriter`).
 
-Only loopback addresses (127.0.0.1, ::1) are ever connected to (the issue's
-rule): names are resolved first and anything else is refused before a
-socket is opened.
+Under ``VSYNC_LOOPBACK_ONLY=1`` (the test suite) only loopback addresses
+(127.0.0.1, ::1) are ever connected to: names are resolved first and anything
+else is refused before a socket is opened; a proxied host (and every jump
+host) must be loopback too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,14 +59,23 @@ with warnings.catch_warnings():
 
 from vsync.sync.errors import (
     AuthFailed,
+    BadURL,
     HostKeyChanged,
     HostKeyUnknown,
-    HostNotAllowed,
     TransportError,
     Unreachable,
     UnsupportedSSHConfig,
 )
 from vsync.sync.fdpipe import wait_ready
+from vsync.sync.ssh_target import (
+    Link,
+    Target,
+    failure_reason,
+    known_hosts_name,
+    loopback_addresses,
+    loopback_only,
+    open_link,
+)
 from vsync.sync.transport import StreamTransport, TailBuffer, remote_command
 from vsync.sync.url import RemoteURL
 
@@ -81,7 +103,14 @@ PREFERRED_CIPHERS = [
 DEFAULT_KEYS = ("id_ed25519_sk", "id_ecdsa_sk", "id_ed448", "id_ed25519", "id_ecdsa", "id_rsa")
 DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
+# A user name that may go into a ProxyCommand (%r): nothing a shell would act on.
+_SAFE_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*")
+MAX_JUMPS = 8  # ProxyJump hops, counting those of the jump hosts' own entries
+PASSPHRASE_ATTEMPTS = 3  # as OpenSSH's NumberOfPasswordPrompts
 T = TypeVar("T")
+# ``key_passphrase(path, attempt)``: the passphrase of the private key ``path`` (attempt
+# 0, then 1, 2 after a wrong one), or None to skip that key.
+KeyPassphrase = Callable[[str, int], "str | None"]
 
 
 def open_ssh(
@@ -89,53 +118,27 @@ def open_ssh(
     remote_cmd: str,
     accept_new_host: bool = False,
     idle_timeout: float | None = None,
+    key_passphrase: KeyPassphrase | None = None,
 ) -> SSHTransport:
     """Connect to ``url``'s host and start ``<remote_cmd> serve --stdio PATH`` there."""
     target = resolve(url)
-    if idle_timeout is not None and not target.keepalive_configured:
-        target.connect_kwargs["keepalive_interval"] = idle_timeout / KEEPALIVE_PER_TIMEOUT
-        target.connect_kwargs["keepalive_count_max"] = KEEPALIVE_COUNT_MAX
-    sock = connect_socket(target)
-    return SSHTransport(url, target, sock, remote_cmd, accept_new_host, idle_timeout)
+    if idle_timeout is not None:
+        for t in (*target.jumps, target):
+            if not t.keepalive_configured:
+                t.connect_kwargs["keepalive_interval"] = idle_timeout / KEEPALIVE_PER_TIMEOUT
+                t.connect_kwargs["keepalive_count_max"] = KEEPALIVE_COUNT_MAX
+    link = open_link(target.jumps[0] if target.jumps else target)
+    return SSHTransport(
+        url, target, link, remote_cmd, accept_new_host, idle_timeout, key_passphrase
+    )
 
 
 # -- where to connect: ~/.ssh/config, known_hosts, the loopback rule ----------
 
 
-@dataclass
-class Target:
-    """What ``~/.ssh/config`` makes of a URL, ready to connect."""
-
-    host: str  # after HostName
-    port: int
-    user: str
-    connect_kwargs: dict[str, Any]
-    identity_files: list[str]  # the private keys that will be offered
-    agent: bool
-    user_known_hosts: list[Path]
-    known_hosts_files: list[Path]  # user files first, then global ones
-    host_key_name: str  # HostKeyAlias or host: the name known_hosts is searched for
-    timeout: float
-    addresses: list[tuple[int, int, int, Any]] = field(default_factory=list)
-    keepalive_configured: bool = False  # ~/.ssh/config sets ServerAliveInterval
-
-    @property
-    def label(self) -> str:
-        """The host as known_hosts writes it: ``host`` or ``[host]:port``."""
-        return known_hosts_name(self.host_key_name, self.port)
-
-    @property
-    def hostport(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def known_hosts_name(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def resolve(url: RemoteURL) -> Target:
-    """Apply ``~/.ssh/config`` to ``url`` and check the address is allowed."""
+def resolve(url: RemoteURL, depth: int = 0) -> Target:
+    """Apply ``~/.ssh/config`` to ``url`` and check the address is allowed; ``depth``:
+    the jump hosts already on the way (ProxyJump)."""
     config_file = Path("~/.ssh/config").expanduser()
     config = [str(config_file)] if os.access(config_file, os.R_OK) else []
     kwargs: dict[str, Any] = {"host": url.host, "config": config}
@@ -147,12 +150,19 @@ def resolve(url: RemoteURL) -> Target:
         opts = asyncssh.SSHClientConnectionOptions(**kwargs, client_keys=None)
     except (ValueError, OSError, asyncssh.Error) as exc:
         raise UnsupportedSSHConfig(f"cannot use ~/.ssh/config for {url.host}: {exc}") from None
-    if opts.tunnel or opts.proxy_command:
-        raise UnsupportedSSHConfig(
-            f"~/.ssh/config sets ProxyJump or ProxyCommand for {url.host}; "
-            "vsync connects directly only"
-        )
     cfg = opts.config
+    proxy_command = _unless_none(cfg.get("ProxyCommand", None))
+    proxy_jump = _unless_none(cfg.get("ProxyJump", None))
+    if proxy_command and proxy_jump:
+        raise UnsupportedSSHConfig(
+            f"~/.ssh/config sets both ProxyJump and ProxyCommand for {url.host}; keep one"
+        )
+    if proxy_command and not _SAFE_USER.fullmatch(opts.username or ""):
+        # %r goes into a shell command line (OpenSSH refuses the same: CVE-2023-51385)
+        raise UnsupportedSSHConfig(
+            f"the user name {opts.username!r} holds characters a shell would act on; "
+            f"it is not given to the ProxyCommand for {url.host}"
+        )
     named = [str(Path(p).expanduser()) for p in _path_list(cfg.get("IdentityFile", None))]
     identity_files = [p for p in named if os.access(p, os.R_OK)]
     if named:
@@ -163,7 +173,9 @@ def resolve(url: RemoteURL) -> Target:
             for name in DEFAULT_KEYS
             if os.access(p := Path("~/.ssh", name).expanduser(), os.R_OK)
         ]
-    kwargs["ignore_encrypted"] = True  # no passphrase prompts: use the agent for those
+    # Encrypted keys are not loaded here (no prompt for a key the agent holds):
+    # HostKeyPolicy.public_key_auth_requested unlocks them after the others.
+    kwargs["ignore_encrypted"] = True
     if not cfg.get("Ciphers", None):
         kwargs["encryption_algs"] = PREFERRED_CIPHERS
     agent_path = cfg.get("IdentityAgent", None) or os.environ.get("SSH_AUTH_SOCK", "")
@@ -185,8 +197,47 @@ def resolve(url: RemoteURL) -> Target:
         timeout=float(timeout),
         keepalive_configured=cfg.get("ServerAliveInterval", None) is not None,
     )
-    target.addresses = loopback_addresses(target, opts.family)
+    target.proxy_command = proxy_command
+    if proxy_jump:
+        target.jumps = _jump_targets(url.host, proxy_jump, depth)
+    if not (proxy_command or proxy_jump) or loopback_only():
+        # A proxied host is reached by the proxy: its name may mean nothing here.
+        target.addresses = loopback_addresses(target, opts.family)
     return target
+
+
+def _unless_none(value: object) -> str | None:
+    """A ProxyCommand or ProxyJump value; None when unset or ``none`` (OpenSSH's off)."""
+    if not value:
+        return None
+    text = str(value).strip()
+    return None if not text or text.lower() == "none" else text
+
+
+def _jump_targets(host: str, spec: str, depth: int) -> list[Target]:
+    """The jump hosts of ``ProxyJump spec``, each resolved with its own config entry
+    (and so its own jumps, which come first)."""
+    from vsync.sync.url import parse_url
+
+    out: list[Target] = []
+    for hop in spec.split(","):
+        hop = hop.strip()
+        try:
+            hop_url = parse_url(hop if hop.startswith("ssh://") else f"ssh://{hop}/.")
+        except BadURL:
+            raise UnsupportedSSHConfig(
+                f"~/.ssh/config: ProxyJump for {host} names a bad host: {hop!r}"
+            ) from None
+        if depth + len(out) + 1 > MAX_JUMPS:
+            raise UnsupportedSSHConfig(
+                f"~/.ssh/config: more than {MAX_JUMPS} ProxyJump hosts on the way to {host} "
+                "(a loop?)"
+            )
+        jump = resolve(hop_url, depth + len(out) + 1)
+        out.extend(jump.jumps)
+        jump.jumps = []
+        out.append(jump)
+    return out
 
 
 def _string_list(value: object) -> list[str]:
@@ -205,72 +256,6 @@ def _path_list(value: object) -> list[str]:
     if isinstance(value, list | tuple):
         return [str(v) for v in value]
     return [str(value)]
-
-
-def loopback_only() -> bool:
-    """``VSYNC_LOOPBACK_ONLY=1`` confines connections to 127.0.0.0/8 and ::1.
-
-    The test suite sets it so that no test can reach beyond this machine;
-    users connect wherever their URLs say.
-    """
-    return os.environ.get("VSYNC_LOOPBACK_ONLY") == "1"
-
-
-def loopback_addresses(target: Target, family: int) -> list[tuple[int, int, int, tuple[Any, ...]]]:
-    """The addresses of ``target.host``; under :func:`loopback_only`, only loopback ones."""
-    host = target.host
-    guard = loopback_only()
-    if guard and not _is_loopback(host, names_too=True):
-        raise HostNotAllowed(host, host)  # a literal address: refused before any lookup
-    try:
-        infos = socket.getaddrinfo(host, target.port, family, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        reason = f"cannot resolve the host name ({exc.strerror})"
-        raise Unreachable(target.hostport, reason) from None
-    out: list[tuple[int, int, int, tuple[Any, ...]]] = []
-    for fam, kind, proto, _name, sockaddr in infos:
-        address = str(sockaddr[0])
-        if guard and not _is_loopback(address):
-            raise HostNotAllowed(host, address)
-        out.append((fam, kind, proto, sockaddr))
-    return out
-
-
-def _is_loopback(address: str, names_too: bool = False) -> bool:
-    """Whether ``address`` is a loopback IP (a host name counts only with ``names_too``)."""
-    try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return names_too
-
-
-def connect_socket(target: Target) -> socket.socket:
-    """A TCP connection to the first address of ``target`` that answers."""
-    last: OSError | None = None
-    for fam, kind, proto, sockaddr in target.addresses:
-        sock = socket.socket(fam, kind, proto)
-        sock.settimeout(target.timeout)
-        try:
-            sock.connect(sockaddr)
-        except OSError as exc:
-            sock.close()
-            last = exc
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise Unreachable(target.hostport, _reason(last, target.timeout))
-
-
-def _reason(exc: BaseException | None, timeout: float) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is sshd running on that port?)"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    if exc is None:
-        return "no address to connect to"
-    return str(exc) or type(exc).__name__
 
 
 # -- host keys ------------------------------------------------------------
@@ -293,6 +278,17 @@ def read_known_hosts(files: list[Path]) -> asyncssh.SSHKnownHosts:
     return known
 
 
+def _needs_passphrase(path: str) -> bool:
+    """Whether the private key file ``path`` is encrypted (asyncssh skips those)."""
+    try:
+        asyncssh.read_private_key(path)
+    except asyncssh.KeyImportError as exc:
+        return "passphrase" in str(exc).lower()
+    except (OSError, ValueError, asyncssh.KeyEncryptionError):
+        return False
+    return False
+
+
 def _has_entries(known: asyncssh.SSHKnownHosts, host: str, addr: str, port: int) -> bool:
     keys, cas, revoked, certs, _rc, subjects, _rs = known.match(
         host, addr, None if port == 22 else port
@@ -307,15 +303,52 @@ class HostKeyPolicy(asyncssh.SSHClient):
     known_hosts entry trusts; here we decide whether that host is new.
     """
 
-    def __init__(self, target: Target, known: asyncssh.SSHKnownHosts, accept_new: bool) -> None:
+    def __init__(
+        self,
+        target: Target,
+        known: asyncssh.SSHKnownHosts,
+        accept_new: bool,
+        key_passphrase: KeyPassphrase | None = None,
+    ) -> None:
         super().__init__()
         self.target = target
         self.known = known
         self.accept_new = accept_new
+        self.key_passphrase = key_passphrase
         self.addr = ""
         self.verdict = ""
         self.fingerprint = ""
         self.pending_line = ""
+        self._locked = list(target.identity_files)  # files still to look at (encrypted?)
+        self.skipped: list[str] = []  # encrypted keys no passphrase was given for
+        self.unusable: list[str] = []  # encrypted keys that cannot be unlocked here
+
+    async def public_key_auth_requested(self) -> Any:
+        """After the agent's and the plain keys: the next key that needs a passphrase,
+        unlocked with one from ``key_passphrase`` (None: no more keys)."""
+        loop = asyncio.get_running_loop()
+        while self._locked:
+            path = self._locked.pop(0)
+            if not _needs_passphrase(path):
+                continue  # loaded (and offered) by asyncssh already, or unreadable
+            if self.key_passphrase is None:
+                self.skipped.append(path)
+                continue
+            for attempt in range(PASSPHRASE_ATTEMPTS):
+                phrase = await loop.run_in_executor(None, self.key_passphrase, path, attempt)
+                if phrase is None:
+                    self.skipped.append(path)
+                    break
+                try:
+                    return asyncssh.read_private_key(path, phrase)
+                except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+                    if "passphrase" in str(exc).lower():
+                        continue  # a wrong passphrase: ask again
+                    self.unusable.append(f"{path} ({exc})")  # e.g. a cipher not supported
+                    break
+            else:
+                self.skipped.append(path)
+        return None
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: Any) -> bool:
         self.fingerprint = f"{key.get_algorithm()} {key.get_fingerprint()}"
@@ -629,10 +662,11 @@ class SSHTransport(StreamTransport):
         self,
         url: RemoteURL,
         target: Target,
-        tcp: socket.socket,
+        link: Link,
         remote_cmd: str,
         accept_new_host: bool,
         idle_timeout: float | None = None,
+        key_passphrase: KeyPassphrase | None = None,
     ) -> None:
         super().__init__()
         self.idle_timeout = idle_timeout
@@ -641,28 +675,37 @@ class SSHTransport(StreamTransport):
         self.target = target
         self._runner = LoopThread()
         self._conn: Any = None
+        self._jump_conns: list[Any] = []  # ProxyJump connections, first first
+        self._link = link
+        self._accept_new = accept_new_host
+        self._key_passphrase = key_passphrase
         self._bridge = Bridge()
         self._sock, theirs = socket.socketpair()
         for s in (self._sock, theirs):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        known = read_known_hosts(target.known_hosts_files)
-        policy = HostKeyPolicy(target, known, accept_new_host)
         command = remote_command(remote_cmd, url.path)
         try:
-            self._runner.run(self._start(tcp, theirs, policy, command))
+            self._runner.run(self._start(link.sock, theirs, command))
         except BaseException:
             self._done = True
             self._release_once()
-            tcp.close()
+            link.close()
             if self._bridge.sock is None:
                 theirs.close()
             raise
 
-    async def _start(
-        self, tcp: socket.socket, theirs: socket.socket, policy: HostKeyPolicy, command: str
-    ) -> None:
-        self._conn = await self._handshake(tcp, policy)
+    def _policy(self, target: Target) -> HostKeyPolicy:
+        known = read_known_hosts(target.known_hosts_files)
+        return HostKeyPolicy(target, known, self._accept_new, self._key_passphrase)
+
+    async def _start(self, tcp: socket.socket, theirs: socket.socket, command: str) -> None:
+        tunnel: Any = ConnectedSocket(tcp)
+        for jump in self.target.jumps:
+            conn = await self._handshake(jump, tunnel, self._policy(jump))
+            self._jump_conns.append(conn)
+            tunnel = conn
+        self._conn = await self._handshake(self.target, tunnel, self._policy(self.target))
         loop = asyncio.get_running_loop()
         bridge = self._bridge
         transport, _ = await loop.connect_accepted_socket(lambda: SocketSide(bridge), sock=theirs)
@@ -682,12 +725,11 @@ class SSHTransport(StreamTransport):
             ) from None
         transport.resume_reading()
 
-    async def _handshake(self, tcp: socket.socket, policy: HostKeyPolicy) -> Any:
-        target = self.target
+    async def _handshake(self, target: Target, tunnel: Any, policy: HostKeyPolicy) -> Any:
         try:
             conn = await asyncssh.connect(
                 **target.connect_kwargs,
-                tunnel=ConnectedSocket(tcp),
+                tunnel=tunnel,
                 known_hosts=policy.known,
                 client_factory=lambda: policy,
             )
@@ -695,13 +737,17 @@ class SSHTransport(StreamTransport):
             raise policy.error() from None
         except asyncssh.PermissionDenied:
             policy.record_new_key()  # the server proved its key before refusing us
-            raise AuthFailed(f"{target.user}@{target.hostport}", self._auth_detail()) from None
+            raise AuthFailed(
+                f"{target.user}@{target.hostport}", _auth_detail(target, policy)
+            ) from None
+        except asyncssh.ChannelOpenError as exc:  # a jump host would not forward
+            raise Unreachable(target.hostport, f"the jump host refused: {exc.reason}") from None
         except asyncssh.DisconnectError as exc:
             raise TransportError(
                 f"the SSH connection to {target.hostport} failed: {exc.reason}"
             ) from None
         except (TimeoutError, OSError) as exc:
-            raise Unreachable(target.hostport, _reason(exc, target.timeout)) from None
+            raise Unreachable(target.hostport, failure_reason(exc, target.timeout)) from None
         try:
             policy.record_new_key()
         except TransportError:
@@ -709,12 +755,6 @@ class SSHTransport(StreamTransport):
             await conn.wait_closed()
             raise
         return conn
-
-    def _auth_detail(self) -> str:
-        tried = [*(["ssh-agent"] if self.target.agent else []), *self.target.identity_files]
-        if not tried:
-            return "no key to offer: no ~/.ssh/id_* key, no IdentityFile and no ssh-agent"
-        return "the server accepted none of: " + ", ".join(tried)
 
     # -- StreamTransport hooks --
     @property
@@ -778,21 +818,40 @@ class SSHTransport(StreamTransport):
 
     def _release(self) -> None:
         conn, self._conn = self._conn, None
+        jumps, self._jump_conns = self._jump_conns, []
         with contextlib.suppress(Exception):
-            self._runner.run(_shutdown(conn, self._bridge), timeout=10)
+            self._runner.run(_shutdown(conn, self._bridge, jumps), timeout=10)
         self._runner.stop()
         self._sock.close()
+        self._link.close()
 
     def _kill(self) -> None:
         if self._conn is not None:
             self._runner.call(self._conn.abort)
 
 
-async def _shutdown(conn: Any, bridge: Bridge) -> None:
-    """Close the SSH connection and the loop's end of the socketpair."""
-    if conn is not None:
-        conn.close()
-        await conn.wait_closed()
+def _auth_detail(target: Target, policy: HostKeyPolicy) -> str:
+    tried = [*(["ssh-agent"] if target.agent else []), *target.identity_files]
+    if not tried:
+        return "no key to offer: no ~/.ssh/id_* key, no IdentityFile and no ssh-agent"
+    detail = "the server accepted none of: " + ", ".join(tried)
+    if policy.skipped:
+        detail += (
+            f"; {', '.join(policy.skipped)}: encrypted, and no right passphrase was given "
+            "(run on a terminal, set SSH_ASKPASS, or load the key in ssh-agent)"
+        )
+    if policy.unusable:
+        detail += f"; cannot unlock {', '.join(policy.unusable)}"
+    return detail
+
+
+async def _shutdown(conn: Any, bridge: Bridge, jumps: list[Any] | None = None) -> None:
+    """Close the SSH connection (then the jump hosts', last first) and the loop's end of
+    the socketpair."""
+    for c in [conn, *reversed(jumps or [])]:
+        if c is not None:
+            c.close()
+            await c.wait_closed()
     if bridge.sock is not None and not bridge.sock.is_closing():
         bridge.sock.abort()
     for _ in range(3):

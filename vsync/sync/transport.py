@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from typing import IO, Protocol
 
 from vsync.errors import StoppedError
@@ -73,6 +74,7 @@ def open_transport(
     remote_cmd: str | None = None,
     accept_new_host: bool = False,
     idle_timeout: float | None = None,
+    key_passphrase: Callable[[str, int], str | None] | None = None,
 ) -> Transport:
     """Start ``vsync serve --stdio PATH`` for ``url`` and return the pipe to it.
 
@@ -80,7 +82,8 @@ def open_transport(
     SSH remote it is run by the remote login shell as written; for a local
     path it is split with shell rules and run directly (default: this Python
     with ``-m vsync``). ``idle_timeout``: seconds the remote may send (or take)
-    nothing before the transport stops it (None: no limit).
+    nothing before the transport stops it (None: no limit). ``key_passphrase``: SSH
+    only, the passphrase of an encrypted private key (:mod:`vsync.sync.ssh`).
     """
     if url.kind == "local":
         argv = shlex.split(remote_cmd) if remote_cmd else [sys.executable, "-m", "vsync"]
@@ -89,7 +92,7 @@ def open_transport(
         return local
     from vsync.sync.ssh import open_ssh  # asyncssh loads only when needed
 
-    return open_ssh(url, remote_cmd or "vsync", accept_new_host, idle_timeout)
+    return open_ssh(url, remote_cmd or "vsync", accept_new_host, idle_timeout, key_passphrase)
 
 
 def remote_command(remote_cmd: str | None, path: str) -> str:
