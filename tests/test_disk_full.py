@@ -228,6 +228,6 @@ def test_gc_on_a_full_disk_says_how_much_space_it_needs(small_disk: Path) -> Non
     assert_fsck_not_damage(work)
     filler.unlink()
     out = run_vsync("gc", cwd=work).stdout
-    assert re.match(r"gc: removed [1-9]\d* chunks", out), out
+    assert re.match(r"gc: removed [1-9]\d* chunks?", out), out
     assert_fsck_clean(work)
     assert sha(work / "live.bin") == hashlib.sha256(live).hexdigest()
