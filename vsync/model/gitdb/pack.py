@@ -52,17 +52,13 @@ def _object_header(type_num: int, size: int) -> bytes:
 
 
 def _deflate(raw: bytes) -> bytes:
-    """``raw`` zlib-compressed at ZLIB_LEVEL, with a window no larger than it needs.
+    """``raw`` zlib-compressed at ZLIB_LEVEL with zlib's default window and memory.
 
-    zlib's default state (a 32 KiB window, the largest hash tables) costs some
-    40 us to set up, ten times the compressing of a manifest of a few dozen
-    bytes; a window of the object's size finds the same matches. Any zlib
-    reader (git, dulwich) takes a stream of any window size."""
-    bits = max(9, min(15, len(raw).bit_length()))
-    if bits == 15:
-        return zlib.compress(raw, ZLIB_LEVEL)
-    z = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, bits, max(1, bits - 8))
-    return z.compress(raw) + z.flush()
+    A window sized to the object with a matching memLevel (tried to save the set-up
+    of zlib's full state on small manifests) measured slower here on every size:
+    20 % on a 120-byte manifest, twice as slow on a 3.5 KB tree of a hundred
+    entries, which is most of what a commit of changes in many folders packs."""
+    return zlib.compress(raw, ZLIB_LEVEL)
 
 
 def write_pack(pack_dir: str, objects: Sequence[RawObject], fsync: bool) -> str | None:
