@@ -180,9 +180,7 @@ class RepoConfig:
         return int(self.get(("compression",), "level", str(DEFAULT_COMPRESSION_LEVEL)) or 3)
 
     def identity(self) -> Identity:
-        import socket  # (here: status and commit never ask for the host)
-
-        host = os.environ.get("VSYNC_HOST") or socket.gethostname()
+        host = os.environ.get("VSYNC_HOST") or _hostname()
         name = os.environ.get("VSYNC_AUTHOR_NAME") or self.get(("user",), "name")
         email = os.environ.get("VSYNC_AUTHOR_EMAIL") or self.get(("user",), "email")
         if not name or not email:
@@ -216,6 +214,17 @@ def idle_timeout(cfg: RepoConfig | None = None) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"{where} must be a number of seconds (0: no limit), not {raw!r}")
     return value or None
+
+
+def _hostname() -> str:
+    """The machine's name, as ``socket.gethostname`` gives it (the same system call on
+    POSIX), without loading socket for it (commit asks for it on every run)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import socket
+
+    return socket.gethostname()
 
 
 def _login() -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
-
-from pyfastcdc import FastCDC
+from typing import TYPE_CHECKING, BinaryIO
 
 from vsync.store.codec import MAX_CHUNK_BYTES
+
+if TYPE_CHECKING:
+    from pyfastcdc import FastCDC
 
 ALGORITHM = "fastcdc2020"
 BLOCK_SIZE = 4 * 1024 * 1024  # bytes read per block by Chunker.blocks
@@ -59,14 +60,24 @@ class Chunker:
     def __init__(self, params: ChunkerParams) -> None:
         params.validate()
         self.params = params
-        # FastCDC's "avg_size" is the mask's target past the minimum; the
-        # observed mean is roughly min + avg (see docs/format.md).
-        self._cdc = FastCDC(
-            params.avg_size,
-            min_size=params.min_size,
-            max_size=params.max_size,
-            normalized_chunking=params.normalization,  # type: ignore[arg-type]
-        )
+        self._cdc: FastCDC | None = None
+
+    def _fastcdc(self) -> FastCDC:
+        """The compiled chunker, made (and pyfastcdc loaded, some 30 ms) the first time a
+        stream is cut: a commit of small files, one chunk each, never cuts one."""
+        if self._cdc is None:
+            from pyfastcdc import FastCDC
+
+            params = self.params
+            # FastCDC's "avg_size" is the mask's target past the minimum; the
+            # observed mean is roughly min + avg (see docs/format.md).
+            self._cdc = FastCDC(
+                params.avg_size,
+                min_size=params.min_size,
+                max_size=params.max_size,
+                normalized_chunking=params.normalization,  # type: ignore[arg-type]
+            )
+        return self._cdc
 
     def chunks(self, stream: BinaryIO) -> Iterator[bytes]:
         """Each chunk of ``stream`` as an independent ``bytes`` copy."""
@@ -89,6 +100,7 @@ class Chunker:
         cutting the whole stream at once.
         """
         max_size = self.params.max_size
+        cut_buf = self._fastcdc().cut_buf
         size = max(block_size, 2 * max_size)
         readinto = _readinto(stream)
         carry = b""
@@ -109,7 +121,7 @@ class Chunker:
             view = buf[:filled]
             out: list[memoryview] = []
             end = 0
-            for chunk in self._cdc.cut_buf(view):
+            for chunk in cut_buf(view):
                 if not eof and chunk.offset + max_size > filled:
                     break
                 out.append(chunk.data)
