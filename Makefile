@@ -29,6 +29,12 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.py vsync/model/_lstat_match.c
 	@echo "installing vsync and its test tools into $(VENV) ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# vsync/model/_lstat_match.c is built by the install: a C compiler and Python's headers
+	@missing=""; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	$(PY) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+		|| missing="$$missing python3-dev"; \
+	bash scripts/apt-install-missing.sh $$missing
 	@log=$$(mktemp); \
 	if ! $(PY) -m pip install --disable-pip-version-check -e '.[test]' \
 			--config-settings editable_mode=compat >"$$log" 2>&1; then \
