@@ -35,9 +35,12 @@ from vsync.model.statcache import KEY, RECORD, CacheFile
 def folder_as_cached(root: Path, cache: CacheFile, ignore: Ignore) -> bool:
     """True if the folder holds exactly the cache's entries, each with its recorded stat."""
     checks = _Checks(cache.records)
+    walked = False
     try:
         walked = _walk(root, cache, ignore, checks)
     finally:
+        if not walked:
+            checks.ok = False  # the answer is no: what is queued is not compared
         matched = checks.finish()
     return walked and matched
 
