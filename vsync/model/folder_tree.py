@@ -724,7 +724,7 @@ def _lstat_keys_py(folder: str, names: list[str]) -> list[StatKey | None]:
         except FileNotFoundError:
             out.append(None)
             continue
-        out.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
+        out.append(stat_key(st))
     return out
 
 
