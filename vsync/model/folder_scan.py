@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
@@ -32,11 +31,18 @@ from vsync.model.statcache import FileStat, Stat, file_stat
 Warn = Callable[[str], None]
 
 
-@dataclass(slots=True)
 class WorkFile:
-    path: str  # NFC, '/'-separated, relative to the root
-    disk: str  # absolute path as it is named on disk
-    st: FileStat
+    """A file of the working folder as the scan found it."""
+
+    __slots__ = ("disk", "path", "st")
+
+    def __init__(self, path: str, disk: str, st: FileStat) -> None:
+        self.path = path  # NFC, '/'-separated, relative to the root
+        self.disk = disk  # absolute path as it is named on disk
+        self.st = st
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r}, {self.disk!r}, {self.st!r})"
 
     @property
     def is_link(self) -> bool:

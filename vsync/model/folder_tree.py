@@ -45,11 +45,11 @@ from array import array
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, repeat
 from operator import attrgetter, itemgetter, methodcaller, ne
 from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
+from typing import NamedTuple
 
 from vsync.model.batchread import SMALL_MAX, BatchReader, FileRead
 from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK, MODE_TREE, WorkFile
@@ -117,17 +117,18 @@ def _mode_code(st_mode: int) -> int:
     return 1 if st_mode & 0o111 else 0
 
 
-@dataclass(slots=True)
 class _Node:
     """One folder of the walk: its direct files (record ranges) and subfolders, in git order."""
 
-    rel: str
-    segments: list[tuple[int, int] | _Node] = field(default_factory=list)
-    tree_id: bytes | None = None  # hex, once built; None: no tracked file under it
+    __slots__ = ("rel", "segments", "tree_id")
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+        self.segments: list[tuple[int, int] | _Node] = []
+        self.tree_id: bytes | None = None  # hex, once built; None: no tracked file under it
 
 
-@dataclass
-class FolderTree:
+class FolderTree(NamedTuple):
     """What :func:`read_folder_tree` read: the tree, and the stat cache to write."""
 
     tree_id: bytes  # hex
@@ -735,6 +736,9 @@ except ImportError:  # built without a C compiler: the same in Python
 _FILE_KINDS = frozenset({S_IFREG, S_IFLNK})
 
 
-@dataclass(slots=True)
 class _TodoFile(WorkFile):
-    record: int = 0
+    __slots__ = ("record",)
+
+    def __init__(self, path: str, disk: str, st: FileStat, record: int) -> None:
+        super().__init__(path, disk, st)
+        self.record = record

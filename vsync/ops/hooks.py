@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vsync.errors import HookFailed
 from vsync.model.repository import Repository
 
 
-@dataclass
-class HookResult:
+class HookResult(NamedTuple):
     name: str
     returncode: int
     output: str

@@ -8,8 +8,7 @@ interoperate (chunks are addressed by content), they only deduplicate less.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from vsync.store.codec import MAX_CHUNK_BYTES
 
@@ -20,8 +19,7 @@ ALGORITHM = "fastcdc2020"
 BLOCK_SIZE = 4 * 1024 * 1024  # bytes read per block by Chunker.blocks
 
 
-@dataclass(frozen=True)
-class ChunkerParams:
+class ChunkerParams(NamedTuple):
     min_size: int = 32 * 1024
     avg_size: int = 128 * 1024
     max_size: int = 512 * 1024

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
@@ -42,8 +42,7 @@ PACK_SUFFIX = ".vpk"
 TEMP_SUFFIX = ".vpk.tmp"
 
 
-@dataclass(frozen=True)
-class PackEntry:
+class PackEntry(NamedTuple):
     """Where one chunk lives inside a pack."""
 
     chunk_id: bytes

@@ -19,8 +19,8 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vsync.errors import ChunkMissing, DamagedRepository
 from vsync.store import chunkpack, codec, faults, templock
@@ -58,8 +58,7 @@ def replace_durably(path: Path, data: bytes, fault: str = "") -> None:
     fsync_dir(path.parent)
 
 
-@dataclass(frozen=True)
-class StoredChunk:
+class StoredChunk(NamedTuple):
     """A chunk as it sits in a pack: compressed payload plus what decodes it."""
 
     chunk_id: bytes
@@ -601,8 +600,7 @@ _WRITES_IN_FLIGHT = 8
 _IOV_MAX = 512
 
 
-@dataclass
-class _Sealing:
+class _Sealing(NamedTuple):
     job: Future[tuple[Path, int]]
     entries: list[PackEntry]
     ids: set[bytes]
