@@ -132,24 +132,64 @@ def test_the_c_loop_refuses_what_is_not_a_record(tmp_path: Path) -> None:
         matches(str(tmp_path), ["f"], [0], records, 10)
 
 
-def test_commits_lstat_loop_agrees_with_python(tmp_path: Path) -> None:
-    """folder_tree's per-folder lstat (commit's walk): the C loop and the Python one give
-    the same keys, and None for a name gone since the folder was listed."""
-    from vsync.model._lstat_match import lstat_keys
-    from vsync.model.folder_tree import _lstat_keys, _lstat_keys_py
+def test_commits_folder_listing_agrees_with_python(tmp_path: Path) -> None:
+    """folder_tree's listing of several folders at once (commit's walk): the C loop, on
+    threads of its own, and the Python one give the same names and keys, an OSError of
+    the same kind for a folder that is gone or is a file, and list at least the first
+    folder whatever the entry limit."""
+    from vsync.model._lstat_match import list_folders
+    from vsync.model.folder_tree import _list_folders, _list_folders_py
 
-    assert _lstat_keys is lstat_keys
+    assert _list_folders is list_folders
     folder, _ = cached_folder(tmp_path)
-    for sub in (folder, folder / "sub", folder / "sub" / "deeper"):
-        names = [*os.listdir(sub), "gone-already"]
-        c, py = lstat_keys(str(sub), names), _lstat_keys_py(str(sub), names)
-        assert c == py
-        assert c[-1] is None and all(k is not None for k in c[:-1])
+    (folder / "sub" / "empty").mkdir()
+    odd = os.fsencode(folder / "sub") + b"/not-utf8-\xff"  # os.listdir: surrogateescape
+    os.close(os.open(odd, os.O_CREAT | os.O_WRONLY, 0o644))
+    many = folder / "many"
+    many.mkdir()
+    for i in range(300):
+        (many / f"f{i}").write_bytes(b"%d" % i)
     os.chmod(folder / "sub" / "deeper" / "c", 0o755)
-    st = os.lstat(folder / "sub" / "deeper" / "c")
-    assert lstat_keys(str(folder / "sub" / "deeper"), ["c"]) == [
-        (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+    folders = [
+        str(folder),
+        str(folder / "sub"),
+        str(folder / "sub" / "deeper"),
+        str(folder / "sub" / "empty"),
+        str(many),
+        str(tmp_path / "no-such-folder"),
+        str(folder / "a.txt"),
     ]
-    with pytest.raises(FileNotFoundError):  # the walk then takes the folder as gone
-        lstat_keys(str(tmp_path / "no-such-folder"), ["x"])
-    assert _lstat_keys_py(str(tmp_path / "no-such-folder"), ["x"]) == [None]  # gone too
+
+    def normal(listings: list[object]) -> list[object]:
+        out: list[object] = []
+        for item in listings:
+            if isinstance(item, OSError):
+                out.append((type(item), item.errno, item.filename))
+            elif item is None:
+                out.append(None)
+            else:
+                names, keys = item  # type: ignore[misc]
+                out.append(sorted(zip(names, keys, strict=True)))
+        return out
+
+    for _ in range(5):  # the threads take the folders in a different order each time
+        c = list_folders(folders, 1_000_000)
+        assert normal(c) == normal(_list_folders_py(folders, 1_000_000))
+    pairs = dict(zip(folders, c, strict=True))
+    assert isinstance(pairs[str(tmp_path / "no-such-folder")], FileNotFoundError)
+    assert isinstance(pairs[str(folder / "a.txt")], NotADirectoryError)
+    names, keys = pairs[str(folder / "sub" / "deeper")]  # type: ignore[misc]
+    st = os.lstat(folder / "sub" / "deeper" / "c")
+    assert dict(zip(names, keys, strict=True))["c"] == (
+        st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
+    )  # fmt: skip
+    assert os.fsdecode(b"not-utf8-\xff") in pairs[str(folder / "sub")][0]  # type: ignore[index]
+    # The entry limit: the first folder always, then no more once it is reached (each
+    # of the C loop's threads may have taken one more folder before it saw the count).
+    for listings in (
+        list_folders([str(many), *folders], 1),
+        _list_folders_py([str(many), *folders], 1),
+    ):
+        assert listings[0] is not None and len(listings[0][0]) == 300  # type: ignore[index]
+        assert sum(item is not None for item in listings) <= min(4, os.cpu_count() or 1)
+        assert any(item is None for item in listings)

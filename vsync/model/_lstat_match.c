@@ -12,19 +12,28 @@
  * what a clean status costs on a large folder. The pure-Python reference is
  * vsync.model.clean_walk._matches_py; tests run both.
  *
- * lstat_keys(folder, names) -> list[tuple[int, int, int, int, int] | None]
+ * list_folders(folders, entry_limit) -> list[(names, keys) | OSError | None]
  *
- * (size, mtime_ns, ctime_ns, ino, mode) of each folder/names[i] (fstatat,
- * AT_SYMLINK_NOFOLLOW), None for a name that is gone (ENOENT); OSError for
- * any other failure, and for the folder itself. What commit's walk
+ * For each folder: its names as os.listdir gives them, and each name's
+ * (size, mtime_ns, ctime_ns, ino, mode) (fstatat, AT_SYMLINK_NOFOLLOW; None
+ * for a name gone since the folder was read): what commit's walk
  * (vsync.model.folder_tree) needs of each file, without an os.stat_result
- * (nineteen fields, float times) per file. Reference: folder_tree._lstat_keys_py.
+ * (nineteen fields, float times) per file. Several folders in one call, on up
+ * to four threads of its own (none holds the GIL): the walk lists the folders
+ * it will come to next in one go, so that the system calls of a large tree run
+ * on every core, as git's preload-index runs its lstats. An OSError (not raised)
+ * where the folder cannot be opened or read, or an entry's lstat fails other than
+ * with ENOENT; None for folders not listed because the ones listed already hold
+ * entry_limit entries (the first folder is always listed): what the caller holds
+ * at once stays bounded. Reference: folder_tree._list_folders_py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -166,79 +175,226 @@ done:
     return result;
 }
 
-static PyObject *lstat_keys(PyObject *self, PyObject *args) {
-    PyObject *folder_obj, *names_arg;
-    if (!PyArg_ParseTuple(args, "O&O!", PyUnicode_FSConverter, &folder_obj, &PyList_Type,
-                          &names_arg))
-        return NULL;
-    PyObject *result = NULL;
-    struct stat *stats = NULL;
-    int *errs = NULL;
-    CNames c;
-    if (cnames_init(&c, names_arg) < 0)
-        goto done;
-    stats = PyMem_Calloc(c.count ? c.count : 1, sizeof(struct stat));
-    errs = PyMem_Calloc(c.count ? c.count : 1, sizeof(int));
-    if (stats == NULL || errs == NULL) {
-        PyErr_NoMemory();
-        goto done;
+/* -- list_folders ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *path; /* the folder, as the OS takes it (owned by a bytes object) */
+    int listed;       /* taken by a worker */
+    int err;          /* errno of opening or reading the folder; 0: fine */
+    int entry_err;    /* errno of an entry's lstat other than ENOENT; 0: none */
+    Py_ssize_t bad;   /* ... that entry's index */
+    char *names;      /* the entries' names, each NUL-terminated */
+    size_t used, room;
+    size_t *starts; /* offset of each name in ``names`` */
+    Py_ssize_t count, slots;
+    struct stat *stats;
+    int *errs; /* 0, or the lstat's errno (ENOENT: gone since listed) */
+} Listing;
+
+typedef struct {
+    Listing *items;
+    Py_ssize_t n;
+    Py_ssize_t next;    /* the next folder to take (atomic) */
+    Py_ssize_t entries; /* entries listed so far (atomic) */
+    Py_ssize_t limit;
+} Work;
+
+static void listing_free(Listing *l) {
+    PyMem_RawFree(l->names);
+    PyMem_RawFree(l->starts);
+    PyMem_RawFree(l->stats);
+    PyMem_RawFree(l->errs);
+}
+
+/* Without the GIL: readdir and fstatat. Returns 0, or ENOMEM. */
+static int list_one(Listing *l) {
+    int fd = open(l->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        l->err = errno;
+        return 0;
     }
-    const char *folder = PyBytes_AS_STRING(folder_obj);
-    int dirfd, folder_err = 0;
-    Py_BEGIN_ALLOW_THREADS
-    dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0) {
-        folder_err = errno;
-    } else {
-        for (Py_ssize_t i = 0; i < c.count; i++)
-            if (fstatat(dirfd, c.paths[i], &stats[i], AT_SYMLINK_NOFOLLOW) != 0)
-                errs[i] = errno;
-        close(dirfd);
+    DIR *dir = fdopendir(fd);
+    if (dir == NULL) {
+        l->err = errno;
+        close(fd);
+        return 0;
     }
-    Py_END_ALLOW_THREADS
-    if (folder_err) {
-        errno = folder_err;
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, folder_obj);
-        goto done;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(dir);
+        if (e == NULL) {
+            l->err = errno; /* 0 at the end */
+            break;
+        }
+        const char *name = e->d_name;
+        if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
+            continue;
+        size_t len = strlen(name) + 1;
+        if (l->used + len > l->room) {
+            size_t room = l->room ? l->room * 2 : 4096;
+            while (room < l->used + len)
+                room *= 2;
+            char *grown = PyMem_RawRealloc(l->names, room);
+            if (grown == NULL)
+                goto nomem;
+            l->names = grown;
+            l->room = room;
+        }
+        if (l->count == l->slots) {
+            Py_ssize_t slots = l->slots ? l->slots * 2 : 64;
+            size_t *starts = PyMem_RawRealloc(l->starts, slots * sizeof(size_t));
+            if (starts == NULL)
+                goto nomem;
+            l->starts = starts;
+            l->slots = slots;
+        }
+        memcpy(l->names + l->used, name, len);
+        l->starts[l->count++] = l->used;
+        l->used += len;
     }
-    result = PyList_New(c.count);
-    if (result == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < c.count; i++) {
-        PyObject *item;
-        if (errs[i] == ENOENT) {
-            item = Py_NewRef(Py_None);
-        } else if (errs[i]) {
-            errno = errs[i];
-            PyObject *dir = PyUnicode_DecodeFSDefault(folder);
-            PyObject *path =
-                dir ? PyUnicode_FromFormat("%U/%U", dir, PyTuple_GET_ITEM(c.names, i)) : NULL;
-            Py_XDECREF(dir);
-            if (path != NULL) {
-                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-                Py_DECREF(path);
+    if (l->err == 0) {
+        Py_ssize_t n = l->count ? l->count : 1;
+        l->stats = PyMem_RawMalloc(n * sizeof(struct stat));
+        l->errs = PyMem_RawCalloc(n, sizeof(int));
+        if (l->stats == NULL || l->errs == NULL)
+            goto nomem;
+        int at = dirfd(dir);
+        for (Py_ssize_t i = 0; i < l->count; i++)
+            if (fstatat(at, l->names + l->starts[i], &l->stats[i], AT_SYMLINK_NOFOLLOW) != 0) {
+                l->errs[i] = errno;
+                if (errno != ENOENT && l->entry_err == 0) {
+                    l->entry_err = errno;
+                    l->bad = i;
+                }
             }
-            Py_CLEAR(result);
-            goto done;
+    }
+    closedir(dir);
+    return 0;
+nomem:
+    closedir(dir);
+    return ENOMEM;
+}
+
+static void *list_worker(void *arg) {
+    Work *w = arg;
+    for (;;) {
+        if (__atomic_load_n(&w->entries, __ATOMIC_RELAXED) >= w->limit)
+            return NULL;
+        Py_ssize_t i = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED);
+        if (i >= w->n)
+            return NULL;
+        Listing *l = &w->items[i];
+        l->listed = 1;
+        if (list_one(l) != 0)
+            l->err = ENOMEM;
+        __atomic_fetch_add(&w->entries, l->count, __ATOMIC_RELAXED);
+    }
+}
+
+/* With the GIL: OSError(errno, strerror, path) (its subclass for errno) as an object. */
+static PyObject *os_error(int err, PyObject *path) {
+    return PyObject_CallFunction(PyExc_OSError, "isO", err, strerror(err), path);
+}
+
+static PyObject *listing_result(Listing *l, PyObject *folder) {
+    if (l->err)
+        return os_error(l->err, folder);
+    if (l->entry_err) {
+        PyObject *path = PyUnicode_FromFormat("%U/%s", folder, l->names + l->starts[l->bad]);
+        PyObject *exc = path ? os_error(l->entry_err, path) : NULL;
+        Py_XDECREF(path);
+        return exc;
+    }
+    PyObject *names = PyList_New(l->count), *keys = PyList_New(l->count);
+    if (names == NULL || keys == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < l->count; i++) {
+        PyObject *name = PyUnicode_DecodeFSDefault(l->names + l->starts[i]);
+        if (name == NULL)
+            goto fail;
+        PyList_SET_ITEM(names, i, name);
+        PyObject *key;
+        if (l->errs[i]) { /* ENOENT: gone since listed */
+            key = Py_NewRef(Py_None);
         } else {
-            const struct stat *st = &stats[i];
-            item = Py_BuildValue(
+            const struct stat *st = &l->stats[i];
+            key = Py_BuildValue(
                 "(KLLKI)", (unsigned long long)st->st_size,
                 (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec,
                 (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec,
                 (unsigned long long)st->st_ino, (unsigned int)st->st_mode);
-            if (item == NULL) {
-                Py_CLEAR(result);
-                goto done;
-            }
+            if (key == NULL)
+                goto fail;
+        }
+        PyList_SET_ITEM(keys, i, key);
+    }
+    PyObject *pair = PyTuple_Pack(2, names, keys);
+    Py_DECREF(names);
+    Py_DECREF(keys);
+    return pair;
+fail:
+    Py_XDECREF(names);
+    Py_XDECREF(keys);
+    return NULL;
+}
+
+static PyObject *list_folders(PyObject *self, PyObject *args) {
+    PyObject *folders_arg;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &folders_arg, &limit))
+        return NULL;
+    PyObject *folders = PySequence_Tuple(folders_arg), *encoded = NULL, *result = NULL;
+    if (folders == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(folders);
+    Listing *items = PyMem_RawCalloc(n ? n : 1, sizeof(Listing));
+    encoded = PyTuple_New(n);
+    if (items == NULL || encoded == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *path = NULL;
+        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(folders, i), &path))
+            goto done;
+        PyTuple_SET_ITEM(encoded, i, path);
+        items[i].path = PyBytes_AS_STRING(path);
+    }
+    Work work = {items, n, 0, 0, limit > 0 ? limit : 1};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
+    if (threads > n)
+        threads = (int)n;
+    pthread_t helpers[3];
+    int started = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 1; t < threads; t++)
+        if (pthread_create(&helpers[started], NULL, list_worker, &work) == 0)
+            started++;
+    list_worker(&work);
+    for (int t = 0; t < started; t++)
+        pthread_join(helpers[t], NULL);
+    Py_END_ALLOW_THREADS
+    result = PyList_New(n);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i].listed
+                             ? listing_result(&items[i], PyTuple_GET_ITEM(folders, i))
+                             : Py_NewRef(Py_None);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
         }
         PyList_SET_ITEM(result, i, item);
     }
 done:
-    cnames_free(&c);
-    PyMem_Free(stats);
-    PyMem_Free(errs);
-    Py_DECREF(folder_obj);
+    if (items != NULL)
+        for (Py_ssize_t i = 0; i < n; i++)
+            listing_free(&items[i]);
+    PyMem_RawFree(items);
+    Py_XDECREF(encoded);
+    Py_DECREF(folders);
     return result;
 }
 
@@ -246,14 +402,15 @@ static PyMethodDef methods[] = {
     {"matches", matches, METH_VARARGS,
      "matches(folder, names, where, records, record_size) -> bool: every file's lstat "
      "equals its stat cache record"},
-    {"lstat_keys", lstat_keys, METH_VARARGS,
-     "lstat_keys(folder, names) -> [(size, mtime_ns, ctime_ns, ino, mode) or None]"},
+    {"list_folders", list_folders, METH_VARARGS,
+     "list_folders(folders, entry_limit) -> [(names, keys) or OSError or None]: os.listdir "
+     "and lstat_keys of each folder, on threads of its own"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "vsync.model._lstat_match",
-    "The clean-status walk's per-file lstat comparison, in C.", -1, methods,
+    "The folder walks' per-file lstat loops, in C.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__lstat_match(void) { return PyModule_Create(&module); }

@@ -45,7 +45,7 @@ from array import array
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import accumulate, chain, compress, repeat
+from itertools import accumulate, chain, compress, islice, repeat
 from operator import attrgetter, itemgetter, methodcaller, ne
 from pathlib import Path
 from stat import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
@@ -333,6 +333,7 @@ class _Reader:
         # Tasks, popped in git order: (disk path, node, parent) lists a folder;
         # (node, files) is a run of a folder's files.
         stack: list[_Task] = [(self.root, _Node(""), None)]
+        ahead: dict[str, _Listing] = {}  # folders listed before their turn
         while stack:
             task = stack.pop()
             if len(task) == 3:
@@ -340,25 +341,47 @@ class _Reader:
                 if parent is not None:
                     parent.segments.append(node)
                 self.nodes.append(node)
-                stack.extend(reversed(self._list(disk, node)))
+                listing = ahead.pop(disk, None)
+                if listing is None:
+                    listing = self._list_ahead(disk, stack, ahead)
+                stack.extend(reversed(self._list(disk, listing, node)))
             else:
                 node, files = task
                 self._run(node, files, old)
 
-    def _list(self, disk: str, node: _Node) -> list[_Task]:
+    @staticmethod
+    def _list_ahead(disk: str, stack: list[_Task], ahead: dict[str, _Listing]) -> _Listing:
+        """``disk``'s listing, listed with the next folders the walk will come to (the top
+        of ``stack``) in one call on several threads (:func:`_list_folders`); theirs wait
+        in ``ahead``."""
+        folders = [disk]
+        for task in islice(reversed(stack), 4 * LIST_AHEAD):
+            if len(task) == 3 and task[0] not in ahead:
+                folders.append(task[0])
+                if len(folders) == LIST_AHEAD:
+                    break
+        listings = _list_folders(folders, LIST_AHEAD_ENTRIES)
+        for folder, listing in zip(folders[1:], listings[1:], strict=True):
+            if listing is not None:
+                ahead[folder] = listing
+        first = listings[0]
+        assert first is not None  # the first folder is always listed
+        return first
+
+    def _list(self, disk: str, listing: _Listing, node: _Node) -> list[_Task]:
         """The tasks of one folder, in git order: its subfolders, and runs of its files."""
         rel = node.rel
-        try:
-            names = os.listdir(disk)
-        except (FileNotFoundError, NotADirectoryError):
+        if isinstance(listing, (FileNotFoundError, NotADirectoryError)):
             return []  # gone since it was listed: what it held is gone too
-        except OSError as exc:
-            raise Fallback(f"unreadable folder {rel!r}") from exc
+        if isinstance(listing, OSError):
+            what = "folder" if listing.filename == disk else "entry in"
+            raise Fallback(f"unreadable {what} {rel!r}") from listing
+        names, stats = listing  # a stat None: gone since its folder was listed
         on_disk = names
         ascii_only = "".join(names).isascii()
         if not ascii_only:
             kept = []
-            for name in names:
+            for name, st in zip(names, stats, strict=True):
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:
@@ -366,15 +389,10 @@ class _Reader:
                         f"skipping '{os.path.join(rel, name)!r}': name is not valid UTF-8"
                     )
                     continue
-                kept.append((name, nfc(name)))
-            on_disk = [d for d, _n in kept]
-            names = [n for _d, n in kept]
-        try:
-            stats = _lstat_keys(disk, on_disk)  # None: gone since its folder was listed
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            raise Fallback(f"unreadable entry in {rel!r}") from exc
+                kept.append((name, nfc(name), st))
+            on_disk = [d for d, _n, _st in kept]
+            names = [n for _d, n, _st in kept]
+            stats = [st for _d, _n, st in kept]
         shaped = control_shaped(names)
         head = rel + "/" if rel else ""
         ignored = None if self.ignore.empty else self.ignore.ignored
@@ -715,6 +733,32 @@ _CODES = _ModeCodes()
 _MODE = itemgetter(4)  # of a StatKey
 
 
+_Listing = tuple[list[str], list[StatKey | None]] | OSError
+LIST_AHEAD = 64  # folders listed in one call of _list_folders ...
+LIST_AHEAD_ENTRIES = 16_384  # ... until they hold this many entries
+
+
+def _list_folders_py(folders: list[str], entry_limit: int) -> list[_Listing | None]:
+    """``os.listdir`` and :func:`_lstat_keys_py` of each folder, an OSError (not raised)
+    for one that cannot be read, None for those after the first once the folders listed
+    hold ``entry_limit`` entries (the reference for
+    :func:`vsync.model._lstat_match.list_folders`, which lists them on threads)."""
+    out: list[_Listing | None] = []
+    entries = 0
+    for folder in folders:
+        if out and entries >= entry_limit:
+            out.append(None)
+            continue
+        try:
+            names = os.listdir(folder)
+            out.append((names, _lstat_keys_py(folder, names)))
+        except OSError as exc:
+            out.append(exc)
+            continue
+        entries += len(names)
+    return out
+
+
 def _lstat_keys_py(folder: str, names: list[str]) -> list[StatKey | None]:
     """Each ``folder/name``'s lstat as a StatKey, None if it is gone (the reference for
     :func:`vsync.model._lstat_match.lstat_keys`, which does the same in C)."""
@@ -730,9 +774,9 @@ def _lstat_keys_py(folder: str, names: list[str]) -> list[StatKey | None]:
 
 
 try:
-    from vsync.model._lstat_match import lstat_keys as _lstat_keys
+    from vsync.model._lstat_match import list_folders as _list_folders
 except ImportError:  # built without a C compiler: the same in Python
-    _lstat_keys = _lstat_keys_py
+    _list_folders = _list_folders_py
 _FILE_KINDS = frozenset({S_IFREG, S_IFLNK})
 
 
