@@ -99,13 +99,14 @@ def _rank(heading: str) -> int:
     return len(ORDER) + 1 if heading.startswith(LAST) else len(ORDER)
 
 
-def write_section(heading: str, text: str, doc: Path = DOC) -> None:
+def write_section(heading: str, text: str, doc: Path | None = None) -> None:
     """Replace (or add) the section under ``heading`` of docs/benchmarks.md.
 
     Sections are then put in :data:`ORDER`; sections this module does not know
     keep their relative order after those, and the hand-written :data:`LAST`
     section stays at the end, untouched.
     """
+    doc = doc or DOC
     old = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
     intro, sections = split_sections(old)
     # The summary states its run in its own words; every other section gets the run line.

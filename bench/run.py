@@ -155,7 +155,7 @@ def run_line(command: str, full: bool) -> str:
     whose = (
         "the run the summary is from"
         if full
-        else "a partial run: the summary above is from the last full `make bench` run"
+        else "a run of this group alone: the summary is from the full run it names"
     )
     return (
         f"{report.RUN_PREFIX}`{command}` at commit {checkout()}, "
@@ -200,6 +200,25 @@ only, never this summary; `make bench` rewrites everything.
 
 {chr(10).join(rows)}
 """
+
+
+def finish(
+    targets: dict[str, list[Target]],
+    quick: bool,
+    command: str,
+    full: bool,
+    started: str,
+    load_start: str,
+) -> None:
+    """Save this run's targets; a full run writes the summary from them alone, a run of
+    some groups leaves the summary as it is (it never mixes runs)."""
+    save_targets(targets, quick, command, full)
+    if full:
+        flat = [t for tg in targets.values() for t in tg]
+        body = summary(flat, quick, command, started, load_start)
+        publish("summary", [(SUMMARY, body)], quick)
+    elif targets:
+        print("a run of some groups: the summary of docs/benchmarks.md is left as it is")
 
 
 def publish(group: str, sections: list[tuple[str, str]], quick: bool) -> None:
@@ -326,13 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         text, tg = mixed.main(quick)
         publish("mixed", [(mixed.HEADING, text)], quick)
         targets["mixed"] = tg
-    save_targets(targets, quick, command, full)
-    if full:
-        flat = [t for tg in targets.values() for t in tg]
-        body = summary(flat, quick, command, started, load_start)
-        publish("summary", [(SUMMARY, body)], quick)
-    elif targets:
-        print("a partial run: the summary of docs/benchmarks.md is left as it is", flush=True)
+    finish(targets, quick, command, full, started, load_start)
     print(f"benchmarks done in {time.perf_counter() - STARTED:.0f} s", flush=True)
     return 0
 
