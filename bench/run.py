@@ -46,6 +46,7 @@ import argparse
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -185,10 +186,8 @@ def summary(targets: list[Target], quick: bool, command: str, started: str, load
     rows += [row(t.scenario, t.measure, t.value, t.target, t.verdict) for t in ordered]
     met = sum(t.verdict == "met" for t in ordered)
     with_target = sum(t.target != "-" for t in ordered)
-    size = "scaled down (`--quick`): not the figures of the issues' targets. " if quick else ""
-    return f"""{SUMMARY}
-
-Every figure below is from one run: `{command}` at commit {checkout()}, started
+    size = "Scaled down (`--quick`): not the sizes of the issues' targets. " if quick else ""
+    head = f"""Every figure below is from one run: `{command}` at commit {checkout()}, started
 {started}, on {machine.describe()}; vsync {vsync_version()}; {load_start},
 {machine.load_now()} at the end. {size}Each target is a ratio against its peer measured
 in the same run (so that load from other work on the machine touches both sides), or an
@@ -196,10 +195,9 @@ absolute figure; {met} of {with_target} targets met ("missed by F x" is the fact
 to gain; rows whose target is "-" are for information). The sections below give each
 scenario's method and tables; each names the run it is from under its heading. A run of
 one group (`.venv/bin/python bench/run.py --only GROUP`) rewrites that group's section
-only, never this summary; `make bench` rewrites everything.
-
-{chr(10).join(rows)}
-"""
+only, never this summary; `make bench` rewrites everything."""
+    table = "\n".join(rows)
+    return f"{SUMMARY}\n\n{textwrap.fill(' '.join(head.split()), 88)}\n\n{table}\n"
 
 
 def finish(
@@ -224,7 +222,11 @@ def finish(
 def publish(group: str, sections: list[tuple[str, str]], quick: bool) -> None:
     print(f"[{group} done, {time.perf_counter() - STARTED:.0f} s since the start]", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    text = "\n\n".join(with_run_line(t).strip("\n") for _, t in sections) + "\n"
+    # the summary names its run in its own words; every other section under a run line
+    text = "\n\n".join(
+        (t if h.startswith(SUMMARY) else with_run_line(t)).strip("\n") for h, t in sections
+    )
+    text += "\n"
     (RESULTS / f"{group}{'-quick' if quick else ''}.md").write_text(text, encoding="utf-8")
     if DOCS:
         for heading, t in sections:

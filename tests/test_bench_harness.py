@@ -92,9 +92,9 @@ def test_a_full_run_writes_the_summary_from_its_own_targets_alone(doc: Path) -> 
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| g. initial push over SSH",
                                                      "| n. mixed folder"]  # fmt: skip
     # the run is named once, at the head: command, commit, start, machine, load
-    head = summary.split("| scenario")[0]
+    head = " ".join(summary.split("| scenario")[0].split())
     assert "`make bench` at commit " in head and "2026-12-07 02:00 UTC" in head
-    assert "load 0.5" in head and "2 of 2 targets met" in " ".join(head.split())
+    assert "load 0.5" in head and "2 of 2 targets met" in head
     assert summary.count("at commit ") == 1
     # the other sections are untouched by the summary
     assert "Measured long ago." in doc.read_text(encoding="utf-8")
