@@ -54,6 +54,8 @@ ORDER = [
     "## Going back a version of a large file (issue 14)",
     "## Clone and pull over SSH (issue 14)",
     "## Push to S3 (issue 16)",
+    "## Edit-to-other-copy latency",
+    "## Encrypted remotes",
     "## A mixed folder (issue 17)",
 ]
 LAST = "## What each change bought"
