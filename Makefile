@@ -6,7 +6,7 @@
 #   make lint         ruff check + ruff format --check + mypy --strict on vsync/
 #   make reliability  the crash, fault and load tests, writing docs/reliability.md from their figures
 #   make bench        benchmarks vs git, rsync, restic (updates docs/benchmarks.md, docs/format.md)
-#   make bench-quick  the same scaled down, under 2 minutes (results under bench/results/ only)
+#   make bench-quick  the same scaled down, a few minutes (results under bench/results/ only)
 #   make clean        caches, build output, benchmark data; `make distclean` also .venv
 
 SHELL := /bin/bash

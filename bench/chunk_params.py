@@ -28,6 +28,7 @@ from pathlib import Path
 import blake3
 import datagen
 import machine
+import report as bench_report
 import zstandard
 
 from vsync.model.manifest import ENTRY, HEAD
@@ -134,8 +135,9 @@ def measure(size: int) -> tuple[list[Row], list[Level], int]:
 
 def report(rows: list[Row], levels: list[Level], size: int, load: str) -> str:
     per_chunk = RECORD.size + TRAILER_ENTRY.size
+    run = f"{bench_report.RUN_LINE}\n\n" if bench_report.RUN_LINE else ""
     out = [
-        f"Measured {machine.today()} on {machine.describe()}; {load}; "
+        f"{run}Measured {machine.today()} on {machine.describe()}; {load}; "
         f"by `bench/chunk_params.py` ({kib(size)} inputs).",
         "",
         "| min / avg / max | mean chunk | chunk+hash, 1 thread | new bytes per 10-byte insert "

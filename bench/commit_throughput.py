@@ -250,7 +250,8 @@ of the same commands (less sensitive than wall-clock to other load on the machin
 "stored" is `du -sb` of `.vsync`, `.git` or the restic repository; peak RSS is the
 largest maximum resident set of any command in the sequence (`/usr/bin/time -v`).
 Inputs come from fixed seeds (`bench/datagen.py`): BLAKE3 output (incompressible)
-and web-server log lines (zstd -3 ratio about 5x). Speed ratios are time ratios:
+and web-server log lines (what zstd saves on them is the "stored / input" column).
+Speed ratios are time ratios:
 "vsync speed / git speed" 5x means vsync took a fifth of git's time.
 
 {body}{plot_md}

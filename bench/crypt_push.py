@@ -177,7 +177,7 @@ earlier one's writeback. A plain push to a path is `vsync serve` on the same
 machine storing what it receives; an encrypted push writes sealed bytes
 (nothing of a local pack can be reused). Every
 encrypted command derives its key once with scrypt at the default cost
-(log2n 17, r 8: 128 MiB and about half a second, before any data moves): that
+(log2n 17, r 8: 128 MiB of memory, before any data moves): that
 memory is in the encrypted rows' peak RSS, and is the same whatever the file
 size; what the data path holds is bounded by one sealed pack being written and
 one being sealed (16 MiB each) on push, 4 MiB ranges on fetch. Machine:

@@ -19,6 +19,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
@@ -292,3 +293,233 @@ def modify_percent(root: Path, seed: int, pct: float = 1) -> list[Path]:
         tmp.write_bytes(b"\n".join(lines) + b"\n")
         os.replace(tmp, path)
     return chosen
+
+
+# -- a mixed folder (issue 17) -----------------------------------------------------
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MixedSpec:
+    """How many files of each kind a mixed folder holds, and their size ranges (bytes)."""
+
+    photos: int  # photo-like: incompressible, sizes uniform in [photo_min, photo_max]
+    photo_min: int
+    photo_max: int
+    large: int  # large files, alternately incompressible (video-like) and log text (a dump)
+    large_size: int
+    logs: int  # log files, sizes uniform in [log_min, log_max]
+    log_min: int
+    log_max: int
+    sources: int  # source-code-like text files, sizes as in :func:`source_tree`
+    small: int  # small files (notes, thumbnails), sizes uniform in [small_min, small_max]
+    small_min: int
+    small_max: int
+
+
+MIXED_FULL = MixedSpec(
+    photos=240, photo_min=2 * MIB, photo_max=8 * MIB, large=2, large_size=256 * MIB,
+    logs=24, log_min=1 * MIB, log_max=6 * MIB, sources=1_500,
+    small=4_000, small_min=1 * KIB, small_max=20 * KIB,
+)  # fmt: skip
+MIXED_QUICK = MixedSpec(
+    photos=12, photo_min=128 * KIB, photo_max=512 * KIB, large=2, large_size=4 * MIB,
+    logs=4, log_min=64 * KIB, log_max=256 * KIB, sources=100,
+    small=300, small_min=1 * KIB, small_max=20 * KIB,
+)  # fmt: skip
+# The folder's top-level folders, one per kind of data (the benchmark's table reads them).
+MIXED_KINDS = {
+    "Photos": "photos (incompressible)",
+    "Large": "large files (one incompressible, one log text)",
+    "logs": "log files (text)",
+    "code": "source code (text)",
+    "Notes": "small text notes",
+    "Thumbnails": "small incompressible thumbnails",
+}
+
+
+def _file_seed(seed: int, kind: int, i: int) -> int:
+    """A distinct 63-bit seed for file ``i`` of ``kind`` in the folder made from ``seed``."""
+    return ((seed & 0x7FFF_FFFF) << 32) | (kind << 24) | (i & 0xFF_FFFF)
+
+
+def _code_text(rng: random.Random, pool: list[str], mean_line: float, label: str) -> bytes:
+    size = min(TREE_MAX, max(TREE_MIN, int(rng.lognormvariate(TREE_MEAN_LOG, TREE_SIGMA))))
+    text = f"// {label}\n" + "".join(rng.choices(pool, k=int(size / mean_line) + 1))
+    return text.encode()[:size]
+
+
+def _photo_path(i: int) -> str:
+    return f"Photos/{2015 + i % 9}/{1 + (i // 9) % 12:02d}/IMG_{4000 + i}.jpg"
+
+
+def mixed_folder(seed: int, root: Path, spec: MixedSpec) -> Path:
+    """A folder like a real one under ``root``: photos, large files, logs, source code,
+    small notes and thumbnails (:data:`MIXED_KINDS`), every size and byte from ``seed``.
+
+    Written into ``root.tmp`` then renamed: an existing ``root`` is complete and is
+    returned as it is.
+    """
+    if root.is_dir():
+        return root
+    rng = random.Random(seed)
+    tmp = root.with_name(root.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    for i in range(spec.photos):
+        size = rng.randint(spec.photo_min, spec.photo_max)
+        write(tmp / _photo_path(i), random_bytes(_file_seed(seed, 1, i), size))
+    for i in range(spec.large):
+        if i % 2 == 0:
+            path, gen = (
+                f"Large/video-{i}.mp4",
+                random_bytes(_file_seed(seed, 2, i), spec.large_size),
+            )
+        else:
+            path, gen = f"Large/dump-{i}.sql", log_lines(_file_seed(seed, 2, i), spec.large_size)
+        write(tmp / path, gen)
+    for i in range(spec.logs):
+        size = rng.randint(spec.log_min, spec.log_max)
+        write(tmp / f"logs/service-{i:02d}.log", log_lines(_file_seed(seed, 3, i), size))
+    pool = _line_pool(rng, 20_000)
+    mean_line = sum(map(len, pool)) / len(pool)
+    dirs = rng.sample(_tree_dirs(rng), 60)
+    for i in range(spec.sources):
+        rel = f"code/{dirs[i % len(dirs)]}/{rng.choice(WORDS)}_{i}{rng.choice(EXTS)}"
+        write(tmp / rel, iter([_code_text(rng, pool, mean_line, rel)]))
+    for i in range(spec.small):
+        size = rng.randint(spec.small_min, spec.small_max)
+        if i % 2 == 0:
+            rel = f"Notes/{rng.choice(WORDS)}/note-{i}.md"
+            lines = "".join(rng.choices(pool, k=int(size / mean_line) + 1))
+            write(tmp / rel, iter([lines.encode()[:size]]))
+        else:
+            rel = f"Thumbnails/{i % 50:02d}/thumb-{i}.png"
+            write(tmp / rel, random_bytes(_file_seed(seed, 4, i), size))
+    os.replace(tmp, root)
+    return root
+
+
+def _rewrite(path: Path, data: Iterator[bytes]) -> None:
+    """Replace ``path`` with ``data`` through a new file and a rename (a new inode: other
+    hard links to the old file keep the old bytes)."""
+    write(path, data)
+
+
+def _appended(path: Path, extra: bytes) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while block := f.read(BLOCK):
+            yield block
+    yield extra
+
+
+def mixed_edit(src: Path, dest: Path, seed: int, spec: MixedSpec) -> Path:
+    """``src`` (a :func:`mixed_folder`) as it is after a day's work, under ``dest``:
+    hard links to ``src``'s files, with edited files written anew (new inodes), some
+    added and some removed, all from ``seed``.
+
+    - photos: 2% get 64 bytes of their head rewritten (a metadata edit), 2% are
+      removed, 4% are added;
+    - the log-text large file gets 1 MiB of lines appended (64 KiB with ``--quick``
+      sizes); the incompressible one is left as it is;
+    - half the log files get 1/16 of their size in lines appended;
+    - source code: 2% get a line replaced and a line appended, 1% removed, 1% added;
+    - small notes and thumbnails: 1% rewritten, 2% removed, 2% added.
+
+    Written into ``dest.tmp`` then renamed; an existing ``dest`` is returned as it is.
+    """
+    if dest.is_dir():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    link_tree(src, tmp)
+    rng = random.Random(seed)
+
+    def pick(files: list[Path], pct: float) -> list[Path]:
+        return rng.sample(files, max(1, round(len(files) * pct / 100))) if files else []
+
+    photos = tree_files(tmp / "Photos")
+    for path in pick(photos, 2):
+        head = rng.randbytes(64)
+        with open(path, "rb") as f:
+            rest = f.read()[64:]
+        _rewrite(path, iter([head, rest]))
+    for path in pick(photos, 2):
+        path.unlink()
+    for i in range(max(1, round(spec.photos * 4 / 100))):
+        size = rng.randint(spec.photo_min, spec.photo_max)
+        n = spec.photos + i
+        write(tmp / _photo_path(n), random_bytes(_file_seed(seed, 5, i), size))
+    extra = max(64 * KIB, spec.large_size // 256)
+    for path in tree_files(tmp / "Large"):
+        if path.suffix == ".sql":
+            more = b"".join(log_lines(_file_seed(seed, 6, 0), extra))
+            _rewrite(path, _appended(path, b"\n" + more))
+    logs = tree_files(tmp / "logs")
+    for j, path in enumerate(pick(logs, 50)):
+        more = b"".join(log_lines(_file_seed(seed, 7, j), path.stat().st_size // 16))
+        _rewrite(path, _appended(path, more))
+    code = tree_files(tmp / "code")
+    for path in pick(code, 2):
+        lines = path.read_bytes().split(b"\n")
+        lines[len(lines) // 2] = f"    edited_{rng.getrandbits(32):08x} = 1".encode()
+        lines.append(f"# appended {rng.getrandbits(48):012x}".encode())
+        _rewrite(path, iter([b"\n".join(lines) + b"\n"]))
+    for path in pick(code, 1):
+        path.unlink()
+    for i in range(max(1, round(len(code) / 100))):
+        rel = code[rng.randrange(len(code))].parent / f"added_{i}.py"
+        write(rel, iter([f"# added by mixed_edit({seed}) {i}\n".encode() * rng.randint(20, 200)]))
+    small = tree_files(tmp / "Notes") + tree_files(tmp / "Thumbnails")
+    for path in pick(small, 1):
+        _rewrite(path, iter([rng.randbytes(path.stat().st_size)]))
+    for path in pick(small, 2):
+        if path.exists():
+            path.unlink()
+    for i in range(max(1, round(spec.small * 2 / 100))):
+        size = rng.randint(spec.small_min, spec.small_max)
+        write(tmp / f"Notes/new/note-added-{i}.md", iter([rng.randbytes(size // 2).hex().encode()]))
+    os.replace(tmp, dest)
+    return dest
+
+
+def tree_diff(old: Path, new: Path) -> tuple[list[str], list[str], list[str]]:
+    """(added, modified, removed) relative paths from ``old`` to ``new``: a file of both
+    is modified when it is not the same inode (the trees share unchanged files as hard
+    links)."""
+
+    def index(root: Path) -> dict[str, os.stat_result]:
+        return {str(p.relative_to(root)): p.stat() for p in tree_files(root)}
+
+    a, b = index(old), index(new)
+    added = sorted(set(b) - set(a))
+    removed = sorted(set(a) - set(b))
+    modified = sorted(p for p in set(a) & set(b) if a[p].st_ino != b[p].st_ino)
+    return added, modified, removed
+
+
+def relink(dest: Path, target: Path) -> None:
+    """Make ``dest`` (hard links to some tree's files) hold ``target``'s files: what
+    ``target`` lacks is removed, what differs (another inode) is replaced by a link to
+    ``target``'s file through a rename, the rest is left untouched (same inode, same
+    times: no tool has reason to read it again)."""
+    have = {str(p.relative_to(dest)) for p in tree_files(dest)}
+    want = {str(p.relative_to(target)) for p in tree_files(target)}
+    for rel in sorted(have - want):
+        (dest / rel).unlink()
+    for rel in sorted(want):
+        src, out = target / rel, dest / rel
+        if rel in have and os.stat(out).st_ino == os.stat(src).st_ino:
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".relink-tmp")
+        tmp.unlink(missing_ok=True)
+        os.link(src, tmp)
+        os.replace(tmp, out)

@@ -21,16 +21,22 @@ Groups (issue 6's scenarios):
               plain one and restic backup (bench/crypt_push.py, issue 15)
     s3        push to an encrypted s3:// remote on a local SeaweedFS against restic
               backup to an s3: repository on it (bench/push_s3.py, issue 16)
+    mixed     n: a mixed folder (photos, text, large files, many small ones): first
+              commit (git, restic), push and sync over SSH (rsync), then an edit
+              committed and pushed (rsync, restic) (bench/mixed.py, issue 17)
 
-A full run does every group and rewrites its sections of docs/benchmarks.md
-(and the "Summary (issue 6)" table of targets), the plot PNG under docs/ and
-the measured tables of docs/format.md; ``--no-docs`` runs full size but writes
-only under bench/results/. ``--quick`` scales the inputs down (32 MiB files,
+A full run (``make bench``: every group) rewrites every section of
+docs/benchmarks.md, the plot PNG under docs/ and the measured tables of
+docs/format.md, and writes the "Summary" table of targets from this run's figures
+alone, headed once by the run's command, commit, date, machine and load. A run with
+``--only GROUP`` rewrites that group's sections (each names its own run under its
+heading) and leaves the summary as it is: it never mixes runs. ``--no-docs`` runs
+full size but writes only under bench/results/. ``--quick`` scales the inputs down (32 MiB files,
 64 MiB for push and receive, 2,000 small files, 256 MiB for the memory test, 2,000 and
 20,000 tiny files for scale), skips the
 plot and the chunking tables unless asked with --only, and writes only under
 bench/results/. Every run writes bench/results/<group>[-quick].md and
-targets[-quick].json (the summary reads the latter, group by group).
+targets[-quick].json (this run's targets only), and a full run summary[-quick].md.
 Inputs are generated once into bench/data/ (gitignored) and reused.
 """
 
@@ -40,28 +46,29 @@ import argparse
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import machine
+import report
 from measure import Target, row
-from report import DOC, split_sections, vsync_version, write_section
+from report import SUMMARY, vsync_version, with_run_line, write_section
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 GROUPS = (
     "commit", "edit", "small", "memory", "scale", "push", "plot", "chunking", "watch", "goback",
-    "receive", "crypt", "s3",
+    "receive", "crypt", "s3", "mixed",
 )  # fmt: skip
 QUICK_DEFAULT = (
-    "commit", "edit", "small", "memory", "scale", "push", "goback", "receive", "crypt",
+    "commit", "edit", "small", "memory", "scale", "push", "goback", "receive", "crypt", "mixed",
 )  # fmt: skip
-SUMMARY = "## Summary (issue 6)"
 STARTED = time.perf_counter()
 DOCS = True  # write docs/benchmarks.md (a full run without --no-docs)
-ORDER = "abcdefghijklm"
+ORDER = "abcdefghijklmn"
 
 
 def checkout() -> str:
@@ -78,30 +85,52 @@ def checkout() -> str:
 
 
 def push_targets(results: object) -> list[Target]:
-    """Targets from bench/push_ssh.py's result, as far as its shape is known."""
+    """Targets from bench/push_ssh.py's result, as far as its shape is known: the
+    initial push against rsync with OpenSSH's default cipher and with vsync's own, the
+    same with the commit that chunked the data added to vsync's time (for information),
+    the push after the edit, and sending a new file with ``vsync sync``."""
     scen_i = "g. initial push over SSH"
     scen_n = "g. push after the 10-byte insertion"
     try:
         out: list[Target] = []
         for inp, rows in results:  # type: ignore[attr-defined]
-            vs, rs = rows[0], rows[1]
+            vs, rsyncs = rows[0], rows[1:]
 
             def med(samples: list[object], attr: str) -> float:
                 vals = sorted(getattr(s, attr) for s in samples)
-                return vals[len(vals) // 2]
+                return float(vals[len(vals) // 2])
 
-            ti = med(vs.initial, "seconds") / med(rs.initial, "seconds")
-            tn = med(vs.incremental, "seconds") / med(rs.incremental, "seconds")
+            def mid(vals: list[float]) -> float:
+                return sorted(vals)[len(vals) // 2]
+
+            push_i = med(vs.initial, "seconds")
+            push_n = med(vs.incremental, "seconds")
+            commit_i = mid(vs.initial_commit_seconds)
+            commit_n = mid(vs.commit_seconds)
+            for rs in rsyncs:
+                peer = f"rsync ({rs.cipher})"
+                ti = push_i / med(rs.initial, "seconds")
+                out.append(Target(scen_i, f"vsync push time / {peer} time", f"{ti:.2f}", "<= 1",
+                                  _verdict(ti, 1.0)))  # fmt: skip
+            for rs in rsyncs:
+                peer = f"rsync ({rs.cipher})"
+                tc = (commit_i + push_i) / med(rs.initial, "seconds")
+                out.append(Target(scen_i, f"vsync commit + push time / {peer} time",
+                                  f"{tc:.2f}", "-", "-"))  # fmt: skip
+            rs = rsyncs[0]
             bn = med(vs.incremental, "wire") / med(rs.incremental, "wire")
-            peer = f"rsync ({rs.cipher})"
-            out += [
-                Target(scen_i, f"vsync time / {peer} time", f"{ti:.2f}", "<= 1",
-                       _verdict(ti, 1.0)),
-                Target(scen_n, f"vsync bytes / {peer} bytes", f"{bn:.2f}", "<= 1.5",
-                       _verdict(bn, 1.5)),
-                Target(scen_n, f"vsync time / {peer} time", f"{tn:.2f}", "<= 1",
-                       _verdict(tn, 1.0)),
-            ]  # fmt: skip
+            out.append(Target(scen_n, f"vsync bytes / rsync ({rs.cipher}) bytes", f"{bn:.2f}",
+                              "<= 1.5", _verdict(bn, 1.5)))  # fmt: skip
+            for rs in rsyncs:
+                peer = f"rsync ({rs.cipher})"
+                tn = push_n / med(rs.incremental, "seconds")
+                out.append(Target(scen_n, f"vsync push time / {peer} time", f"{tn:.2f}", "<= 1",
+                                  _verdict(tn, 1.0)))  # fmt: skip
+            for rs in rsyncs:
+                peer = f"rsync ({rs.cipher})"
+                tc = (commit_n + push_n) / med(rs.incremental, "seconds")
+                out.append(Target(scen_n, f"vsync commit + push time / {peer} time",
+                                  f"{tc:.2f}", "-", "-"))  # fmt: skip
             gcm = rows[2]
             if vs.send and gcm.send:
                 ts = med(vs.send, "seconds") / med(gcm.send, "seconds")
@@ -122,75 +151,82 @@ def _verdict(value: float, target: float) -> str:
     return verdict(value, target, False)
 
 
-def save_targets(group: str, targets: list[Target], quick: bool) -> dict[str, object]:
+def run_line(command: str, full: bool) -> str:
+    """The line under each section this run writes: command, commit, date (UTC)."""
+    whose = (
+        "the run the summary is from"
+        if full
+        else "a run of this group alone: the summary is from the full run it names"
+    )
+    return (
+        f"{report.RUN_PREFIX}`{command}` at commit {checkout()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({whose})."
+    )
+
+
+def save_targets(targets: dict[str, list[Target]], quick: bool, command: str, full: bool) -> None:
+    """This run's targets, group by group, in bench/results/targets[-quick].json (only
+    this run's: nothing of an earlier run is kept)."""
     path = RESULTS / f"targets{'-quick' if quick else ''}.json"
-    data: dict[str, object] = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            data = {}
-    data[group] = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+    data = {
+        "command": command,
+        "full": full,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "checkout": checkout(),
-        "targets": [t.__dict__ for t in targets],
+        "groups": {g: [t.__dict__ for t in tg] for g, tg in targets.items()},
     }
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    return data
 
 
-def summary_rows(doc: str) -> list[tuple[Target, str]]:
-    """The rows of the summary table in ``doc`` (docs/benchmarks.md as it is): (target,
-    its "measured" cell)."""
-    _intro, sections = split_sections(doc)
-    out: list[tuple[Target, str]] = []
-    for heading, text in sections:
-        if not heading.startswith(SUMMARY):
-            continue
-        for line in text.splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) != 6 or cells[0] in ("scenario", "") or set(cells[0]) <= set("-:"):
-                continue
-            out.append((Target(*cells[:5]), cells[5]))
-    return out
+def summary(targets: list[Target], quick: bool, command: str, started: str, load_start: str) -> str:
+    """The summary table: every target of this one run, none from any other. Its head
+    says once which run it is (command, commit, date, machine, load)."""
+    ordered = sorted(targets, key=lambda t: ORDER.find(t.scenario[:1]))
+    rows = [row("scenario", "measure", "value", "target", "result"), "|---|---|---:|---|---|"]
+    rows += [row(t.scenario, t.measure, t.value, t.target, t.verdict) for t in ordered]
+    met = sum(t.verdict == "met" for t in ordered)
+    with_target = sum(t.target != "-" for t in ordered)
+    size = "Scaled down (`--quick`): not the sizes of the issues' targets. " if quick else ""
+    head = f"""Every figure below is from one run: `{command}` at commit {checkout()}, started
+{started}, on {machine.describe()}; vsync {vsync_version()}; {load_start},
+{machine.load_now()} at the end. {size}Each target is a ratio against its peer measured
+in the same run (so that load from other work on the machine touches both sides), or an
+absolute figure; {met} of {with_target} targets met ("missed by F x" is the factor still
+to gain; rows whose target is "-" are for information). The sections below give each
+scenario's method and tables; each names the run it is from under its heading. A run of
+one group (`.venv/bin/python bench/run.py --only GROUP`) rewrites that group's section
+only, never this summary; `make bench` rewrites everything."""
+    table = "\n".join(rows)
+    return f"{SUMMARY}\n\n{textwrap.fill(' '.join(head.split()), 88)}\n\n{table}\n"
 
 
-def summary(data: dict[str, object], quick: bool, earlier: list[tuple[Target, str]]) -> str:
-    """The summary table: the targets of ``data`` (this run and the results file), and
-    from ``earlier`` (the table as docs/benchmarks.md has it) the rows of every scenario
-    this run and the results file did not measure, each with its own date and commit."""
-    targets: list[tuple[Target, str]] = []
-    for entry in data.values():
-        assert isinstance(entry, dict)
-        for t in entry["targets"]:
-            targets.append((Target(**t), f"{entry['date']}, {entry['checkout']}"))
-    measured = {t.scenario[:1] for t, _when in targets}
-    targets += [(t, when) for t, when in earlier if t.scenario[:1] not in measured]
-    targets.sort(key=lambda tw: ORDER.find(tw[0].scenario[:1]))
-    rows = [row("scenario", "measure", "value", "target", "result", "measured"),
-            "|---|---|---:|---|---|---|"]  # fmt: skip
-    rows += [row(t.scenario, t.measure, t.value, t.target, t.verdict, w) for t, w in targets]
-    met = sum(t.verdict == "met" for t, _ in targets)
-    return f"""{SUMMARY}
-
-The targets of issues 6 and 13, each measured against its peer in the same run (ratios, so
-that load from other work on the machine touches both sides). {met} of {len(targets)}
-met. Machine: {machine.describe()}; vsync {vsync_version()}. "missed by F x" is the
-factor still to gain. Regenerate everything with `make bench`
-(`make bench-quick` for the small version), or one group with
-`.venv/bin/python bench/run.py --only GROUP` (commit, edit, small, memory, scale, push,
-plot, chunking, goback, receive, crypt)
-(which keeps the other scenarios' rows as they were, each with the date and commit it
-was measured at); the sections below give each scenario's table, method and peak memory.
-
-{chr(10).join(rows)}
-"""
+def finish(
+    targets: dict[str, list[Target]],
+    quick: bool,
+    command: str,
+    full: bool,
+    started: str,
+    load_start: str,
+) -> None:
+    """Save this run's targets; a full run writes the summary from them alone, a run of
+    some groups leaves the summary as it is (it never mixes runs)."""
+    save_targets(targets, quick, command, full)
+    if full:
+        flat = [t for tg in targets.values() for t in tg]
+        body = summary(flat, quick, command, started, load_start)
+        publish("summary", [(SUMMARY, body)], quick)
+    elif targets:
+        print("a run of some groups: the summary of docs/benchmarks.md is left as it is")
 
 
 def publish(group: str, sections: list[tuple[str, str]], quick: bool) -> None:
     print(f"[{group} done, {time.perf_counter() - STARTED:.0f} s since the start]", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    text = "\n\n".join(t.strip("\n") for _, t in sections) + "\n"
+    # the summary names its run in its own words; every other section under a run line
+    text = "\n\n".join(
+        (t if h.startswith(SUMMARY) else with_run_line(t)).strip("\n") for h, t in sections
+    )
+    text += "\n"
     (RESULTS / f"{group}{'-quick' if quick else ''}.md").write_text(text, encoding="utf-8")
     if DOCS:
         for heading, t in sections:
@@ -215,8 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     global DOCS
     DOCS = not (quick or args.no_docs)
     groups = args.only or list(QUICK_DEFAULT if quick else GROUPS)
+    # A full run is every group of its mode (``make bench`` or ``make bench-quick``): it
+    # alone writes the summary. ``--only`` rewrites its groups' sections and nothing else.
+    full = not args.only or set(groups) >= set(QUICK_DEFAULT if quick else GROUPS)
+    if full:
+        command = "make bench-quick" if quick else "make bench"
+    else:
+        only = " ".join(f"--only {g}" for g in groups)
+        command = f"bench/run.py{' --quick' if quick else ''} {only}"
+    report.RUN_LINE = run_line(command, full)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_start = machine.load()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data: dict[str, object] = {}
+    targets: dict[str, list[Target]] = {}
 
     if "commit" in groups or "plot" in groups:
         import commit_throughput
@@ -226,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if "commit" in groups:
             publish("commit", [(commit_throughput.HEADING, text)], quick)
-            data = save_targets("commit", tg, quick)
+            targets["commit"] = tg
         else:
             print(f"plot written ({text})", flush=True)
     if "edit" in groups:
@@ -234,32 +281,32 @@ def main(argv: list[str] | None = None) -> int:
 
         text, tg = edit_commit.main(quick)
         publish("edit", [(edit_commit.HEADING, text)], quick)
-        data = save_targets("edit", tg, quick)
+        targets["edit"] = tg
     if "small" in groups:
         import small_files
 
         sections, tg = small_files.main(quick)
         publish("small", sections, quick)
-        data = save_targets("small", tg, quick)
+        targets["small"] = tg
     if "memory" in groups:
         import memory
 
         text, tg = memory.main(quick)
         publish("memory", [(memory.HEADING, text)], quick)
-        data = save_targets("memory", tg, quick)
+        targets["memory"] = tg
     if "scale" in groups:
         import scale
 
         sizes = [int(n) for n in args.scale_sizes.split(",")] if args.scale_sizes else None
         text, tg = scale.main(quick, sizes)
         publish("scale", [(scale.HEADING, text)], quick)
-        data = save_targets("scale", tg, quick)
+        targets["scale"] = tg
     if "push" in groups:
         import push_ssh
 
         results = push_ssh.main(quick=quick, update_docs=DOCS)
         print(f"[push done, {time.perf_counter() - STARTED:.0f} s since the start]", flush=True)
-        data = save_targets("push", push_targets(results), quick)
+        targets["push"] = push_targets(results)
     if "chunking" in groups:
         import chunk_params
 
@@ -272,19 +319,19 @@ def main(argv: list[str] | None = None) -> int:
 
         text, tg = goback.main(quick)
         publish("goback", [(goback.HEADING, text)], quick)
-        data = save_targets("goback", tg, quick)
+        targets["goback"] = tg
     if "receive" in groups:
         import receive_ssh
 
         text, tg = receive_ssh.main(quick, update_docs=DOCS)
         publish("receive", [(receive_ssh.HEADING, text)], quick)
-        data = save_targets("receive", tg, quick)
+        targets["receive"] = tg
     if "crypt" in groups:
         import crypt_push
 
         text, tg = crypt_push.main(quick)
         publish("crypt", [(crypt_push.HEADING, text)], quick)
-        data = save_targets("crypt", tg, quick)
+        targets["crypt"] = tg
     if "s3" in groups:
         import push_s3
 
@@ -294,9 +341,13 @@ def main(argv: list[str] | None = None) -> int:
 
         text, _figures = watch_latency.main(quick)
         publish("watch", [(watch_latency.HEADING, text)], quick)
-    if data:
-        earlier = summary_rows(DOC.read_text(encoding="utf-8")) if DOCS and DOC.exists() else []
-        publish("summary", [(SUMMARY, summary(data, quick, earlier))], quick)
+    if "mixed" in groups:
+        import mixed
+
+        text, tg = mixed.main(quick)
+        publish("mixed", [(mixed.HEADING, text)], quick)
+        targets["mixed"] = tg
+    finish(targets, quick, command, full, started, load_start)
     print(f"benchmarks done in {time.perf_counter() - STARTED:.0f} s", flush=True)
     return 0
 

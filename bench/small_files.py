@@ -63,6 +63,9 @@ class Result:
         self.status = {t: Series(t) for t in TOOLS}
         self.files = 0
         self.tree_bytes = 0
+        self.median_size = 0.0
+        self.mean_size = 0.0
+        self.max_size = 0
 
 
 def commands(tool: str) -> tuple[list[list[str]], list[list[str]], list[str]]:
@@ -106,6 +109,10 @@ def measure(files: int, scratch: Path, status_runs: int = STATUS_RUNS) -> Result
     datagen.source_tree(TREE_SEED, tree, files)
     res = Result()
     res.tree_bytes = du_bytes(tree)
+    sizes = [p.stat().st_size for p in datagen.tree_files(tree)]
+    res.median_size = statistics.median(sizes)
+    res.mean_size = statistics.fmean(sizes)
+    res.max_size = max(sizes)
     for i in range(RUNS):
         for tool in TOOLS:
             print(f"  run {i + 1}/{RUNS}: {tool} on {files:,} files", flush=True)
@@ -173,8 +180,8 @@ Command: `make bench{"-quick" if quick else ""}`, or
 
 A source-tree-like folder from `bench/datagen.py` (`source_tree`, seed {TREE_SEED}):
 {res.files:,} text files of code-like lines in about 500 directories nested 2-3 deep,
-{human(res.tree_bytes)} on disk, sizes lognormal (median about 4 KB, mean about 6 KB, a few
-up to 150-200 KB); zstd compresses it about 3.4x. Each round links it into a fresh folder
+{human(res.tree_bytes)} on disk, sizes lognormal (median {human(res.median_size)}, mean
+{human(res.mean_size)}, largest {human(res.max_size)}). Each round links it into a fresh folder
 and reads every file once, then times the first commit; then {modified:,} files (1%,
 `modify_percent`, seed {EDIT_SEED}) get a line replaced and a line appended and the
 second commit is timed. Median of {RUNS} rounds (min-max), tools interleaved; "stored"
