@@ -19,6 +19,8 @@ MODE:
 - oid:refs / oid:acks: a 40-character object id that is not hex in REFS / ACKS.
 - probe-chunk: while receiving a push, ask for the chunk whose hex id is in
   $VSYNC_EVIL_CHUNK (one the pusher holds but does not push).
+- want-total:negative / want-total:twice: while receiving a push, a WANT_TOTAL
+  with a count of -1, or the honest one sent twice.
 """
 
 from __future__ import annotations
@@ -122,6 +124,20 @@ def _probe_chunk() -> None:
     server.fetch_chunks = fetch_chunks  # type: ignore[assignment]
 
 
+def _want_total(mode: str) -> None:
+    real = Connection.send_json
+
+    def send_json(self: Connection, mtype: int, value: dict[str, Any]) -> None:
+        if mtype == protocol.WANT_TOTAL:
+            if mode == "want-total:negative":
+                value = {**value, "chunks": -1}
+            else:
+                real(self, mtype, value)
+        real(self, mtype, value)
+
+    Connection.send_json = send_json  # type: ignore[method-assign]
+
+
 def main() -> int:
     mode = sys.argv[1]
     path = sys.argv[-1]
@@ -179,6 +195,8 @@ def main() -> int:
         _bad_oids(mode)
     elif mode == "probe-chunk":
         _probe_chunk()
+    elif mode.startswith("want-total:"):
+        _want_total(mode)
     elif mode != "honest":
         print(f"evil_serve: unknown mode {mode}", file=sys.stderr)
         return 2
