@@ -9,11 +9,13 @@ that a case-folding file system (NTFS, APFS, HFS+ by default) would take for
 one: two paths that differ only by case. (Names that differ only by Unicode
 normalisation, NFD against NFC, never both reach a tree: the scan keys names
 by their NFC form and skips the second with a warning, and macOS stores
-either form as one name.)
+either form as one name; under ``portability.strict`` a commit is refused for
+them instead, :data:`UNICODE_TWIN_PROBLEM`.)
 
 ``status`` and ``commit`` warn, one line per path, for paths that are new to
 the branch (a clean status never looks); ``portability.strict = true`` in the
-repository config makes ``commit`` refuse them (:class:`NotPortable`, exit 2).
+repository config makes ``commit`` refuse them (:class:`NotPortable`, exit 2,
+one line per path).
 
 :func:`folded_key` is the name a case-folding file system opens:
 :mod:`vsync.ops.case_fold` uses it to keep both files of a case pair (the
@@ -37,17 +39,26 @@ _DEVICES = frozenset(
 _FORBIDDEN = frozenset('<>:"|?*\\')
 
 
+UNICODE_TWIN_PROBLEM = (
+    "is spelled twice in its folder, in different Unicode forms (NFC and NFD), one name on macOS"
+)
+_HINT = "rename it, or set portability.strict = false to commit it"
+
+
 class NotPortable(UsageError):
     """A commit refused by ``portability.strict``: a new path cannot exist on Windows or
-    macOS."""
+    macOS. The CLI prints one line per path (:meth:`lines`)."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         path, why = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(
-            f"'{path}' {why}{more}; rename it, or set portability.strict = false to commit it"
-        )
+        super().__init__(f"'{path}' {why}{more}; {_HINT}")
         self.problems = problems
+
+    def lines(self) -> list[str]:
+        if len(self.problems) == 1:
+            return [str(self)]
+        return [f"'{path}' {why}; {_HINT}" for path, why in self.problems]
 
 
 def name_problem(name: str) -> str | None:
