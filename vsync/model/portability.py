@@ -103,6 +103,35 @@ def case_twins(paths: Iterable[str]) -> dict[str, tuple[str, str]]:
     return twins
 
 
+def twins_beside(
+    paths: Iterable[str], names_in: Callable[[str], Collection[str] | None]
+) -> dict[str, tuple[str, str]]:
+    """As :func:`case_twins`, for ``paths`` new to a tree against the names the tree
+    keeps: each path whose name, or the name of a folder it is in, differs only by case
+    from a name the tree has in that folder, with (that spelling as a path, the path).
+
+    ``names_in(folder)`` gives the names the tree keeps in ``folder`` ('' the root), or
+    None when it has no such folder; it is asked once per folder the paths are in, so
+    the cost follows the folders of ``paths``, not the tree."""
+    index: dict[str, dict[str, str] | None] = {}
+    twins: dict[str, tuple[str, str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i, name in enumerate(parts):
+            folder = "/".join(parts[:i])
+            if folder not in index:
+                names = names_in(folder)
+                index[folder] = None if names is None else {folded_key(n): n for n in names}
+            known = index[folder]
+            met = None if known is None else known.get(folded_key(name))
+            if met is None:
+                break  # a name new to its folder: nothing below it is in the tree
+            if met != name:
+                twins[path] = (f"{folder}/{met}" if folder else met, path)
+                break
+    return twins
+
+
 # The first look over a joined list of paths ("\0" between paths): a forbidden character,
 # a trailing dot or space, a device name (then checked to start a name). Three simple
 # expressions run several times faster than one that holds them all.
@@ -124,23 +153,34 @@ def _suspect_spans(joined: str) -> list[int]:
     return spans
 
 
-def problems(all_paths: Collection[str], is_new: Callable[[str], bool]) -> list[tuple[str, str]]:
+CASE_TWIN = "only by case (one file on Windows and macOS; a push is refused)"
+
+
+def problems(
+    all_paths: Collection[str],
+    is_new: Callable[[str], bool],
+    beside: dict[str, tuple[str, str]] | None = None,
+) -> list[tuple[str, str]]:
     """(path, why) for each path of ``all_paths`` (a whole tree) for which ``is_new`` says
     yes and that cannot exist on Windows or macOS: a name of it (:func:`name_problem`),
-    or a case twin among ``all_paths``; sorted by path.
+    or a case twin among ``all_paths``; sorted by path. ``beside``: case twins found
+    outside ``all_paths`` (:func:`twins_beside`, when ``all_paths`` are only the
+    changed paths of a tree).
 
     A first look runs over all paths at once (a regular expression over their joined
     text, and a comparison of lower-cased names), so a tree with no suspect name costs
     little; the exact checks run on what it finds."""
+    found: dict[str, str] = {}
+    for path, (first, _by) in (beside or {}).items():
+        found[path] = f"differs from '{first}' {CASE_TWIN}"
     if not all_paths:
-        return []
+        return sorted(found.items())
     joined = "\0".join(all_paths)
     suspects: set[str] = set()
     for at in _suspect_spans(joined):
         begin = joined.rfind("\0", 0, at) + 1
         stop = joined.find("\0", at)
         suspects.add(joined[begin : len(joined) if stop < 0 else stop])
-    found: dict[str, str] = {}
     for path in suspects:
         if not is_new(path):
             continue
@@ -157,8 +197,7 @@ def problems(all_paths: Collection[str], is_new: Callable[[str], bool]) -> list[
                 if not is_new(by):
                     continue
                 path, first = by, path  # the new one is named, the one it meets quoted
-            why = "only by case (one file on Windows and macOS; a push is refused)"
-            found.setdefault(path, f"differs from '{first}' {why}")
+            found.setdefault(path, f"differs from '{first}' {CASE_TWIN}")
     return sorted(found.items())
 
 

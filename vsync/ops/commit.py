@@ -171,10 +171,14 @@ class PortabilityGuard:
             return True
         return lookup(self.repo.gitdb, self.head_tree, path)[0] is None
 
-    def __call__(self, paths: Collection[str]) -> None:
+    def __call__(
+        self, paths: Collection[str], beside: dict[str, tuple[str, str]] | None = None
+    ) -> None:
+        """Check ``paths`` (a whole tree, or the changed paths of one with ``beside``,
+        the case twins of the added ones among the names unchanged around them)."""
         from vsync.model.portability import UNICODE_TWIN_PROBLEM, NotPortable, problems
 
-        found = problems(paths, self.is_new) if paths else []
+        found = problems(paths, self.is_new, beside) if paths else []
         if self.twins:
             found = sorted(found + [(path, UNICODE_TWIN_PROBLEM) for path in self.twins])
         if found and self.strict:
