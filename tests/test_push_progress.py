@@ -132,3 +132,18 @@ def test_off_a_terminal_a_transfer_shorter_than_the_interval_writes_nothing() ->
         progress.tick(i, 100 * i)
     progress.done()
     assert out.getvalue() == ""
+
+
+def test_off_a_terminal_the_final_line_is_not_written_twice() -> None:
+    out, clock = io.StringIO(), Clock()
+    progress = TerminalTransferProgress(out, live=False, clock=clock)
+    progress.phase("Sending to origin", 2)
+    clock.now += LOG_INTERVAL
+    progress.tick(1, 10)
+    clock.now += LOG_INTERVAL
+    progress.tick(2, 20)
+    progress.done()
+    assert [line.split(",")[0] for line in out.getvalue().splitlines()] == [
+        "Sending to origin: chunks 1/2",
+        "Sending to origin: chunks 2/2",
+    ]

@@ -106,6 +106,7 @@ class TerminalTransferProgress:
         self._last = self.t0 if not live else 0.0
         self._line = False
         self._state = (0, 0)
+        self._shown = (-1, -1)  # the counts of the line last written
 
     def phase(self, label: str, total_chunks: int) -> None:
         self.label, self.total = one_line(label), total_chunks
@@ -122,6 +123,7 @@ class TerminalTransferProgress:
         self.stream.write(self._render(now, chunks, nbytes))
         self.stream.flush()
         self._line = True
+        self._shown = (chunks, nbytes)
 
     def _render(self, now: float, chunks: int, nbytes: int) -> str:
         elapsed = max(now - self.t0, 1e-6)
@@ -138,7 +140,8 @@ class TerminalTransferProgress:
 
     def done(self) -> None:
         if self._line:
-            self.tick(*self._state, force=True)  # the final totals, not the last throttled ones
+            if self.live or self._shown != self._state:  # a log line is not written twice
+                self.tick(*self._state, force=True)  # the final totals, not the last throttled
             if self.live:
                 self.stream.write("\n")
                 self.stream.flush()
