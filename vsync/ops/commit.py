@@ -178,7 +178,7 @@ class PortabilityGuard:
         the case twins of the added ones among the names unchanged around them)."""
         from vsync.model.portability import UNICODE_TWIN_PROBLEM, NotPortable, problems
 
-        found = problems(paths, self.is_new, beside) if paths else []
+        found = problems(paths, self.is_new, beside)
         if self.twins:
             found = sorted(found + [(path, UNICODE_TWIN_PROBLEM) for path in self.twins])
         if found and self.strict:
