@@ -19,8 +19,9 @@ MODE:
 - oid:refs / oid:acks: a 40-character object id that is not hex in REFS / ACKS.
 - probe-chunk: while receiving a push, ask for the chunk whose hex id is in
   $VSYNC_EVIL_CHUNK (one the pusher holds but does not push).
-- want-total:negative / want-total:twice: while receiving a push, a WANT_TOTAL
-  with a count of -1, or the honest one sent twice.
+- want-total:negative / want-total:twice / want-total:unlisted: while receiving a
+  push, a WANT_TOTAL with a count of -1, the honest one sent twice, or sent by a
+  server whose HELLO does not list want-total-v1.
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ def _probe_chunk() -> None:
 
 
 def _want_total(mode: str) -> None:
+    if mode == "want-total:unlisted":
+        caps = [c for c in protocol.CAPABILITIES if c != protocol.WANT_TOTAL_V1]
+        server.server_capabilities = lambda: caps
+        real_push = server._serve_push
+        server._serve_push = lambda conn, repo, info, _announce: real_push(conn, repo, info, True)  # type: ignore[assignment]
+        return
     real = Connection.send_json
 
     def send_json(self: Connection, mtype: int, value: dict[str, Any]) -> None:

@@ -340,6 +340,7 @@ def test_server_cannot_probe_a_pushing_client(world: World) -> None:
     [
         ("want-total:negative", "malformed count in WANT_TOTAL"),
         ("want-total:twice", "expected CHUNK_WANT or CHUNK_WANT_END, got WANT_TOTAL"),
+        ("want-total:unlisted", "expected CHUNK_WANT or CHUNK_WANT_END, got WANT_TOTAL"),
     ],
 )
 def test_a_servers_want_total_is_checked(world: World, mode: str, said: str) -> None:
