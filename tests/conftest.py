@@ -66,6 +66,37 @@ def run_vsync(
     return result
 
 
+def run_on_terminal(
+    *args: str | os.PathLike[str], cwd: Path, env: dict[str, str] | None = None
+) -> Run:
+    """``vsync ARGS`` with stdin, stdout and stderr on a pseudo-terminal (so it draws
+    what it draws for a person); ``stdout`` is everything the terminal received."""
+    import pty
+
+    full_env = dict(os.environ)
+    full_env.update({"VSYNC_AUTHOR_NAME": "Test Author", "VSYNC_AUTHOR_EMAIL": "test@example.com"})
+    full_env.pop("VSYNC_DEBUG", None)
+    full_env.update(env or {})
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*VSYNC, *map(str, args)], cwd=cwd, env=full_env, stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    received = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not data:
+            break
+        received.append(data)
+    os.close(master)
+    code = proc.wait(timeout=600)
+    text = b"".join(received).decode("utf-8", "replace")
+    return Run(code, text, "")
+
+
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     """An initialised, empty working folder."""

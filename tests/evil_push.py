@@ -91,7 +91,8 @@ def _chunks(conn: Connection, repo: Repository, mode: str) -> None:
             return iter(stored)
 
         ChunkStore.read_stored_many = tampered  # type: ignore[method-assign]
-    serve_chunks(conn, repo, AnyChunk())  # type: ignore[arg-type]
+    # it lists want-total-v1 (the default HELLO): the server's WANT_TOTAL comes first
+    serve_chunks(conn, repo, AnyChunk(), None, lambda _chunks, _nbytes: None)  # type: ignore[arg-type]
 
 
 def push(conn: Connection, repo: Repository, refs: dict[str, str], mode: str) -> None:

@@ -19,6 +19,9 @@ MODE:
 - oid:refs / oid:acks: a 40-character object id that is not hex in REFS / ACKS.
 - probe-chunk: while receiving a push, ask for the chunk whose hex id is in
   $VSYNC_EVIL_CHUNK (one the pusher holds but does not push).
+- want-total:negative / want-total:twice / want-total:unlisted: while receiving a
+  push, a WANT_TOTAL with a count of -1, the honest one sent twice, or sent by a
+  server whose HELLO does not list want-total-v1.
 """
 
 from __future__ import annotations
@@ -122,6 +125,26 @@ def _probe_chunk() -> None:
     server.fetch_chunks = fetch_chunks  # type: ignore[assignment]
 
 
+def _want_total(mode: str) -> None:
+    if mode == "want-total:unlisted":
+        caps = [c for c in protocol.CAPABILITIES if c != protocol.WANT_TOTAL_V1]
+        server.server_capabilities = lambda: caps
+        real_push = server._serve_push
+        server._serve_push = lambda conn, repo, info, _announce: real_push(conn, repo, info, True)  # type: ignore[assignment]
+        return
+    real = Connection.send_json
+
+    def send_json(self: Connection, mtype: int, value: dict[str, Any]) -> None:
+        if mtype == protocol.WANT_TOTAL:
+            if mode == "want-total:negative":
+                value = {**value, "chunks": -1}
+            else:
+                real(self, mtype, value)
+        real(self, mtype, value)
+
+    Connection.send_json = send_json  # type: ignore[method-assign]
+
+
 def main() -> int:
     mode = sys.argv[1]
     path = sys.argv[-1]
@@ -179,6 +202,8 @@ def main() -> int:
         _bad_oids(mode)
     elif mode == "probe-chunk":
         _probe_chunk()
+    elif mode.startswith("want-total:"):
+        _want_total(mode)
     elif mode != "honest":
         print(f"evil_serve: unknown mode {mode}", file=sys.stderr)
         return 2

@@ -396,3 +396,57 @@ def test_commit_with_a_watcher_warns_about_unportable_names(
     assert out.stderr.splitlines() == [
         "vsync: warning: 'docs/aux.txt' is a reserved name on Windows (AUX, with any extension)"
     ]
+
+
+def test_a_new_case_twin_of_an_unchanged_name_is_found_with_a_watcher(
+    tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    """With a watcher, status and commit look at the changed paths only; a new name that
+    differs only by case from an unchanged one in its folder (a file, or a folder it is
+    in) is still a case twin: they look it up among the names the commit has there."""
+    root = make_folder(tmp_path)
+    (root / "README.md").write_text("read me\n")
+    vs(root, "commit", "-q", "-m", "readme")
+    settle_racy()
+    started(monitors, root)
+    outside_edit(root, tmp_path, "a.txt")  # unseen: proof the watcher's word is taken
+    (root / "readme.md").write_text("lower case\n")
+    (root / "Docs").mkdir()
+    (root / "Docs" / "new.txt").write_text("a folder twin\n")
+    (root / "notes").mkdir()
+    (root / "notes" / "fine.txt").write_text("no twin\n")
+    twins = [
+        "vsync: warning: 'Docs/new.txt' differs from 'docs' only by case"
+        " (one file on Windows and macOS; a push is refused)",
+        "vsync: warning: 'readme.md' differs from 'README.md' only by case"
+        " (one file on Windows and macOS; a push is refused)",
+    ]
+    status = run_vsync("status", "--porcelain", cwd=root)
+    assert status.stdout.splitlines() == ["?? Docs/new.txt", "?? notes/fine.txt", "?? readme.md"]
+    assert status.stderr.splitlines() == twins
+    config = root / ".vsync" / "config"
+    config.write_text(config.read_text() + "[portability]\n\tstrict = true\n")
+    refused = run_vsync("commit", "-m", "twins", cwd=root, check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        line.replace("vsync: warning: ", "vsync: error: ")
+        + "; rename it, or set portability.strict = false to commit it"
+        for line in twins
+    ]
+    config.write_text(config.read_text().replace("strict = true", "strict = false"))
+    committed = run_vsync("commit", "-m", "twins", cwd=root)
+    assert committed.stderr.splitlines() == twins
+    assert vs(root, "show", "HEAD:a.txt") == "alpha\n"  # the watcher's word: a.txt unread
+    # a rename that changes only the case is no twin: the old spelling is gone (a file,
+    # or a folder with everything in it)
+    os.rename(root / "README.md", root / "Read-Me.md")
+    os.rename(root / "readme.md", root / "README.MD")
+    os.rename(root / "notes", root / "NOTES")
+    status = run_vsync("status", "--porcelain", cwd=root)
+    assert "?? NOTES/fine.txt" in status.stdout.splitlines() and status.stderr == ""
+    (root / "notes").mkdir()  # ... but a folder of that name back again is one
+    (root / "notes" / "back.txt").write_text("back\n")
+    assert run_vsync("status", cwd=root).stderr.splitlines() == [
+        "vsync: warning: 'notes/back.txt' differs from 'NOTES' only by case"
+        " (one file on Windows and macOS; a push is refused)"
+    ]

@@ -335,6 +335,25 @@ def test_server_cannot_probe_a_pushing_client(world: World) -> None:
     assert git_state(world.s1) == before
 
 
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("want-total:negative", "malformed count in WANT_TOTAL"),
+        ("want-total:twice", "expected CHUNK_WANT or CHUNK_WANT_END, got WANT_TOTAL"),
+        ("want-total:unlisted", "expected CHUNK_WANT or CHUNK_WANT_END, got WANT_TOTAL"),
+    ],
+)
+def test_a_servers_want_total_is_checked(world: World, mode: str, said: str) -> None:
+    """WANT_TOTAL (want-total-v1) only feeds a progress line, and still must be well
+    formed and come once: else one clear line, exit 1, the server's branch unmoved."""
+    before = git_state(world.s1)
+    out = run_vsync("push", world.s1, *evil_cmd(mode), cwd=world.a, check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    one_clear_line(out.stderr)
+    assert said in out.stderr
+    assert git_state(world.s1) == before
+
+
 class CountingReadable(ReadableChunks):
     walks = 0
 

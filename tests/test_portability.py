@@ -209,3 +209,45 @@ def test_nfc_and_nfd_twins_are_named_as_such(work: Path) -> None:
     )
     assert run_vsync("status", cwd=work).stderr.splitlines() == [said]
     assert run_vsync("commit", "-m", "one of them", cwd=work).stderr.splitlines() == [said]
+
+
+def test_strict_refuses_unicode_twins_one_line_per_path(work: Path) -> None:
+    """Under portability.strict a name spelled twice (NFC and NFD) stops the commit
+    instead of being skipped, even when nothing else changed; status reports it in both
+    modes; with several problems the refusal says each, one line per path."""
+    composed = unicodedata.normalize("NFC", "caf\u00e9.txt")
+    (work / composed).write_text("composed\n")
+    run_vsync("commit", "-m", "base", cwd=work)
+    head = run_vsync("log", "-n", "1", "--oneline", cwd=work).stdout
+    config = work / ".vsync" / "config"
+    config.write_text(config.read_text() + "[portability]\n\tstrict = true\n")
+    (work / unicodedata.normalize("NFD", "caf\u00e9.txt")).write_text("decomposed\n")
+    skipped = f"vsync: warning: skipping a second '{composed}': two names in its folder"
+    status = run_vsync("status", cwd=work)
+    assert len(status.stderr.splitlines()) == 1 and status.stderr.startswith(skipped)
+    twice = (
+        f"vsync: error: '{composed}' is spelled twice in its folder, in different Unicode "
+        "forms (NFC and NFD), one name on macOS; rename it, or set portability.strict = "
+        "false to commit it"
+    )
+    refused = run_vsync("commit", "-m", "no", cwd=work, check=False)
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    assert refused.stderr.splitlines() == [twice]
+    assert run_vsync("log", "-n", "1", "--oneline", cwd=work).stdout == head
+    # with another problem and another change: one line per path, in path order
+    (work / "aux.txt").write_text("1\n")
+    (work / "plain.txt").write_text("2\n")
+    refused = run_vsync("commit", "-m", "no", cwd=work, check=False)
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    assert refused.stderr.splitlines() == [
+        "vsync: error: 'aux.txt' is a reserved name on Windows (AUX, with any extension); "
+        "rename it, or set portability.strict = false to commit it",
+        twice,
+    ]
+    assert run_vsync("log", "-n", "1", "--oneline", cwd=work).stdout == head
+    # not strict: the second spelling is skipped with the warning, the rest committed
+    config.write_text(config.read_text().replace("strict = true", "strict = false"))
+    committed = run_vsync("commit", "-m", "skips one", cwd=work)
+    assert any(line.startswith(skipped) for line in committed.stderr.splitlines())
+    assert run_vsync("log", "-n", "1", "--oneline", cwd=work).stdout != head
+    assert run_vsync("status", cwd=work).stderr.startswith(skipped)  # still reported

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import Run, run_vsync, snapshot_tree, wait_for
+from conftest import Run, run_on_terminal, run_vsync, snapshot_tree, wait_for
 
 from vsync.sync.objstore.s3 import S3Store
 from vsync.sync.objstore.s3config import s3_settings
@@ -110,6 +111,26 @@ def test_a_push_sends_only_chunks_the_bucket_lacks(
     assert 0 < int(fields["chunks"]) <= 2, out.stdout
     assert int(fields["chunk_bytes"]) < 1 << 20, out.stdout
     assert len({n for n in stored(s3_url, env) if n.startswith("packs/")} - packs) == 1
+
+
+def test_a_push_on_a_terminal_shows_the_total_and_an_eta(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """The bucket's indexes say what it lacks, so the push knows its total (issue 17)."""
+    init_remote(tmp_path, s3_url, env)
+    work = tmp_path / "a"
+    work.mkdir()
+    vs("init", cwd=work, env=env)
+    (work / "clip.bin").write_bytes(random.Random(8).randbytes(20 << 20))  # two packs
+    vs("commit", "-q", "-m", MESSAGE, cwd=work, env=env)
+    vs("remote", "add", "origin", s3_url, cwd=work, env=env)
+    run = run_on_terminal("push", cwd=work, env=env)
+    assert run.returncode == 0, run.stdout
+    drawn = [part for part in run.stdout.split("\r\x1b[K") if "Sending to" in part]
+    final = re.match(r"Sending to origin: chunks (\d+)/(\d+), [\d.]+ MiB, .+, ETA 0:00", drawn[-1])
+    assert final is not None and final.group(1) == final.group(2), drawn
+    first = re.match(r"Sending to origin: chunks (\d+)/", drawn[0])
+    assert first is not None and 0 < int(first.group(1)) < int(final.group(2)), drawn  # a pack
 
 
 def test_a_push_that_loses_the_race_is_refused_and_sync_merges(

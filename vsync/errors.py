@@ -55,6 +55,11 @@ class VsyncError(Exception):
 
     exit_code = 2
 
+    def lines(self) -> list[str]:
+        """What the CLI prints, one ``vsync: error:`` line each (one, but for an error
+        about several paths that names each)."""
+        return [str(self)]
+
 
 class UsageError(VsyncError):
     """Bad usage or bad input."""

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             os.chdir(args.chdir)
         return int(args.func(args) or 0)
     except VsyncError as exc:
-        print(f"vsync: error: {one_line(str(exc))}", file=sys.stderr)
+        for line in exc.lines():
+            print(f"vsync: error: {one_line(line)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         _report_interrupt()

@@ -19,12 +19,12 @@ from vsync.model.ignore import Ignore
 from vsync.model.paths import (
     CONTROL_NAME,
     TEMP_PREFIX,
-    UNICODE_TWINS,
     control_shaped,
     fold_name,
     is_under,
     nfc,
     reserved_reason,
+    unicode_twin,
 )
 from vsync.model.statcache import FileStat, Stat, file_stat
 
@@ -147,7 +147,7 @@ def scan(
             if kind == S_IFDIR:
                 stack.append((entry.path, rel))
             elif rel in out:
-                warn(f"skipping a second '{rel}': {UNICODE_TWINS}")
+                warn(unicode_twin(rel))
             else:
                 out[rel] = WorkFile(rel, entry.path, file_stat(st))
     if prefixes is not None:

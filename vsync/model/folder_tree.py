@@ -70,11 +70,11 @@ from vsync.model.manifest import FileTooLarge
 from vsync.model.paths import (
     CONTROL_NAME,
     TEMP_PREFIX,
-    UNICODE_TWINS,
     control_shaped,
     fold_name,
     nfc,
     reserved_reason,
+    unicode_twin,
 )
 from vsync.model.repository import Repository
 from vsync.model.stable_read import ingest_stable
@@ -436,7 +436,7 @@ class _Reader:
                 continue
             if seen is not None:
                 if name in seen:
-                    warnings.append(f"skipping a second '{head}{name}': {UNICODE_TWINS}")
+                    warnings.append(unicode_twin(head + name))
                     continue
                 seen[name] = f"{disk}/{disk_name}"
             if is_dir:

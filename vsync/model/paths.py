@@ -45,6 +45,20 @@ UNICODE_TWINS = (
 )
 
 
+class UnicodeTwin(str):
+    """The scan's warning for a name it skipped as a Unicode twin of another in its
+    folder; ``path`` is the (NFC) path both spell, for ``portability.strict``."""
+
+    path: str
+
+
+def unicode_twin(path: str) -> UnicodeTwin:
+    """The warning that the second name spelling ``path`` (NFC) is skipped."""
+    warning = UnicodeTwin(f"skipping a second '{path}': {UNICODE_TWINS}")
+    warning.path = path
+    return warning
+
+
 def nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 

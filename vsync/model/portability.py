@@ -9,11 +9,13 @@ that a case-folding file system (NTFS, APFS, HFS+ by default) would take for
 one: two paths that differ only by case. (Names that differ only by Unicode
 normalisation, NFD against NFC, never both reach a tree: the scan keys names
 by their NFC form and skips the second with a warning, and macOS stores
-either form as one name.)
+either form as one name; under ``portability.strict`` a commit is refused for
+them instead, :data:`UNICODE_TWIN_PROBLEM`.)
 
 ``status`` and ``commit`` warn, one line per path, for paths that are new to
 the branch (a clean status never looks); ``portability.strict = true`` in the
-repository config makes ``commit`` refuse them (:class:`NotPortable`, exit 2).
+repository config makes ``commit`` refuse them (:class:`NotPortable`, exit 2,
+one line per path).
 
 :func:`folded_key` is the name a case-folding file system opens:
 :mod:`vsync.ops.case_fold` uses it to keep both files of a case pair (the
@@ -37,17 +39,26 @@ _DEVICES = frozenset(
 _FORBIDDEN = frozenset('<>:"|?*\\')
 
 
+UNICODE_TWIN_PROBLEM = (
+    "is spelled twice in its folder, in different Unicode forms (NFC and NFD), one name on macOS"
+)
+_HINT = "rename it, or set portability.strict = false to commit it"
+
+
 class NotPortable(UsageError):
     """A commit refused by ``portability.strict``: a new path cannot exist on Windows or
-    macOS."""
+    macOS. The CLI prints one line per path (:meth:`lines`)."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         path, why = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(
-            f"'{path}' {why}{more}; rename it, or set portability.strict = false to commit it"
-        )
+        super().__init__(f"'{path}' {why}{more}; {_HINT}")
         self.problems = problems
+
+    def lines(self) -> list[str]:
+        if len(self.problems) == 1:
+            return [str(self)]
+        return [f"'{path}' {why}; {_HINT}" for path, why in self.problems]
 
 
 def name_problem(name: str) -> str | None:
@@ -92,6 +103,35 @@ def case_twins(paths: Iterable[str]) -> dict[str, tuple[str, str]]:
     return twins
 
 
+def twins_beside(
+    paths: Iterable[str], names_in: Callable[[str], Collection[str] | None]
+) -> dict[str, tuple[str, str]]:
+    """As :func:`case_twins`, for ``paths`` new to a tree against the names the tree
+    keeps: each path whose name, or the name of a folder it is in, differs only by case
+    from a name the tree has in that folder, with (that spelling as a path, the path).
+
+    ``names_in(folder)`` gives the names the tree keeps in ``folder`` ('' the root), or
+    None when it has no such folder; it is asked once per folder the paths are in, so
+    the cost follows the folders of ``paths``, not the tree."""
+    index: dict[str, dict[str, str] | None] = {}
+    twins: dict[str, tuple[str, str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i, name in enumerate(parts):
+            folder = "/".join(parts[:i])
+            if folder not in index:
+                names = names_in(folder)
+                index[folder] = None if names is None else {folded_key(n): n for n in names}
+            known = index[folder]
+            met = None if known is None else known.get(folded_key(name))
+            if met is None:
+                break  # a name new to its folder: nothing below it is in the tree
+            if met != name:
+                twins[path] = (f"{folder}/{met}" if folder else met, path)
+                break
+    return twins
+
+
 # The first look over a joined list of paths ("\0" between paths): a forbidden character,
 # a trailing dot or space, a device name (then checked to start a name). Three simple
 # expressions run several times faster than one that holds them all.
@@ -113,23 +153,34 @@ def _suspect_spans(joined: str) -> list[int]:
     return spans
 
 
-def problems(all_paths: Collection[str], is_new: Callable[[str], bool]) -> list[tuple[str, str]]:
+CASE_TWIN = "only by case (one file on Windows and macOS; a push is refused)"
+
+
+def problems(
+    all_paths: Collection[str],
+    is_new: Callable[[str], bool],
+    beside: dict[str, tuple[str, str]] | None = None,
+) -> list[tuple[str, str]]:
     """(path, why) for each path of ``all_paths`` (a whole tree) for which ``is_new`` says
     yes and that cannot exist on Windows or macOS: a name of it (:func:`name_problem`),
-    or a case twin among ``all_paths``; sorted by path.
+    or a case twin among ``all_paths``; sorted by path. ``beside``: case twins found
+    outside ``all_paths`` (:func:`twins_beside`, when ``all_paths`` are only the
+    changed paths of a tree).
 
     A first look runs over all paths at once (a regular expression over their joined
     text, and a comparison of lower-cased names), so a tree with no suspect name costs
     little; the exact checks run on what it finds."""
+    found: dict[str, str] = {}
+    for path, (first, _by) in (beside or {}).items():
+        found[path] = f"differs from '{first}' {CASE_TWIN}"
     if not all_paths:
-        return []
+        return sorted(found.items())
     joined = "\0".join(all_paths)
     suspects: set[str] = set()
     for at in _suspect_spans(joined):
         begin = joined.rfind("\0", 0, at) + 1
         stop = joined.find("\0", at)
         suspects.add(joined[begin : len(joined) if stop < 0 else stop])
-    found: dict[str, str] = {}
     for path in suspects:
         if not is_new(path):
             continue
@@ -146,8 +197,7 @@ def problems(all_paths: Collection[str], is_new: Callable[[str], bool]) -> list[
                 if not is_new(by):
                     continue
                 path, first = by, path  # the new one is named, the one it meets quoted
-            why = "only by case (one file on Windows and macOS; a push is refused)"
-            found.setdefault(path, f"differs from '{first}' {why}")
+            found.setdefault(path, f"differs from '{first}' {CASE_TWIN}")
     return sorted(found.items())
 
 

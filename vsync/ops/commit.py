@@ -31,6 +31,7 @@ from vsync.model.folder_snapshot import (
 )
 from vsync.model.folder_tree import Fallback, FolderTree, read_folder_tree
 from vsync.model.gitdb import PackStream, RawObject, commit_object
+from vsync.model.paths import UnicodeTwin
 from vsync.model.repository import BRANCH, MERGE_STATE, Repository
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten, lookup
 from vsync.model.statcache import StatCache
@@ -115,6 +116,7 @@ def commit(
         # Damage to what the new commit builds on stops it before anything is written.
         head_tree = None if head is None else commit_tree(repo.gitdb, head)
         guard = PortabilityGuard(repo, warn, head_tree)
+        warn = guard.noted  # under portability.strict, Unicode twins are kept for the refusal
         store = repo.chunks
         cache = StatCache(repo.control)
         asked = ask_watcher(repo, cache)  # a running watcher: what changed (fsmonitor)
@@ -142,23 +144,43 @@ class PortabilityGuard:
     warning per path new to the branch whose name Windows or macOS cannot hold, or
     with ``portability.strict`` a refusal
     (:class:`~vsync.model.portability.NotPortable`). Whether a path is new is looked up
-    in HEAD's tree for the few suspects only: a commit never flattens HEAD for it."""
+    in HEAD's tree for the few suspects only: a commit never flattens HEAD for it.
+
+    Names that differ only by Unicode normalisation never reach a tree: the folder's
+    read keeps the first and warns that it skips the second
+    (:func:`~vsync.model.paths.unicode_twin`). Under ``portability.strict`` the read's
+    warnings pass through :meth:`noted`, which keeps those instead, and the commit is
+    refused for them (whether or not anything else changed)."""
 
     def __init__(self, repo: Repository, warn: Callable[[str], None], head_tree: bytes | None):
         self.repo = repo
         self.warn = warn
         self.head_tree = head_tree
         self.strict = repo.config.portability_strict()
+        self.twins: list[str] = []  # (NFC) paths spelled twice, kept under strict
+
+    def noted(self, message: str) -> None:
+        """The folder read's warnings: said, but a Unicode twin kept under strict."""
+        if self.strict and isinstance(message, UnicodeTwin):
+            self.twins.append(message.path)
+        else:
+            self.warn(message)
 
     def is_new(self, path: str) -> bool:
         if self.head_tree is None:
             return True
         return lookup(self.repo.gitdb, self.head_tree, path)[0] is None
 
-    def __call__(self, paths: Collection[str]) -> None:
-        from vsync.model.portability import NotPortable, problems
+    def __call__(
+        self, paths: Collection[str], beside: dict[str, tuple[str, str]] | None = None
+    ) -> None:
+        """Check ``paths`` (a whole tree, or the changed paths of one with ``beside``,
+        the case twins of the added ones among the names unchanged around them)."""
+        from vsync.model.portability import UNICODE_TWIN_PROBLEM, NotPortable, problems
 
-        found = problems(paths, self.is_new)
+        found = problems(paths, self.is_new, beside)
+        if self.twins:
+            found = sorted(found + [(path, UNICODE_TWIN_PROBLEM) for path in self.twins])
         if found and self.strict:
             raise NotPortable(found)
         for path, why in found:
@@ -295,8 +317,7 @@ def _record_tree(
         )
         if check is not None and not unchanged:  # a refusal changes nothing
             check({} if head_tree is None else flatten(repo.gitdb, head_tree), tree.flat())
-        if not unchanged:
-            guard(tree.paths())
+        guard(() if unchanged else tree.paths())  # unchanged: skipped twins only
         if unchanged:
             if head is not None:
                 stamp = clean_stamp(head, tree_id, tree.ignore_fingerprint)
@@ -352,8 +373,7 @@ def _record(
         if old is None:
             old = {} if head_tree is None else flatten(repo.gitdb, head_tree)
         check(old, state.flat)
-    if not unchanged:
-        guard(state.flat.keys())
+    guard(() if unchanged else state.flat.keys())  # unchanged: skipped twins only
     # Held-back paths (holdback) commit as the tree had them; a hold whose path the
     # user changed since is over: the folder's version is what gets committed.
     repo.holds.prune(state.held)

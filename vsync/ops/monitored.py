@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from binascii import unhexlify
+from bisect import bisect_left
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from vsync.ops.mass_change import Check
     from vsync.ops.status import StatusResult
     from vsync.store.chunkstore import PackWriter
+
+
+Portable = Callable[[Collection[str], dict[str, tuple[str, str]]], None]
 
 
 class Asked(NamedTuple):
@@ -114,6 +118,28 @@ class _TreeLookup:
             self._trees[tree] = items
         return items
 
+    def folder(self, path: str) -> dict[str, tuple[int, bytes]] | None:
+        """The entries of the folder ``path`` ('' the root), or None: not a folder here."""
+        tree = self._root
+        for name in path.split("/") if path else ():
+            found = self._items(tree).get(name)
+            if found is None or found[0] != MODE_TREE:
+                return None
+            tree = found[1]
+        return self._items(tree)
+
+    def keeps(self, path: str, mode: int, oid: bytes, gone: list[str]) -> bool:
+        """Whether the entry at ``path`` is still there once the sorted paths ``gone``
+        are removed: a file not among them, a folder with a file left below it."""
+        if mode != MODE_TREE:
+            return path not in _sorted_slice(gone, path, path + "\0")
+        if not _sorted_slice(gone, path + "/", path + "0"):  # '0' follows '/'
+            return True
+        return any(
+            self.keeps(f"{path}/{name}", sub_mode, sub_oid, gone)
+            for name, (sub_mode, sub_oid) in self._items(oid).items()
+        )
+
     def under(self, path: str, out: FlatMap) -> None:
         """Add the entries at ``path`` and below it to ``out``."""
         tree = self._root
@@ -137,6 +163,35 @@ class _TreeLookup:
                     stack.append((oid, f"{folder}/{sub}"))
                 else:
                     out[f"{folder}/{sub}"] = (mode, oid)
+
+
+def _sorted_slice(items: list[str], low: str, high: str) -> list[str]:
+    """The items of the sorted list ``items`` from ``low`` (included) to ``high``."""
+    return items[bisect_left(items, low) : bisect_left(items, high)]
+
+
+def case_twins_beside(
+    repo: Repository, head_tree: bytes, added: Collection[str], gone: Collection[str]
+) -> dict[str, tuple[str, str]]:
+    """The case twins of the paths ``added`` to the commit's tree ``head_tree`` among the
+    names it keeps in their folders (those of ``gone`` removed): a new ``readme.md``
+    beside an unchanged ``README.md`` (:func:`~vsync.model.portability.twins_beside`).
+    Reads the trees of the folders the new paths are in, nothing else."""
+    from vsync.model.portability import twins_beside
+
+    if not added:
+        return {}
+    lookup = _TreeLookup(repo.gitdb, head_tree)
+    removed = sorted(gone)
+
+    def names_in(folder: str) -> list[str] | None:
+        items = lookup.folder(folder)
+        if items is None:
+            return None
+        head = f"{folder}/" if folder else ""
+        return [n for n, (m, o) in items.items() if lookup.keeps(head + n, m, o, removed)]
+
+    return twins_beside(sorted(added), names_in)
 
 
 def _commit_entries(repo: Repository, cache: StatCache, asked: Asked, seen: Examined) -> FlatMap:
@@ -234,12 +289,30 @@ def monitored_status(
         if path in read.old:
             new[path] = read.old[path]
     entries = compare(read.old, new)
+    _warn_unportable(repo, asked, entries, warn)
     if not entries and read.whole:
         if _entries_are(cache, asked) and asked.stamp is not None:
             cache.set_stamp(asked.stamp)  # entries refreshed, still that tree's
         cache.set_mark(asked.token, asked.head)  # a new clean point
     cache.flush()
     return StatusResult(entries, asked.head, read.skipped, None, [], sorted(read.unreadable))
+
+
+def _warn_unportable(
+    repo: Repository, asked: Asked, entries: list[tuple[str, str]], warn: Callable[[str], None]
+) -> None:
+    """What the full status says of new paths that cannot exist on Windows or macOS, for
+    the changed paths: their names, and case twins among them or beside them."""
+    from vsync.model.portability import problems
+    from vsync.model.snapshot import commit_tree
+
+    added = [path for code, path in entries if code == "??"]
+    if not added or asked.head is None:
+        return
+    gone = [path for code, path in entries if code == " D"]
+    beside = case_twins_beside(repo, commit_tree(repo.gitdb, asked.head), added, gone)
+    for path, why in problems(added, lambda _path: True, beside):
+        warn(f"'{path}' {why}")
 
 
 class ChangedCommit(NamedTuple):
@@ -284,12 +357,12 @@ def record_commit(
     writer: PackWriter,
     message: str,
     check: Check | None,
-    portable: Callable[[Collection[str]], None] | None = None,
+    portable: Portable | None = None,
 ) -> CommitResult:
     """Write the commit of what :func:`read_for_commit` read (its chunks sealed), its
     tree built from the branch's and the changed paths; the caller flushes the cache.
-    ``portable``: the portability check, given the paths added or changed (a case twin
-    of an unchanged file goes unnoticed here; the next full read finds it)."""
+    ``portable``: the portability check, given the paths added or changed and the case
+    twins of the added ones beside unchanged names (:func:`case_twins_beside`)."""
     from vsync.model.gitdb.tree_edit import edit_tree
     from vsync.ops.commit import CommitResult, advance_branch, make_commit
     from vsync.ops.status import clean_stamp
@@ -315,7 +388,10 @@ def record_commit(
     if check is not None:
         _check(repo, got.head_tree, read, changes, check)
     if portable is not None:
-        portable([p for p, e in changes.items() if e is not None])
+        added = [p for p, e in changes.items() if e is not None and p not in read.old]
+        gone = [p for p, e in changes.items() if e is None]
+        beside = case_twins_beside(repo, got.head_tree, added, gone)
+        portable([p for p, e in changes.items() if e is not None], beside)
     tree_id, trees = edit_tree(repo.gitdb, got.head_tree, changes)
     c = make_commit(repo, tree_id, [got.head], message)
     objects = list(read.new_objects)

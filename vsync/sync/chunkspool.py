@@ -25,6 +25,7 @@ class ChunkSpool:
     def __init__(self, directory: Path) -> None:
         self._file = tempfile.TemporaryFile(dir=directory, prefix="chunks-")  # noqa: SIM115 (closed by close())
         self._count = 0
+        self.raw_bytes = 0  # the lengths of the entries, as far as :meth:`missing` counts them
 
     def __len__(self) -> int:
         return self._count
@@ -54,7 +55,8 @@ class ChunkSpool:
 
     def missing(self, directory: Path, have: Callable[[list[bytes]], set[bytes]]) -> ChunkSpool:
         """A new spool of the entries whose ids ``have`` does not know, each id
-        once (ids repeated far apart may appear twice: asked twice, stored once)."""
+        once (ids repeated far apart may appear twice: asked twice, stored once),
+        with ``raw_bytes`` the sum of their lengths."""
         out = ChunkSpool(directory)
         recent: set[bytes] = set()
         for block in self.blocks():
@@ -66,9 +68,10 @@ class ChunkSpool:
                 recent.clear()
             recent.update(fresh)
             known = have(list(fresh))
-            kept = b"".join(ENTRY.pack(c, n) for c, n in fresh.items() if c not in known)
+            kept = [(c, n) for c, n in fresh.items() if c not in known]
             if kept:
-                out.add(kept)
+                out.add(b"".join(ENTRY.pack(c, n) for c, n in kept))
+                out.raw_bytes += sum(n for _c, n in kept)
         return out
 
     def close(self) -> None:

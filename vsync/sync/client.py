@@ -341,10 +341,20 @@ def push(
             haves = [v for v in session.refs.values() if isinstance(repo.gitdb.find(v), Commit)]
             thin = p.peer_has(session.hello, p.THIN_PACK)
             sent = send_pack(conn, repo, [local], haves, thin)
-            if opts.progress is not None:
-                opts.progress.phase(f"Sending to {remote.label}", 0)
+            label = f"Sending to {remote.label}"
+            progress = opts.progress
+            if progress is not None:
+                progress.phase(label, 0)  # the total when the server says it (want-total-v1)
+
+            def total(chunks: int, _raw_bytes: int) -> None:
+                if progress is not None:
+                    progress.phase(label, chunks)
+
+            announced = p.peer_has(session.hello, p.WANT_TOTAL_V1)
             with ReadableChunks(repo, [local], sent.sent) as readable:
-                stats = serve_chunks(conn, repo, readable, _tick(opts))
+                stats = serve_chunks(
+                    conn, repo, readable, _tick(opts), total if announced else None
+                )
             if opts.progress is not None:
                 opts.progress.done()
             stats.objects, stats.pack_bytes = sent.objects, sent.pack_bytes

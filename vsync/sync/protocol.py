@@ -46,6 +46,7 @@ CHUNK = 0x22
 CHUNKS_END = 0x23
 OFFER_CHUNK = 0x24  # send-v1: the client sends a chunk before any request names it
 OFFER_END = 0x25  # send-v1: no more offered chunks; the server answers with REFS
+WANT_TOTAL = 0x26  # want-total-v1: what a push's receiver will ask for, before it asks
 UPDATE_REF = 0x30
 RESULT = 0x31
 WATCH = 0x40  # watch-v1: the client asks to be told when a ref moves
@@ -73,6 +74,7 @@ NAMES = {
     CHUNKS_END: "CHUNKS_END",
     OFFER_CHUNK: "OFFER_CHUNK",
     OFFER_END: "OFFER_END",
+    WANT_TOTAL: "WANT_TOTAL",
     UPDATE_REF: "UPDATE_REF",
     RESULT: "RESULT",
     WATCH: "WATCH",
@@ -103,6 +105,7 @@ MAX_FRAME = {
     CHUNKS_END: CONTROL_BYTES,
     OFFER_CHUNK: CHUNK_HEAD.size + max_stored_len(MAX_CHUNK_BYTES),
     OFFER_END: CONTROL_BYTES,
+    WANT_TOTAL: CONTROL_BYTES,
     UPDATE_REF: CONTROL_BYTES,
     RESULT: CONTROL_BYTES,
     WATCH: CONTROL_BYTES,
@@ -117,10 +120,11 @@ MAX_FRAME = {
     KEEPALIVE: 0,
 }
 """The longest payload of each message type (docs/protocol.md, "Framing")."""
-CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack", "watch-v1", "send-v1"]
+CAPABILITIES = ["chunks-v1", "pack-v2", "thin-pack", "watch-v1", "send-v1", "want-total-v1"]
 THIN_PACK = "thin-pack"  # the receiver resolves REF_DELTA bases it already has
 WATCH_V1 = "watch-v1"  # the server answers WATCH (docs/protocol.md, "Watch")
 SEND_V1 = "send-v1"  # offered chunks, and several requests in one session ("Send")
+WANT_TOTAL_V1 = "want-total-v1"  # a push's server sends WANT_TOTAL ("Push", step 4)
 
 
 def peer_has(hello: dict[str, Any], capability: str) -> bool:

@@ -148,7 +148,8 @@ def _session(conn: Connection, repo: Repository, hello: dict[str, Any]) -> int:
                 continue
             conn.expect(p.BYE)
             return 0
-        return _serve_push(conn, repo, msg.json())
+        announce = p.WANT_TOTAL_V1 in caps and p.peer_has(hello, p.WANT_TOTAL_V1)
+        return _serve_push(conn, repo, msg.json(), announce)
 
 
 def server_capabilities() -> list[str]:
@@ -168,7 +169,9 @@ def _refuse(conn: Connection, code: str, message: str) -> int:
     return 1
 
 
-def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int:
+def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any], announce: bool) -> int:
+    """Receive a push; with ``announce`` (both sides list want-total-v1) tell the client
+    how many chunks will be asked for before asking (its progress shows the total)."""
     ref = info.get("ref")
     if ref != BRANCH.decode():
         return _refuse(conn, "bad-ref", f"only {BRANCH.decode()} can be pushed")
@@ -184,6 +187,8 @@ def _serve_push(conn: Connection, repo: Repository, info: dict[str, Any]) -> int
     try:
         incoming.validate([new])
         with incoming.missing_chunks() as wanted:
+            if announce:
+                conn.send_json(p.WANT_TOTAL, {"chunks": len(wanted), "bytes": wanted.raw_bytes})
             fetch_chunks(conn, repo, wanted)
         final = conn.expect(p.UPDATE_REF).json()
         asked = (

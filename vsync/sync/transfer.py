@@ -449,18 +449,35 @@ def _verified(records: list[Record], sink: Sink | None = None) -> list[Record]:
     return records
 
 
+Total = Callable[[int, int], None]  # (chunks, raw bytes) the peer announced it will ask for
+
+
 def serve_chunks(
-    conn: Connection, repo: Repository, readable: ReadableChunks, tick: Tick | None = None
+    conn: Connection,
+    repo: Repository,
+    readable: ReadableChunks,
+    tick: Tick | None = None,
+    total: Total | None = None,
 ) -> TransferStats:
     """Answer CHUNK_WANT messages with stored chunks until CHUNK_WANT_END.
 
     Only chunks ``readable`` allows are served; asking for any other stops the
-    session with an error that does not say whether the chunk is stored.
+    session with an error that does not say whether the chunk is stored. With
+    ``total`` (the peer listed want-total-v1), the first message may be
+    WANT_TOTAL, whose counts go to ``total``: informative only, never trusted
+    for anything but a progress line.
     """
     stats = TransferStats()
     store = repo.chunks
-    while True:
+    msg = conn.expect(p.CHUNK_WANT, p.CHUNK_WANT_END, *((p.WANT_TOTAL,) if total else ()))
+    if msg.type == p.WANT_TOTAL and total is not None:
+        info = msg.json()
+        total(
+            p.parse_count(info.get("chunks"), "WANT_TOTAL"),
+            p.parse_count(info.get("bytes"), "WANT_TOTAL"),
+        )
         msg = conn.expect(p.CHUNK_WANT, p.CHUNK_WANT_END)
+    while True:
         if msg.type == p.CHUNK_WANT_END:
             break
         ids = msg.payload
@@ -476,6 +493,7 @@ def serve_chunks(
             if tick is not None:
                 tick(stats.chunks, stats.chunk_bytes)
         conn.flush()
+        msg = conn.expect(p.CHUNK_WANT, p.CHUNK_WANT_END)
     conn.send_json(p.CHUNKS_END, {"chunks": stats.chunks, "bytes": stats.chunk_bytes})
     conn.flush()
     return stats

@@ -27,7 +27,7 @@ from vsync.model.repository import Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
 from vsync.store import codec, faults
-from vsync.sync.client import REJECTED, SyncOptions, TransferResult
+from vsync.sync.client import REJECTED, SyncOptions, TransferProgress, TransferResult
 from vsync.sync.crypt.errors import RemoteTampered
 from vsync.sync.crypt.remote import BRANCH_NAME, EncryptedRemote
 from vsync.sync.crypt.seal import (
@@ -70,10 +70,16 @@ def encrypted_push(repo: Repository, remote: Remote, opts: SyncOptions) -> Trans
         raise UsageError("nothing to push: there are no commits yet")
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
     with EncryptedRemote(repo, remote, opts) as er:
-        return _push(repo, remote, er, local)
+        return _push(repo, remote, er, local, opts.progress)
 
 
-def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -> TransferResult:
+def _push(
+    repo: Repository,
+    remote: Remote,
+    er: EncryptedRemote,
+    local: bytes,
+    progress: TransferProgress | None = None,
+) -> TransferResult:
     t0 = time.monotonic()
     raw, record = er.read_branch()
     result = TransferResult(remote.label, old=record.head, new=local)
@@ -88,7 +94,12 @@ def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -
         haves = [record.head] if record.head is not None else []
         sent = write_pack(repo.gitdb, [local], haves, False, PackSink(_writer(pack)))
         held = er.held_chunks()
-        result.stats = _send_chunks(repo, er, _new_chunks(repo, sent, held))
+        wanted = _new_chunks(repo, sent, held)
+        if progress is not None:
+            progress.phase(f"Sending to {remote.label}", len(wanted))
+        result.stats = _send_chunks(repo, er, wanted, progress)
+        if progress is not None:
+            progress.done()
         data = pack.getvalue()
         name = er.sealer.name_id(b"git-pack\0", data)
         er.store.write_if_absent(f"git/{name}", er.sealer.seal(KIND_GIT, f"git/{name}", data))
@@ -138,7 +149,12 @@ def _store_pack(er: EncryptedRemote, name: str, pack: bytes | bytearray, index: 
     er.store.write_if_absent(f"index/{name}", index)
 
 
-def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> TransferStats:
+def _send_chunks(
+    repo: Repository,
+    er: EncryptedRemote,
+    wanted: list[bytes],
+    progress: TransferProgress | None = None,
+) -> TransferStats:
     """Write ``wanted`` as sealed chunk packs, each followed by its index.
 
     Other threads store packs (write, fsync: the disk or the network) while this
@@ -146,13 +162,23 @@ def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> 
     one thread, or as many as the store takes concurrent writes
     (``parallel_writes``: S3 takes four). At most that many sealed packs wait,
     so memory stays bounded (16 MiB each, and the one being filled). Every pack
-    is stored, each before its index, when this returns.
+    is stored, each before its index, when this returns. ``progress`` counts a
+    pack's chunks once it is stored.
     """
     stats = TransferStats()
     records: list[tuple[bytes, int, int, bytes]] = []
     body = 0
     workers = max(1, int(getattr(er.store.inner, "parallel_writes", 1)))
-    uploads: deque[Future[None]] = deque()
+    uploads: deque[tuple[Future[None], int, int]] = deque()  # (upload, chunks, bytes) in order
+    stored = [0, 0]  # chunks and bytes of the packs stored so far
+
+    def wait_first() -> None:
+        upload, chunks, nbytes = uploads.popleft()
+        upload.result()
+        stored[0] += chunks
+        stored[1] += nbytes
+        if progress is not None:
+            progress.tick(stored[0], stored[1])
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsync-seal") as pool:
 
@@ -163,10 +189,11 @@ def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> 
             name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
             pack, index = er.sealer.seal_pack(f"packs/{name}", records)
             sealed_index = er.sealer.seal(KIND_INDEX, f"index/{name}", index)
+            counts = (len(records), sum(len(r[3]) for r in records))
             records, body = [], 0
             while len(uploads) >= workers:
-                uploads.popleft().result()
-            uploads.append(pool.submit(_store_pack, er, name, pack, sealed_index))
+                wait_first()
+            uploads.append((pool.submit(_store_pack, er, name, pack, sealed_index), *counts))
 
         try:
             for start in range(0, len(wanted), 256):
@@ -181,9 +208,9 @@ def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> 
                     stats.chunk_bytes += len(s.payload)
             flush()
             while uploads:
-                uploads.popleft().result()
+                wait_first()
         finally:
-            for upload in uploads:
+            for upload, _chunks, _nbytes in uploads:
                 upload.cancel()
     return stats
 
@@ -221,10 +248,15 @@ def open_git_pack(er: EncryptedRemote, name: str) -> bytes:
 def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
     repo.chunks.recover_temp_packs()
     with EncryptedRemote(repo, remote, opts) as er:
-        return _fetch(repo, remote, er)
+        return _fetch(repo, remote, er, opts.progress)
 
 
-def _fetch(repo: Repository, remote: Remote, er: EncryptedRemote) -> TransferResult:
+def _fetch(
+    repo: Repository,
+    remote: Remote,
+    er: EncryptedRemote,
+    progress: TransferProgress | None = None,
+) -> TransferResult:
     t0 = time.monotonic()
     _raw, record = er.read_branch()
     result = TransferResult(remote.label, old=_tracking(repo, remote), new=record.head)
@@ -241,7 +273,11 @@ def _fetch(repo: Repository, remote: Remote, er: EncryptedRemote) -> TransferRes
                 incoming.load(payload)
                 incoming.validate([tip])
                 with incoming.missing_chunks() as wanted:
-                    stats = _fetch_chunks(repo, er, wanted, held)
+                    if progress is not None:
+                        progress.phase(f"Receiving from {remote.label}", len(wanted))
+                    stats = _fetch_chunks(repo, er, wanted, held, progress)
+                    if progress is not None:
+                        progress.done()
                 with repo.lock(exclusive=False):
                     incoming.commit()
                 stats.objects, stats.pack_bytes = incoming.objects, incoming.bytes
@@ -277,6 +313,7 @@ def _fetch_chunks(
     er: EncryptedRemote,
     wanted: Iterable[tuple[bytes, int]],
     held: dict[bytes, IndexEntry],
+    progress: TransferProgress | None = None,
 ) -> TransferStats:
     stats = TransferStats()
     by_pack: dict[str, list[IndexEntry]] = defaultdict(list)
@@ -309,4 +346,6 @@ def _fetch_chunks(
                     stats.chunks += 1
                     stats.chunk_bytes += len(payload)
                 writer.add_many(records)
+                if progress is not None:
+                    progress.tick(stats.chunks, stats.chunk_bytes)
     return stats
