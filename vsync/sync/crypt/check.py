@@ -34,9 +34,8 @@ from vsync.ops.fsck import FsckResult
 from vsync.store import codec
 from vsync.sync.client import SyncOptions
 from vsync.sync.crypt.errors import RemoteTampered
-from vsync.sync.crypt.keys import padded
 from vsync.sync.crypt.remote import MAX_SMALL_OBJECT, EncryptedRemote
-from vsync.sync.crypt.seal import HEAD, KIND_INDEX, MAGIC, IndexEntry, parse_index
+from vsync.sync.crypt.seal import HEAD, KIND_INDEX, IndexEntry, parse_index
 from vsync.sync.crypt.transfer import READ_RUN, SealedIncoming, open_git_pack
 from vsync.sync.objstore import ObjectMissing
 from vsync.sync.protocol import ProtocolError
@@ -116,7 +115,7 @@ def _check_pack(
 ) -> None:
     name = f"packs/{hexname}"
     head = er.store.read(name, 0, HEAD.size)
-    if head != HEAD.pack(MAGIC, 1, 4):
+    if head != er.sealer.pack_head:
         raise RemoteTampered(name, "not a version 1 chunk pack")
     at = HEAD.size
     for e in entries:
@@ -135,7 +134,7 @@ def _check_pack(
             codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
             result.chunks += 1
             result.chunk_bytes += e.raw_len
-    end = padded(at)
+    end = er.sealer.stored_len(at)
     while True:  # the padding, read in bounded pieces
         tail = er.store.read(name, at, min(end - at, READ_RUN) + 1)
         if len(tail) > end - at or (len(tail) < min(end - at, READ_RUN)) or any(tail):
