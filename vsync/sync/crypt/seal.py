@@ -31,7 +31,7 @@ from vsync.sync.crypt.keys import MasterKey, padded
 MAGIC = b"VSYNCOBJ"
 HEAD = struct.Struct(">8sBB2x")
 NONCE, TAG = 12, 16
-KIND_INDEX, KIND_GIT, KIND_BRANCH, KIND_PACK = 1, 2, 3, 4
+KIND_INDEX, KIND_GIT, KIND_BRANCH, KIND_PACK, KIND_LOCK = 1, 2, 3, 4, 5
 AD_PREFIX = b"vsync-v1"
 RECORD_HEAD = struct.Struct(">32sBI")  # chunk id, compression, raw_len
 INDEX_ENTRY = struct.Struct(">32sQIIB")  # chunk id, offset, sealed length, raw_len, compression

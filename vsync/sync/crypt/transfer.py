@@ -29,6 +29,7 @@ from vsync.ops.hooks import require_hook_ok
 from vsync.store import codec, faults
 from vsync.sync.client import REJECTED, SyncOptions, TransferResult
 from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.locks import RemoteLock
 from vsync.sync.crypt.remote import BRANCH_NAME, EncryptedRemote
 from vsync.sync.crypt.seal import (
     KIND_BRANCH,
@@ -69,11 +70,19 @@ def encrypted_push(repo: Repository, remote: Remote, opts: SyncOptions) -> Trans
     if local is None:
         raise UsageError("nothing to push: there are no commits yet")
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    with EncryptedRemote(repo, remote, opts) as er:
-        return _push(repo, remote, er, local)
+    with (
+        EncryptedRemote(repo, remote, opts) as er,
+        RemoteLock(er.store, er.sealer, remote.label, exclusive=False) as lock,
+    ):
+        return _push(repo, remote, er, local, lock)
 
 
-def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -> TransferResult:
+def _push(
+    repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes, lock: RemoteLock
+) -> TransferResult:
+    """The push, under a shared lock taken before anything is read: ``vsync gc
+    --remote`` cannot delete a pack this push counts as held, nor what it writes
+    before its branch record names it."""
     t0 = time.monotonic()
     raw, record = er.read_branch()
     result = TransferResult(remote.label, old=record.head, new=local)
@@ -88,7 +97,7 @@ def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -
         haves = [record.head] if record.head is not None else []
         sent = write_pack(repo.gitdb, [local], haves, False, PackSink(_writer(pack)))
         held = er.held_chunks()
-        result.stats = _send_chunks(repo, er, _new_chunks(repo, sent, held))
+        result.stats = _send_chunks(repo, er, _new_chunks(repo, sent, held), lock.renew)
         data = pack.getvalue()
         name = er.sealer.name_id(b"git-pack\0", data)
         er.store.write_if_absent(f"git/{name}", er.sealer.seal(KIND_GIT, f"git/{name}", data))
@@ -96,6 +105,7 @@ def _push(repo: Repository, remote: Remote, er: EncryptedRemote, local: bytes) -
         faults.point("encrypted-push-before-branch")
         new = BranchRecord(record.counter + 1, local, (*record.git_packs, (name, local)))
         sealed = er.sealer.seal(KIND_BRANCH, BRANCH_NAME, new.encode())
+        lock.renew(force=True)  # still held: nothing this push relies on was collected
         if not er.store.compare_and_swap(BRANCH_NAME, raw, sealed):
             raise StoppedError(REJECTED)
         record = new
@@ -138,7 +148,9 @@ def _store_pack(er: EncryptedRemote, name: str, pack: bytes | bytearray, index: 
     er.store.write_if_absent(f"index/{name}", index)
 
 
-def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> TransferStats:
+def _send_chunks(
+    repo: Repository, er: EncryptedRemote, wanted: list[bytes], renew: Callable[[], None]
+) -> TransferStats:
     """Write ``wanted`` as sealed chunk packs, each followed by its index.
 
     Other threads store packs (write, fsync: the disk or the network) while this
@@ -164,6 +176,7 @@ def _send_chunks(repo: Repository, er: EncryptedRemote, wanted: list[bytes]) -> 
             pack, index = er.sealer.seal_pack(f"packs/{name}", records)
             sealed_index = er.sealer.seal(KIND_INDEX, f"index/{name}", index)
             records, body = [], 0
+            renew()
             while len(uploads) >= workers:
                 uploads.popleft().result()
             uploads.append(pool.submit(_store_pack, er, name, pack, sealed_index))
