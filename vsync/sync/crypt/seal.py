@@ -19,12 +19,11 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
-from vsync.store.keyed_id import keyed_id, plain_id
+from vsync.store.keyed_id import keyed_id, plain_id, plain_id_of
 from vsync.sync.crypt.errors import RemoteTampered
 from vsync.sync.crypt.keys import MasterKey, padded
 
@@ -179,10 +178,8 @@ class PlainSealer:
         return length
 
     def _check(self, head: bytes, name: str, extra: bytes, *body: bytes | memoryview) -> bytes:
-        h = blake3.blake3(AD_PREFIX + self.repo_id + head + name.encode() + extra)
-        for part in body:
-            h.update(part)
-        return h.digest()[:CHECK]
+        ad = AD_PREFIX + self.repo_id + head + name.encode() + extra
+        return plain_id_of(ad, *body)[:CHECK]
 
     def seal(self, kind: int, name: str, payload: bytes) -> bytes:
         head = HEAD.pack(PLAIN_MAGIC, 1, kind)
