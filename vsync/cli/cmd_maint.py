@@ -35,8 +35,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--remote",
         metavar="REMOTE",
-        help="check an encrypted remote (a name or URL) instead: every pack, index, "
-        "git pack and the branch record, with its passphrase",
+        help="check an encrypted or s3:// remote (a name or URL) instead: every pack, index, "
+        "git pack and the branch record (with its passphrase if encrypted)",
     )
     add_ssh_options(p)
     p.set_defaults(func=cmd_fsck)
