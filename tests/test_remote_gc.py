@@ -205,3 +205,35 @@ def test_a_stale_lock_is_taken_over_and_a_live_one_is_not(tmp_path: Path, target
     assert target.store.list("locks/") == []
     assert target.store.write_if_absent("locks/00000000000000cc", b"not a lock")
     one_error_line(gc_remote(a, env, check=False), 1, "does not open", "00000000000000cc")
+
+
+def test_a_gc_killed_between_an_index_and_its_pack_leaves_the_remote_whole(
+    tmp_path: Path, target: Target
+) -> None:
+    """Killed after deleting a dead pack's index, before the pack: fsck finds the
+    remote whole (a pack without an index is a note), and the next gc takes the dead
+    gc's lock over and finishes the job."""
+    env = target.env
+    a = make_work(tmp_path, target.url, env)
+    before = objects(target.store)
+    new_file(a, "lost.bin", 6)
+    out = vs(
+        "push",
+        cwd=a,
+        env={**env, "VSYNC_FAULTS": "push/encrypted-push-before-branch=kill"},
+        check=False,
+    )
+    assert out.returncode == -9, out.stderr
+    killed = gc_remote(a, {**env, "VSYNC_FAULTS": "gc/remote-gc-deleted=kill@1"}, check=False)
+    assert killed.returncode == -9, killed.stderr
+    left = objects(target.store) - before
+    assert {n.split("/")[0] for n in left} == {"packs", "git"}, left  # the index went first
+    out = vs("fsck", "--remote", "origin", cwd=a, env=env)
+    assert "no problems" in out.stdout and "has no index" in out.stderr, (out.stdout, out.stderr)
+    out = gc_remote(a, env)
+    assert "removed the stale lock" in out.stderr, out.stderr
+    assert "1 pack without an index" in out.stdout and "1 git pack no" in out.stdout, out.stdout
+    assert objects(target.store) == before
+    vs("push", cwd=a, env=env)
+    vs("clone", target.url, "b", cwd=tmp_path, env=env)
+    assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)

@@ -559,7 +559,7 @@ def test_a_flipped_byte_in_a_plain_bucket_is_refused(
     assert store.delete(name)
     assert store.write_if_absent(name, bytes(data))
     out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
-    one_error_line(out, 3, name)
+    one_error_line(out, 3, name, "plain remote's object", "failed its check")
     assert not (tmp_path / "b").exists()
     out = vs("fsck", "--remote", "origin", cwd=a, env=env, check=False)
     assert out.returncode == 3 and name in out.stdout, (out.stdout, out.stderr)

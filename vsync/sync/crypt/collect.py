@@ -88,4 +88,5 @@ def collect_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> Remot
         for name in doomed:
             lock.renew()
             er.store.delete(name)
+            faults.point("remote-gc-deleted")
     return out

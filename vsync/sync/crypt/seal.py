@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
 from vsync.store.keyed_id import keyed_id, plain_id, plain_id_of
-from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.errors import PlainDamaged, RemoteTampered
 from vsync.sync.crypt.keys import MasterKey, padded
 
 MAGIC = b"VSYNCOBJ"
@@ -187,14 +187,14 @@ class PlainSealer:
 
     def open(self, kind: int, name: str, data: bytes) -> bytes:
         if len(data) < HEAD.size + CHECK:
-            raise RemoteTampered(name, "too short")
+            raise PlainDamaged(name, "too short")
         head = data[: HEAD.size]
         magic, version, got_kind = HEAD.unpack(head)
         if magic != PLAIN_MAGIC or version != 1 or got_kind != kind:
-            raise RemoteTampered(name, "not a version 1 plain object of its kind")
+            raise PlainDamaged(name, "not a version 1 plain object of its kind")
         payload = data[HEAD.size : len(data) - CHECK]
         if self._check(head, name, b"", payload) != data[len(data) - CHECK :]:
-            raise RemoteTampered(name, "its BLAKE3 check does not match its content")
+            raise PlainDamaged(name, "its BLAKE3 check does not match its content")
         return payload
 
     def seal_pack(
@@ -217,13 +217,13 @@ class PlainSealer:
     ) -> tuple[int, memoryview]:
         view = memoryview(sealed)
         if len(view) < RECORD_HEAD.size + CHECK:
-            raise RemoteTampered(f"{name} (record {i})", "too short")
+            raise PlainDamaged(f"{name} (record {i})", "too short")
         body = view[: len(view) - CHECK]
         if self._check(self.pack_head, name, _u32(i), body) != bytes(view[len(view) - CHECK :]):
-            raise RemoteTampered(f"{name} (record {i})", "its BLAKE3 check does not match")
+            raise PlainDamaged(f"{name} (record {i})", "its BLAKE3 check does not match")
         cid, compression, raw_len = RECORD_HEAD.unpack_from(body)
         if (cid, compression, raw_len) != (entry.chunk_id, entry.compression, entry.raw_len):
-            raise RemoteTampered(f"{name} (record {i})", "does not match its index")
+            raise PlainDamaged(f"{name} (record {i})", "does not match its index")
         return compression, body[RECORD_HEAD.size :]
 
 
