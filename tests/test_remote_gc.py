@@ -237,3 +237,31 @@ def test_a_gc_killed_between_an_index_and_its_pack_leaves_the_remote_whole(
     vs("push", cwd=a, env=env)
     vs("clone", target.url, "b", cwd=tmp_path, env=env)
     assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+
+
+@pytest.mark.parametrize("target", ["folder-encrypted"], indirect=True)
+def test_a_push_whose_lock_was_taken_for_stale_stops_before_its_branch_moves(
+    tmp_path: Path, target: Target
+) -> None:
+    """A push held before moving the branch, its lock deleted meanwhile (as a gc on
+    another host would once it took it for stale): the push checks its lock first,
+    stops with one line, exit 1, and the branch stays where it was."""
+    env = target.env
+    a = make_work(tmp_path, target.url, env)
+    pushed = snapshot_tree(a)
+    new_file(a, "late.bin", 7)
+    trace = tmp_path / "trace"
+    with ThreadPoolExecutor(1) as pool:
+        pushing = pool.submit(
+            vs,
+            "push",
+            cwd=a,
+            env=_held(env, "push/encrypted-push-before-branch", trace),
+            check=False,
+        )
+        wait_for("the push to hold", lambda: _reached(trace, "encrypted-push-before-branch"))
+        (lock,) = target.store.list("locks/")
+        assert target.store.delete(lock)
+        one_error_line(pushing.result(), 1, "removed as stale", lock)
+    vs("clone", target.url, "b", cwd=tmp_path, env=env)
+    assert snapshot_tree(tmp_path / "b") == pushed
