@@ -91,7 +91,7 @@ def _init_plain_s3(args: argparse.Namespace) -> int:
         raise UsageError("a bucket holds no working folder: use 'vsync init --bare s3://...'")
     url = parse_url(args.path)
     create_plain_in(open_s3(url, args.endpoint), str(url))
-    print(f"Initialised empty vsync remote in {escape_text(str(url), keep='')}")
+    print(f"Initialised empty plain vsync remote in {escape_text(str(url), keep='')}")
     return 0
 
 
