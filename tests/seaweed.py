@@ -7,8 +7,8 @@ temporary folder, every port chosen free, the S3 gateway with one identity
 until the gateway answers. :meth:`SeaweedFS.make_bucket` creates a bucket
 through ``weed shell`` (the gateway itself refuses unsigned requests);
 :meth:`SeaweedFS.env` gives the ``AWS_*`` variables a ``vsync`` subprocess
-needs to reach it. :meth:`SeaweedFS.stop` ends it by its pid: SIGTERM, wait,
-then SIGKILL.
+needs to reach it. :meth:`SeaweedFS.stop` ends it by its pid: SIGTERM, a short wait
+(:data:`STOP_SECONDS`), then SIGKILL.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ MISSING = (
 )
 START_SECONDS = 120.0
 VOLUMES = 16  # per volume server, 256 MiB each at most (sparse files, grown on demand)
-STOP_SECONDS = 20.0
+# How long a stop waits after SIGTERM before SIGKILL. weed's filer stops its gRPC
+# server gracefully and waits for the S3 gateway's metadata subscription to end, which
+# it never does: every SIGTERM took 15 s ("gRPC server graceful stop timed out after
+# 15s, forcing stop" in weed.log). The master and volume server are down within a
+# second, and a test server's data is thrown away, so 2 s is enough.
+STOP_SECONDS = 2.0
 
 
 class WeedMissing(RuntimeError):

@@ -1,9 +1,11 @@
-"""Encrypted remotes in a bucket of S3-compatible storage, end to end: real ``vsync``
-subprocesses against a real SeaweedFS on 127.0.0.1 (tests/seaweed.py), the same
-encrypted layout as a path remote (docs/format.md, "Encrypted remotes")."""
+"""Remotes in a bucket of S3-compatible storage, encrypted and plain, end to end: real
+``vsync`` subprocesses against a real SeaweedFS on 127.0.0.1 (tests/seaweed.py), the
+same layout as an encrypted path remote (docs/format.md, "Encrypted remotes"), in
+clear with BLAKE3 checks for a plain one ("Plain remotes")."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -56,8 +58,17 @@ def make_work(tmp_path: Path, url: str, env: dict[str, str], name: str = "a") ->
     return work
 
 
-def init_remote(tmp_path: Path, url: str, env: dict[str, str]) -> None:
-    vs("init", "--bare", "--encrypted", "--scrypt-log2n", "10", url, cwd=tmp_path, env=env)
+def init_remote(tmp_path: Path, url: str, env: dict[str, str], plain: bool = False) -> None:
+    if plain:
+        vs("init", "--bare", url, cwd=tmp_path, env=env)
+    else:
+        vs("init", "--bare", "--encrypted", "--scrypt-log2n", "10", url, cwd=tmp_path, env=env)
+
+
+def no_passphrase(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without VSYNC_PASSWORD: a plain remote must never need one (and the
+    subprocess has no terminal to ask on)."""
+    return {k: v for k, v in env.items() if k != "VSYNC_PASSWORD"}
 
 
 def stored(url: str, env: dict[str, str]) -> dict[str, bytes]:
@@ -242,7 +253,7 @@ def test_an_empty_prefix_is_not_a_remote_and_init_wants_one(
     tmp_path: Path, s3_url: str, env: dict[str, str]
 ) -> None:
     out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
-    one_error_line(out, 2, "not an encrypted vsync remote")
+    one_error_line(out, 2, "not a vsync remote")
     init_remote(tmp_path, s3_url, env)
     out = vs("init", "--bare", "--encrypted", s3_url, cwd=tmp_path, env=env, check=False)
     one_error_line(out, 2, "already holds objects")
@@ -254,7 +265,9 @@ def test_an_empty_prefix_is_not_a_remote_and_init_wants_one(
     out = vs("init", "--bare", "--encrypted", other, cwd=tmp_path, env=env, check=False)
     one_error_line(out, 2, "already holds objects")
     out = vs("init", "--bare", s3_url, cwd=tmp_path, env=env, check=False)
-    one_error_line(out, 2, "--bare --encrypted")
+    one_error_line(out, 2, "already holds objects")
+    out = vs("init", f"{s3_url}-third", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 2, "--bare")
 
 
 def test_a_flipped_byte_in_the_bucket_is_refused(
@@ -370,12 +383,17 @@ def test_settings_come_from_variables_then_profiles(tmp_path: Path) -> None:
         s3_settings(environ={"HOME": str(tmp_path / "nowhere")})
 
 
-def test_watch_polls_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[str, str]) -> None:
+@pytest.mark.parametrize("plain", [False, True], ids=["encrypted", "plain"])
+def test_watch_polls_an_s3_remote(
+    tmp_path: Path, s3_url: str, env: dict[str, str], plain: bool
+) -> None:
     """An S3 remote cannot tell a watcher that its branch moved: the watcher polls,
     and brings what another client pushed to the bucket."""
     from test_watch import Watch
 
-    init_remote(tmp_path, s3_url, env)
+    if plain:
+        env = no_passphrase(env)
+    init_remote(tmp_path, s3_url, env, plain)
     a = make_work(tmp_path, s3_url, env)
     vs("clone", s3_url, "b", cwd=tmp_path, env=env)
     b = tmp_path / "b"
@@ -471,3 +489,129 @@ def test_keys_of_an_s3_remote_change_without_touching_its_data(
     one_error_line(vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False), 2, "opens none")
     vs("clone", s3_url, "b", cwd=tmp_path, env=env2)
     assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+
+
+# -- plain (unencrypted) remotes: the same layout, in clear, with BLAKE3 checks --------
+
+TEXT_NAME = "notes-kingfisher.txt"
+TEXT = b"".join(b"kingfisher line %d of the plain remote\n" % i for i in range(4000))
+
+
+def zstd_chunks(objects: dict[str, bytes]) -> list[bytes]:
+    """Every zstd frame found in the remote's chunk packs, decompressed by a plain zstd
+    decoder (no vsync code): what anyone reading the bucket would see."""
+    import zstandard
+
+    out = []
+    for name, data in objects.items():
+        if not name.startswith("packs/"):
+            continue
+        at = data.find(b"\x28\xb5\x2f\xfd")
+        while at != -1:
+            with contextlib.suppress(zstandard.ZstdError):  # not a frame: the bytes by chance
+                out.append(zstandard.ZstdDecompressor().decompressobj().decompress(data[at:]))
+            at = data.find(b"\x28\xb5\x2f\xfd", at + 1)
+    return out
+
+
+def test_round_trip_through_a_plain_s3_remote(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """``init --bare s3://...`` makes a plain remote; clone, push, pull, sync and
+    fsck --remote work with no passphrase anywhere; the bucket holds the chunks as
+    plain zstd (it really is not encrypted), no key files, and a marker that says
+    so."""
+    env = no_passphrase(env)
+    init_remote(tmp_path, s3_url, env, plain=True)
+    a = make_work(tmp_path, s3_url, env)
+    (a / TEXT_NAME).write_bytes(TEXT)
+    vs("commit", "-q", "-m", "text", cwd=a, env=env)
+    vs("push", cwd=a, env=env)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    b = tmp_path / "b"
+    assert snapshot_tree(b) == snapshot_tree(a)
+    (a / FILE_NAME).write_text("changed in a\n")
+    vs("commit", "-q", "-m", "two", cwd=a, env=env)
+    vs("push", cwd=a, env=env)
+    vs("pull", cwd=b, env=env)
+    assert snapshot_tree(b) == snapshot_tree(a)
+    (b / "from-b.txt").write_text("b\n")
+    vs("sync", cwd=b, env=env)
+    vs("fetch", cwd=a, env=env)
+    vs("pull", cwd=a, env=env)
+    assert (a / "from-b.txt").read_text() == "b\n"
+    assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
+    objects = stored(s3_url, env)
+    assert {n.split("/")[0] for n in objects} == {"vsync-remote", "refs", "git", "packs", "index"}
+    assert objects["vsync-remote"].startswith(b"vsync plain remote\nformat 1\nrepository ")
+    assert TEXT in zstd_chunks(objects)
+
+
+def test_an_encrypted_bucket_holds_no_readable_chunk(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """The same content pushed to an encrypted remote: no zstd frame in its packs
+    decodes to it, and its marker is the encrypted one."""
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    (a / TEXT_NAME).write_bytes(TEXT)
+    vs("commit", "-q", "-m", "text", cwd=a, env=env)
+    vs("push", cwd=a, env=env)
+    objects = stored(s3_url, env)
+    assert objects["vsync-remote"] == b"vsync encrypted remote\nformat 1\n"
+    assert all(TEXT[:64] not in data for data in objects.values())
+    assert TEXT not in zstd_chunks(objects)
+
+
+@pytest.mark.parametrize("target", ["packs/", "index/", "git/", "refs/main"])
+def test_a_flipped_byte_in_a_plain_bucket_is_refused(
+    tmp_path: Path, s3_url: str, env: dict[str, str], target: str
+) -> None:
+    """One bit changed in any object of a plain remote (a chunk's zstd bytes, an index,
+    the git pack, the branch record): a clone refuses it, exit 3, naming the object,
+    and makes nothing; fsck --remote reports it."""
+    env = no_passphrase(env)
+    init_remote(tmp_path, s3_url, env, plain=True)
+    a = make_work(tmp_path, s3_url, env)
+    store = S3Store(parse_url(s3_url), s3_settings(environ=env))
+    (name,) = [n for n in store.list(target)]
+    data = bytearray(store.read(name))
+    data[len(data) // 2] ^= 1
+    assert store.delete(name)
+    assert store.write_if_absent(name, bytes(data))
+    out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 3, name, "plain remote's object", "failed its check")
+    assert not (tmp_path / "b").exists()
+    out = vs("fsck", "--remote", "origin", cwd=a, env=env, check=False)
+    assert out.returncode == 3 and name in out.stdout, (out.stdout, out.stderr)
+
+
+def test_plain_and_encrypted_remotes_are_told_apart(
+    tmp_path: Path, s3_url: str, env: dict[str, str]
+) -> None:
+    """The marker decides: a plain remote never asks for a passphrase and has no keys;
+    an encrypted one always needs its passphrase; neither is initialised over the
+    other; a plain marker with a damaged repository id is not taken for either."""
+    bare = no_passphrase(env)
+    plain, encrypted = f"{s3_url}-plain", f"{s3_url}-encrypted"
+    init_remote(tmp_path, plain, bare, plain=True)
+    init_remote(tmp_path, encrypted, env)
+    for url in (plain, encrypted):
+        for args in (["--encrypted", "--scrypt-log2n", "10"], []):
+            out = vs("init", "--bare", *args, url, cwd=tmp_path, env=env, check=False)
+            one_error_line(out, 2, "already holds objects")
+    vs("clone", plain, "p", cwd=tmp_path, env=bare)
+    one_error_line(
+        vs("clone", encrypted, "e", cwd=tmp_path, env=bare, check=False), 2, "needs a passphrase"
+    )
+    assert not (tmp_path / "e").exists()
+    vs("clone", encrypted, "e", cwd=tmp_path, env=env)
+    one_error_line(
+        vs("key", "list", plain, cwd=tmp_path, env=env, check=False), 2, "plain (unencrypted)"
+    )
+    store = S3Store(parse_url(plain), s3_settings(environ=env))
+    marker = store.read("vsync-remote")
+    assert store.delete("vsync-remote")
+    assert store.write_if_absent("vsync-remote", marker[:-3] + b"zz\n")
+    out = vs("clone", plain, "q", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 3, "format")

@@ -35,14 +35,21 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--remote",
         metavar="REMOTE",
-        help="check an encrypted remote (a name or URL) instead: every pack, index, "
-        "git pack and the branch record, with its passphrase",
+        help="check an encrypted or s3:// remote (a name or URL) instead: every pack, index, "
+        "git pack and the branch record (with its passphrase if encrypted)",
     )
     add_ssh_options(p)
     p.set_defaults(func=cmd_fsck)
 
     p = sub.add_parser("gc", help="drop chunks and objects no commit or reflog entry needs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--remote",
+        metavar="REMOTE",
+        help="collect an encrypted or s3:// remote (a name or URL) instead: delete the packs "
+        "and git packs its branch no longer reaches, under the remote's exclusive lock",
+    )
+    add_ssh_options(p)
     p.set_defaults(func=cmd_gc)
 
 
@@ -147,7 +154,42 @@ def _report_repair(result: RepairResult) -> int:
     return _report(result.final, "could not be repaired")
 
 
+def _gc_remote(args: argparse.Namespace) -> int:
+    from vsync.cli.cmd_sync import sync_options
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.collect import collect_remote
+    from vsync.sync.crypt.detect import is_encrypted
+    from vsync.sync.remotes import find_remote
+
+    with Repository.discover() as repo:
+        remote = find_remote(repo, args.remote)
+        if remote.url.kind == "local" and not is_encrypted(remote):
+            raise UsageError(
+                f"{remote.label} is not an encrypted remote; 'vsync gc' in it collects a repository"
+            )
+        result = collect_remote(repo, remote, sync_options(args))
+    for note in result.notes:
+        info(f"gc: {note}")
+    mib = 1024 * 1024
+    print(
+        f"gc: removed {plural(result.packs_removed, 'chunk pack')} "
+        f"({plural(result.chunks_removed, 'chunk')}, {result.chunk_bytes_removed / mib:.1f} MiB), "
+        f"{plural(result.orphan_packs_removed, 'pack')} without an index, "
+        f"{plural(result.git_packs_removed, 'git pack')} no branch names; "
+        f"kept {plural(result.packs_kept, 'chunk pack')}"
+    )
+    if result.partly_used:
+        print(
+            f"gc: {plural(result.partly_used, 'kept pack')} also "
+            f"{'holds' if result.partly_used == 1 else 'hold'} "
+            f"{plural(result.unused_kept, 'chunk')} nothing reaches (packs are not repacked)"
+        )
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
+    if args.remote is not None:
+        return _gc_remote(args)
     with Repository.discover() as repo:
         result = gc(repo, progress_for("gc: verifying chunks to keep", args.quiet))
     for note in result.notes:

@@ -71,16 +71,27 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.encrypted:
         return _init_encrypted(args)
     if args.path.startswith("s3://"):
-        from vsync.errors import UsageError
-
-        raise UsageError(
-            "an S3 remote is an encrypted remote for now: use 'vsync init --bare --encrypted "
-            f"{escape_text(args.path, keep='')}'"
-        )
+        return _init_plain_s3(args)
     repo = Repository.init(Path(args.path), bare=args.bare)
     kind = "bare repository" if args.bare else "repository"
     print(f"Initialised empty vsync {kind} in {escape_text(str(repo.control), keep='')}")
     repo.close()
+    return 0
+
+
+def _init_plain_s3(args: argparse.Namespace) -> int:
+    """``vsync init --bare s3://BUCKET/PREFIX``: a plain remote in a bucket (the
+    encrypted layout with the null seal; docs/format.md, "Plain remotes")."""
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.create import create_plain_in
+    from vsync.sync.crypt.remote import open_s3
+    from vsync.sync.url import parse_url
+
+    if not args.bare:
+        raise UsageError("a bucket holds no working folder: use 'vsync init --bare s3://...'")
+    url = parse_url(args.path)
+    create_plain_in(open_s3(url, args.endpoint), str(url))
+    print(f"Initialised empty plain vsync remote in {escape_text(str(url), keep='')}")
     return 0
 
 

@@ -74,6 +74,9 @@ The points (the crash tests kill at every one of them):
   here or in ``vsync serve``) is complete under ``PATH.init-tmp``, not yet renamed.
 - ``key-written``, ``key-removing``: ``vsync key add|change`` has written a new key
   file and read it back; ``key remove|change`` is about to delete an old one.
+- ``remote-gc-deleting``, ``remote-gc-deleted``: ``vsync gc --remote`` holds the
+  remote's exclusive lock and knows what to delete; nothing is deleted yet; it has
+  just deleted one object (an index before its pack).
 """
 
 from __future__ import annotations

@@ -20,3 +20,11 @@ def keyed_id(key: bytes, *parts: bytes) -> bytes:
 def plain_id(data: bytes) -> bytes:
     """BLAKE3-256 of ``data`` (unkeyed)."""
     return blake3.blake3(data).digest()
+
+
+def plain_id_of(*parts: bytes | memoryview) -> bytes:
+    """BLAKE3-256 (unkeyed) over ``parts`` concatenated, without joining them first."""
+    h = blake3.blake3()
+    for part in parts:
+        h.update(part)
+    return h.digest()

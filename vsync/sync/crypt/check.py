@@ -34,9 +34,8 @@ from vsync.ops.fsck import FsckResult
 from vsync.store import codec
 from vsync.sync.client import SyncOptions
 from vsync.sync.crypt.errors import RemoteTampered
-from vsync.sync.crypt.keys import padded
 from vsync.sync.crypt.remote import MAX_SMALL_OBJECT, EncryptedRemote
-from vsync.sync.crypt.seal import HEAD, KIND_INDEX, MAGIC, IndexEntry, parse_index
+from vsync.sync.crypt.seal import HEAD, KIND_INDEX, BranchRecord, IndexEntry, parse_index
 from vsync.sync.crypt.transfer import READ_RUN, SealedIncoming, open_git_pack
 from vsync.sync.objstore import ObjectMissing
 from vsync.sync.protocol import ProtocolError
@@ -116,7 +115,7 @@ def _check_pack(
 ) -> None:
     name = f"packs/{hexname}"
     head = er.store.read(name, 0, HEAD.size)
-    if head != HEAD.pack(MAGIC, 1, 4):
+    if head != er.sealer.pack_head:
         raise RemoteTampered(name, "not a version 1 chunk pack")
     at = HEAD.size
     for e in entries:
@@ -135,7 +134,7 @@ def _check_pack(
             codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
             result.chunks += 1
             result.chunk_bytes += e.raw_len
-    end = padded(at)
+    end = er.sealer.stored_len(at)
     while True:  # the padding, read in bounded pieces
         tail = er.store.read(name, at, min(end - at, READ_RUN) + 1)
         if len(tail) > end - at or (len(tail) < min(end - at, READ_RUN)) or any(tail):
@@ -146,15 +145,21 @@ def _check_pack(
 
 
 def _check_history(
-    repo: Repository, er: EncryptedRemote, held: dict[bytes, IndexEntry], result: FsckResult
-) -> None:
+    repo: Repository,
+    er: EncryptedRemote,
+    held: dict[bytes, IndexEntry],
+    result: FsckResult,
+    live: set[bytes] | None = None,
+) -> BranchRecord | None:
+    """Check the history ``refs/main`` names (its record; None if it does not open);
+    every chunk a manifest names goes into ``live``."""
     try:
         _raw, record = er.read_branch()
     except DamagedRepository as exc:
         result.problems.append(f"refs/main: {_why(exc)}")
-        return
+        return None
     if record.head is None:
-        return
+        return record
     with ExitStack() as stack:
         opened: list[SealedIncoming] = []
         for hexname, _tip in record.git_packs:
@@ -179,8 +184,30 @@ def _check_history(
                     return obj
             return repo.gitdb.find(oid) if repo.gitdb.has(oid) else None
 
-        _walk(find, record.head, held, result)
+        _walk(find, record.head, held, result, set() if live is None else live)
     er.remember(record)
+    return record
+
+
+def reachable(
+    repo: Repository, er: EncryptedRemote, result: FsckResult
+) -> tuple[dict[str, list[IndexEntry]], BranchRecord | None, set[bytes]]:
+    """What ``vsync gc --remote`` needs, reading no chunk pack: every index that
+    opens (its name, its entries), the branch record, and the chunks its history
+    reaches. A chunk whose index names a pack that is missing is not held (the walk
+    reports it). Problems go to ``result``."""
+    indexes = _indexes(er, result)
+    packs = {name.split("/", 1)[1] for name in er.store.list("packs/")}
+    held: dict[bytes, IndexEntry] = {}
+    for hexname, entries in sorted(indexes.items()):
+        if hexname not in packs:
+            result.problems.append(f"packs/{hexname}: missing (its index names chunks)")
+            continue
+        for entry in entries:
+            held.setdefault(entry.chunk_id, entry)
+    live: set[bytes] = set()
+    record = _check_history(repo, er, held, result, live)
+    return indexes, record, live
 
 
 def _walk(
@@ -188,6 +215,7 @@ def _walk(
     head: bytes,
     held: dict[bytes, IndexEntry],
     result: FsckResult,
+    live: set[bytes],
 ) -> None:
     commits, trees = [head], []
     seen: set[bytes] = set()
@@ -233,6 +261,7 @@ def _walk(
                 continue
             result.files += 1
             for chunk_id, _length in manifest.chunks:
+                live.add(chunk_id)
                 if chunk_id not in held and chunk_id not in missing_chunks:
                     missing_chunks.add(chunk_id)
                     result.problems.append(

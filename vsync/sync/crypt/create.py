@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from vsync.errors import UsageError
-from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
+from vsync.sync.crypt.detect import MARKER, MARKER_TEXT, plain_marker
 from vsync.sync.crypt.keys import DEFAULT_LOG2N, new_master, wrap
 from vsync.sync.objstore import BadObjectName, ObjectStore
 from vsync.sync.objstore.folder import FolderStore
@@ -68,13 +68,27 @@ def create_encrypted_in(
     empty, and the objects can be deleted by hand.
     """
     name, key_file, repo_id = _first_key(passphrase, log2n)
+    _require_empty(store, where)
+    store.write_if_absent(name, key_file)
+    if not store.write_if_absent(MARKER, MARKER_TEXT):
+        raise UsageError(f"{where} was made an encrypted remote by someone else meanwhile")
+    return repo_id
+
+
+def _require_empty(store: ObjectStore, where: str) -> None:
     try:
         held = bool(store.list(""))
     except BadObjectName:  # objects no vsync remote would hold
         held = True
     if held:
         raise UsageError(f"{where} already holds objects; choose an empty prefix")
-    store.write_if_absent(name, key_file)
-    if not store.write_if_absent(MARKER, MARKER_TEXT):
-        raise UsageError(f"{where} was made an encrypted remote by someone else meanwhile")
-    return repo_id
+
+
+def create_plain_in(store: ObjectStore, where: str) -> str:
+    """Make the empty ``store`` (a bucket's prefix) a plain remote: one object, its
+    marker stating the format and a new repository id (hex), written if absent."""
+    _require_empty(store, where)
+    repo_id = secrets.token_bytes(16)
+    if not store.write_if_absent(MARKER, plain_marker(repo_id)):
+        raise UsageError(f"{where} was made a vsync remote by someone else meanwhile")
+    return repo_id.hex()

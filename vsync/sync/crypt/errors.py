@@ -5,6 +5,7 @@ UsageError (2)
 +-- WrongPassphrase       the passphrase opens none of the remote's key files
 DamagedRepository (3)
 +-- RemoteTampered        an object failed authentication or does not parse
+    +-- PlainDamaged      a plain remote's object failed its BLAKE3 check
 +-- RolledBack            the branch record is older than one seen before
 """
 
@@ -45,4 +46,13 @@ class RolledBack(DamagedRepository):
         super().__init__(
             f"the encrypted remote's branch was rolled back or replaced ({detail}); "
             "refusing it, nothing was changed"
+        )
+
+
+class PlainDamaged(RemoteTampered):
+    def __init__(self, name: str, why: str) -> None:
+        DamagedRepository.__init__(
+            self,
+            f"the plain remote's object {name} failed its check ({why}); "
+            "refusing it, nothing was changed",
         )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from vsync.errors import UnsupportedFormat, UsageError
 from vsync.store import faults
-from vsync.sync.crypt.detect import MARKER, MARKER_TEXT
+from vsync.sync.crypt.detect import MARKER, MARKER_TEXT, plain_repo_id
 from vsync.sync.crypt.errors import WrongPassphrase
 from vsync.sync.crypt.keys import (
     DEFAULT_LOG2N,
@@ -66,6 +66,8 @@ def check_marker(store: ObjectStore, where: str) -> None:
         marker = store.read(MARKER, 0, 4096)
     except ObjectMissing:
         raise UsageError(f"{where} is not an encrypted vsync remote") from None
+    if plain_repo_id(marker) is not None:
+        raise UsageError(f"{where} is a plain (unencrypted) remote: it has no passphrases")
     if marker != MARKER_TEXT:
         raise UnsupportedFormat(
             f"{where}: encrypted remote format {marker[:64]!r} is not one this vsync reads; "

@@ -1,5 +1,7 @@
-"""An opened encrypted remote: its master key, its branch record (with the rollback
-check) and the index of the chunks it holds (docs/format.md, "Encrypted remotes")."""
+"""An opened object-store remote, encrypted or plain: its seal (the master key, or
+the null seal of a plain remote), its branch record (with the rollback check) and
+the index of the chunks it holds (docs/format.md, "Encrypted remotes", "Plain
+remotes")."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vsync.errors import UsageError
 from vsync.model.repository import Repository
 from vsync.store.chunkstore import replace_durably
 from vsync.store.keyed_id import plain_id
+from vsync.sync.crypt.detect import MARKER, plain_repo_id
 from vsync.sync.crypt.errors import NoPassphrase, RemoteTampered, RolledBack, WrongPassphrase
 from vsync.sync.crypt.keyring import check_marker
 from vsync.sync.crypt.keys import KEY_FILE_BYTES, BadKeyFile, MasterKey, unwrap
@@ -21,6 +25,8 @@ from vsync.sync.crypt.seal import (
     KIND_INDEX,
     BranchRecord,
     IndexEntry,
+    ObjectSealer,
+    PlainSealer,
     Sealer,
     parse_index,
 )
@@ -105,7 +111,8 @@ def open_s3(url: RemoteURL, endpoint: str | None = None) -> ObjectStore:
 
 
 def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
-    check_marker(store, where)
+    """The master key of the encrypted remote in ``store`` (its marker checked by the
+    caller) that ``passphrase`` opens."""
     names = store.list("keys/")[:MAX_KEYS]
     for name in names:
         try:
@@ -118,20 +125,42 @@ def open_key(store: ObjectStore, passphrase: str, where: str) -> MasterKey:
     raise WrongPassphrase(where, len(names))
 
 
+def open_sealer(
+    store: ObjectStore, passphrase: Callable[[], str] | None, where: str
+) -> ObjectSealer:
+    """The seal of the remote in ``store``, as its marker says: a plain remote's null
+    seal (no passphrase asked), else the master key the passphrase opens."""
+    try:
+        marker = store.read(MARKER, 0, 4096)
+    except ObjectMissing:
+        raise UsageError(
+            f"{where} is not a vsync remote (it holds no {MARKER}); "
+            "make one with 'vsync init --bare URL'"
+        ) from None
+    repo_id = plain_repo_id(marker)
+    if repo_id is not None:
+        return PlainSealer(repo_id)
+    check_marker(store, where)  # the format is known before a passphrase is asked
+    return Sealer(open_key(store, passphrase_from(passphrase, where), where))
+
+
 class EncryptedRemote:
+    """An object-store remote, encrypted or plain (``sealer.encrypted`` says which):
+    the one code path of both."""
+
     def __init__(self, repo: Repository, remote: Remote, opts: SyncOptions) -> None:
         self.repo = repo
         self.remote = remote
         self.store = CountingStore(store_for(remote, opts))
         try:
-            key = open_key(self.store, passphrase_from(opts.passphrase, remote.label), remote.label)
+            self.sealer = open_sealer(self.store, opts.passphrase, remote.label)
         except BaseException:
             self.close()
             raise
-        self.sealer = Sealer(key)
-        self.state = repo.control / "encrypted" / key.repo_id.hex()
+        repo_id = self.sealer.repo_id.hex()
+        self.state = repo.control / "encrypted" / repo_id
         try:
-            self._check_identity(key.repo_id.hex())
+            self._check_identity(repo_id)
         except BaseException:
             self.close()
             raise

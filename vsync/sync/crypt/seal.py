@@ -4,6 +4,12 @@
 Every function here takes the bytes as stored and either returns what they
 hold or raises :class:`RemoteTampered`: nothing read from the storage is
 trusted until its tag is checked, and every length is bounded first.
+
+Two sealers lay out the same objects: :class:`Sealer` encrypts (an encrypted
+remote), :class:`PlainSealer` is the null seal of a plain remote (docs/format.md,
+"Plain remotes"): the same layout in clear, each object and pack record closed by
+a BLAKE3 check instead of an AEAD tag, so a changed byte is still refused. The
+code above them (:mod:`.transfer`, :mod:`.check`) is one for both.
 """
 
 from __future__ import annotations
@@ -11,32 +17,66 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
-from vsync.store.keyed_id import keyed_id
-from vsync.sync.crypt.errors import RemoteTampered
+from vsync.store.keyed_id import keyed_id, plain_id, plain_id_of
+from vsync.sync.crypt.errors import PlainDamaged, RemoteTampered
 from vsync.sync.crypt.keys import MasterKey, padded
 
 MAGIC = b"VSYNCOBJ"
 HEAD = struct.Struct(">8sBB2x")
 NONCE, TAG = 12, 16
-KIND_INDEX, KIND_GIT, KIND_BRANCH, KIND_PACK = 1, 2, 3, 4
+KIND_INDEX, KIND_GIT, KIND_BRANCH, KIND_PACK, KIND_LOCK = 1, 2, 3, 4, 5
 AD_PREFIX = b"vsync-v1"
 RECORD_HEAD = struct.Struct(">32sBI")  # chunk id, compression, raw_len
 INDEX_ENTRY = struct.Struct(">32sQIIB")  # chunk id, offset, sealed length, raw_len, compression
 MAX_RECORDS = 4096
 _ENCRYPT_INTO = hasattr(ChaCha20Poly1305, "encrypt_into")  # cryptography 45 and later
 PACK_BODY_BYTES = 16 * 1024 * 1024
+PLAIN_MAGIC = b"VSYNCPLN"
+CHECK = 16  # a plain object's or record's BLAKE3 check (the first 16 bytes of the hash)
+PLAIN_NAME_KEY = plain_id(b"vsync-v1 plain remote names")
+
+
+class ObjectSealer(Protocol):
+    """What :mod:`.transfer` and :mod:`.check` need of a remote's seal."""
+
+    encrypted: bool
+    repo_id: bytes
+    pack_head: bytes  # the first bytes of every chunk pack
+
+    def name_id(self, *parts: bytes) -> str: ...
+
+    def stored_len(self, length: int) -> int:
+        """The length a chunk pack of ``length`` bytes (head and records) is stored at."""
+        ...
+
+    def seal(self, kind: int, name: str, payload: bytes) -> bytes: ...
+
+    def open(self, kind: int, name: str, data: bytes) -> bytes: ...
+
+    def seal_pack(
+        self, name: str, records: list[tuple[bytes, int, int, bytes]]
+    ) -> tuple[bytearray, bytes]: ...
+
+    def open_record(
+        self, name: str, i: int, sealed: bytes | memoryview, entry: IndexEntry
+    ) -> tuple[int, memoryview]: ...
 
 
 class Sealer:
     """Seals and opens the objects of one encrypted remote."""
 
+    encrypted = True
+    pack_head = HEAD.pack(MAGIC, 1, KIND_PACK)
+
     def __init__(self, key: MasterKey) -> None:
         self.key = key
+        self.repo_id = key.repo_id
         self._aead = ChaCha20Poly1305(key.object_key)
         self._name_key = key.name_key
 
@@ -45,6 +85,9 @@ class Sealer:
 
     def _ad(self, head: bytes, name: str, extra: bytes = b"") -> bytes:
         return AD_PREFIX + self.key.repo_id + head + name.encode() + extra
+
+    def stored_len(self, length: int) -> int:
+        return padded(length)
 
     # -- one sealed object ---------------------------------------------------
     def seal(self, kind: int, name: str, payload: bytes) -> bytes:
@@ -116,9 +159,78 @@ class Sealer:
         return compression, memoryview(body)[RECORD_HEAD.size :]
 
 
+class PlainSealer:
+    """The null seal of a plain remote: nothing encrypted, nothing padded, every
+    object and record checked by BLAKE3 over its content, its name and the
+    remote's repository id (a byte changed, an object moved to another name or
+    taken from another remote is refused)."""
+
+    encrypted = False
+    pack_head = HEAD.pack(PLAIN_MAGIC, 1, KIND_PACK)
+
+    def __init__(self, repo_id: bytes) -> None:
+        self.repo_id = repo_id
+
+    def name_id(self, *parts: bytes) -> str:
+        return keyed_id(PLAIN_NAME_KEY, *parts).hex()
+
+    def stored_len(self, length: int) -> int:
+        return length
+
+    def _check(self, head: bytes, name: str, extra: bytes, *body: bytes | memoryview) -> bytes:
+        ad = AD_PREFIX + self.repo_id + head + name.encode() + extra
+        return plain_id_of(ad, *body)[:CHECK]
+
+    def seal(self, kind: int, name: str, payload: bytes) -> bytes:
+        head = HEAD.pack(PLAIN_MAGIC, 1, kind)
+        return head + payload + self._check(head, name, b"", payload)
+
+    def open(self, kind: int, name: str, data: bytes) -> bytes:
+        if len(data) < HEAD.size + CHECK:
+            raise PlainDamaged(name, "too short")
+        head = data[: HEAD.size]
+        magic, version, got_kind = HEAD.unpack(head)
+        if magic != PLAIN_MAGIC or version != 1 or got_kind != kind:
+            raise PlainDamaged(name, "not a version 1 plain object of its kind")
+        payload = data[HEAD.size : len(data) - CHECK]
+        if self._check(head, name, b"", payload) != data[len(data) - CHECK :]:
+            raise PlainDamaged(name, "its BLAKE3 check does not match its content")
+        return payload
+
+    def seal_pack(
+        self, name: str, records: list[tuple[bytes, int, int, bytes]]
+    ) -> tuple[bytearray, bytes]:
+        head = self.pack_head
+        out = bytearray(head)
+        entries = [struct.pack(">BI", 1, len(records))]
+        for i, (cid, raw_len, compression, payload) in enumerate(records):
+            offset = len(out)
+            record_head = RECORD_HEAD.pack(cid, compression, raw_len)
+            out += record_head
+            out += payload
+            out += self._check(head, name, _u32(i), record_head, payload)
+            entries.append(INDEX_ENTRY.pack(cid, offset, len(out) - offset, raw_len, compression))
+        return out, b"".join(entries)
+
+    def open_record(
+        self, name: str, i: int, sealed: bytes | memoryview, entry: IndexEntry
+    ) -> tuple[int, memoryview]:
+        view = memoryview(sealed)
+        if len(view) < RECORD_HEAD.size + CHECK:
+            raise PlainDamaged(f"{name} (record {i})", "too short")
+        body = view[: len(view) - CHECK]
+        if self._check(self.pack_head, name, _u32(i), body) != bytes(view[len(view) - CHECK :]):
+            raise PlainDamaged(f"{name} (record {i})", "its BLAKE3 check does not match")
+        cid, compression, raw_len = RECORD_HEAD.unpack_from(body)
+        if (cid, compression, raw_len) != (entry.chunk_id, entry.compression, entry.raw_len):
+            raise PlainDamaged(f"{name} (record {i})", "does not match its index")
+        return compression, body[RECORD_HEAD.size :]
+
+
 def max_sealed_len(raw_len: int) -> int:
     """The longest a sealed record of a chunk of ``raw_len`` bytes may be: what an
-    index declares is bounded by it before anything is read."""
+    index declares is bounded by it before anything is read (a plain record, with
+    no nonce and a check as long as the tag, is shorter)."""
     return NONCE + RECORD_HEAD.size + max_stored_len(raw_len) + TAG
 
 
@@ -137,7 +249,7 @@ class IndexEntry:
     compression: int
 
 
-def parse_index(hexname: str, payload: bytes, sealer: Sealer) -> list[IndexEntry]:
+def parse_index(hexname: str, payload: bytes, sealer: ObjectSealer) -> list[IndexEntry]:
     """The entries of index ``hexname``; its name must be the keyed id of its chunk ids."""
     where = f"index/{hexname}"
     if len(payload) < 5 or payload[0] != 1:

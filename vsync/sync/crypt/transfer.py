@@ -29,6 +29,7 @@ from vsync.ops.hooks import require_hook_ok
 from vsync.store import codec, faults
 from vsync.sync.client import REJECTED, SyncOptions, TransferProgress, TransferResult
 from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.locks import RemoteLock
 from vsync.sync.crypt.remote import BRANCH_NAME, EncryptedRemote
 from vsync.sync.crypt.seal import (
     KIND_BRANCH,
@@ -69,8 +70,11 @@ def encrypted_push(repo: Repository, remote: Remote, opts: SyncOptions) -> Trans
     if local is None:
         raise UsageError("nothing to push: there are no commits yet")
     require_hook_ok(repo, "pre-push", remote.label, str(remote.url))
-    with EncryptedRemote(repo, remote, opts) as er:
-        return _push(repo, remote, er, local, opts.progress)
+    with (
+        EncryptedRemote(repo, remote, opts) as er,
+        RemoteLock(er.store, er.sealer, remote.label, exclusive=False) as lock,
+    ):
+        return _push(repo, remote, er, local, lock, opts.progress)
 
 
 def _push(
@@ -78,8 +82,12 @@ def _push(
     remote: Remote,
     er: EncryptedRemote,
     local: bytes,
+    lock: RemoteLock,
     progress: TransferProgress | None = None,
 ) -> TransferResult:
+    """The push, under a shared lock taken before anything is read: ``vsync gc
+    --remote`` cannot delete a pack this push counts as held, nor what it writes
+    before its branch record names it."""
     t0 = time.monotonic()
     raw, record = er.read_branch()
     result = TransferResult(remote.label, old=record.head, new=local)
@@ -97,7 +105,7 @@ def _push(
         wanted = _new_chunks(repo, sent, held)
         if progress is not None:
             progress.phase(f"Sending to {remote.label}", len(wanted))
-        result.stats = _send_chunks(repo, er, wanted, progress)
+        result.stats = _send_chunks(repo, er, wanted, lock.renew, progress)
         if progress is not None:
             progress.done()
         data = pack.getvalue()
@@ -107,6 +115,7 @@ def _push(
         faults.point("encrypted-push-before-branch")
         new = BranchRecord(record.counter + 1, local, (*record.git_packs, (name, local)))
         sealed = er.sealer.seal(KIND_BRANCH, BRANCH_NAME, new.encode())
+        lock.renew(force=True)  # still held: nothing this push relies on was collected
         if not er.store.compare_and_swap(BRANCH_NAME, raw, sealed):
             raise StoppedError(REJECTED)
         record = new
@@ -153,6 +162,7 @@ def _send_chunks(
     repo: Repository,
     er: EncryptedRemote,
     wanted: list[bytes],
+    renew: Callable[[], None],
     progress: TransferProgress | None = None,
 ) -> TransferStats:
     """Write ``wanted`` as sealed chunk packs, each followed by its index.
@@ -191,6 +201,7 @@ def _send_chunks(
             sealed_index = er.sealer.seal(KIND_INDEX, f"index/{name}", index)
             counts = (len(records), sum(len(r[3]) for r in records))
             records, body = [], 0
+            renew()
             while len(uploads) >= workers:
                 wait_first()
             uploads.append((pool.submit(_store_pack, er, name, pack, sealed_index), *counts))
