@@ -125,6 +125,36 @@ def test_status_and_commit_warn_once_per_path(work: Path) -> None:
     assert run_vsync("commit", "-m", "four", cwd=work).stderr == ""
 
 
+def test_a_commit_after_a_commit_looks_at_new_paths_beside_the_kept_names(work: Path) -> None:
+    """A commit whose stat cache is the branch's tree (no status in between) checks only
+    the paths new to it, each against the names its folder keeps: a new name's case twin
+    among unchanged files and folders is still found, and a name whose twin is gone from
+    the folder is not one."""
+    (work / "README.md").write_text("r\n")
+    (work / "docs").mkdir()
+    (work / "docs" / "a.txt").write_text("a\n")
+    run_vsync("commit", "-m", "base", cwd=work)
+    (work / "readme.md").write_text("r2\n")
+    (work / "DOCS").mkdir()
+    (work / "DOCS" / "b.txt").write_text("b\n")
+    (work / "aux.txt").write_text("x\n")
+    committed = run_vsync("commit", "-m", "new names", cwd=work)
+    assert _warnings(committed.stderr) == [
+        "vsync: warning: 'DOCS/b.txt' differs from 'docs' only by case"
+        " (one file on Windows and macOS; a push is refused)",
+        "vsync: warning: 'aux.txt' is a reserved name on Windows (AUX, with any extension)",
+        "vsync: warning: 'readme.md' differs from 'README.md' only by case"
+        " (one file on Windows and macOS; a push is refused)",
+    ]
+    for folder in ("docs", "DOCS"):
+        for child in (work / folder).iterdir():
+            child.unlink()
+        (work / folder).rmdir()
+    (work / "dOcs").mkdir()
+    (work / "dOcs" / "c.txt").write_text("c\n")
+    assert run_vsync("commit", "-m", "twins gone", cwd=work).stderr == ""
+
+
 def test_strict_makes_commit_refuse(work: Path) -> None:
     (work / "ok.txt").write_text("fine\n")
     run_vsync("commit", "-m", "base", cwd=work)

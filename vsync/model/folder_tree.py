@@ -141,6 +141,11 @@ class FolderTree(NamedTuple):
     modes: bytearray
     offsets: array[int]
     ident: tuple[int, int, int] | None  # of the cache file read; None: there was none
+    # With the branch's tree known to be the old cache's entries (its clean stamp): the
+    # paths new to that tree, and those gone from it; None: not known, the whole tree
+    # is to be looked at
+    added: list[str] | None = None
+    gone: list[str] | None = None
 
     def path(self, r: int) -> str:
         return self.names[self.offsets[r] : self.offsets[r + 1] - 1].decode("utf-8")
@@ -274,6 +279,8 @@ class _Reader:
         # record -> the raw id of its entry in the branch's tree, for files read again
         # because their entry was smudged or their lstat changed (trusted cache only)
         self._stored_ids: dict[int, bytes] = {}
+        self.added = array("Q")  # records of paths the old cache did not have
+        self.gone: list[str] = []  # paths the old cache had and the folder has not
 
     # -- 1. the walk ---------------------------------------------------------------------
 
@@ -316,6 +323,8 @@ class _Reader:
             modes=self.modes,
             offsets=self.offsets,
             ident=ident,
+            added=[self.path(r) for r in self.added] if self.trusted else None,
+            gone=self.gone if self.trusted else None,
         )
 
     def _dirty(self, folder: str) -> None:
@@ -327,7 +336,9 @@ class _Reader:
             folder = folder.rpartition("/")[0]
 
     def _gone(self, path: bytes) -> None:
-        self._dirty(path.decode("utf-8").rpartition("/")[0])
+        text = path.decode("utf-8")
+        self.gone.append(text)
+        self._dirty(text.rpartition("/")[0])
 
     def _walk(self, old: _OldCache) -> None:
         # Tasks, popped in git order: (disk path, node, parent) lists a folder;
@@ -502,6 +513,8 @@ class _Reader:
             else:
                 records += RECORD.pack(*key, 0, NO_ID)
                 self._changed(first + k, i, old_records, rel)
+                if i is None:
+                    self.added.append(first + k)
 
     def _changed(self, r: int, i: int | None, old_records: bytes, folder: str) -> None:
         """Record ``r`` (the old cache's ``i``, if it had the path) is to be read."""

@@ -36,7 +36,13 @@ from vsync.model.repository import BRANCH, MERGE_STATE, Repository
 from vsync.model.snapshot import FlatMap, build_tree, commit_tree, flatten, lookup
 from vsync.model.statcache import StatCache
 from vsync.ops.hooks import require_hook_ok, run_hook
-from vsync.ops.monitored import Asked, ask_watcher, read_for_commit, record_commit
+from vsync.ops.monitored import (
+    Asked,
+    ask_watcher,
+    case_twins_beside,
+    read_for_commit,
+    record_commit,
+)
 from vsync.ops.status import clean_stamp
 from vsync.store.chunkstore import PackWriter
 from vsync.wording import plural
@@ -317,7 +323,14 @@ def _record_tree(
         )
         if check is not None and not unchanged:  # a refusal changes nothing
             check({} if head_tree is None else flatten(repo.gitdb, head_tree), tree.flat())
-        guard(() if unchanged else tree.paths())  # unchanged: skipped twins only
+        if unchanged:
+            guard(())  # skipped twins only
+        elif tree.added is not None and tree.gone is not None and head_tree is not None:
+            # The old cache was the branch's tree: only the paths new to it can be new
+            # names, and their case twins among the names kept are looked up beside them.
+            guard(tree.added, case_twins_beside(repo, head_tree, tree.added, tree.gone))
+        else:
+            guard(tree.paths())
         if unchanged:
             if head is not None:
                 stamp = clean_stamp(head, tree_id, tree.ignore_fingerprint)
