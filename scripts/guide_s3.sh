@@ -31,29 +31,8 @@ export HOME=/tmp/vsync-guide-s3 # no ~/.aws of the machine running it
 rm -rf "$root"
 mkdir -p "$out" "$root/laptop/photos" "$root/desktop" "$root/weed"
 
-current=""
-last_rc=0
-block() { current="$out/$1.txt"; : >"$current"; }
-run() {
-    printf '$ %s\n' "$1" >>"$current"
-    if { eval "$1"; } >>"$current" 2>&1 </dev/null; then last_rc=0; else last_rc=$?; fi
-    [ "$last_rc" = 0 ] || die "'$1' exited with $last_rc (see $current)"
-}
-fails() {
-    printf '$ %s\n' "$1" >>"$current"
-    if { eval "$1"; } >>"$current" 2>&1 </dev/null; then last_rc=0; else last_rc=$?; fi
-    [ "$last_rc" != 0 ] || die "'$1' was expected to fail (see $current)"
-}
-rc() { printf '$ echo $?\n%s\n' "$last_rc" >>"$current"; }
-die() {
-    echo "guide_s3.sh: $*" >&2
-    exit 1
-}
-camera() {
-    mkdir -p "$(dirname "$1")"
-    python3 -c 'import os, sys; open(sys.argv[1], "wb").write(os.urandom(int(sys.argv[2]) * 1024))' \
-        "$1" "${2:-300}"
-}
+script_name=guide_s3.sh
+. "$here/scripts/transcript.sh"
 
 # -- a SeaweedFS on 127.0.0.1, with the bucket team-bucket ------------------------------
 

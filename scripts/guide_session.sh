@@ -40,33 +40,9 @@ mkdir -p "$out" "$root/laptop/photos" "$root/desktop" "$root/usb"
 
 # -- recording ---------------------------------------------------------------------------
 
-current=""
-last_rc=0
-block() { current="$out/$1.txt"; : >"$current"; }
-
-# run CMD: record "$ CMD", run it in this shell (so cd and export stay), record its output.
-# The session stops if CMD fails: a transcript never shows an accident.
-run() {
-    printf '$ %s\n' "$1" >>"$current"
-    if { eval "$1"; } >>"$current" 2>&1 </dev/null; then last_rc=0; else last_rc=$?; fi
-    [ "$last_rc" = 0 ] || die "'$1' exited with $last_rc (see $current)"
-}
-
-# fails CMD: as run, for a command the guide shows failing; stops if it succeeds.
-fails() {
-    printf '$ %s\n' "$1" >>"$current"
-    if { eval "$1"; } >>"$current" 2>&1 </dev/null; then last_rc=0; else last_rc=$?; fi
-    [ "$last_rc" != 0 ] || die "'$1' was expected to fail (see $current)"
-}
-
-die() {
-    echo "guide_session.sh: $*" >&2
-    exit 1
-}
+script_name=guide_session.sh
+. "$here/scripts/transcript.sh"
 trap 'echo "guide_session.sh: stopped at line $LINENO" >&2' ERR
-
-# rc: record "$ echo $?" and the exit code of the previous run.
-rc() { printf '$ echo $?\n%s\n' "$last_rc" >>"$current"; }
 
 # run_tty CMD: as run, on a pseudo-terminal, keeping each redrawn line's last state.
 run_tty() {
@@ -90,12 +66,6 @@ desktop() { export VSYNC_HOST=desktop; cd "$root/desktop/photos"; }
 
 # -- stand-ins for a camera and an editor (the guide names them) -------------------------
 
-# camera FILE [KIB]: a new pseudo-random "photo" (does not compress, like a real JPEG).
-camera() {
-    mkdir -p "$(dirname "$1")"
-    python3 -c 'import os, sys; open(sys.argv[1], "wb").write(os.urandom(int(sys.argv[2]) * 1024))' \
-        "$1" "${2:-300}"
-}
 # poke FILE [TEXT]: insert TEXT (default: "edited on <host>") in the middle of FILE.
 poke() {
     python3 -c 'import sys; p, t = sys.argv[1], sys.argv[2].encode()
