@@ -49,6 +49,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -84,6 +85,28 @@ def checkout() -> str:
     return head + (" + uncommitted changes in vsync/" if dirty else "")
 
 
+def _med(samples: list[object], attr: str) -> float:
+    vals = sorted(getattr(s, attr) for s in samples)
+    return float(vals[len(vals) // 2])
+
+
+def _against_rsync(
+    scen: str, phase: str, push: float, commit: float, rsyncs: list[Any]
+) -> list[Target]:
+    """vsync's push time, then its commit + push time (for information), against each
+    rsync's median time of ``phase`` (``initial`` or ``incremental``)."""
+    out = []
+    for rs in rsyncs:
+        t = push / _med(getattr(rs, phase), "seconds")
+        out.append(Target(scen, f"vsync push time / rsync ({rs.cipher}) time", f"{t:.2f}",
+                          "<= 1", _verdict(t, 1.0)))  # fmt: skip
+    for rs in rsyncs:
+        t = (commit + push) / _med(getattr(rs, phase), "seconds")
+        out.append(Target(scen, f"vsync commit + push time / rsync ({rs.cipher}) time",
+                          f"{t:.2f}", "-", "-"))  # fmt: skip
+    return out
+
+
 def push_targets(results: object) -> list[Target]:
     """Targets from bench/push_ssh.py's result, as far as its shape is known: the
     initial push against rsync with OpenSSH's default cipher and with vsync's own, the
@@ -96,44 +119,20 @@ def push_targets(results: object) -> list[Target]:
         for inp, rows in results:  # type: ignore[attr-defined]
             vs, rsyncs = rows[0], rows[1:]
 
-            def med(samples: list[object], attr: str) -> float:
-                vals = sorted(getattr(s, attr) for s in samples)
-                return float(vals[len(vals) // 2])
-
             def mid(vals: list[float]) -> float:
                 return sorted(vals)[len(vals) // 2]
 
-            push_i = med(vs.initial, "seconds")
-            push_n = med(vs.incremental, "seconds")
-            commit_i = mid(vs.initial_commit_seconds)
-            commit_n = mid(vs.commit_seconds)
-            for rs in rsyncs:
-                peer = f"rsync ({rs.cipher})"
-                ti = push_i / med(rs.initial, "seconds")
-                out.append(Target(scen_i, f"vsync push time / {peer} time", f"{ti:.2f}", "<= 1",
-                                  _verdict(ti, 1.0)))  # fmt: skip
-            for rs in rsyncs:
-                peer = f"rsync ({rs.cipher})"
-                tc = (commit_i + push_i) / med(rs.initial, "seconds")
-                out.append(Target(scen_i, f"vsync commit + push time / {peer} time",
-                                  f"{tc:.2f}", "-", "-"))  # fmt: skip
+            out += _against_rsync(scen_i, "initial", _med(vs.initial, "seconds"),
+                                  mid(vs.initial_commit_seconds), rsyncs)  # fmt: skip
             rs = rsyncs[0]
-            bn = med(vs.incremental, "wire") / med(rs.incremental, "wire")
+            bn = _med(vs.incremental, "wire") / _med(rs.incremental, "wire")
             out.append(Target(scen_n, f"vsync bytes / rsync ({rs.cipher}) bytes", f"{bn:.2f}",
                               "<= 1.5", _verdict(bn, 1.5)))  # fmt: skip
-            for rs in rsyncs:
-                peer = f"rsync ({rs.cipher})"
-                tn = push_n / med(rs.incremental, "seconds")
-                out.append(Target(scen_n, f"vsync push time / {peer} time", f"{tn:.2f}", "<= 1",
-                                  _verdict(tn, 1.0)))  # fmt: skip
-            for rs in rsyncs:
-                peer = f"rsync ({rs.cipher})"
-                tc = (commit_n + push_n) / med(rs.incremental, "seconds")
-                out.append(Target(scen_n, f"vsync commit + push time / {peer} time",
-                                  f"{tc:.2f}", "-", "-"))  # fmt: skip
+            out += _against_rsync(scen_n, "incremental", _med(vs.incremental, "seconds"),
+                                  mid(vs.commit_seconds), rsyncs)  # fmt: skip
             gcm = rows[2]
             if vs.send and gcm.send:
-                ts = med(vs.send, "seconds") / med(gcm.send, "seconds")
+                ts = _med(vs.send, "seconds") / _med(gcm.send, "seconds")
                 what = f"vsync time / rsync ({gcm.cipher}) time"
                 out.append(
                     Target("g. send a new file: vsync sync", what, f"{ts:.2f}", "<= 1.1",
