@@ -54,6 +54,12 @@ def objects(store: ObjectStore) -> set[str]:
     return {n for n in store.list("") if not n.startswith("locks/")}
 
 
+def push_killed_at(work: Path, env: dict[str, str], point: str) -> None:
+    """``vsync push`` in ``work``, killed (SIGKILL) at the fault point ``point``."""
+    out = vs("push", cwd=work, env={**env, "VSYNC_FAULTS": f"{point}=kill"}, check=False)
+    assert out.returncode == -9, out.stderr
+
+
 def new_file(work: Path, name: str, seed: int) -> None:
     (work / name).write_bytes(random.Random(seed).randbytes(1 << 20))
     vs("commit", "-q", "-m", name, cwd=work, env={})
@@ -75,21 +81,9 @@ def test_gc_removes_what_no_branch_reaches_and_keeps_the_rest(
     pushed = snapshot_tree(a)
     before = objects(target.store)
     new_file(a, "lost-one.bin", 1)
-    out = vs(
-        "push",
-        cwd=a,
-        env={**env, "VSYNC_FAULTS": "push/encrypted-push-before-branch=kill"},
-        check=False,
-    )
-    assert out.returncode == -9, out.stderr
+    push_killed_at(a, env, "push/encrypted-push-before-branch")
     new_file(a, "lost-two.bin", 2)
-    out = vs(
-        "push",
-        cwd=a,
-        env={**env, "VSYNC_FAULTS": "push/encrypted-push-before-index=kill"},
-        check=False,
-    )
-    assert out.returncode == -9, out.stderr
+    push_killed_at(a, env, "push/encrypted-push-before-index")
     garbage = objects(target.store) - before
     assert {n.split("/")[0] for n in garbage} == {"packs", "index", "git"}, garbage
     assert len(target.store.list("locks/")) == 2  # what the killed pushes held
@@ -217,13 +211,7 @@ def test_a_gc_killed_between_an_index_and_its_pack_leaves_the_remote_whole(
     a = make_work(tmp_path, target.url, env)
     before = objects(target.store)
     new_file(a, "lost.bin", 6)
-    out = vs(
-        "push",
-        cwd=a,
-        env={**env, "VSYNC_FAULTS": "push/encrypted-push-before-branch=kill"},
-        check=False,
-    )
-    assert out.returncode == -9, out.stderr
+    push_killed_at(a, env, "push/encrypted-push-before-branch")
     killed = gc_remote(a, {**env, "VSYNC_FAULTS": "gc/remote-gc-deleted=kill@1"}, check=False)
     assert killed.returncode == -9, killed.stderr
     left = objects(target.store) - before
