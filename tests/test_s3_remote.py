@@ -432,6 +432,53 @@ def test_a_push_killed_mid_upload_resumes_without_sending_again(
     assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
 
 
+GIT_PART = 16 * 1024  # VSYNC_TEST_GIT_PACK_BYTES: the git pack cut, lowered from 16 MiB
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["encrypted", "plain"])
+def test_a_killed_push_resumes_after_the_git_packs_it_stored(
+    tmp_path: Path, s3_url: str, env: dict[str, str], plain: bool
+) -> None:
+    """A push whose git data is larger than the cut goes as several git packs, each
+    stored on its own; killed after the first, its re-run writes only the others (the
+    first is found by its name: the same bytes again) and names them all."""
+    env = {**(no_passphrase(env) if plain else env), "VSYNC_TEST_GIT_PACK_BYTES": str(GIT_PART)}
+    init_remote(tmp_path, s3_url, env, plain)
+    a = make_work(tmp_path, s3_url, env)
+    before = {n for n in stored(s3_url, env) if n.startswith("git/")}
+    rng = random.Random(11)
+    for c in range(3):  # trees, manifests and commits: several times the cut
+        for i in range(150):
+            (a / f"folder-{c}" / f"sub-{i % 10}").mkdir(parents=True, exist_ok=True)
+            (a / f"folder-{c}" / f"sub-{i % 10}" / f"note-{i}.txt").write_bytes(rng.randbytes(200))
+        vs("commit", "-q", "-m", f"batch {c}", cwd=a, env=env)
+    faults = "push/encrypted-push-git-pack-stored=kill@1"
+    killed = vs("push", cwd=a, env={**env, "VSYNC_FAULTS": faults}, check=False)
+    assert killed.returncode == -9, (killed.returncode, killed.stderr)
+    first = {n: b for n, b in stored(s3_url, env).items() if n.startswith("git/")}
+    first = {n: b for n, b in first.items() if n not in before}
+    assert len(first) == 1, sorted(first)
+    trace = tmp_path / "trace"
+    out = vs("push", "--porcelain", cwd=a, env={**env, "VSYNC_FAULTS_TRACE": str(trace)})
+    writes = trace.read_text().count("push encrypted-push-git-pack-stored ")
+    final = stored(s3_url, env)
+    pushed = {n: b for n, b in final.items() if n.startswith("git/") and n not in before}
+    assert len(pushed) >= 3, sorted(pushed)  # several git packs, not one
+    assert writes == len(pushed) - 1, (writes, sorted(pushed))  # the first was not sent again
+    assert all(pushed[n] == b for n, b in first.items())
+    for data in pushed.values():  # each within the cut (and its seal)
+        assert len(data) <= GIT_PART + 64 if plain else len(data) <= GIT_PART * 1.13 + 64
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    rest = sum(len(b) for n, b in pushed.items() if n not in first)
+    assert int(fields["wire_sent"]) < rest + 8192, (fields, rest)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+    assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
+    gc = vs("gc", "--remote", "origin", cwd=a, env=env)
+    assert "0 git packs no branch names" in gc.stdout, gc.stdout  # the first is named too
+    assert set(first) <= set(stored(s3_url, env))
+
+
 def test_a_bucket_spanning_two_storage_nodes_with_replication(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -34,9 +34,10 @@ from vsync.ops.fsck import FsckResult
 from vsync.store import codec
 from vsync.sync.client import SyncOptions
 from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.gitparts import open_git_pack
 from vsync.sync.crypt.remote import MAX_SMALL_OBJECT, EncryptedRemote
 from vsync.sync.crypt.seal import HEAD, KIND_INDEX, BranchRecord, IndexEntry, parse_index
-from vsync.sync.crypt.transfer import READ_RUN, SealedIncoming, open_git_pack
+from vsync.sync.crypt.transfer import READ_RUN, SealedIncoming
 from vsync.sync.objstore import ObjectMissing
 from vsync.sync.protocol import ProtocolError
 from vsync.sync.remotes import Remote
