@@ -98,19 +98,24 @@ def pushes(git_packs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[bytes, list
 
 def join_parts(er: EncryptedRemote, names: list[str], out: BinaryIO) -> int:
     """Write the git packs ``names`` to ``out`` (empty) as one git pack; its length.
-
     Each is opened (and checked against its name) in turn, so one is in memory at a
-    time; each must be a version 2 pack whose trailer is its SHA-1. Their entries
-    go one after the other (an OFS_DELTA's distance is to an entry of its own pack,
-    so it still holds), under one header counting them all, with the SHA-1 of the
-    whole as its trailer. All together are at most :data:`MAX_GIT_PACK`.
+    time (:func:`join_packs`)."""
+    return join_packs(((f"git/{name}", open_git_pack(er, name)) for name in names), out)
+
+
+def join_packs(parts: Iterable[tuple[str, bytes]], out: BinaryIO) -> int:
+    """Write the git packs ``parts`` ((where, bytes), read lazily) to ``out`` (empty)
+    as one git pack; its length.
+
+    Each must be a version 2 pack whose trailer is its SHA-1. Their entries go one
+    after the other (an OFS_DELTA's distance is to an entry of its own pack, so it
+    still holds), under one header counting them all, with the SHA-1 of the whole
+    as its trailer. All together are at most :data:`MAX_GIT_PACK`.
     """
     out.write(bytes(PACK_HEAD.size))
     count = 0
     length = PACK_HEAD.size + SHA1
-    for name in names:
-        where = f"git/{name}"
-        data = open_git_pack(er, name)
+    for where, data in parts:
         if len(data) < PACK_HEAD.size + SHA1:
             raise RemoteTampered(where, "not a git pack")
         magic, version, objects = PACK_HEAD.unpack_from(data)
