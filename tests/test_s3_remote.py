@@ -633,6 +633,41 @@ def test_a_flipped_byte_in_a_plain_bucket_is_refused(
     assert out.returncode == 3 and name in out.stdout, (out.stdout, out.stderr)
 
 
+@pytest.mark.parametrize(
+    ("target", "kind", "payload", "why"),
+    [
+        ("refs/main", 3, b"\x02" + bytes(60), "not a version 1 branch record"),
+        ("index/", 1, b"\x07" + bytes(4), "not a version 1 index"),
+    ],
+)
+def test_a_plain_remote_object_that_does_not_parse_is_named_as_plain(
+    tmp_path: Path,
+    s3_url: str,
+    env: dict[str, str],
+    target: str,
+    kind: int,
+    payload: bytes,
+    why: str,
+) -> None:
+    """A branch record or an index whose check holds but whose payload does not parse:
+    the one error line speaks of the plain remote, not of an encrypted one."""
+    from vsync.sync.crypt.detect import plain_repo_id
+    from vsync.sync.crypt.seal import PlainSealer
+
+    env = no_passphrase(env)
+    init_remote(tmp_path, s3_url, env, plain=True)
+    make_work(tmp_path, s3_url, env)
+    store = S3Store(parse_url(s3_url), s3_settings(environ=env))
+    repo_id = plain_repo_id(store.read("vsync-remote"))
+    assert repo_id is not None
+    (name,) = store.list(target)
+    assert store.delete(name)
+    assert store.write_if_absent(name, PlainSealer(repo_id).seal(kind, name, payload))
+    out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 3, f"the plain remote's object {name}", why)
+    assert "encrypted" not in out.stderr
+
+
 def test_plain_and_encrypted_remotes_are_told_apart(
     tmp_path: Path, s3_url: str, env: dict[str, str]
 ) -> None:

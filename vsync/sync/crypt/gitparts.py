@@ -71,10 +71,10 @@ def open_git_pack(er: EncryptedRemote, name: str) -> bytes:
     where = f"git/{name}"
     data = er.store.read(where, 0, MAX_GIT_PACK + 1)
     if len(data) > MAX_GIT_PACK:
-        raise RemoteTampered(where, "too long")
+        raise er.sealer.damaged(where, "too long")
     payload = er.sealer.open(KIND_GIT, where, data)
     if git_name(er, payload) != name:
-        raise RemoteTampered(where, "its name is not the id of its content")
+        raise er.sealer.damaged(where, "its name is not the id of its content")
     return payload
 
 
@@ -100,10 +100,15 @@ def join_parts(er: EncryptedRemote, names: list[str], out: BinaryIO) -> int:
     """Write the git packs ``names`` to ``out`` (empty) as one git pack; its length.
     Each is opened (and checked against its name) in turn, so one is in memory at a
     time (:func:`join_packs`)."""
-    return join_packs(((f"git/{name}", open_git_pack(er, name)) for name in names), out)
+    parts = ((f"git/{name}", open_git_pack(er, name)) for name in names)
+    return join_packs(parts, out, er.sealer.damaged)
 
 
-def join_packs(parts: Iterable[tuple[str, bytes]], out: BinaryIO) -> int:
+def join_packs(
+    parts: Iterable[tuple[str, bytes]],
+    out: BinaryIO,
+    damaged: Callable[[str, str], RemoteTampered] = RemoteTampered,
+) -> int:
     """Write the git packs ``parts`` ((where, bytes), read lazily) to ``out`` (empty)
     as one git pack; its length.
 
@@ -117,17 +122,17 @@ def join_packs(parts: Iterable[tuple[str, bytes]], out: BinaryIO) -> int:
     length = PACK_HEAD.size + SHA1
     for where, data in parts:
         if len(data) < PACK_HEAD.size + SHA1:
-            raise RemoteTampered(where, "not a git pack")
+            raise damaged(where, "not a git pack")
         magic, version, objects = PACK_HEAD.unpack_from(data)
         if magic != b"PACK" or version != 2:
-            raise RemoteTampered(where, "not a version 2 git pack")
+            raise damaged(where, "not a version 2 git pack")
         body = memoryview(data)[PACK_HEAD.size : len(data) - SHA1]
         if hashlib.sha1(memoryview(data)[: len(data) - SHA1]).digest() != data[-SHA1:]:
-            raise RemoteTampered(where, "its git pack trailer is not its SHA-1")
+            raise damaged(where, "its git pack trailer is not its SHA-1")
         count += objects
         length += len(body)
         if length > MAX_GIT_PACK or count >= 1 << 32:
-            raise RemoteTampered(where, "its push's git packs are too long together")
+            raise damaged(where, "its push's git packs are too long together")
         out.write(body)
     out.seek(0)
     out.write(PACK_HEAD.pack(b"PACK", 2, count))

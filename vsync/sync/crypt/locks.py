@@ -65,11 +65,11 @@ class LockInfo:
         ).encode()
 
     @classmethod
-    def decode(cls, name: str, payload: bytes) -> LockInfo:
+    def decode(cls, name: str, payload: bytes, sealer: ObjectSealer) -> LockInfo:
         try:
             d = json.loads(payload)
         except ValueError:
-            raise RemoteTampered(name, "not a lock record") from None
+            raise sealer.damaged(name, "not a lock record") from None
         if (
             not isinstance(d, dict)
             or d.get("version") != 1
@@ -81,7 +81,7 @@ class LockInfo:
             or not isinstance(d.get("holder"), str)
             or len(d["holder"]) > 256
         ):
-            raise RemoteTampered(name, "not a version 1 lock record")
+            raise sealer.damaged(name, "not a version 1 lock record")
         return cls(d["exclusive"], d["created"], d["expires"], d["holder"])
 
     @property
@@ -123,8 +123,8 @@ def read_locks(
         try:
             raw = store.read(name, 0, MAX_LOCK + 1)
             if len(raw) > MAX_LOCK:
-                raise RemoteTampered(name, "too long")
-            out.append((name, LockInfo.decode(name, sealer.open(KIND_LOCK, name, raw))))
+                raise sealer.damaged(name, "too long")
+            out.append((name, LockInfo.decode(name, sealer.open(KIND_LOCK, name, raw), sealer)))
         except ObjectMissing:
             continue  # released since the listing
         except RemoteTampered:

@@ -29,7 +29,6 @@ from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
 from vsync.store import codec, faults
 from vsync.sync.client import REJECTED, SyncOptions, TransferProgress, TransferResult
-from vsync.sync.crypt.errors import RemoteTampered
 from vsync.sync.crypt.gitparts import join_parts, part_bytes, pushes, store_parts
 from vsync.sync.crypt.locks import RemoteLock
 from vsync.sync.crypt.remote import BRANCH_NAME, EncryptedRemote
@@ -283,7 +282,7 @@ def _fetch(
             finally:
                 incoming.discard()
         if not repo.gitdb.has(record.head):
-            raise RemoteTampered(BRANCH_NAME, "its commit is in none of its git packs")
+            raise er.sealer.damaged(BRANCH_NAME, "its commit is in none of its git packs")
     er.remember(record)
     _set_tracking(repo, remote, record.head, f"fetch: from {remote.label}")
     result.wire_sent, result.wire_received = er.store.sent, er.store.received
@@ -320,7 +319,7 @@ def _fetch_chunks(
         entry = held.get(cid)
         if entry is None:
             raise DamagedRepository(
-                f"the encrypted remote {er.remote.label} lacks chunk {cid.hex()[:16]}, "
+                f"the {er.sealer.kind} remote {er.remote.label} lacks chunk {cid.hex()[:16]}, "
                 "which its history names; nothing was changed"
             )
         lengths[cid] = length
@@ -338,7 +337,7 @@ def _fetch_chunks(
                     sealed = blob[e.offset - start : e.offset - start + e.length]
                     compression, payload = er.sealer.open_record(name, e.position, sealed, e)
                     if e.raw_len != lengths[e.chunk_id] or e.raw_len > codec.MAX_CHUNK_BYTES:
-                        raise RemoteTampered(name, "a chunk's length differs from its manifest")
+                        raise er.sealer.damaged(name, "a chunk's length differs from its manifest")
                     codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
                     records.append((e.chunk_id, e.raw_len, compression, payload))
                     stats.chunks += 1
