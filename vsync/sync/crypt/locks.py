@@ -217,3 +217,33 @@ class RemoteLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@dataclass
+class Unlocked:
+    """What :func:`remove_locks` did (each lock with what it says; None: it did not
+    open)."""
+
+    stale: list[tuple[str, LockInfo]]  # removed
+    live: list[tuple[str, LockInfo | None]]  # removed (``everything``) or kept
+    live_removed: bool
+
+
+def remove_locks(store: ObjectStore, sealer: ObjectSealer, everything: bool) -> Unlocked:
+    """restic's ``unlock``: delete every stale lock (expired, or of a process of this
+    host that is gone); with ``everything`` (restic's ``--remove-all``) every lock,
+    live or not opening too. A holder whose lock was removed stops at its next
+    renewal (:class:`LockLost`): a push before it moves the branch, a gc before its
+    next delete."""
+    now = int(time.time())
+    out = Unlocked([], [], everything)
+    for name, info in read_locks(store, sealer):
+        if info is not None and is_stale(info, now):
+            if store.delete(name):
+                out.stale.append((name, info))
+        elif everything:
+            if store.delete(name):
+                out.live.append((name, info))
+        else:
+            out.live.append((name, info))
+    return out
