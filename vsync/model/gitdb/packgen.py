@@ -155,8 +155,7 @@ def pack_parts(
                     rec = whole(rec)
                 entry = part.entry(rec)
                 assert entry is not None
-                if rec.delta_base is None:
-                    limits.part_expanded += rec.decomp_len or 0
+                limits.part_expanded += rec.decomp_len or 0
             part.add(rec, entry)
             limits.total_written += len(entry)
         if part.count or not made:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from vsync.store import faults
@@ -49,20 +51,40 @@ def store_parts(
 ) -> tuple[list[str], int]:
     """Write each of ``parts`` as ``git/<its name>`` unless the remote holds it
     already (a killed push's re-run: listed once, under the push's shared lock, so
-    no gc removes one meanwhile); their names in order and their total length."""
+    no gc removes one meanwhile); their names in order and their total length.
+
+    As many are written at once as the store takes (``parallel_writes``, as for
+    chunk packs) while the next is made; at most that many wait, so memory stays
+    bounded. Every one is stored when this returns."""
     present = {name.split("/", 1)[1] for name in er.store.list("git/")}
     names: list[str] = []
     total = 0
-    for data in parts:
-        name = git_name(er, data)
-        names.append(name)
-        total += len(data)
-        if name in present:
-            continue
-        renew()
-        er.store.write_if_absent(f"git/{name}", er.sealer.seal(KIND_GIT, f"git/{name}", data))
-        present.add(name)
+    workers = max(1, int(getattr(er.store.inner, "parallel_writes", 1)))
+    uploads: deque[Future[bool]] = deque()
+
+    def wait_first() -> None:
+        uploads.popleft().result()
         faults.point("encrypted-push-git-pack-stored")
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsync-git") as pool:
+        try:
+            for data in parts:
+                name = git_name(er, data)
+                names.append(name)
+                total += len(data)
+                if name in present:
+                    continue
+                present.add(name)
+                sealed = er.sealer.seal(KIND_GIT, f"git/{name}", data)
+                renew()
+                while len(uploads) >= workers:
+                    wait_first()
+                uploads.append(pool.submit(er.store.write_if_absent, f"git/{name}", sealed))
+            while uploads:
+                wait_first()
+        finally:
+            for upload in uploads:
+                upload.cancel()
     return names, total
 
 
