@@ -200,6 +200,7 @@ def test_two_clients_converge_with_a_merge(tmp_path: Path) -> None:
     [
         "objstore-before-link",
         "encrypted-push-before-index",
+        "encrypted-push-git-pack-stored",
         "encrypted-push-before-branch",
         "objstore-before-swap",
     ],

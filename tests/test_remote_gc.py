@@ -253,3 +253,38 @@ def test_a_push_whose_lock_was_taken_for_stale_stops_before_its_branch_moves(
         one_error_line(pushing.result(), 1, "removed as stale", lock)
     vs("clone", target.url, "b", cwd=tmp_path, env=env)
     assert snapshot_tree(tmp_path / "b") == pushed
+
+
+@pytest.mark.parametrize("target", ["s3-plain"], indirect=True)
+def test_locks_are_removed_by_hand_stale_ones_then_all_with_a_warning(
+    tmp_path: Path, target: Target
+) -> None:
+    """A push killed on another host leaves a live lock that blocks gc for 30 minutes:
+    ``--remove-locks`` removes only the stale ones (restic's unlock) and says how to
+    remove the rest; ``--remove-all-locks`` removes every lock, live and unreadable
+    ones too, warning for each; then gc runs."""
+    env = target.env
+    a = make_work(tmp_path, target.url, env)
+    now = int(time.time())
+    _write_lock(target, "locks/00000000000000aa", False, now + 600)  # a push elsewhere
+    _write_lock(target, "locks/00000000000000bb", True, now - 60)  # expired
+    one_error_line(gc_remote(a, env, check=False), 1, "elsewhere pid 4242")
+    out = vs("gc", "--remote", "origin", "--remove-locks", cwd=a, env=env)
+    assert "gc: removed the stale lock locks/00000000000000bb: an exclusive" in out.stdout
+    assert "gc: kept the live lock locks/00000000000000aa: a shared lock" in out.stdout
+    assert "gc: removed 1 stale lock, kept 1 live lock" in out.stdout, out.stdout
+    assert "--remove-all-locks" in out.stderr and "warning" not in out.stderr, out.stderr
+    assert target.store.list("locks/") == ["locks/00000000000000aa"]
+    one_error_line(gc_remote(a, env, check=False), 1, "elsewhere pid 4242")  # still held
+    assert target.store.write_if_absent("locks/00000000000000cc", b"not a lock")
+    out = vs("gc", "--remote", "origin", "--remove-all-locks", cwd=a, env=env)
+    warnings = out.stderr.strip().splitlines()
+    assert len(warnings) == 2 and all(
+        w.startswith("vsync: warning: removed the live lock") for w in warnings
+    )
+    assert "locks/00000000000000aa (a shared lock (a push) of elsewhere pid 4242" in warnings[0]
+    assert "locks/00000000000000cc (it does not open)" in warnings[1]
+    assert "gc: removed 0 stale locks, removed 2 live locks" in out.stdout, out.stdout
+    assert target.store.list("locks/") == []
+    assert "gc: removed" in gc_remote(a, env).stdout  # gc runs again
+    one_error_line(vs("gc", "--remove-locks", cwd=a, env=env, check=False), 2, "--remote")

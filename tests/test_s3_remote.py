@@ -432,6 +432,55 @@ def test_a_push_killed_mid_upload_resumes_without_sending_again(
     assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
 
 
+GIT_PART = 8 * 1024  # VSYNC_TEST_GIT_PACK_BYTES: the git pack cut, lowered from 16 MiB
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["encrypted", "plain"])
+def test_a_killed_push_resumes_after_the_git_packs_it_stored(
+    tmp_path: Path, s3_url: str, env: dict[str, str], plain: bool
+) -> None:
+    """A push whose git data is larger than the cut goes as several git packs, each
+    stored on its own (four at a time); killed once the first is stored, its re-run
+    writes only the others (those stored are found by their names: the same bytes
+    again) and names them all."""
+    env = {**(no_passphrase(env) if plain else env), "VSYNC_TEST_GIT_PACK_BYTES": str(GIT_PART)}
+    init_remote(tmp_path, s3_url, env, plain)
+    a = make_work(tmp_path, s3_url, env)
+    before = {n for n in stored(s3_url, env) if n.startswith("git/")}
+    rng = random.Random(11)
+    for c in range(3):  # trees, manifests and commits: several times the cut
+        for i in range(400):
+            (a / f"folder-{c}" / f"sub-{i % 10}").mkdir(parents=True, exist_ok=True)
+            (a / f"folder-{c}" / f"sub-{i % 10}" / f"note-{i}.txt").write_bytes(rng.randbytes(200))
+        vs("commit", "-q", "-m", f"batch {c}", cwd=a, env=env)
+    faults = "push/encrypted-push-git-pack-stored=kill@1"
+    killed = vs("push", cwd=a, env={**env, "VSYNC_FAULTS": faults}, check=False)
+    assert killed.returncode == -9, (killed.returncode, killed.stderr)
+    first = {n: b for n, b in stored(s3_url, env).items() if n.startswith("git/")}
+    first = {n: b for n, b in first.items() if n not in before}
+    assert first, "no git pack was stored before the kill"
+    trace = tmp_path / "trace"
+    out = vs("push", "--porcelain", cwd=a, env={**env, "VSYNC_FAULTS_TRACE": str(trace)})
+    writes = trace.read_text().count("push encrypted-push-git-pack-stored ")
+    final = stored(s3_url, env)
+    pushed = {n: b for n, b in final.items() if n.startswith("git/") and n not in before}
+    assert len(pushed) >= 3, sorted(pushed)  # several git packs, not one
+    assert len(first) < len(pushed), (sorted(first), sorted(pushed))  # killed midway
+    assert writes == len(pushed) - len(first), (writes, sorted(pushed))  # none sent again
+    assert all(pushed[n] == b for n, b in first.items())
+    for data in pushed.values():  # each within the cut (and its seal)
+        assert len(data) <= GIT_PART + 64 if plain else len(data) <= GIT_PART * 1.13 + 64
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    rest = sum(len(b) for n, b in pushed.items() if n not in first)
+    assert int(fields["wire_sent"]) < rest + 8192, (fields, rest)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    assert snapshot_tree(tmp_path / "b") == snapshot_tree(a)
+    assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
+    gc = vs("gc", "--remote", "origin", cwd=a, env=env)
+    assert "0 git packs no branch names" in gc.stdout, gc.stdout  # the first is named too
+    assert set(first) <= set(stored(s3_url, env))
+
+
 def test_a_bucket_spanning_two_storage_nodes_with_replication(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -584,6 +633,41 @@ def test_a_flipped_byte_in_a_plain_bucket_is_refused(
     assert not (tmp_path / "b").exists()
     out = vs("fsck", "--remote", "origin", cwd=a, env=env, check=False)
     assert out.returncode == 3 and name in out.stdout, (out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize(
+    ("target", "kind", "payload", "why"),
+    [
+        ("refs/main", 3, b"\x02" + bytes(60), "not a version 1 branch record"),
+        ("index/", 1, b"\x07" + bytes(4), "not a version 1 index"),
+    ],
+)
+def test_a_plain_remote_object_that_does_not_parse_is_named_as_plain(
+    tmp_path: Path,
+    s3_url: str,
+    env: dict[str, str],
+    target: str,
+    kind: int,
+    payload: bytes,
+    why: str,
+) -> None:
+    """A branch record or an index whose check holds but whose payload does not parse:
+    the one error line speaks of the plain remote, not of an encrypted one."""
+    from vsync.sync.crypt.detect import plain_repo_id
+    from vsync.sync.crypt.seal import PlainSealer
+
+    env = no_passphrase(env)
+    init_remote(tmp_path, s3_url, env, plain=True)
+    make_work(tmp_path, s3_url, env)
+    store = S3Store(parse_url(s3_url), s3_settings(environ=env))
+    repo_id = plain_repo_id(store.read("vsync-remote"))
+    assert repo_id is not None
+    (name,) = store.list(target)
+    assert store.delete(name)
+    assert store.write_if_absent(name, PlainSealer(repo_id).seal(kind, name, payload))
+    out = vs("clone", s3_url, "b", cwd=tmp_path, env=env, check=False)
+    one_error_line(out, 3, f"the plain remote's object {name}", why)
+    assert "encrypted" not in out.stderr
 
 
 def test_plain_and_encrypted_remotes_are_told_apart(

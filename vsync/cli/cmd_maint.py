@@ -49,6 +49,19 @@ def register(sub: Any) -> None:
         help="collect an encrypted or s3:// remote (a name or URL) instead: delete the packs "
         "and git packs its branch no longer reaches, under the remote's exclusive lock",
     )
+    unlock = p.add_mutually_exclusive_group()
+    unlock.add_argument(
+        "--remove-locks",
+        action="store_true",
+        help="with --remote: only remove the remote's stale locks (expired, or of a process "
+        "of this machine that is gone), as restic's unlock; collect nothing",
+    )
+    unlock.add_argument(
+        "--remove-all-locks",
+        action="store_true",
+        help="with --remote: remove every lock of the remote, live ones too (a push or gc "
+        "still running elsewhere then stops at its next step); collect nothing",
+    )
     add_ssh_options(p)
     p.set_defaults(func=cmd_gc)
 
@@ -187,7 +200,48 @@ def _gc_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unlock_remote(args: argparse.Namespace) -> int:
+    from vsync.cli.cmd_sync import sync_options
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.collect import unlock_remote
+    from vsync.sync.crypt.detect import is_encrypted
+    from vsync.sync.remotes import find_remote
+
+    flag = "--remove-all-locks" if args.remove_all_locks else "--remove-locks"
+    if args.remote is None:
+        raise UsageError(f"{flag} needs --remote REMOTE: the locks are the remote's")
+    with Repository.discover() as repo:
+        remote = find_remote(repo, args.remote)
+        if remote.url.kind == "local" and not is_encrypted(remote):
+            raise UsageError(f"{remote.label} is not an encrypted remote; it has no lock objects")
+        result = unlock_remote(repo, remote, sync_options(args), args.remove_all_locks)
+    for name, stale in result.stale:
+        print(f"gc: removed the stale lock {name}: {stale.what}")
+    for name, live in result.live:
+        what = live.what if live is not None else "it does not open"
+        if result.live_removed:
+            warn(
+                f"removed the live lock {name} ({what}): if that command still runs, it "
+                "stops at its next step"
+            )
+        else:
+            print(f"gc: kept the live lock {name}: {what}")
+    verb = "removed" if result.live_removed else "kept"
+    print(
+        f"gc: removed {plural(len(result.stale), 'stale lock')}, "
+        f"{verb} {plural(len(result.live), 'live lock')}"
+    )
+    if result.live and not result.live_removed:
+        info(
+            f"gc: once no vsync uses {remote.label} (on any machine), "
+            f"'vsync gc --remote {args.remote} --remove-all-locks' removes the live ones too"
+        )
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
+    if args.remove_locks or args.remove_all_locks:
+        return _unlock_remote(args)
     if args.remote is not None:
         return _gc_remote(args)
     with Repository.discover() as repo:

@@ -69,7 +69,11 @@ The points (the crash tests kill at every one of them):
   new config is complete and synced in ``config.lock``, not yet renamed.
 - ``encrypted-push-before-index``, ``encrypted-push-before-branch``: a push to an
   encrypted remote has written a chunk pack and not its index; has written every
-  pack and index and its git pack, and not yet moved ``refs/main``.
+  pack and index and its git packs, and not yet moved ``refs/main``.
+- ``encrypted-push-git-pack-stored``: such a push has written one more of its git
+  packs (``git/<hex>``; passed in their order, once each is stored; others may be
+  on their way meanwhile; a git pack the remote already held is not written again
+  and does not pass here).
 - ``objstore-created``: a new folder object store (``vsync init --bare --encrypted``,
   here or in ``vsync serve``) is complete under ``PATH.init-tmp``, not yet renamed.
 - ``key-written``, ``key-removing``: ``vsync key add|change`` has written a new key

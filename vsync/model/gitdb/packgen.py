@@ -21,15 +21,30 @@ The receiver refuses a pack that breaks the limits of
 :mod:`vsync.model.gitdb.received` (chain depth, bytes along a chain, total
 expansion for the pack's size), so an object is sent whole whenever its delta
 would break one of them.
+
+:func:`pack_parts` cuts the same objects into several packs of bounded size
+instead of one (an object-store remote stores each as one object, so a killed
+push resumes after the last one stored): each part is self-contained (a delta
+whose base went in an earlier part is sent whole), and the parts are the same
+bytes every time for the same objects, so a re-run finds the stored ones by name.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 
 from dulwich.object_store import DiskObjectStore, MissingObjectFinder
-from dulwich.objects import Commit, ObjectID, ShaFile, Tree, hex_to_sha
-from dulwich.pack import UnpackedObject, create_delta, full_unpacked_object, write_pack_data
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree, hex_to_sha, sha_to_hex
+from dulwich.pack import (
+    OFS_DELTA,
+    UnpackedObject,
+    create_delta,
+    full_unpacked_object,
+    pack_header_chunks,
+    pack_object_chunks,
+    write_pack_data,
+)
 
 from vsync.errors import GitObjectDamaged
 from vsync.model.gitdb.db import GitDB
@@ -81,9 +96,13 @@ def pack_records(
     haves: list[bytes],
     thin: bool,
     written: Callable[[], int] = lambda: 0,
+    stable: bool = False,
+    limits: _Limits | None = None,
 ) -> tuple[list[bytes], Iterator[UnpackedObject]]:
     """The ids of the objects reachable from ``wants`` and not from ``haves``, and
-    their records, ready for a pack (see :func:`write_pack`)."""
+    their records, ready for a pack (see :func:`write_pack`). ``stable``: in id
+    order, so the same objects give the same records in every process (dulwich's
+    walk follows a set's order, which changes with Python's hash seed)."""
     store = db._store
 
     def missing() -> list[bytes]:
@@ -93,9 +112,97 @@ def pack_records(
         return [bytes(oid) for oid, _hint in found]
 
     todo = guarded(missing, file_damage("the history to send"))
+    if stable:
+        todo.sort()
     new = set(todo)
     bases = _delta_bases(store, todo, new, thin)
-    return todo, _records(store, todo, new, bases, _Limits(written))
+    return todo, _records(store, todo, new, bases, limits or _Limits(written))
+
+
+def pack_parts(
+    db: GitDB, wants: list[bytes], haves: list[bytes], max_bytes: int
+) -> tuple[list[bytes], Iterator[bytes]]:
+    """The objects reachable from ``wants`` and not from ``haves`` (their ids), and
+    the git packs that hold them: each at most ``max_bytes`` long (or one object
+    alone), self-contained (no thin deltas, and an OFS_DELTA only against an object
+    of the same pack), within the receiver's limits both alone and all together
+    (:mod:`vsync.model.gitdb.received`), and the same bytes for the same objects in
+    every process. The packs are made lazily, one at a time."""
+    limits = _Limits(lambda: 0)
+    limits.parts = True
+    todo, records = pack_records(db, wants, haves, False, stable=True, limits=limits)
+    store = db._store
+    fmt = store.object_format
+
+    def whole(rec: UnpackedObject) -> UnpackedObject:
+        return full_unpacked_object(_load(store, sha_to_hex(rec.sha())))
+
+    def parts() -> Iterator[bytes]:
+        part = _Part(fmt)
+        made = 0
+        for rec in records:
+            entry = part.entry(rec)
+            if entry is None:  # its base went in an earlier part
+                rec = whole(rec)
+                entry = part.entry(rec)
+                assert entry is not None
+            if part.count and part.size + len(entry) > max_bytes:
+                yield part.finish()
+                made += 1
+                limits.new_part()
+                part = _Part(fmt)
+                if rec.delta_base is not None:
+                    rec = whole(rec)
+                entry = part.entry(rec)
+                assert entry is not None
+                limits.part_expanded += rec.decomp_len or 0
+            part.add(rec, entry)
+            limits.total_written += len(entry)
+        if part.count or not made:
+            yield part.finish()
+
+    return todo, parts()
+
+
+class _Part:
+    """One git pack of :func:`pack_parts`, built in memory."""
+
+    TRAILER = 20
+
+    def __init__(self, fmt: object) -> None:
+        self.fmt = fmt
+        self.body = bytearray()
+        self.offsets: dict[bytes, int] = {}  # binary id -> offset of its entry in the pack
+        self.count = 0
+
+    @property
+    def size(self) -> int:
+        """The pack's length if it ended now (header, entries, trailer)."""
+        return 12 + len(self.body) + self.TRAILER
+
+    def entry(self, rec: UnpackedObject) -> bytes | None:
+        """``rec``'s entry at the end of this pack; None for a delta whose base is
+        not in it."""
+        raw: list[bytes] | tuple[int, list[bytes]]
+        type_num = rec.pack_type_num
+        if rec.delta_base is not None:
+            base = self.offsets.get(bytes(rec.delta_base))
+            if base is None:
+                return None
+            type_num = OFS_DELTA
+            raw = (12 + len(self.body) - base, rec.decomp_chunks)
+        else:
+            raw = rec.decomp_chunks
+        return b"".join(pack_object_chunks(type_num, raw, self.fmt))  # type: ignore[arg-type]
+
+    def add(self, rec: UnpackedObject, entry: bytes) -> None:
+        self.offsets[bytes(rec.sha())] = 12 + len(self.body)
+        self.body += entry
+        self.count += 1
+
+    def finish(self) -> bytes:
+        data = b"".join(pack_header_chunks(self.count)) + bytes(self.body)
+        return data + hashlib.sha1(data).digest()
 
 
 def _delta_bases(
@@ -160,27 +267,50 @@ def _load(store: DiskObjectStore, oid: bytes) -> ShaFile:
 
 
 class _Limits:
-    """What the receiver checks (docs/protocol.md), tracked as records are made."""
+    """What the receiver checks (docs/protocol.md), tracked as records are made.
+
+    For :func:`pack_parts`, the expansion is tracked both for all parts together
+    (what a fetch that joins them checks) and for the part being filled (what
+    ``vsync fsck --remote`` checks of each): ``total_written`` and
+    ``part_expanded`` are kept by the caller, which starts each part with
+    :meth:`new_part`."""
 
     def __init__(self, written: Callable[[], int]) -> None:
-        self.written = written
+        self._written = written
+        self.total_written = 0
         self.expanded = 0
+        self.part_start = 0  # total_written when the current part began
+        self.part_expanded = 0
+        self.parts = False  # pack_parts: each part checked alone too
         self.chains: dict[bytes, tuple[int, int]] = {}  # emitted oid -> (depth, chain bytes)
+
+    def written(self) -> int:
+        return self._written() + self.total_written
+
+    def new_part(self) -> None:
+        self.part_start = self.total_written
+        self.part_expanded = 0
 
     def whole(self, oid: bytes, size: int) -> None:
         self.expanded += size
+        self.part_expanded += size
         self.chains[oid] = (0, size)
 
     def allows(self, oid: bytes, base: tuple[int, int], delta: int, size: int) -> bool:
         depth, chain = base[0] + 1, base[1] + delta + size
         budget = EXPANSION_RATIO * self.written() + EXPANSION_ALLOWANCE
+        part_budget = EXPANSION_RATIO * (self.total_written - self.part_start)
         if (
             depth > MAX_DELTA_DEPTH
             or chain > MAX_CHAIN_BYTES
             or self.expanded + delta + size > budget
+            or (
+                self.parts and self.part_expanded + delta + size > part_budget + EXPANSION_ALLOWANCE
+            )
         ):
             return False
         self.expanded += delta + size
+        self.part_expanded += delta + size
         self.chains[oid] = (depth, chain)
         return True
 

@@ -34,9 +34,10 @@ from vsync.ops.fsck import FsckResult
 from vsync.store import codec
 from vsync.sync.client import SyncOptions
 from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.gitparts import open_git_pack
 from vsync.sync.crypt.remote import MAX_SMALL_OBJECT, EncryptedRemote
 from vsync.sync.crypt.seal import HEAD, KIND_INDEX, BranchRecord, IndexEntry, parse_index
-from vsync.sync.crypt.transfer import READ_RUN, SealedIncoming, open_git_pack
+from vsync.sync.crypt.transfer import READ_RUN, SealedIncoming
 from vsync.sync.objstore import ObjectMissing
 from vsync.sync.protocol import ProtocolError
 from vsync.sync.remotes import Remote
@@ -57,7 +58,7 @@ def _indexes(er: EncryptedRemote, result: FsckResult) -> dict[str, list[IndexEnt
         try:
             raw = er.store.read(name, 0, MAX_SMALL_OBJECT + 1)
             if len(raw) > MAX_SMALL_OBJECT:
-                raise RemoteTampered(name, "too long")
+                raise er.sealer.damaged(name, "too long")
             out[hexname] = parse_index(hexname, er.sealer.open(KIND_INDEX, name, raw), er.sealer)
         except ObjectMissing:
             continue  # removed since the listing
@@ -116,18 +117,18 @@ def _check_pack(
     name = f"packs/{hexname}"
     head = er.store.read(name, 0, HEAD.size)
     if head != er.sealer.pack_head:
-        raise RemoteTampered(name, "not a version 1 chunk pack")
+        raise er.sealer.damaged(name, "not a version 1 chunk pack")
     at = HEAD.size
     for e in entries:
         if e.offset != at:
-            raise RemoteTampered(name, "its index does not lay its records end to end")
+            raise er.sealer.damaged(name, "its index does not lay its records end to end")
         at += e.length
     for run in _runs(entries):
         start = run[0].offset
         size = run[-1].offset + run[-1].length - start
         blob = memoryview(er.store.read(name, start, size))
         if len(blob) != size:
-            raise RemoteTampered(name, "shorter than its index says")
+            raise er.sealer.damaged(name, "shorter than its index says")
         for e in run:
             sealed = blob[e.offset - start : e.offset - start + e.length]
             compression, payload = er.sealer.open_record(name, e.position, sealed, e)
@@ -138,7 +139,7 @@ def _check_pack(
     while True:  # the padding, read in bounded pieces
         tail = er.store.read(name, at, min(end - at, READ_RUN) + 1)
         if len(tail) > end - at or (len(tail) < min(end - at, READ_RUN)) or any(tail):
-            raise RemoteTampered(name, "its padding is not zero bytes up to its padded length")
+            raise er.sealer.damaged(name, "its padding is not zero bytes up to its padded length")
         at += len(tail)
         if at == end:
             return

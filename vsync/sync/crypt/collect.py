@@ -24,7 +24,7 @@ from vsync.ops.fsck import FsckResult
 from vsync.store import faults
 from vsync.sync.client import SyncOptions
 from vsync.sync.crypt.check import reachable
-from vsync.sync.crypt.locks import RemoteLock
+from vsync.sync.crypt.locks import RemoteLock, Unlocked, remove_locks
 from vsync.sync.crypt.remote import EncryptedRemote
 from vsync.sync.remotes import Remote
 from vsync.wording import plural
@@ -90,3 +90,11 @@ def collect_remote(repo: Repository, remote: Remote, opts: SyncOptions) -> Remot
             er.store.delete(name)
             faults.point("remote-gc-deleted")
     return out
+
+
+def unlock_remote(
+    repo: Repository, remote: Remote, opts: SyncOptions, everything: bool
+) -> Unlocked:
+    """``vsync gc --remote NAME --remove-locks`` (``--remove-all-locks``: everything)."""
+    with EncryptedRemote(repo, remote, opts) as er:
+        return remove_locks(er.store, er.sealer, everything)

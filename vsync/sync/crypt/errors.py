@@ -42,9 +42,9 @@ class RemoteTampered(DamagedRepository):
 
 
 class RolledBack(DamagedRepository):
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, kind: str = "encrypted") -> None:
         super().__init__(
-            f"the encrypted remote's branch was rolled back or replaced ({detail}); "
+            f"the {kind} remote's branch was rolled back or replaced ({detail}); "
             "refusing it, nothing was changed"
         )
 

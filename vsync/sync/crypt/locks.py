@@ -65,11 +65,11 @@ class LockInfo:
         ).encode()
 
     @classmethod
-    def decode(cls, name: str, payload: bytes) -> LockInfo:
+    def decode(cls, name: str, payload: bytes, sealer: ObjectSealer) -> LockInfo:
         try:
             d = json.loads(payload)
         except ValueError:
-            raise RemoteTampered(name, "not a lock record") from None
+            raise sealer.damaged(name, "not a lock record") from None
         if (
             not isinstance(d, dict)
             or d.get("version") != 1
@@ -81,7 +81,7 @@ class LockInfo:
             or not isinstance(d.get("holder"), str)
             or len(d["holder"]) > 256
         ):
-            raise RemoteTampered(name, "not a version 1 lock record")
+            raise sealer.damaged(name, "not a version 1 lock record")
         return cls(d["exclusive"], d["created"], d["expires"], d["holder"])
 
     @property
@@ -123,8 +123,8 @@ def read_locks(
         try:
             raw = store.read(name, 0, MAX_LOCK + 1)
             if len(raw) > MAX_LOCK:
-                raise RemoteTampered(name, "too long")
-            out.append((name, LockInfo.decode(name, sealer.open(KIND_LOCK, name, raw))))
+                raise sealer.damaged(name, "too long")
+            out.append((name, LockInfo.decode(name, sealer.open(KIND_LOCK, name, raw), sealer)))
         except ObjectMissing:
             continue  # released since the listing
         except RemoteTampered:
@@ -217,3 +217,33 @@ class RemoteLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@dataclass
+class Unlocked:
+    """What :func:`remove_locks` did (each lock with what it says; None: it did not
+    open)."""
+
+    stale: list[tuple[str, LockInfo]]  # removed
+    live: list[tuple[str, LockInfo | None]]  # removed (``everything``) or kept
+    live_removed: bool
+
+
+def remove_locks(store: ObjectStore, sealer: ObjectSealer, everything: bool) -> Unlocked:
+    """restic's ``unlock``: delete every stale lock (expired, or of a process of this
+    host that is gone); with ``everything`` (restic's ``--remove-all``) every lock,
+    live or not opening too. A holder whose lock was removed stops at its next
+    renewal (:class:`LockLost`): a push before it moves the branch, a gc before its
+    next delete."""
+    now = int(time.time())
+    out = Unlocked([], [], everything)
+    for name, info in read_locks(store, sealer):
+        if info is not None and is_stale(info, now):
+            if store.delete(name):
+                out.stale.append((name, info))
+        elif everything:
+            if store.delete(name):
+                out.live.append((name, info))
+        else:
+            out.live.append((name, info))
+    return out

@@ -16,7 +16,7 @@ from vsync.model.repository import Repository
 from vsync.store.chunkstore import replace_durably
 from vsync.store.keyed_id import plain_id
 from vsync.sync.crypt.detect import MARKER, plain_repo_id
-from vsync.sync.crypt.errors import NoPassphrase, RemoteTampered, RolledBack, WrongPassphrase
+from vsync.sync.crypt.errors import NoPassphrase, RolledBack, WrongPassphrase
 from vsync.sync.crypt.keyring import check_marker
 from vsync.sync.crypt.keys import KEY_FILE_BYTES, BadKeyFile, MasterKey, unwrap
 from vsync.sync.crypt.seal import (
@@ -188,7 +188,8 @@ class EncryptedRemote:
         elif known != repo_id:
             raise RolledBack(
                 f"{self.remote.label} now holds repository {repo_id[:16]}, "
-                f"not {known[:16]} as before"
+                f"not {known[:16]} as before",
+                self.sealer.kind,
             )
 
     # -- the branch record ----------------------------------------------------
@@ -204,16 +205,20 @@ class EncryptedRemote:
             payload = b""
         else:
             if len(raw) > MAX_SMALL_OBJECT:
-                raise RemoteTampered(BRANCH_NAME, "too long")
+                raise self.sealer.damaged(BRANCH_NAME, "too long")
             payload = self.sealer.open(KIND_BRANCH, BRANCH_NAME, raw)
-            record = BranchRecord.decode(payload)
+            record = BranchRecord.decode(payload, self.sealer)
         seen = self._seen()
         if seen is not None:
             counter, digest = seen
             if record.counter < counter:
-                raise RolledBack(f"its counter is {record.counter}, this client saw {counter}")
+                raise RolledBack(
+                    f"its counter is {record.counter}, this client saw {counter}", self.sealer.kind
+                )
             if record.counter == counter and plain_id(payload).hex() != digest:
-                raise RolledBack(f"record {counter} differs from the one this client saw")
+                raise RolledBack(
+                    f"record {counter} differs from the one this client saw", self.sealer.kind
+                )
         return raw, record
 
     def _seen(self) -> tuple[int, str] | None:
@@ -247,7 +252,7 @@ class EncryptedRemote:
             except FileNotFoundError:
                 raw = self.store.read(name, 0, MAX_SMALL_OBJECT + 1)
                 if len(raw) > MAX_SMALL_OBJECT:
-                    raise RemoteTampered(name, "too long") from None
+                    raise self.sealer.damaged(name, "too long") from None
                 payload = self.sealer.open(KIND_INDEX, name, raw)
                 parse_index(hexname, payload, self.sealer)
                 tmp = cache / f".{hexname}.tmp"

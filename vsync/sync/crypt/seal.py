@@ -46,8 +46,14 @@ class ObjectSealer(Protocol):
     """What :mod:`.transfer` and :mod:`.check` need of a remote's seal."""
 
     encrypted: bool
+    kind: str  # "encrypted" or "plain": how messages name the remote
     repo_id: bytes
     pack_head: bytes  # the first bytes of every chunk pack
+
+    def damaged(self, name: str, why: str) -> RemoteTampered:
+        """The error for object ``name`` of this remote, which does not open or parse
+        (``why``), worded for its kind of remote."""
+        ...
 
     def name_id(self, *parts: bytes) -> str: ...
 
@@ -72,7 +78,11 @@ class Sealer:
     """Seals and opens the objects of one encrypted remote."""
 
     encrypted = True
+    kind = "encrypted"
     pack_head = HEAD.pack(MAGIC, 1, KIND_PACK)
+
+    def damaged(self, name: str, why: str) -> RemoteTampered:
+        return RemoteTampered(name, why)
 
     def __init__(self, key: MasterKey) -> None:
         self.key = key
@@ -166,7 +176,11 @@ class PlainSealer:
     taken from another remote is refused)."""
 
     encrypted = False
+    kind = "plain"
     pack_head = HEAD.pack(PLAIN_MAGIC, 1, KIND_PACK)
+
+    def damaged(self, name: str, why: str) -> RemoteTampered:
+        return PlainDamaged(name, why)
 
     def __init__(self, repo_id: bytes) -> None:
         self.repo_id = repo_id
@@ -253,20 +267,20 @@ def parse_index(hexname: str, payload: bytes, sealer: ObjectSealer) -> list[Inde
     """The entries of index ``hexname``; its name must be the keyed id of its chunk ids."""
     where = f"index/{hexname}"
     if len(payload) < 5 or payload[0] != 1:
-        raise RemoteTampered(where, "not a version 1 index")
+        raise sealer.damaged(where, "not a version 1 index")
     (count,) = struct.unpack_from(">I", payload, 1)
     if count > MAX_RECORDS or len(payload) != 5 + count * INDEX_ENTRY.size:
-        raise RemoteTampered(where, "bad record count")
+        raise sealer.damaged(where, "bad record count")
     out = []
     for i in range(count):
         cid, offset, length, raw_len, compression = INDEX_ENTRY.unpack_from(
             payload, 5 + i * INDEX_ENTRY.size
         )
         if raw_len > MAX_CHUNK_BYTES or length > max_sealed_len(raw_len):
-            raise RemoteTampered(where, f"record {i} is longer than its chunk allows")
+            raise sealer.damaged(where, f"record {i} is longer than its chunk allows")
         out.append(IndexEntry(cid, hexname, i, offset, length, raw_len, compression))
     if sealer.name_id(b"chunk-pack\0", *(e.chunk_id for e in out)) != hexname:
-        raise RemoteTampered(where, "its name is not the id of its chunks")
+        raise sealer.damaged(where, "its name is not the id of its chunks")
     return out
 
 
@@ -286,25 +300,25 @@ class BranchRecord:
         return b"".join(parts)
 
     @classmethod
-    def decode(cls, payload: bytes) -> BranchRecord:
+    def decode(cls, payload: bytes, sealer: ObjectSealer) -> BranchRecord:
         where = "refs/main"
         if len(payload) < 53 or payload[0] != 1:
-            raise RemoteTampered(where, "not a version 1 branch record")
+            raise sealer.damaged(where, "not a version 1 branch record")
         (counter,) = struct.unpack_from(">Q", payload, 1)
         head = payload[9:49]
         (count,) = struct.unpack_from(">I", payload, 49)
         if len(payload) != 53 + 72 * count:
-            raise RemoteTampered(where, "bad length")
+            raise sealer.damaged(where, "bad length")
         packs = []
         for i in range(count):
             at = 53 + 72 * i
-            packs.append((payload[at : at + 32].hex(), _oid(payload[at + 32 : at + 72])))
-        return cls(counter, None if head == b"0" * 40 else _oid(head), tuple(packs))
+            packs.append((payload[at : at + 32].hex(), _oid(payload[at + 32 : at + 72], sealer)))
+        return cls(counter, None if head == b"0" * 40 else _oid(head, sealer), tuple(packs))
 
 
-def _oid(raw: bytes) -> bytes:
+def _oid(raw: bytes, sealer: ObjectSealer) -> bytes:
     if len(raw) != 40 or not all(c in b"0123456789abcdef" for c in raw):
-        raise RemoteTampered("refs/main", "a malformed commit id")
+        raise sealer.damaged("refs/main", "a malformed commit id")
     return raw
 
 

@@ -1,17 +1,18 @@
 """Push and fetch through an encrypted remote (docs/format.md, "Branch record").
 
 push: chunk packs (only chunks the remote's indexes lack) and their indexes,
-then the git pack of the new history, then the branch record by
+then the git packs of the new history (:mod:`.gitparts`: several of bounded
+size, those already stored skipped), then the branch record by
 compare-and-swap; a lost race is "pull first" (exit 1). fetch: the branch
-record (checked against rollback), then each git pack not yet stored, oldest
-first, validated as any received pack with its push's commit as the tip, its
+record (checked against rollback), then each push's git packs not yet stored,
+oldest first, joined into one and validated as any received pack with the
+push's commit as the tip, its
 chunks read by range from the packs the indexes name, decoded and verified,
 and only then added to the store.
 """
 
 from __future__ import annotations
 
-import io
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -21,19 +22,18 @@ from typing import cast
 from vsync.errors import DamagedRepository, StoppedError, UsageError
 from vsync.model.gitdb import MODE_EXEC, MODE_FILE, Tree
 from vsync.model.gitdb.incoming import ReceivedPack
-from vsync.model.gitdb.packgen import PackSink, write_pack
+from vsync.model.gitdb.packgen import pack_parts
 from vsync.model.gitdb.received import PackRefused
 from vsync.model.repository import Repository
 from vsync.ops.history_graph import is_ancestor
 from vsync.ops.hooks import require_hook_ok
 from vsync.store import codec, faults
 from vsync.sync.client import REJECTED, SyncOptions, TransferProgress, TransferResult
-from vsync.sync.crypt.errors import RemoteTampered
+from vsync.sync.crypt.gitparts import join_parts, part_bytes, pushes, store_parts
 from vsync.sync.crypt.locks import RemoteLock
 from vsync.sync.crypt.remote import BRANCH_NAME, EncryptedRemote
 from vsync.sync.crypt.seal import (
     KIND_BRANCH,
-    KIND_GIT,
     KIND_INDEX,
     MAX_RECORDS,
     PACK_BODY_BYTES,
@@ -44,7 +44,6 @@ from vsync.sync.protocol import ProtocolError
 from vsync.sync.remotes import Remote
 from vsync.sync.transfer import IncomingPack, TransferStats
 
-MAX_GIT_PACK = 1 << 30
 READ_RUN = 4 * 1024 * 1024  # bytes of adjacent records read at once (a larger record alone)
 
 
@@ -98,9 +97,8 @@ def _push(
             not repo.gitdb.has(record.head) or not is_ancestor(repo, record.head, local)
         ):
             raise StoppedError(REJECTED)
-        pack = io.BytesIO()
         haves = [record.head] if record.head is not None else []
-        sent = write_pack(repo.gitdb, [local], haves, False, PackSink(_writer(pack)))
+        sent, parts = pack_parts(repo.gitdb, [local], haves, part_bytes())
         held = er.held_chunks()
         wanted = _new_chunks(repo, sent, held)
         if progress is not None:
@@ -108,12 +106,11 @@ def _push(
         result.stats = _send_chunks(repo, er, wanted, lock.renew, progress)
         if progress is not None:
             progress.done()
-        data = pack.getvalue()
-        name = er.sealer.name_id(b"git-pack\0", data)
-        er.store.write_if_absent(f"git/{name}", er.sealer.seal(KIND_GIT, f"git/{name}", data))
-        result.stats.objects, result.stats.pack_bytes = len(sent), len(data)
+        names, total = store_parts(er, parts, lock.renew)
+        result.stats.objects, result.stats.pack_bytes = len(sent), total
         faults.point("encrypted-push-before-branch")
-        new = BranchRecord(record.counter + 1, local, (*record.git_packs, (name, local)))
+        pushed = tuple((name, local) for name in names)
+        new = BranchRecord(record.counter + 1, local, (*record.git_packs, *pushed))
         sealed = er.sealer.seal(KIND_BRANCH, BRANCH_NAME, new.encode())
         lock.renew(force=True)  # still held: nothing this push relies on was collected
         if not er.store.compare_and_swap(BRANCH_NAME, raw, sealed):
@@ -124,13 +121,6 @@ def _push(
     result.wire_sent, result.wire_received = er.store.sent, er.store.received
     result.seconds = time.monotonic() - t0
     return result
-
-
-def _writer(buf: io.BytesIO) -> Callable[[bytes], None]:
-    def write(data: bytes) -> None:
-        buf.write(data)
-
-    return write
 
 
 def _new_chunks(repo: Repository, sent: list[bytes], held: dict[bytes, IndexEntry]) -> list[bytes]:
@@ -235,25 +225,22 @@ class SealedIncoming(IncomingPack):
     def load(self, data: bytes) -> None:
         with open(self.pack_path, "r+b") as f:
             f.write(data)
-        self.bytes = len(data)
+        self._open(len(data))
+
+    def load_push(self, er: EncryptedRemote, names: list[str]) -> None:
+        """The git packs ``names`` of one push, joined into one (:func:`join_parts`)."""
+        with open(self.pack_path, "r+b") as f:
+            length = join_parts(er, names, f)
+        self._open(length)
+
+    def _open(self, length: int) -> None:
+        self.bytes = length
         try:
             self._pack = ReceivedPack.open(self.repo.gitdb, str(self.base))
         except PackRefused as exc:
             raise ProtocolError(str(exc)) from None
         self.objects = self._pack.objects
         self.declared = (self.objects, self.bytes)
-
-
-def open_git_pack(er: EncryptedRemote, name: str) -> bytes:
-    """The git pack ``git/<name>``, opened and checked against its name."""
-    where = f"git/{name}"
-    data = er.store.read(where, 0, MAX_GIT_PACK + 1)
-    if len(data) > MAX_GIT_PACK:
-        raise RemoteTampered(where, "too long")
-    payload = er.sealer.open(KIND_GIT, where, data)
-    if er.sealer.name_id(b"git-pack\0", payload) != name:
-        raise RemoteTampered(where, "its name is not the id of its content")
-    return payload
 
 
 def encrypted_fetch(repo: Repository, remote: Remote, opts: SyncOptions) -> TransferResult:
@@ -275,13 +262,12 @@ def _fetch(
         result.up_to_date = True
     else:
         held = er.held_chunks()
-        for name, tip in record.git_packs:
+        for tip, names in pushes(record.git_packs):
             if repo.gitdb.has(tip):
                 continue
-            payload = open_git_pack(er, name)
             incoming = SealedIncoming(repo)
             try:
-                incoming.load(payload)
+                incoming.load_push(er, names)
                 incoming.validate([tip])
                 with incoming.missing_chunks() as wanted:
                     if progress is not None:
@@ -296,7 +282,7 @@ def _fetch(
             finally:
                 incoming.discard()
         if not repo.gitdb.has(record.head):
-            raise RemoteTampered(BRANCH_NAME, "its commit is in none of its git packs")
+            raise er.sealer.damaged(BRANCH_NAME, "its commit is in none of its git packs")
     er.remember(record)
     _set_tracking(repo, remote, record.head, f"fetch: from {remote.label}")
     result.wire_sent, result.wire_received = er.store.sent, er.store.received
@@ -333,7 +319,7 @@ def _fetch_chunks(
         entry = held.get(cid)
         if entry is None:
             raise DamagedRepository(
-                f"the encrypted remote {er.remote.label} lacks chunk {cid.hex()[:16]}, "
+                f"the {er.sealer.kind} remote {er.remote.label} lacks chunk {cid.hex()[:16]}, "
                 "which its history names; nothing was changed"
             )
         lengths[cid] = length
@@ -351,7 +337,7 @@ def _fetch_chunks(
                     sealed = blob[e.offset - start : e.offset - start + e.length]
                     compression, payload = er.sealer.open_record(name, e.position, sealed, e)
                     if e.raw_len != lengths[e.chunk_id] or e.raw_len > codec.MAX_CHUNK_BYTES:
-                        raise RemoteTampered(name, "a chunk's length differs from its manifest")
+                        raise er.sealer.damaged(name, "a chunk's length differs from its manifest")
                     codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
                     records.append((e.chunk_id, e.raw_len, compression, payload))
                     stats.chunks += 1
