@@ -48,6 +48,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,14 @@ def save_targets(targets: dict[str, list[Target]], quick: bool, command: str, fu
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
-def summary(targets: list[Target], quick: bool, command: str, started: str, load_start: str) -> str:
+def summary(
+    targets: list[Target],
+    quick: bool,
+    command: str,
+    started: str,
+    load_start: str,
+    failed: dict[str, str] | None = None,
+) -> str:
     """The summary table: every target of this one run, none from any other. Its head
     says once which run it is (command, commit, date, machine, load)."""
     ordered = sorted(targets, key=lambda t: ORDER.find(t.scenario[:1]))
@@ -196,6 +204,12 @@ scenario's method and tables; each names the run it is from under its heading. A
 one group (`.venv/bin/python bench/run.py --only GROUP`) rewrites that group's section
 only, never this summary; `make bench` rewrites everything."""
     table = "\n".join(rows)
+    if failed:
+        head += (
+            " Groups that failed in this run, so none of their targets is here: "
+            + "; ".join(f"{group} ({why})" for group, why in sorted(failed.items()))
+            + "."
+        )
     return f"{SUMMARY}\n\n{textwrap.fill(' '.join(head.split()), 88)}\n\n{table}\n"
 
 
@@ -206,13 +220,15 @@ def finish(
     full: bool,
     started: str,
     load_start: str,
+    failed: dict[str, str] | None = None,
 ) -> None:
-    """Save this run's targets; a full run writes the summary from them alone, a run of
-    some groups leaves the summary as it is (it never mixes runs)."""
+    """Save this run's targets; a full run writes the summary from them alone (naming the
+    groups that failed in it), a run of some groups leaves the summary as it is (it never
+    mixes runs)."""
     save_targets(targets, quick, command, full)
     if full:
         flat = [t for tg in targets.values() for t in tg]
-        body = summary(flat, quick, command, started, load_start)
+        body = summary(flat, quick, command, started, load_start, failed)
         publish("summary", [(SUMMARY, body)], quick)
     elif targets:
         print("a run of some groups: the summary of docs/benchmarks.md is left as it is")
@@ -264,7 +280,20 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     targets: dict[str, list[Target]] = {}
 
-    if "commit" in groups or "plot" in groups:
+    failed: dict[str, str] = {}  # group -> why it failed: the run goes on without it
+
+    def attempt(group: str, step: Callable[[], None]) -> None:
+        """Run one group; if it fails, say so and go on with the others (the summary then
+        names it as failed in this run, and the run ends with exit code 1)."""
+        try:
+            step()
+        except (Exception, SystemExit) as exc:  # a peer's or server's failure: one group
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            failed[group] = why
+            print(f"[{group} FAILED, {time.perf_counter() - STARTED:.0f} s since the start: "
+                  f"{why}]", flush=True)  # fmt: skip
+
+    def step_commit() -> None:
         import commit_throughput
 
         text, tg, _ = commit_throughput.main(
@@ -275,80 +304,131 @@ def main(argv: list[str] | None = None) -> int:
             targets["commit"] = tg
         else:
             print(f"plot written ({text})", flush=True)
-    if "edit" in groups:
+
+    if "commit" in groups or "plot" in groups:
+        attempt("commit", step_commit)
+
+    def step_edit() -> None:
         import edit_commit
 
         text, tg = edit_commit.main(quick)
         publish("edit", [(edit_commit.HEADING, text)], quick)
         targets["edit"] = tg
-    if "small" in groups:
+
+    if "edit" in groups:
+        attempt("edit", step_edit)
+
+    def step_small() -> None:
         import small_files
 
         sections, tg = small_files.main(quick)
         publish("small", sections, quick)
         targets["small"] = tg
-    if "memory" in groups:
+
+    if "small" in groups:
+        attempt("small", step_small)
+
+    def step_memory() -> None:
         import memory
 
         text, tg = memory.main(quick)
         publish("memory", [(memory.HEADING, text)], quick)
         targets["memory"] = tg
-    if "scale" in groups:
+
+    if "memory" in groups:
+        attempt("memory", step_memory)
+
+    def step_scale() -> None:
         import scale
 
         sizes = [int(n) for n in args.scale_sizes.split(",")] if args.scale_sizes else None
         text, tg = scale.main(quick, sizes)
         publish("scale", [(scale.HEADING, text)], quick)
         targets["scale"] = tg
-    if "push" in groups:
+
+    if "scale" in groups:
+        attempt("scale", step_scale)
+
+    def step_push() -> None:
         import push_ssh
 
         results = push_ssh.main(quick=quick, update_docs=DOCS)
         print(f"[push done, {time.perf_counter() - STARTED:.0f} s since the start]", flush=True)
         targets["push"] = push_targets(results)
-    if "chunking" in groups:
+
+    if "push" in groups:
+        attempt("push", step_push)
+
+    def step_chunking() -> None:
         import chunk_params
 
         if quick or DOCS:
             chunk_params.main(quick=quick)
         else:
             print("chunking skipped: at full size it rewrites docs/format.md (no --no-docs)")
-    if "goback" in groups:
+
+    if "chunking" in groups:
+        attempt("chunking", step_chunking)
+
+    def step_goback() -> None:
         import goback
 
         text, tg = goback.main(quick)
         publish("goback", [(goback.HEADING, text)], quick)
         targets["goback"] = tg
-    if "receive" in groups:
+
+    if "goback" in groups:
+        attempt("goback", step_goback)
+
+    def step_receive() -> None:
         import receive_ssh
 
         text, tg = receive_ssh.main(quick, update_docs=DOCS)
         publish("receive", [(receive_ssh.HEADING, text)], quick)
         targets["receive"] = tg
-    if "crypt" in groups:
+
+    if "receive" in groups:
+        attempt("receive", step_receive)
+
+    def step_crypt() -> None:
         import crypt_push
 
         text, tg = crypt_push.main(quick)
         publish("crypt", [(crypt_push.HEADING, text)], quick)
         targets["crypt"] = tg
-    if "s3" in groups:
+
+    if "crypt" in groups:
+        attempt("crypt", step_crypt)
+
+    def step_s3() -> None:
         import push_s3
 
         push_s3.main(quick, 1 if quick else 3, DOCS)
-    if "watch" in groups:
+
+    if "s3" in groups:
+        attempt("s3", step_s3)
+
+    def step_watch() -> None:
         import watch_latency
 
         text, _figures = watch_latency.main(quick)
         publish("watch", [(watch_latency.HEADING, text)], quick)
-    if "mixed" in groups:
+
+    if "watch" in groups:
+        attempt("watch", step_watch)
+
+    def step_mixed() -> None:
         import mixed
 
         text, tg = mixed.main(quick)
         publish("mixed", [(mixed.HEADING, text)], quick)
         targets["mixed"] = tg
-    finish(targets, quick, command, full, started, load_start)
+
+    if "mixed" in groups:
+        attempt("mixed", step_mixed)
+    finish(targets, quick, command, full, started, load_start, failed)
     print(f"benchmarks done in {time.perf_counter() - STARTED:.0f} s", flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

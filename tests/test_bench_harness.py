@@ -83,6 +83,31 @@ def test_a_run_of_some_groups_leaves_the_summary_as_it_is(doc: Path) -> None:
     assert '"full": false' in saved and "old scenario" not in saved
 
 
+def test_a_full_run_names_the_groups_that_failed_in_it(doc: Path) -> None:
+    """A group whose peer or server failed does not end the run: the summary says which
+    failed and why, and holds the others' targets."""
+    failed = {"s3": "SystemExit: restic backup failed: internal error"}
+    bench_run.finish(TARGETS, False, "make bench", True, "now", "load 0", failed)
+    summary = " ".join(sections(doc.read_text(encoding="utf-8"))["## Summary"].split())
+    assert "Groups that failed in this run" in summary
+    assert "s3 (SystemExit: restic backup failed: internal error)" in summary
+    assert "| g. initial push over SSH |" in summary
+
+
+def test_one_failing_group_does_not_end_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/run.py goes on after a group raises (here the edit group), and exits 1."""
+    import edit_commit
+
+    def broken(quick: bool) -> object:
+        raise SystemExit("the peer failed")
+
+    ran: list[str] = []
+    monkeypatch.setattr(edit_commit, "main", broken)
+    monkeypatch.setattr(bench_run, "finish", lambda *args: ran.append(repr(args[-1])))
+    assert bench_run.main(["--only", "edit", "--no-docs"]) == 1
+    assert ran == [repr({"edit": "SystemExit: the peer failed"})]
+
+
 def test_a_full_run_writes_the_summary_from_its_own_targets_alone(doc: Path) -> None:
     bench_run.finish(TARGETS, False, "make bench", True, "2026-12-07 02:00 UTC", "load 0.5")
     summary = sections(doc.read_text(encoding="utf-8"))["## Summary"]
