@@ -16,8 +16,9 @@ stays small:
 blake3 and zstandard release the GIL, so stages 1, 2 and 3 of successive
 blocks run on both cores at once. At most ``depth`` blocks (one per worker
 thread) are in flight in each stage, so memory stays flat whatever the file
-size: with the read-ahead and the writes not yet done, a file costs at most
-:func:`max_blocks` block buffers (docs/design.md, "Memory").
+size: with the read-ahead and the writes not yet done, a file holds at most
+``3 * threads + 3`` block buffers plus those of half the pack writer's jobs in
+flight (tests/test_transfer_memory.py checks that bound).
 """
 
 from __future__ import annotations
