@@ -77,7 +77,7 @@ def test_sync_of_a_large_new_file_stays_within_the_pipeline_budget(
     threads = Ingester(ChunkerParams(), 3).threads
     budget = pipeline_bytes(threads) + ALLOWANCE
     base_client, base_server, _ = sync_peaks(tmp_path, "small", MIB, sshd_server)
-    assert FILE_BYTES > budget  # a copy of the file could not hide in the budget
+    assert budget < FILE_BYTES  # a copy of the file could not hide in the budget
     client, server, out = sync_peaks(tmp_path, "large", FILE_BYTES, sshd_server)
     assert f"offered_bytes={FILE_BYTES}" in out, out  # sent while the commit read it
     bound = base_client + budget / MIB
