@@ -20,15 +20,17 @@ pipeline that kept a copy of it, or twice the blocks per stage, goes over.
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import sys
+import tracemalloc
 from pathlib import Path
 
 import hostile_peer as hp
 from conftest import run_vsync
 
 from vsync.model.ingest import Ingester
-from vsync.store import chunkstore
+from vsync.store import chunkstore, codec
 from vsync.store.chunker import BLOCK_SIZE, ChunkerParams
 from vsync.sync.offer import QUEUE_BYTES
 
@@ -93,3 +95,22 @@ def test_sync_of_a_large_new_file_stays_within_the_pipeline_budget(
     assert client < ISSUE_LIMIT_MIB
     # The server stores offered chunks a verified batch at a time (vsync.sync.offer).
     assert server < ISSUE_LIMIT_MIB, f"vsync serve peaked at {server:.0f} MiB"
+
+
+def test_a_compressed_payload_holds_only_its_own_bytes() -> None:
+    """Queues of payloads (pack writes, the offer, the SSH channel) are bounded by the
+    bytes they count: a compressed chunk must not keep the raw chunk's allocation."""
+    rng = random.Random(14)
+    words = [bytes(rng.choices(b"abcdefghij", k=rng.randint(2, 9))) for _ in range(300)]
+    raw = b" ".join(rng.choices(words, k=40_000))[: 128 * 1024]
+    codec.encode(raw, 3)  # this thread's compressor exists before measuring
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        compression, payload = codec.encode(raw, 3)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert compression == codec.COMPRESSION_ZSTD
+    assert len(payload) < len(raw) // 2
+    assert held < len(payload) + 4096, f"{len(payload)} bytes of payload hold {held}"
