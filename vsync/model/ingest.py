@@ -182,8 +182,13 @@ class Ingester:
         def settle_encode() -> None:
             block, batch, fut = encoding.popleft()
             assert writer is not None
-            # The block's buffer is reused only once its raw payloads are written.
-            writer.add_many(fut.result(), lambda: spare.append(block), checked=True)
+            records = fut.result()
+            if any(compression == codec.COMPRESSION_NONE for _c, _n, compression, _p in records):
+                # The block's buffer is reused only once its raw payloads are written.
+                writer.add_many(records, lambda: spare.append(block), checked=True)
+            else:  # every payload is a compressed copy: the buffer is free now
+                writer.add_many(records, checked=True)
+                spare.append(block)
             queued.difference_update(batch)
 
         blocks = self.chunker.blocks(stream, spare=spare)
