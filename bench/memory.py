@@ -87,7 +87,10 @@ the page cache) committed into a fresh repository by `vsync init` (peak RSS
 {human(init.peak_rss)}) then `vsync commit -q`; peak RSS is the maximum resident set
 `/usr/bin/time -v` reports for the command. Files this size show whether memory stays
 flat with the file's size: the chunk pipeline must not hold the file, its manifest
-must not grow in memory without bound.
+must not grow in memory without bound. By design the pipeline holds at most one 4 MiB
+block per worker thread in each stage (read ahead, hashing, compressing) plus the
+blocks whose chunks wait for the pack writer, and a compressed chunk holds only its
+own bytes; `tests/test_transfer_memory.py` checks that bound for `vsync sync`.
 
 {chr(10).join(rows)}
 """

@@ -71,7 +71,7 @@ class BatchReader:
         self.params = params
         self.level = level
         self.pool = pool
-        self.depth = 2 * threads
+        self.depth = threads  # batches being read, and being compressed, at once
         self._local = threading.local()
 
     # -- worker side ---------------------------------------------------------------

@@ -14,8 +14,11 @@ stays small:
    (the chunk store seals full packs on its own thread).
 
 blake3 and zstandard release the GIL, so stages 1, 2 and 3 of successive
-blocks run on both cores at once. At most ``depth`` blocks are in flight in
-each stage, so memory stays flat whatever the file size.
+blocks run on both cores at once. At most ``depth`` blocks (one per worker
+thread) are in flight in each stage, so memory stays flat whatever the file
+size: with the read-ahead and the writes not yet done, a file holds at most
+``3 * threads + 3`` block buffers plus those of half the pack writer's jobs in
+flight (tests/test_transfer_memory.py checks that bound).
 """
 
 from __future__ import annotations
@@ -119,7 +122,9 @@ class Ingester:
         self.chunker = Chunker(params)
         self.level = level
         self.threads = threads or max(2, os.cpu_count() or 2)
-        self.depth = 2 * self.threads
+        # One block per worker in each stage keeps every worker busy: more only
+        # held more buffers (two per worker measured no faster, 4 MiB dearer each).
+        self.depth = self.threads
         self._pool: ThreadPoolExecutor | None = None
         # Block buffers whose chunks are all settled, reused by the next blocks
         # (and the next files): fresh memory costs page faults on every block.
@@ -177,8 +182,13 @@ class Ingester:
         def settle_encode() -> None:
             block, batch, fut = encoding.popleft()
             assert writer is not None
-            # The block's buffer is reused only once its raw payloads are written.
-            writer.add_many(fut.result(), lambda: spare.append(block), checked=True)
+            records = fut.result()
+            if any(compression == codec.COMPRESSION_NONE for _c, _n, compression, _p in records):
+                # The block's buffer is reused only once its raw payloads are written.
+                writer.add_many(records, lambda: spare.append(block), checked=True)
+            else:  # every payload is a compressed copy: the buffer is free now
+                writer.add_many(records, checked=True)
+                spare.append(block)
             queued.difference_update(batch)
 
         blocks = self.chunker.blocks(stream, spare=spare)
@@ -194,5 +204,5 @@ class Ingester:
             settle_hash()
         while encoding:
             settle_encode()
-        del spare[2 * self.depth + 2 :]  # keep enough for the next file, free the rest
+        del spare[self.depth + 2 :]  # keep enough for the next file, free the rest
         return manifest

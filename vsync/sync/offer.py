@@ -40,7 +40,7 @@ from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection, ProtocolError
 
 QUEUE_BYTES = 4 * 1024 * 1024  # payload bytes handed to the sending thread, not yet sent
-VERIFY_BATCH_BYTES = 16 * 1024 * 1024  # the server verifies offered chunks in batches of this
+VERIFY_BATCH_BYTES = 8 * 1024 * 1024  # the server verifies offered chunks in batches of this
 KEEPALIVE_SECONDS = 15.0  # an idle offer sends KEEPALIVE at least this often
 
 
