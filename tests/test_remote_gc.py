@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,17 @@ def _reached(trace: Path, point: str) -> bool:
     return trace.exists() and point in trace.read_text()
 
 
+def _push_held_before_branch(
+    pool: ThreadPoolExecutor, work: Path, env: dict[str, str], trace: Path
+) -> Future[subprocess.CompletedProcess[str]]:
+    """A push from ``work`` on ``pool``, once it holds before moving the branch record (its
+    packs and git packs stored)."""
+    point = "encrypted-push-before-branch"
+    pushing = pool.submit(vs, "push", cwd=work, env=_held(env, f"push/{point}", trace), check=False)
+    wait_for("the push to hold", lambda: _reached(trace, point))
+    return pushing
+
+
 def test_a_push_running_during_gc_loses_nothing(tmp_path: Path, target: Target) -> None:
     """A push held after writing its packs and git pack, before its branch record
     names them: a gc started then refuses (the push's shared lock) and deletes
@@ -127,14 +139,7 @@ def test_a_push_running_during_gc_loses_nothing(tmp_path: Path, target: Target) 
     new_file(a, "during-gc.bin", 3)
     trace = tmp_path / "trace"
     with ThreadPoolExecutor(1) as pool:
-        pushing = pool.submit(
-            vs,
-            "push",
-            cwd=a,
-            env=_held(env, "push/encrypted-push-before-branch", trace),
-            check=False,
-        )
-        wait_for("the push to hold", lambda: _reached(trace, "encrypted-push-before-branch"))
+        pushing = _push_held_before_branch(pool, a, env, trace)
         out = gc_remote(a, env, check=False)
         one_error_line(out, 1, "locked by a shared lock (a push)")
         assert pushing.result().returncode == 0, pushing.result().stderr
@@ -240,14 +245,7 @@ def test_a_push_whose_lock_was_taken_for_stale_stops_before_its_branch_moves(
     new_file(a, "late.bin", 7)
     trace = tmp_path / "trace"
     with ThreadPoolExecutor(1) as pool:
-        pushing = pool.submit(
-            vs,
-            "push",
-            cwd=a,
-            env=_held(env, "push/encrypted-push-before-branch", trace),
-            check=False,
-        )
-        wait_for("the push to hold", lambda: _reached(trace, "encrypted-push-before-branch"))
+        pushing = _push_held_before_branch(pool, a, env, trace)
         (lock,) = target.store.list("locks/")
         assert target.store.delete(lock)
         one_error_line(pushing.result(), 1, "removed as stale", lock)

@@ -77,13 +77,9 @@ def stored(url: str, env: dict[str, str]) -> dict[str, bytes]:
     return {name: store.read(name) for name in store.list("")}
 
 
-def test_round_trip_through_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[str, str]) -> None:
-    init_remote(tmp_path, s3_url, env)
-    a = make_work(tmp_path, s3_url, env)
-    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
-    b = tmp_path / "b"
-    assert snapshot_tree(b) == snapshot_tree(a)
-    # a change on each side, then sync both ways through the bucket
+def sync_both_ways(a: Path, b: Path, env: dict[str, str]) -> None:
+    """A change on each side of a clone, then synced both ways through the bucket: each
+    side ends with the other's change."""
     (a / FILE_NAME).write_text("changed in a\n")
     vs("commit", "-q", "-m", "two", cwd=a, env=env)
     vs("push", cwd=a, env=env)
@@ -94,6 +90,15 @@ def test_round_trip_through_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[
     vs("fetch", cwd=a, env=env)
     vs("pull", cwd=a, env=env)
     assert (a / "from-b.txt").read_text() == "b\n"
+
+
+def test_round_trip_through_an_s3_remote(tmp_path: Path, s3_url: str, env: dict[str, str]) -> None:
+    init_remote(tmp_path, s3_url, env)
+    a = make_work(tmp_path, s3_url, env)
+    vs("clone", s3_url, "b", cwd=tmp_path, env=env)
+    b = tmp_path / "b"
+    assert snapshot_tree(b) == snapshot_tree(a)
+    sync_both_ways(a, b, env)
     objects = stored(s3_url, env)
     assert {n.split("/")[0] for n in objects} == {
         "vsync-remote",
@@ -579,16 +584,7 @@ def test_round_trip_through_a_plain_s3_remote(
     vs("clone", s3_url, "b", cwd=tmp_path, env=env)
     b = tmp_path / "b"
     assert snapshot_tree(b) == snapshot_tree(a)
-    (a / FILE_NAME).write_text("changed in a\n")
-    vs("commit", "-q", "-m", "two", cwd=a, env=env)
-    vs("push", cwd=a, env=env)
-    vs("pull", cwd=b, env=env)
-    assert snapshot_tree(b) == snapshot_tree(a)
-    (b / "from-b.txt").write_text("b\n")
-    vs("sync", cwd=b, env=env)
-    vs("fetch", cwd=a, env=env)
-    vs("pull", cwd=a, env=env)
-    assert (a / "from-b.txt").read_text() == "b\n"
+    sync_both_ways(a, b, env)
     assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
     objects = stored(s3_url, env)
     assert {n.split("/")[0] for n in objects} == {"vsync-remote", "refs", "git", "packs", "index"}
