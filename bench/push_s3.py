@@ -182,7 +182,9 @@ def main(quick: bool, runs: int, update_docs: bool) -> dict[str, Any]:
     steps = {tool: (Step(), Step()) for tool in ("vsync", "restic")}
     with tempfile.TemporaryDirectory(prefix="vsync-bench-s3-", dir=push_ssh.DATA_DIR) as tmp:
         work = Path(tmp)
-        server = seaweed.start_seaweed(work / "seaweed")
+        # room for every run of both tools (the tests' 16 volumes of 256 MiB hold 4 GiB;
+        # three runs of two tools store about 8 GiB): volume files are sparse
+        server = seaweed.start_seaweed(work / "seaweed", volumes=64)
         try:
             server.make_bucket(BUCKET)
             version = server.version().removeprefix("version ")

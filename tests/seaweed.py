@@ -179,22 +179,23 @@ class WeedExited(RuntimeError):
     pass
 
 
-def start_seaweed(root: Path, replication: str | None = None) -> SeaweedFS:
+def start_seaweed(root: Path, replication: str | None = None, volumes: int = VOLUMES) -> SeaweedFS:
     """``weed server`` in ``root`` on free ports, its S3 gateway answering;
     ``replication``: the master's default replication (``001``: one more copy on
-    another volume server of the same rack). A port found free can be taken by
+    another volume server of the same rack); ``volumes``: room for that many volumes of
+    256 MiB on its volume server. A port found free can be taken by
     another process before weed binds it (weed then exits): up to three tries,
     each with new ports in a folder of its own (``root/try-N``)."""
     for attempt in range(1, 4):
         try:
-            return _start(root / f"try-{attempt}", replication)
+            return _start(root / f"try-{attempt}", replication, volumes)
         except WeedExited:
             if attempt == 3:
                 raise
     raise AssertionError("unreachable")
 
 
-def _start(root: Path, replication: str | None) -> SeaweedFS:
+def _start(root: Path, replication: str | None, volumes: int) -> SeaweedFS:
     weed = find_weed()
     data = root / "data"
     data.mkdir(parents=True)
@@ -228,7 +229,7 @@ def _start(root: Path, replication: str | None) -> SeaweedFS:
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",
         "-master.volumeSizeLimitMB=256",
-        f"-volume.max={VOLUMES}",
+        f"-volume.max={volumes}",
         "-volume.preStopSeconds=0",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
