@@ -217,20 +217,7 @@ def sync_round(a: Path, res: Result, sshd: Any, scratch: Path) -> None:
         out = push_ssh.porcelain(proc.stdout)
         if out.get("pushed") != "1":
             raise SystemExit(f"vsync sync pushed nothing:\n{proc.stdout}")
-        offered = int(out["offered_bytes"])
-        res.sync.append(
-            Sample(
-                proc.seconds,
-                int(out["wire_sent"]) + offered,
-                int(out["wire_received"]),
-                offered + int(out["chunk_bytes"]),
-                proc.cpu,
-                proc.server_cpu,
-                proc.peak_rss,
-                int(out["pack_bytes"]),
-                offered=offered,
-            )
-        )
+        res.sync.append(push_ssh.sync_sample(proc, out))
     finally:
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(dest, ignore_errors=True)

@@ -200,6 +200,23 @@ class Sample:
         return self.sent + self.received
 
 
+def sync_sample(proc: Proc, out: dict[str, str]) -> Sample:
+    """A ``vsync sync --porcelain`` run as a Sample: the chunks offered while the commit
+    read them count as sent and as file data (the offer's frame heads not counted)."""
+    offered = int(out["offered_bytes"])
+    return Sample(
+        proc.seconds,
+        int(out["wire_sent"]) + offered,
+        int(out["wire_received"]),
+        offered + int(out["chunk_bytes"]),
+        proc.cpu,
+        proc.server_cpu,
+        proc.peak_rss,
+        int(out["pack_bytes"]),
+        offered=offered,
+    )
+
+
 @dataclass
 class Proc:
     seconds: float
@@ -366,20 +383,7 @@ def vsync_send_round(inp: Input, row: Row, sshd: Any, scratch: Path) -> None:
     head, remote = branch_head(src / ".vsync" / "git"), branch_head(dest / "git")
     if head != remote:
         raise SystemExit(f"vsync sync left the remote at {remote!r}, not {head!r}")
-    offered = int(out["offered_bytes"])
-    row.send.append(
-        Sample(
-            proc.seconds,
-            int(out["wire_sent"]) + offered,  # the offer's frame heads not counted
-            int(out["wire_received"]),
-            offered + int(out["chunk_bytes"]),
-            proc.cpu,
-            proc.server_cpu,
-            proc.peak_rss,
-            int(out["pack_bytes"]),
-            offered=offered,
-        )
-    )
+    row.send.append(sync_sample(proc, out))
     shutil.rmtree(src)
     shutil.rmtree(dest)
 
