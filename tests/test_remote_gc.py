@@ -286,3 +286,24 @@ def test_locks_are_removed_by_hand_stale_ones_then_all_with_a_warning(
     assert target.store.list("locks/") == []
     assert "gc: removed" in gc_remote(a, env).stdout  # gc runs again
     one_error_line(vs("gc", "--remove-locks", cwd=a, env=env, check=False), 2, "--remote")
+
+
+def test_remote_commands_send_a_plain_folder_remote_to_the_repository(tmp_path: Path) -> None:
+    """A plain folder remote is a repository of its own: ``gc --remote`` and ``fsck
+    --remote`` say to run the command in it, one line, exit 2, and touch nothing."""
+    from conftest import run_vsync
+
+    run_vsync("init", "--bare", str(tmp_path / "r"), cwd=tmp_path)
+    work = tmp_path / "w"
+    work.mkdir()
+    run_vsync("init", cwd=work)
+    run_vsync("remote", "add", "origin", "../r", cwd=work)
+    for command, says in (
+        ("gc", "'vsync gc' in it collects"),
+        ("fsck", "'vsync fsck' in it checks"),
+    ):
+        out = run_vsync(command, "--remote", "origin", cwd=work, check=False)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == (
+            f"vsync: error: origin is not an encrypted remote; {says} a repository\n"
+        )

@@ -14,6 +14,7 @@ from vsync.ui.progress import human_bytes, progress_for
 from vsync.wording import plural
 
 if TYPE_CHECKING:
+    from vsync.sync.remotes import Remote
     from vsync.sync.repair import RepairResult
 
 EXIT_DAMAGED = 3
@@ -92,21 +93,29 @@ def _report(result: FsckResult, verb: str) -> int:
     return 0
 
 
+def _object_store_remote(repo: Repository, name: str, what_instead: str) -> Remote:
+    """The remote ``name``, which ``--remote`` works on: an encrypted folder, or a bucket
+    (plain or encrypted). A plain folder remote is a repository: the user is told to run
+    the command in it (``what_instead``: "'vsync gc' in it collects", ...)."""
+    from vsync.errors import UsageError
+    from vsync.sync.crypt.detect import is_encrypted
+    from vsync.sync.remotes import find_remote
+
+    remote = find_remote(repo, name)
+    if remote.url.kind == "local" and not is_encrypted(remote):
+        raise UsageError(f"{remote.label} is not an encrypted remote; {what_instead} a repository")
+    return remote
+
+
 def _cmd_remote(args: argparse.Namespace) -> int:
     from vsync.cli.cmd_sync import sync_options
     from vsync.errors import UsageError
     from vsync.sync.crypt.check import check_encrypted
-    from vsync.sync.crypt.detect import is_encrypted
-    from vsync.sync.remotes import find_remote
 
     if args.repair is not None:
         raise UsageError("--remote checks an encrypted remote; it repairs nothing (no --repair)")
     with Repository.discover() as repo:
-        remote = find_remote(repo, args.remote)
-        if remote.url.kind == "local" and not is_encrypted(remote):
-            raise UsageError(
-                f"{remote.label} is not an encrypted remote; 'vsync fsck' in it checks a repository"
-            )
+        remote = _object_store_remote(repo, args.remote, "'vsync fsck' in it checks")
         result = check_encrypted(repo, remote, sync_options(args))
     for note in result.notes:
         info(f"fsck: {note}")
@@ -169,17 +178,10 @@ def _report_repair(result: RepairResult) -> int:
 
 def _gc_remote(args: argparse.Namespace) -> int:
     from vsync.cli.cmd_sync import sync_options
-    from vsync.errors import UsageError
     from vsync.sync.crypt.collect import collect_remote
-    from vsync.sync.crypt.detect import is_encrypted
-    from vsync.sync.remotes import find_remote
 
     with Repository.discover() as repo:
-        remote = find_remote(repo, args.remote)
-        if remote.url.kind == "local" and not is_encrypted(remote):
-            raise UsageError(
-                f"{remote.label} is not an encrypted remote; 'vsync gc' in it collects a repository"
-            )
+        remote = _object_store_remote(repo, args.remote, "'vsync gc' in it collects")
         result = collect_remote(repo, remote, sync_options(args))
     for note in result.notes:
         info(f"gc: {note}")
