@@ -87,9 +87,12 @@ SEND_QUEUE = 4 << 20  # bytes handed to the loop and not yet taken by the channe
 CHANNEL_WINDOW = 2 << 20  # SSH receive window, as OpenSSH (8 MiB measured no faster locally)
 # Keepalives (OpenSSH's ServerAliveInterval/CountMax, unless ~/.ssh/config sets them):
 # one every idle timeout / KEEPALIVE_PER_TIMEOUT of silence, the connection dropped after
-# KEEPALIVE_COUNT_MAX unanswered: a dead network without a FIN is noticed in one timeout.
+# KEEPALIVE_COUNT_MAX unanswered: a dead network without a FIN is noticed within two
+# timeouts even while nothing waits for the peer. While something waits, its idle timeout
+# (one timeout) ends the transfer first, with the message that says the remote stalled:
+# with 3 unanswered the two ended at the same moment and either message could win.
 KEEPALIVE_PER_TIMEOUT = 4
-KEEPALIVE_COUNT_MAX = 3
+KEEPALIVE_COUNT_MAX = 7
 # asyncssh's AES-GCM costs about half the client CPU of its chacha20-poly1305
 # (measured on 1 GiB to 127.0.0.1); this order applies unless ~/.ssh/config names Ciphers.
 PREFERRED_CIPHERS = [
