@@ -128,3 +128,37 @@ def test_fsck_of_an_encrypted_ssh_remote(tmp_path: Path, sshd_server: object) ->
     out = vs("fsck", "--remote", "over-ssh", cwd=a, env=ssh.env, check=False)
     assert out.returncode == 3, (out.stdout, out.stderr)
     assert f"fsck: packs/{index.name} has no index" in out.stderr
+
+
+def test_full_packs_are_padded_to_4_kib_and_the_last_with_padme(tmp_path: Path) -> None:
+    """A pack closed because it was full says only how full it is, so it is padded
+    to 4 KiB (not Padmé's up to 3 % at 16 MiB); the push's last pack keeps Padmé.
+    fsck --remote takes both, and refuses a pack that ends anywhere else."""
+    import random
+
+    from vsync.sync.crypt.keys import full_pack_padded, padded
+
+    remote = make_remote(tmp_path)
+    a = make_work(tmp_path, remote)
+    (a / "big.bin").write_bytes(random.Random(11).randbytes(20 << 20))  # more than one pack
+    vs("commit", "-q", "-m", "big", cwd=a)
+    vs("push", cwd=a)
+    sizes = sorted((p.stat().st_size, p) for p in stored(remote, "packs"))
+    full = [p for size, p in sizes if size > 15 << 20]  # one more chunk would pass 16 MiB
+    assert len(full) == 1 and len(sizes) >= 2, sizes
+    (pack,) = full
+    size = pack.stat().st_size
+    assert size % 4096 == 0 and size != padded(size - 4095), size  # not Padmé's rounding
+    end = len(pack.read_bytes().rstrip(b"\0"))  # the records end at a tag: not a zero byte
+    assert size == full_pack_padded(end) < padded(end), (size, end)
+    out = fsck_remote(a)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+
+    with open(pack, "ab") as f:
+        f.write(b"\0")
+    out = fsck_remote(a)
+    assert out.returncode == 3, (out.stdout, out.stderr)
+    assert problems(out)[0] == (
+        f"packs/{pack.name}: damaged: the encrypted remote's object packs/{pack.name} "
+        "failed authentication (it does not end at its padded length)"
+    ), out.stdout

@@ -135,14 +135,18 @@ def _check_pack(
             codec.decode(compression, cast(bytes, payload), e.raw_len, e.chunk_id, name)
             result.chunks += 1
             result.chunk_bytes += e.raw_len
-    end = er.sealer.stored_len(at)
-    while True:  # the padding, read in bounded pieces
-        tail = er.store.read(name, at, min(end - at, READ_RUN) + 1)
-        if len(tail) > end - at or (len(tail) < min(end - at, READ_RUN)) or any(tail):
+    ends = sorted(set(er.sealer.stored_lens(at)))
+    while True:  # the padding, read in bounded pieces, must end at one of its padded lengths
+        end = next(e for e in ends if e >= at)
+        want = min(end - at, READ_RUN)
+        tail = er.store.read(name, at, want + 1)
+        if any(tail):
             raise er.sealer.damaged(name, "its padding is not zero bytes up to its padded length")
         at += len(tail)
         if at == end:
             return
+        if (at < end and len(tail) < want) or at > ends[-1]:
+            raise er.sealer.damaged(name, "it does not end at its padded length")
 
 
 def _check_history(

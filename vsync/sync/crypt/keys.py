@@ -116,6 +116,15 @@ def unwrap(data: bytes, passphrase: str) -> MasterKey | None:
     return MasterKey(inner[:32], inner[32:])
 
 
+FULL_PACK_BLOCK = 4096
+
+
+def full_pack_padded(length: int) -> int:
+    """A chunk pack closed because it was full: ``length`` rounded up to a multiple
+    of 4 KiB (docs/format.md, "Padding")."""
+    return -(-length // FULL_PACK_BLOCK) * FULL_PACK_BLOCK
+
+
 def padded(length: int) -> int:
     """Padmé: ``length`` rounded up so that only O(log log L) bits of it show."""
     length = max(length, MIN_PADDED)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from vsync.store.codec import MAX_CHUNK_BYTES, max_stored_len
 from vsync.store.keyed_id import keyed_id, plain_id, plain_id_of
 from vsync.sync.crypt.errors import PlainDamaged, RemoteTampered
-from vsync.sync.crypt.keys import MasterKey, padded
+from vsync.sync.crypt.keys import MasterKey, full_pack_padded, padded
 
 MAGIC = b"VSYNCOBJ"
 HEAD = struct.Struct(">8sBB2x")
@@ -57,8 +57,9 @@ class ObjectSealer(Protocol):
 
     def name_id(self, *parts: bytes) -> str: ...
 
-    def stored_len(self, length: int) -> int:
-        """The length a chunk pack of ``length`` bytes (head and records) is stored at."""
+    def stored_lens(self, length: int) -> tuple[int, ...]:
+        """The lengths a chunk pack of ``length`` bytes (head and records) may be
+        stored at: padded as the last pack of a push, or as a full one."""
         ...
 
     def seal(self, kind: int, name: str, payload: bytes) -> bytes: ...
@@ -66,7 +67,7 @@ class ObjectSealer(Protocol):
     def open(self, kind: int, name: str, data: bytes) -> bytes: ...
 
     def seal_pack(
-        self, name: str, records: list[tuple[bytes, int, int, bytes]]
+        self, name: str, records: list[tuple[bytes, int, int, bytes]], full: bool = False
     ) -> tuple[bytearray, bytes]: ...
 
     def open_record(
@@ -96,8 +97,8 @@ class Sealer:
     def _ad(self, head: bytes, name: str, extra: bytes = b"") -> bytes:
         return AD_PREFIX + self.key.repo_id + head + name.encode() + extra
 
-    def stored_len(self, length: int) -> int:
-        return padded(length)
+    def stored_lens(self, length: int) -> tuple[int, ...]:
+        return padded(length), full_pack_padded(length)
 
     # -- one sealed object ---------------------------------------------------
     def seal(self, kind: int, name: str, payload: bytes) -> bytes:
@@ -126,14 +127,19 @@ class Sealer:
 
     # -- chunk packs -----------------------------------------------------------
     def seal_pack(
-        self, name: str, records: list[tuple[bytes, int, int, bytes]]
+        self, name: str, records: list[tuple[bytes, int, int, bytes]], full: bool = False
     ) -> tuple[bytearray, bytes]:
         """A chunk pack of ``records`` (id, raw_len, compression, stored payload)
         and its index payload. Each record is sealed straight into the pack's
-        one buffer (its padding included): no piece is copied twice."""
+        one buffer (its padding included): no piece is copied twice.
+
+        ``full``: the pack was closed because the next record would not fit, so
+        its size tells how full it is, not where a file or a push ends; it is
+        padded to a multiple of 4 KiB. Any other pack (the last of a push) is
+        padded with Padmé."""
         head = HEAD.pack(MAGIC, 1, KIND_PACK)
         end = len(head) + sum(NONCE + RECORD_HEAD.size + len(r[3]) + TAG for r in records)
-        out = bytearray(padded(end))
+        out = bytearray(full_pack_padded(end) if full else padded(end))
         out[: len(head)] = head
         view = memoryview(out)
         offset = len(head)
@@ -188,8 +194,8 @@ class PlainSealer:
     def name_id(self, *parts: bytes) -> str:
         return keyed_id(PLAIN_NAME_KEY, *parts).hex()
 
-    def stored_len(self, length: int) -> int:
-        return length
+    def stored_lens(self, length: int) -> tuple[int, ...]:
+        return (length,)
 
     def _check(self, head: bytes, name: str, extra: bytes, *body: bytes | memoryview) -> bytes:
         ad = AD_PREFIX + self.repo_id + head + name.encode() + extra
@@ -212,7 +218,7 @@ class PlainSealer:
         return payload
 
     def seal_pack(
-        self, name: str, records: list[tuple[bytes, int, int, bytes]]
+        self, name: str, records: list[tuple[bytes, int, int, bytes]], full: bool = False
     ) -> tuple[bytearray, bytes]:
         head = self.pack_head
         out = bytearray(head)

@@ -182,12 +182,12 @@ def _send_chunks(
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vsync-seal") as pool:
 
-        def flush() -> None:
+        def flush(full: bool = False) -> None:
             nonlocal records, body
             if not records:
                 return
             name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
-            pack, index = er.sealer.seal_pack(f"packs/{name}", records)
+            pack, index = er.sealer.seal_pack(f"packs/{name}", records, full)
             sealed_index = er.sealer.seal(KIND_INDEX, f"index/{name}", index)
             counts = (len(records), sum(len(r[3]) for r in records))
             records, body = [], 0
@@ -202,7 +202,7 @@ def _send_chunks(
                     if records and (
                         len(records) == MAX_RECORDS or body + len(s.payload) > PACK_BODY_BYTES
                     ):
-                        flush()
+                        flush(full=True)
                     records.append((s.chunk_id, s.raw_len, s.compression, s.payload))
                     body += len(s.payload)
                     stats.chunks += 1
