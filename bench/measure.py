@@ -166,7 +166,7 @@ def verdict(value: float, target: float, higher_is_better: bool) -> str:
     if value <= 0 or target <= 0:
         return "missed"
     factor = target / value if higher_is_better else value / target
-    return f"missed by {factor:.2f}x"
+    return f"missed by {factor:.4f}x" if factor < 1.01 else f"missed by {factor:.2f}x"
 
 
 def du_bytes(path: Path) -> int:

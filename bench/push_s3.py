@@ -45,7 +45,7 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import datagen  # noqa: E402
 import push_ssh  # noqa: E402
-from measure import ensure_command  # noqa: E402
+from measure import Target, ensure_command, verdict  # noqa: E402
 from report import human, vsync_version, warm, write_section  # noqa: E402
 
 HEADING = "## Push to S3 (issue 16)"
@@ -74,6 +74,7 @@ def load_test_helper(name: str) -> ModuleType:
 class Step:
     seconds: list[float] = field(default_factory=list)
     stored: list[int] = field(default_factory=list)
+    folders: list[dict[str, int]] = field(default_factory=list)  # vsync: bytes by folder
     extra: list[float] = field(default_factory=list)  # vsync: the commit before the push
 
     @property
@@ -86,6 +87,12 @@ class Step:
 
 
 def prefix_bytes(env: dict[str, str], prefix: str) -> int:
+    return sum(bytes_by_folder(env, prefix).values())
+
+
+def bytes_by_folder(env: dict[str, str], prefix: str) -> dict[str, int]:
+    """The bytes of the objects under ``prefix``, by the first folder of their names
+    (vsync: packs, index, git, ...; a name with no folder counts under itself)."""
     from vsync.sync.objstore.s3 import S3Store
     from vsync.sync.objstore.s3config import s3_settings
     from vsync.sync.url import parse_url
@@ -93,10 +100,12 @@ def prefix_bytes(env: dict[str, str], prefix: str) -> int:
     store = S3Store(parse_url(f"s3://{BUCKET}/{prefix}"), s3_settings(environ=env))
     import obstore
 
-    total = 0
+    out: dict[str, int] = {}
     for page in obstore.list(store.client, prefix=prefix):
-        total += sum(int(meta["size"]) for meta in page)
-    return total
+        for meta in page:
+            folder = str(meta["path"]).removeprefix(prefix).strip("/").split("/")[0]
+            out[folder] = out.get(folder, 0) + int(meta["size"])
+    return out
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -135,7 +144,9 @@ def vsync_run(
     timed([*VSYNC, "remote", "add", "origin", url], folder, env)
     seconds, _ = timed([*VSYNC, "push", "--porcelain"], folder, env)
     initial.seconds.append(seconds)
-    initial.stored.append(prefix_bytes(env, prefix))
+    folders = bytes_by_folder(env, prefix)
+    initial.folders.append(folders)
+    initial.stored.append(sum(folders.values()))
     place(modified, folder)
     commit_s, _ = timed([*VSYNC, "commit", "-q", "-m", "ten bytes"], folder, env)
     before = prefix_bytes(env, prefix)
@@ -169,7 +180,7 @@ def restic_run(
     shutil.rmtree(folder)
 
 
-def main(quick: bool, runs: int, update_docs: bool) -> dict[str, Any]:
+def main(quick: bool, runs: int, update_docs: bool) -> tuple[str, list[Target], dict[str, Any]]:
     ensure_command("restic", "restic")
     inputs = push_ssh.inputs(quick)
     for inp in inputs:
@@ -204,6 +215,10 @@ def main(quick: bool, runs: int, update_docs: bool) -> dict[str, Any]:
             "incremental_bytes": b.median_bytes,
             "initial_commit_s": statistics.median(a.extra) if a.extra else 0.0,
             "commit_s": statistics.median(b.extra) if b.extra else 0.0,
+            # the folders of the run whose initial bytes are the median
+            "initial_folders": next(
+                (f for f in a.folders if sum(f.values()) == a.median_bytes), {}
+            ),
         }
         for tool, (a, b) in steps.items()
     }
@@ -212,7 +227,29 @@ def main(quick: bool, runs: int, update_docs: bool) -> dict[str, Any]:
     print(text)
     if update_docs and not quick:
         write_section(HEADING, text)
-    return results
+    return text, targets(results, inputs), results
+
+
+def targets(results: dict[str, Any], inputs: list[Any]) -> list[Target]:
+    """Issue 16's targets: vsync at least as fast as restic backing up to the same
+    server (vsync's commit counted, as restic's scan and chunking are) and storing no
+    more bytes, for the initial push and for the push after the 10-byte insertions."""
+    v, r = results["vsync"], results["restic"]
+    scen = f"o. push 2 x {human(inputs[0].size)} to an encrypted S3 remote on SeaweedFS"
+    out = []
+    for step, key, commit in (
+        ("initial", "initial", "initial_commit_s"),
+        ("after the 10-byte insertions", "incremental", "commit_s"),
+    ):
+        t = (v[f"{key}_s"] + v[commit]) / r[f"{key}_s"]
+        b = v[f"{key}_bytes"] / max(r[f"{key}_bytes"], 1)
+        out += [
+            Target(f"{scen}: {step}", "vsync commit + push time / restic backup time",
+                   f"{t:.2f}", "<= 1", verdict(t, 1.0, False)),
+            Target(f"{scen}: {step}", "vsync bytes stored / restic bytes stored",
+                   f"{b:.4f}", "<= 1", verdict(b, 1.0, False)),
+        ]  # fmt: skip
+    return out
 
 
 def head_commit() -> str:
@@ -244,16 +281,22 @@ def report(results: dict[str, Any], inputs: list[Any], runs: int, server: str, q
         f"| initial push, time | {v['initial_s']:.2f} s (+ {v['initial_commit_s']:.2f} s "
         f"commit) | {r['initial_s']:.2f} s | {v['initial_s'] / r['initial_s']:.2f} "
         f"({(v['initial_s'] + v['initial_commit_s']) / r['initial_s']:.2f} with the commit) |",
-        f"| initial push, bytes stored | {human(v['initial_bytes'])} | "
-        f"{human(r['initial_bytes'])} | {v['initial_bytes'] / r['initial_bytes']:.2f} |",
+        f"| initial push, bytes stored | {v['initial_bytes']:,} B ({human(v['initial_bytes'])}) | "
+        f"{r['initial_bytes']:,} B ({human(r['initial_bytes'])}) | "
+        f"{v['initial_bytes'] / r['initial_bytes']:.4f} |",
         f"| after the 10-byte insertions, time | {v['incremental_s']:.2f} s "
         f"(+ {v['commit_s']:.2f} s commit) | {r['incremental_s']:.2f} s | "
         f"{v['incremental_s'] / r['incremental_s']:.2f} "
         f"({(v['incremental_s'] + v['commit_s']) / r['incremental_s']:.2f} with the commit) |",
-        f"| after the 10-byte insertions, bytes stored | {human(v['incremental_bytes'])} | "
-        f"{human(r['incremental_bytes'])} | "
-        f"{v['incremental_bytes'] / max(r['incremental_bytes'], 1):.2f} |",
+        f"| after the 10-byte insertions, bytes stored | {v['incremental_bytes']:,} B "
+        f"({human(v['incremental_bytes'])}) | {r['incremental_bytes']:,} B "
+        f"({human(r['incremental_bytes'])}) | "
+        f"{v['incremental_bytes'] / max(r['incremental_bytes'], 1):.4f} |",
     ]
+    folders = v.get("initial_folders") or {}
+    if folders:
+        parts = ", ".join(f"{name} {n:,} B" for name, n in sorted(folders.items()))
+        lines += ["", f"vsync's initial bytes by folder of the remote: {parts}."]
     return "\n".join(lines) + "\n"
 
 
