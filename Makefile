@@ -63,7 +63,7 @@ system-deps:
 # Each worker starts its own sshd on a free port; tests share nothing else.
 TEST_WORKERS ?= 2
 test: venv system-deps lint
-	@$(PY) -m pytest -q -n $(TEST_WORKERS); rc=$$?; \
+	@$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 # The crash, fault and load tests also run in `make test`; here they write their

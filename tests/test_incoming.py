@@ -98,7 +98,8 @@ def test_a_live_transfers_pack_is_never_removed(tmp_path: Path) -> None:
     meanwhile, and the paused fetch then completes with its pack intact."""
     _source, local = source_and_clone(tmp_path)
     control = local / ".vsync"
-    env = {**os.environ, faults.ENV: "incoming-pack-received=sleep:8"}
+    release = tmp_path / "release"
+    env = {**os.environ, faults.ENV: f"incoming-pack-received=hold:{release}"}
     env.setdefault("VSYNC_AUTHOR_NAME", "Test Author")
     env.setdefault("VSYNC_AUTHOR_EMAIL", "test@example.com")
     paused = subprocess.Popen(
@@ -115,6 +116,7 @@ def test_a_live_transfers_pack_is_never_removed(tmp_path: Path) -> None:
         assert live in received(control)
         run_vsync("fetch", cwd=local)  # receives the same pack into a file of its own
         assert live in received(control)
+        release.touch()
         _out, err = paused.communicate(timeout=120)
     finally:
         if paused.poll() is None:

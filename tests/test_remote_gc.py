@@ -22,7 +22,6 @@ from vsync.sync.objstore.s3 import S3Store
 from vsync.sync.objstore.s3config import s3_settings
 from vsync.sync.url import parse_url
 
-HOLD_SECONDS = 12
 
 
 @dataclass
@@ -108,11 +107,17 @@ def test_gc_removes_what_no_branch_reaches_and_keeps_the_rest(
 
 
 def _held(env: dict[str, str], point: str, trace: Path) -> dict[str, str]:
+    """``env`` for a vsync held at ``point`` until the test creates ``release(trace)``."""
     return {
         **env,
-        "VSYNC_FAULTS": f"{point}=sleep:{HOLD_SECONDS}",
+        "VSYNC_FAULTS": f"{point}=hold:{release(trace)}",
         "VSYNC_FAULTS_TRACE": str(trace),
     }
+
+
+def release(trace: Path) -> Path:
+    """The file whose creation lets a vsync held by :func:`_held` go on."""
+    return trace.with_name(trace.name + ".release")
 
 
 def _reached(trace: Path, point: str) -> bool:
@@ -142,6 +147,7 @@ def test_a_push_running_during_gc_loses_nothing(tmp_path: Path, target: Target) 
         pushing = _push_held_before_branch(pool, a, env, trace)
         out = gc_remote(a, env, check=False)
         one_error_line(out, 1, "locked by a shared lock (a push)")
+        release(trace).touch()
         assert pushing.result().returncode == 0, pushing.result().stderr
     assert "no problems" in vs("fsck", "--remote", "origin", cwd=a, env=env).stdout
     vs("clone", target.url, "b", cwd=tmp_path, env=env)
@@ -161,6 +167,7 @@ def test_gc_refuses_while_another_gc_holds_the_lock_and_pushes_wait(
         one_error_line(gc_remote(a, env, check=False), 1, "locked by an exclusive lock (gc)")
         out = vs("push", cwd=a, env=env, check=False)
         one_error_line(out, 1, "locked by an exclusive lock (gc)", "nothing was changed")
+        release(trace).touch()
         assert first.result().returncode == 0, first.result().stderr
     assert target.store.list("locks/") == []
     vs("push", cwd=a, env=env)
@@ -248,6 +255,7 @@ def test_a_push_whose_lock_was_taken_for_stale_stops_before_its_branch_moves(
         pushing = _push_held_before_branch(pool, a, env, trace)
         (lock,) = target.store.list("locks/")
         assert target.store.delete(lock)
+        release(trace).touch()
         one_error_line(pushing.result(), 1, "removed as stale", lock)
     vs("clone", target.url, "b", cwd=tmp_path, env=env)
     assert snapshot_tree(tmp_path / "b") == pushed

@@ -24,7 +24,6 @@ PASS = {"VSYNC_PASSWORD": "correct horse battery staple"}
 FILE_NAME = "quarterly-plan-zebra.txt"
 CONTENT = "the launch code is walrus-4417"
 MESSAGE = "plan for the heron project"
-HOLD_SECONDS = 15  # how long a push is held before its swap while another push runs
 
 
 @pytest.fixture
@@ -167,7 +166,7 @@ def test_a_push_that_loses_the_race_is_refused_and_sync_merges(
     trace = tmp_path / "trace"
     held = {
         **env,
-        "VSYNC_FAULTS": f"push/objstore-before-swap=sleep:{HOLD_SECONDS}",
+        "VSYNC_FAULTS": f"push/objstore-before-swap=hold:{tmp_path / 'release'}",
         "VSYNC_FAULTS_TRACE": str(trace),
     }
     with ThreadPoolExecutor(1) as pool:
@@ -177,6 +176,7 @@ def test_a_push_that_loses_the_race_is_refused_and_sync_merges(
             lambda: trace.exists() and "objstore-before-swap" in trace.read_text(),
         )
         vs("push", cwd=b, env=env)  # while a's push is held
+        (tmp_path / "release").touch()
         one_error_line(pushing.result(), 1, "pull first")
     vs("sync", cwd=a, env=env)
     vs("pull", cwd=b, env=env)

@@ -8,6 +8,9 @@ vsync command (``push/ref-swapped=kill`` kills the client of a push, not the
 every point. Actions:
 
 - ``sleep:SECONDS``: pause there (to hold a race window open);
+- ``hold:FILE``: pause there until FILE exists (the test creates it once it has
+  done what it needed the window for; checked every 10 ms, and given up after
+  300 s so that a test that never releases it cannot hang a run);
 - ``kill``: SIGKILL this process there (a crash at exactly that step);
 - ``kill@N``: SIGKILL the N-th time the point is reached (N from 1);
 - ``kill-after:SECONDS``: start a timer there that SIGKILLs the process
@@ -120,6 +123,15 @@ def set_command(name: str) -> None:
         atexit.register(_trace, "exit")
 
 
+HOLD_LIMIT = 300.0
+
+
+def _hold(release: str) -> None:
+    deadline = time.monotonic() + HOLD_LIMIT
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _kill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -166,6 +178,8 @@ def point(name: str) -> None:
         return
     if kind == "sleep":
         time.sleep(float(arg))
+    elif kind == "hold":
+        _hold(arg)
     elif kind == "kill":
         _kill()
     elif kind == "kill-after" and not _armed:
