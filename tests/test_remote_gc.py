@@ -23,7 +23,6 @@ from vsync.sync.objstore.s3config import s3_settings
 from vsync.sync.url import parse_url
 
 
-
 @dataclass
 class Target:
     url: str
