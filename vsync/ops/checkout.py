@@ -289,6 +289,7 @@ def apply_snapshot(
     warn: Warn,
     whole_folder: bool = False,
     ready: Prefill | None = None,
+    working: WorkingState | None = None,
 ) -> ApplyResult:
     """Make the working folder under ``scope`` ('' is everything) equal ``target``.
 
@@ -299,10 +300,16 @@ def apply_snapshot(
     UncommittedChanges (changing nothing) when a working file that would be
     overwritten or removed is not recorded in the repository, unless ``force``.
     ``ready``: files a fetch has filled already (:class:`FolderWriter`).
+    ``working``: the whole folder as :func:`read_working` read it under the
+    repository lock the caller still holds (``vsync checkout`` reads it first for
+    its undo journal): the plan starts from it instead of walking the folder
+    again. A file changed since is caught as always, by the writer's last look.
     """
     root_path = repo.require_worktree()
     root = str(root_path)
     scope = normalise_scope(scope)
+    if working is not None and (scope != [""] or not working.whole):
+        raise ValueError("a working state read earlier stands only for the whole folder")
     _check_shape(target)
     db = repo.gitdb
     with repo.lock():
@@ -322,7 +329,9 @@ def apply_snapshot(
             if "" not in scope:
                 outside = [p for p in obstacles if not any(is_under(p, s) for s in scope)]
                 prefixes = scope + outside
-            state = read_working(repo, ingester, warn, None, prefixes=prefixes)
+            if working is None:
+                working = read_working(repo, ingester, warn, None, prefixes=prefixes)
+            state = working
             _release_holds(repo, state)
             planner = _Planner(root, shape, state, ingester, db.has, whole_folder, repo.holds)
             plan = planner.make(target, base, obstacles)
@@ -355,6 +364,18 @@ def checkout(repo: Repository, rev: str, force: bool, warn: Warn) -> CheckoutRes
     """Put ``rev``'s whole content in the working folder; the branch stays where it is."""
     repo.require_worktree()
     commit_id = resolve(repo, rev)
-    target = flatten_commit(repo.gitdb, commit_id)
-    result = apply_snapshot(repo, target, [""], force, warn, whole_folder=True)
+    return checkout_flat(repo, commit_id, flatten_commit(repo.gitdb, commit_id), force, warn)
+
+
+def checkout_flat(
+    repo: Repository,
+    commit_id: bytes,
+    target: FlatMap,
+    force: bool,
+    warn: Warn,
+    working: WorkingState | None = None,
+) -> CheckoutResult:
+    """:func:`checkout` of ``commit_id``, whose flat map ``target`` the caller has
+    (``working``: as in :func:`apply_snapshot`)."""
+    result = apply_snapshot(repo, target, [""], force, warn, whole_folder=True, working=working)
     return CheckoutResult(commit_id, repo.head(), len(result.written), len(result.deleted))

@@ -38,12 +38,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vsync.errors import StoppedError
-from vsync.model.folder_snapshot import read_working
+from vsync.model.folder_snapshot import WorkingState, read_working
 from vsync.model.gitdb import Commit, RawObject, ReflogLine
 from vsync.model.repository import BRANCH, Repository
 from vsync.model.revisions import resolve
 from vsync.model.snapshot import FlatMap, build_tree, flatten_commit
-from vsync.ops.checkout import CheckoutResult, Warn, checkout
+from vsync.ops.checkout import CheckoutResult, Warn, checkout_flat
 from vsync.ops.commit import make_commit
 
 JOURNAL = b"refs/vsync/undo"
@@ -149,8 +149,11 @@ def append(
 # -- checkout, recorded ------------------------------------------------------------------
 
 
-def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatMap, list[str]]:
-    """What a checkout to ``target`` can touch, as the folder holds it now; unrecorded paths."""
+def _folder_before(
+    repo: Repository, target: FlatMap, warn: Warn
+) -> tuple[FlatMap, list[str], WorkingState]:
+    """What a checkout to ``target`` can touch, as the folder holds it now; unrecorded
+    paths; the whole folder as read (the checkout's plan starts from it)."""
     db = repo.gitdb
     head = flatten_commit(repo.gitdb, repo.head())
     folders: set[str] = set()  # every folder the target needs
@@ -162,12 +165,18 @@ def _folder_before(repo: Repository, target: FlatMap, warn: Warn) -> tuple[FlatM
             folders.add(path)
     with repo.ingester() as ingester:
         state = read_working(repo, ingester, warn)
+    # Every file of the folder is asked about: one presence set, not a pack lookup
+    # per file (20,000 files: 0.4 s of a checkout's time went there).
+    stored = db.presence(len(state.flat))
     before: FlatMap = {}
+    unrecorded: list[str] = []
     for path, entry in state.flat.items():
-        if path in head or path in target or path in folders or db.has(entry[1]):
+        recorded = entry[1] in stored
+        if path in head or path in target or path in folders or recorded:
             before[path] = entry
-    unrecorded = sorted(p for p, e in before.items() if not db.has(e[1]))
-    return before, unrecorded
+            if not recorded:
+                unrecorded.append(path)
+    return before, sorted(unrecorded), state
 
 
 def _store(repo: Repository, before: FlatMap, paths: list[str], warn: Warn) -> list[RawObject]:
@@ -199,16 +208,18 @@ def checkout_recorded(
     repo.require_worktree()
     target_id = commit_id if commit_id is not None else resolve(repo, rev)
     target = flatten_commit(repo.gitdb, target_id)
-    hex_id = target_id.decode("ascii")
     message = f"checkout: {rev}"
     with repo.lock(exclusive=True):
-        before, unrecorded = _folder_before(repo, target, warn)
+        before, unrecorded, working = _folder_before(repo, target, warn)
         if unrecorded and force:
             objects = _store(repo, before, unrecorded, warn)
             tree_id, trees = build_tree(before)
             append(repo, "checkout", tree_id, message, target_id, objects=[*objects, *trees])
-            return checkout(repo, hex_id, force, warn)
-        result = checkout(repo, hex_id, force, warn)
+            # _store read those files again: the plan reads the folder afresh too
+            return checkout_flat(repo, target_id, target, force, warn)
+        # Nothing was written since the folder was read, under the lock still held:
+        # the plan starts from that reading instead of walking the folder again.
+        result = checkout_flat(repo, target_id, target, force, warn, working)
         if result.written or result.deleted:
             objects = _store(repo, before, unrecorded, warn) if unrecorded else []
             tree_id, trees = build_tree(before)
