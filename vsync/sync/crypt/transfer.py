@@ -159,9 +159,11 @@ def _send_chunks(
 
     Other threads store packs (write, fsync: the disk or the network) while this
     one reads and seals the next, so sealing costs no time beside the writing:
-    one thread, or as many as the store takes concurrent writes
-    (``parallel_writes``: S3 takes four). At most that many sealed packs wait,
-    so memory stays bounded (16 MiB each, and the one being filled). Every pack
+    as many threads as the store takes concurrent writes (``parallel_writes``:
+    a folder takes two, so that one pack's write overlaps the other's fsync; S3
+    four; one otherwise). At most that many sealed packs wait, so memory stays
+    bounded (16 MiB each, the one being sealed and the records it is sealed
+    from). Every pack
     is stored, each before its index, when this returns. ``progress`` counts a
     pack's chunks once it is stored.
     """
