@@ -179,8 +179,8 @@ machine storing what it receives; an encrypted push writes sealed bytes
 encrypted command derives its key once with scrypt at the default cost
 (log2n 16, r 8, p 2: 64 MiB of memory, before any data moves, and freed
 before it does): the same whatever the file size; what the data path holds
-is bounded by two sealed packs being written and one being sealed (16 MiB
-each) on push, 4 MiB ranges on fetch. Machine:
+is bounded by three 16 MiB buffers on push (the packs being written, the one
+being sealed and the records it is sealed from), 4 MiB ranges on fetch. Machine:
 {machine.describe()}; vsync {vsync_version()}; {tool_versions()}.
 {"Quick run: 32 MiB inputs." if quick else ""}
 Regenerate with `.venv/bin/python bench/run.py --only crypt`.

@@ -1,8 +1,8 @@
 """Memory of encrypted push and fetch: flat whatever the file size (issue 15).
 
-A file larger than everything the transfer may hold at once (two sealed packs
-being stored on a folder and one being sealed on push, 16 MiB each; a 4 MiB range
-on fetch) is pushed and fetched; each process's peak RSS (``wait4``,
+A file larger than everything the transfer may hold at once (three 16 MiB
+buffers on push: the packs being stored, the one being sealed and the records it
+is sealed from; a 4 MiB range on fetch) is pushed and fetched; each process's peak RSS (``wait4``,
 tests/hostile_peer.py) must stay under the limit, which a copy of the whole file
 would break. The key derivation every encrypted command starts with has its own
 bound, at the default scrypt cost.
