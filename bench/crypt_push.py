@@ -6,7 +6,7 @@ For each input (1 GiB incompressible, 1 GiB log text; 32 MiB each with
 - ``vsync push`` to a new plain bare repository on a path (``vsync init --bare``
   not timed);
 - ``vsync push`` to a new encrypted path remote (``vsync init --bare --encrypted``
-  not timed; the push derives the key with the default scrypt cost, 128 MiB);
+  not timed; the push derives the key with the default scrypt cost, 64 MiB);
 - ``restic backup`` of the same file (its folder, without ``.vsync/``) to a new
   local repository (init not timed);
 - ``vsync fetch`` from each remote into a new, empty repository (no working
@@ -177,10 +177,10 @@ earlier one's writeback. A plain push to a path is `vsync serve` on the same
 machine storing what it receives; an encrypted push writes sealed bytes
 (nothing of a local pack can be reused). Every
 encrypted command derives its key once with scrypt at the default cost
-(log2n 17, r 8: 128 MiB of memory, before any data moves): that
-memory is in the encrypted rows' peak RSS, and is the same whatever the file
-size; what the data path holds is bounded by one sealed pack being written and
-one being sealed (16 MiB each) on push, 4 MiB ranges on fetch. Machine:
+(log2n 16, r 8, p 2: 64 MiB of memory, before any data moves, and freed
+before it does): the same whatever the file size; what the data path holds
+is bounded by three 16 MiB buffers on push (the packs being written, the one
+being sealed and the records it is sealed from), 4 MiB ranges on fetch. Machine:
 {machine.describe()}; vsync {vsync_version()}; {tool_versions()}.
 {"Quick run: 32 MiB inputs." if quick else ""}
 Regenerate with `.venv/bin/python bench/run.py --only crypt`.

@@ -121,7 +121,7 @@ def test_key_list_shows_slots_without_secrets(tmp_path: Path) -> None:
     out = run_vsync("key", "list", remote, cwd=tmp_path).stdout  # no passphrase needed
     [line] = out.splitlines()
     assert re.fullmatch(
-        r"[0-9a-f]{16}  created \d{4}-\d\d-\d\d \d\d:00 UTC  scrypt log2n=10 r=8 p=1 \(1 MiB\)",
+        r"[0-9a-f]{16}  created \d{4}-\d\d-\d\d \d\d:00 UTC  scrypt log2n=10 r=8 p=2 \(1 MiB\)",
         line,
     ), line
     assert FIRST not in out

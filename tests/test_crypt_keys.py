@@ -9,7 +9,17 @@ import pytest
 
 from vsync.store.codec import MAX_CHUNK_BYTES
 from vsync.sync.crypt.errors import RemoteTampered
-from vsync.sync.crypt.keys import KEY_HEAD, BadKeyFile, new_master, padded, unwrap, wrap
+from vsync.sync.crypt.keys import (
+    KEY_HEAD,
+    MAX_WRITTEN_LOG2N,
+    BadKeyFile,
+    MasterKey,
+    key_params,
+    new_master,
+    padded,
+    unwrap,
+    wrap,
+)
 from vsync.sync.crypt.seal import (
     INDEX_ENTRY,
     KIND_BRANCH,
@@ -38,6 +48,35 @@ def test_hostile_scrypt_parameters_are_refused_before_deriving(log2n: int, r: in
     struct.pack_into(">BBB", data, 10, log2n, r, p)
     with pytest.raises(BadKeyFile):
         unwrap(bytes(data), "pass")
+
+
+# A key file written by vsync at 946cb7b with the default of that time (log2n 17,
+# r 8, p 1: 128 MiB), passphrase "old default passphrase", master bytes 0..31 and
+# repository id bytes 100..115.
+EARLIER_DEFAULT_KEY = bytes.fromhex(
+    "5653594e434b45590101110801079d74a483540ed8a3917407e79d4a8c8422dd67f0fcd23e9592"
+    "05216c638c8a214e6650df8a28f31974f6eb3bce4332477d1c4dc8f569f65084d754e07003391d"
+    "ff0fde876c2bf68faead6d425281ea4fcac997deff4fd09dd58435f09a88"
+)
+
+
+def test_a_key_file_with_the_earlier_default_still_opens() -> None:
+    """New key files take 64 MiB; a remote made before must open as it did: the
+    parameters come from the file, not from the defaults."""
+    params = key_params(EARLIER_DEFAULT_KEY)
+    assert (params.log2n, params.r, params.p, params.memory) == (17, 8, 1, 128 << 20)
+    master = unwrap(EARLIER_DEFAULT_KEY, "old default passphrase")
+    assert master == MasterKey(bytes(range(32)), bytes(range(100, 116)))
+
+
+def test_no_key_file_is_written_that_a_reader_would_refuse() -> None:
+    """The largest log2n vsync writes is the largest whose memory a reader accepts
+    (else ``init --encrypted --scrypt-log2n 21`` made a remote nothing opens)."""
+    data = bytearray(wrap(new_master(), "pass", 10))
+    struct.pack_into(">B", data, 10, MAX_WRITTEN_LOG2N)
+    assert key_params(bytes(data)).memory == 1 << 30
+    with pytest.raises(ValueError, match="log2n"):
+        wrap(new_master(), "pass", MAX_WRITTEN_LOG2N + 1)  # refused before deriving
 
 
 def test_changed_key_file_parameters_do_not_open() -> None:

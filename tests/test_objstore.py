@@ -160,6 +160,33 @@ def test_folder_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     assert store.list("") == ["packs/a", "refs/main"]
 
 
+def test_a_folder_store_takes_parallel_writes_through_one_instance(tmp_path: Path) -> None:
+    """A push stores ``parallel_writes`` packs at once through one FolderStore: each
+    lands whole, and of racing writes of one name exactly one writes it."""
+    store = FolderStore(tmp_path / "s")
+    threads = max(2, store.parallel_writes) * 2
+    barrier = threading.Barrier(threads)
+    wrote: list[bytes] = []
+
+    def go(i: int) -> None:
+        data = bytes([65 + i]) * (1 << 20)
+        barrier.wait()
+        assert store.write_if_absent(f"packs/{i}", data)
+        if store.write_if_absent("index/same", data):
+            wrote.append(data)
+
+    workers = [threading.Thread(target=go, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert len(wrote) == 1 and store.read("index/same") == wrote[0]
+    for i in range(threads):
+        assert store.read(f"packs/{i}") == bytes([65 + i]) * (1 << 20)
+    left = [n for _d, _s, files in os.walk(tmp_path / "s") for n in files if n.startswith(".")]
+    assert left == []
+
+
 @pytest.mark.parametrize(
     "request_",
     [

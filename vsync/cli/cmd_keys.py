@@ -37,10 +37,9 @@ def register(sub: Any) -> None:
             k.add_argument(
                 "--scrypt-log2n",
                 type=int,
-                default=17,
-                choices=range(10, 23),
+                choices=range(10, 21),
                 metavar="N",
-                help="the new key's scrypt cost 2^N (10-22, default 17)",
+                help="the new key's scrypt N = 2^N, r 8, p 2: 2^N KiB (10-20, default 16: 64 MiB)",
             )
         if action == "remove":
             k.add_argument("--id", required=True, metavar="KEYID", help="the key to remove")
@@ -77,6 +76,7 @@ def _when(seconds: int | None) -> str:
 
 def cmd_key(args: argparse.Namespace) -> int:
     from vsync.sync.crypt import keyring
+    from vsync.sync.crypt.keys import DEFAULT_LOG2N
 
     remote = _remote(args.remote)
     where = remote.label
@@ -99,10 +99,11 @@ def cmd_key(args: argparse.Namespace) -> int:
             print(f"removed key {change.removed} from {label}")
             return 0
         new = new_passphrase_source(args.new_password_file)()
+        log2n = DEFAULT_LOG2N if args.scrypt_log2n is None else args.scrypt_log2n
         if args.key_action == "add":
-            change = keyring.add_key(store, passphrase, new, where, args.scrypt_log2n)
+            change = keyring.add_key(store, passphrase, new, where, log2n)
             print(f"added key {change.added} to {label}")
         else:
-            change = keyring.change_key(store, passphrase, new, where, args.scrypt_log2n)
+            change = keyring.change_key(store, passphrase, new, where, log2n)
             print(f"changed key {change.removed} to {change.added} on {label}")
     return 0

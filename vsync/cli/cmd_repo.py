@@ -48,10 +48,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--scrypt-log2n",
         type=int,
-        default=17,
-        choices=range(10, 23),
+        choices=range(10, 21),
         metavar="N",
-        help="scrypt cost 2^N (10-22, default 17)",
+        help="scrypt N = 2^N, r 8, p 2: 2^N KiB of memory (10-20, default 16: 64 MiB)",
     )
     p.set_defaults(func=cmd_init)
 
@@ -103,10 +102,12 @@ def _init_encrypted(args: argparse.Namespace) -> int:
         create_encrypted_in,
         create_encrypted_served,
     )
+    from vsync.sync.crypt.keys import DEFAULT_LOG2N
     from vsync.sync.url import parse_url
 
     if not args.bare:
         raise UsageError("an encrypted remote holds no working folder: use --bare --encrypted")
+    log2n = DEFAULT_LOG2N if args.scrypt_log2n is None else args.scrypt_log2n
     url = parse_url(args.path)
     if args.endpoint is not None and url.kind != "s3":
         raise UsageError("--endpoint is for s3:// remotes only")
@@ -115,17 +116,15 @@ def _init_encrypted(args: argparse.Namespace) -> int:
 
         store = open_s3(url, args.endpoint)
         passphrase = passphrase_source(args.password_file, confirm=True)()
-        create_encrypted_in(store, str(url), passphrase, args.scrypt_log2n)
+        create_encrypted_in(store, str(url), passphrase, log2n)
         print(f"Initialised empty encrypted vsync remote in {escape_text(str(url), keep='')}")
         return 0
     passphrase = passphrase_source(args.password_file, confirm=True)()
     if url.kind == "ssh":
-        create_encrypted_served(
-            url, passphrase, args.scrypt_log2n, args.remote_cmd, args.accept_new_host_key
-        )
+        create_encrypted_served(url, passphrase, log2n, args.remote_cmd, args.accept_new_host_key)
         where = escape_text(args.path, keep="")
     else:
-        create_encrypted(Path(args.path), passphrase, args.scrypt_log2n)
+        create_encrypted(Path(args.path), passphrase, log2n)
         where = escape_text(str(Path(args.path)), keep="")
     print(f"Initialised empty encrypted vsync remote in {where}")
     return 0

@@ -54,12 +54,14 @@ def store_parts(
     no gc removes one meanwhile); their names in order and their total length.
 
     As many are written at once as the store takes (``parallel_writes``, as for
-    chunk packs) while the next is made; at most that many wait, so memory stays
-    bounded. Every one is stored when this returns."""
+    chunk packs) while the next is made; while one is sealed, at most one fewer
+    (at least one) are being written, so memory stays bounded as for chunk
+    packs. Every one is stored when this returns."""
     present = {name.split("/", 1)[1] for name in er.store.list("git/")}
     names: list[str] = []
     total = 0
     workers = max(1, int(getattr(er.store.inner, "parallel_writes", 1)))
+    while_sealing = max(1, workers - 1)  # uploads that may run while a part is sealed
     uploads: deque[Future[bool]] = deque()
 
     def wait_first() -> None:
@@ -75,6 +77,8 @@ def store_parts(
                 if name in present:
                     continue
                 present.add(name)
+                while len(uploads) > while_sealing:
+                    wait_first()
                 sealed = er.sealer.seal(KIND_GIT, f"git/{name}", data)
                 renew()
                 while len(uploads) >= workers:

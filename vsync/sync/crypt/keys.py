@@ -20,9 +20,17 @@ KEY_MAGIC = b"VSYNCKEY"
 KEY_HEAD = struct.Struct(">8sBBBBB3s16s12s")
 KEY_FILE_BYTES = KEY_HEAD.size + 48 + 16
 KDF_SCRYPT = 1
-DEFAULT_LOG2N, DEFAULT_R, DEFAULT_P = 17, 8, 1
+# New key files: N = 2^16, r = 8, p = 2. scrypt's memory is 128 * N * r bytes (its
+# p lanes run one after another in the same memory) and its work is proportional
+# to N * r * p, so this is the work of the RFC 7914 / OWASP (2^17, 8, 1) in half
+# its memory: 64 MiB instead of 128, which was the peak of every encrypted command
+# (docs/security.md, "Key derivation"). Files with other parameters still open:
+# a reader takes them from the file, bounded below.
+DEFAULT_LOG2N, DEFAULT_R, DEFAULT_P = 16, 8, 2
 MIN_LOG2N, MAX_LOG2N = 10, 22
 MAX_SCRYPT_MEMORY = 1 << 30
+# The largest log2n a new key file may have: its memory within what a reader accepts.
+MAX_WRITTEN_LOG2N = (MAX_SCRYPT_MEMORY // (128 * DEFAULT_R)).bit_length() - 1
 MIN_PADDED = 1024
 
 
@@ -58,8 +66,8 @@ def _kek(passphrase: str, salt: bytes, log2n: int, r: int, p: int) -> bytes:
 def wrap(master: MasterKey, passphrase: str, log2n: int = DEFAULT_LOG2N) -> bytes:
     """A key file holding ``master`` under ``passphrase``, stamped with the hour it
     was made."""
-    if not MIN_LOG2N <= log2n <= MAX_LOG2N:
-        raise ValueError(f"scrypt log2n must be {MIN_LOG2N}..{MAX_LOG2N}")
+    if not MIN_LOG2N <= log2n <= MAX_WRITTEN_LOG2N:
+        raise ValueError(f"scrypt log2n must be {MIN_LOG2N}..{MAX_WRITTEN_LOG2N}")
     salt, nonce = os.urandom(16), os.urandom(12)
     hour = min(int(time.time()) // 3600, (1 << 24) - 1).to_bytes(3, "big")
     head = KEY_HEAD.pack(KEY_MAGIC, 1, KDF_SCRYPT, log2n, DEFAULT_R, DEFAULT_P, hour, salt, nonce)

@@ -159,9 +159,12 @@ def _send_chunks(
 
     Other threads store packs (write, fsync: the disk or the network) while this
     one reads and seals the next, so sealing costs no time beside the writing:
-    one thread, or as many as the store takes concurrent writes
-    (``parallel_writes``: S3 takes four). At most that many sealed packs wait,
-    so memory stays bounded (16 MiB each, and the one being filled). Every pack
+    as many threads as the store takes concurrent writes (``parallel_writes``:
+    a folder takes two, so that one pack's write overlaps the other's fsync; S3
+    four; one otherwise). While a pack is sealed, at most ``workers - 1`` (at
+    least one) others are being stored, so memory stays bounded: that many
+    sealed packs, the one being sealed and the records it is sealed from
+    (16 MiB each; 48 MiB on a folder). Every pack
     is stored, each before its index, when this returns. ``progress`` counts a
     pack's chunks once it is stored.
     """
@@ -169,6 +172,7 @@ def _send_chunks(
     records: list[tuple[bytes, int, int, bytes]] = []
     body = 0
     workers = max(1, int(getattr(er.store.inner, "parallel_writes", 1)))
+    while_sealing = max(1, workers - 1)  # uploads that may run while a pack is sealed
     uploads: deque[tuple[Future[None], int, int]] = deque()  # (upload, chunks, bytes) in order
     stored = [0, 0]  # chunks and bytes of the packs stored so far
 
@@ -186,6 +190,8 @@ def _send_chunks(
             nonlocal records, body
             if not records:
                 return
+            while len(uploads) > while_sealing:
+                wait_first()
             name = er.sealer.name_id(b"chunk-pack\0", *(r[0] for r in records))
             pack, index = er.sealer.seal_pack(f"packs/{name}", records, full)
             sealed_index = er.sealer.seal(KIND_INDEX, f"index/{name}", index)
