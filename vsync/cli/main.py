@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from vsync import __version__, errors
+from vsync.cli.heap import keep_heap_small
 from vsync.errors import VsyncError
 from vsync.model.filemode import load_umask
 from vsync.store import faults
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     _utf8_streams()
     errors.attach_notice_handler = _attach_notice_handler
     _tune_gc()
+    keep_heap_small()
     load_umask()  # process-wide: read it now, before any thread starts
     try:
         args = build_parser(argv).parse_args(argv)
