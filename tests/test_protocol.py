@@ -34,6 +34,33 @@ def test_json_and_binary_messages_round_trip() -> None:
     assert p.decode_chunk(b.expect(p.CHUNK).payload) == (b"\1" * 32, 1, 1234, b"payload")
 
 
+def test_a_chunk_is_read_as_its_head_and_payload() -> None:
+    """recv_chunk: what decode_chunk gives, optional frames (known and unknown) skipped;
+    an ERROR raises, another message is named, a short or oversized CHUNK is refused."""
+    a, b = pair()
+    a.send(p.PROGRESS, b'{"done": 1}')
+    a.pipe.write(raw_frame(0xC7, b"future hint"))
+    a.send_parts(p.CHUNK, p.CHUNK_HEAD.pack(b"\1" * 32, 1, 1234), b"payload")
+    a.send(p.CHUNK, p.encode_chunk(b"\2" * 32, 0, 0, b""))
+    a.send_json(p.CHUNKS_END, {})
+    a.flush()
+    assert b.recv_chunk() == (b"\1" * 32, 1, 1234, b"payload")
+    assert b.recv_chunk() == (b"\2" * 32, 0, 0, b"")
+    with pytest.raises(ProtocolError, match="expected CHUNK, got CHUNKS_END"):
+        b.recv_chunk()
+    refusals: list[tuple[bytes, type[Exception], str]] = [
+        (raw_frame(p.CHUNK, b"\0" * (p.CHUNK_HEAD.size - 1)), ProtocolError, "truncated CHUNK"),
+        (raw_frame(p.CHUNK, b"", length=p.MAX_FRAME[p.CHUNK] + 1), ProtocolError, "limit"),
+        (raw_frame(p.ERROR, b'{"message": "its own words"}'), RemoteError, "its own words"),
+    ]
+    for frame, error, words in refusals:
+        a, b = pair()
+        a.pipe.write(frame)
+        a.flush()
+        with pytest.raises(error, match=words):
+            b.recv_chunk()
+
+
 def test_optional_unknown_messages_are_skipped() -> None:
     a, b = pair()
     a.pipe.write(raw_frame(0xC7, b"future hint"))

@@ -16,6 +16,7 @@ import pwd
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -293,6 +294,56 @@ def test_dropped_ssh_connection_is_reported_not_hung(sshd_server: SSHD, ssh_home
         t.readexactly(1)
     assert str(info.value).startswith("the SSH connection to 127.0.0.1 was lost (")
     assert t.close() == 255
+
+
+def test_a_reader_that_falls_behind_pauses_the_ssh_channel(
+    sshd_server: SSHD, ssh_home: Path
+) -> None:
+    """The remote writes 40 MiB at once while nothing is read: what waits for the
+    protocol thread stays near INBOX_HIGH (the channel is paused), and every byte
+    still arrives, in order, once it reads."""
+    from vsync.sync.ssh import INBOX_HIGH, RECEIVE_PIECE, SSHTransport
+
+    size = 40 << 20
+    flood = f"{PY} -c " + shlex.quote(
+        "import os\n"
+        f"for i in range({size >> 20}):\n"
+        "    data = memoryview(i.to_bytes(4, 'big') * (1 << 18))\n"
+        "    while data:\n"
+        "        data = data[os.write(1, data):]\n"
+    )
+    t = open_transport(parse_url(sshd_server.url("/srv")), flood)
+    assert isinstance(t, SSHTransport)
+    inbox = t._bridge.inbox
+    peak = 0
+    for _ in range(40):  # two seconds without reading
+        time.sleep(0.05)
+        peak = max(peak, inbox.waiting)
+    assert INBOX_HIGH // 2 < peak <= INBOX_HIGH + 8 * RECEIVE_PIECE + (1 << 20)
+    for i in range(size >> 20):
+        assert t.readexactly(1 << 20) == i.to_bytes(4, "big") * (1 << 18)
+    assert t.close() == 0
+
+
+def test_socket_reads_reach_asyncssh_in_pieces() -> None:
+    """CoalescingProtocol hands asyncssh at most RECEIVE_PIECE bytes at a time, in order."""
+    from vsync.sync.ssh import RECEIVE_PIECE, CoalescingProtocol
+
+    class Connection:  # what asyncssh's connection is told
+        def __init__(self) -> None:
+            self.got: list[bytes] = []
+
+        def data_received(self, data: bytes) -> None:
+            self.got.append(data)
+
+    conn = Connection()
+    proto = CoalescingProtocol(conn)
+    data = os.urandom(256 * 1024 + 100)
+    proto.data_received(data)
+    proto.data_received(b"tail")
+    assert max(len(piece) for piece in conn.got) == RECEIVE_PIECE
+    assert len(conn.got) == 10
+    assert b"".join(conn.got) == data + b"tail"
 
 
 def test_abort_stops_a_remote_that_never_ends(opener: Opener) -> None:

@@ -206,6 +206,32 @@ class Connection:
         A frame longer than its type allows is refused before its payload is
         read; an unknown optional frame is read past in small pieces."""
         while True:
+            length, mtype = self._frame_head()
+            msg = self._payload(length, mtype)
+            if msg is not None:
+                return msg
+
+    def recv_chunk(self) -> tuple[bytes, int, int, bytes]:
+        """The next mandatory message, which must be CHUNK, as (id, compression, raw
+        length, payload): its head and its payload are read apart, so the payload is
+        not copied out of the frame (as :func:`decode_chunk` does)."""
+        while True:
+            length, mtype = self._frame_head()
+            if mtype != CHUNK:
+                msg = self._payload(length, mtype)
+                if msg is None:
+                    continue
+                raise ProtocolError(f"protocol error: expected CHUNK, got {msg.name}")
+            if length < CHUNK_HEAD.size:
+                raise ProtocolError("peer sent a truncated CHUNK message")
+            cid, compression, raw_len = CHUNK_HEAD.unpack(self.pipe.readexactly(CHUNK_HEAD.size))
+            rest = length - CHUNK_HEAD.size
+            return cid, compression, raw_len, self.pipe.readexactly(rest) if rest else b""
+
+    def _frame_head(self) -> tuple[int, int]:
+        """The next frame's (length, type) whose length its type allows; unknown
+        optional frames are read past."""
+        while True:
             length, mtype = FRAME.unpack(self.pipe.readexactly(FRAME.size))
             limit = MAX_FRAME.get(mtype)
             if limit is None:
@@ -224,16 +250,19 @@ class Connection:
                 raise ProtocolError(
                     f"peer sent a {length}-byte {NAMES[mtype]} frame; the limit is {limit}"
                 )
-            payload = self.pipe.readexactly(length) if length else b""
-            msg = Message(mtype, payload)
-            if mtype == ERROR:
-                info = msg.json()
-                raise RemoteError(
-                    str(info.get("message", "the remote reported an error")), str(info.get("code"))
-                )
-            if mtype >= 0x80:
-                continue
-            return msg
+            return length, mtype
+
+    def _payload(self, length: int, mtype: int) -> Message | None:
+        """The frame's message; None for a known optional one (read and dropped);
+        ERROR raises."""
+        payload = self.pipe.readexactly(length) if length else b""
+        msg = Message(mtype, payload)
+        if mtype == ERROR:
+            info = msg.json()
+            raise RemoteError(
+                str(info.get("message", "the remote reported an error")), str(info.get("code"))
+            )
+        return None if mtype >= 0x80 else msg
 
     def _skip(self, length: int) -> None:
         while length:

@@ -24,10 +24,11 @@ How bytes move: asyncssh runs on an event loop in a daemon thread. What
 the protocol thread writes (buffers of up to 256 KiB) is handed to the loop
 with ``call_soon_threadsafe`` and written to the SSH channel there; the
 writer blocks while more than SEND_QUEUE bytes are handed over and not yet
-taken by an unpaused channel. What the channel receives goes to the
-protocol thread through a ``socketpair`` (asyncio protocols on the loop's
-end): a full socket pauses reading the channel. asyncssh's own writes to
-the TCP socket are joined per loop turn (:class:`CoalescingWriter`).
+taken by an unpaused channel. What the channel receives waits for the
+protocol thread in an :class:`vsync.sync.inbox.Inbox` (no copy, no system
+call); more than INBOX_HIGH bytes waiting pauses reading the channel until
+the protocol thread has taken them down to INBOX_LOW. asyncssh's own writes
+to the TCP socket are joined per loop turn (:class:`CoalescingWriter`).
 
 Under ``VSYNC_LOOPBACK_ONLY=1`` (the test suite) only loopback addresses
 (127.0.0.1, ::1) are ever connected to: names are resolved first and anything
@@ -66,7 +67,7 @@ from vsync.sync.errors import (
     Unreachable,
     UnsupportedSSHConfig,
 )
-from vsync.sync.fdpipe import wait_ready
+from vsync.sync.inbox import Inbox
 from vsync.sync.ssh_target import (
     Link,
     Target,
@@ -82,7 +83,9 @@ from vsync.sync.url import RemoteURL
 logging.getLogger("asyncssh").addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT = 20.0  # seconds for the TCP connection unless ConnectTimeout says otherwise
-SOCKET_BUFFER = 4 << 20  # socketpair buffer sizes
+RECEIVE_PIECE = 32 << 10  # TCP data goes to asyncssh in pieces of this (CoalescingProtocol)
+INBOX_HIGH = 4 << 20  # received bytes waiting for the protocol thread: pause the channel
+INBOX_LOW = 1 << 20  # ... and resume it once the protocol thread has taken them down to this
 SEND_QUEUE = 4 << 20  # bytes handed to the loop and not yet taken by the channel
 CHANNEL_WINDOW = 2 << 20  # SSH receive window, as OpenSSH (8 MiB measured no faster locally)
 # Keepalives (OpenSSH's ServerAliveInterval/CountMax, unless ~/.ssh/config sets them):
@@ -486,7 +489,15 @@ class CoalescingWriter:
 
 
 class CoalescingProtocol(asyncio.Protocol):
-    """Sits between the socket transport and asyncssh's connection (its protocol)."""
+    """Sits between the socket transport and asyncssh's connection (its protocol).
+
+    What the socket delivers (reads of up to 256 KiB) is handed to asyncssh in
+    pieces of RECEIVE_PIECE bytes. asyncssh appends what it gets to one bytes
+    buffer and slices every packet off its front, copying the rest of the buffer
+    twice a packet: a 256 KiB read, eight 32 KiB packets, was copied about nine
+    times over. A piece the size of one packet leaves little behind to copy (a
+    fifth of the receiving thread's CPU on a clone).
+    """
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -496,7 +507,11 @@ class CoalescingProtocol(asyncio.Protocol):
         self.conn.connection_made(CoalescingWriter(transport))
 
     def data_received(self, data: bytes) -> None:
-        self.conn.data_received(data)
+        if len(data) <= RECEIVE_PIECE:
+            self.conn.data_received(data)
+            return
+        for start in range(0, len(data), RECEIVE_PIECE):
+            self.conn.data_received(data[start : start + RECEIVE_PIECE])
 
     def eof_received(self) -> bool | None:
         return self.conn.eof_received()  # type: ignore[no-any-return]
@@ -531,21 +546,22 @@ class ConnectedSocket:
         return transport, proto.conn
 
 
-# -- the bridge between the socketpair and the SSH channel -----------------
+# -- the bridge between the protocol thread and the SSH channel -----------
 
 
 class Bridge(asyncssh.SSHClientSession[bytes]):
-    """The SSH session; also owns the loop's end of the socketpair (via SocketSide)."""
+    """The SSH session: what its channel receives waits in ``inbox`` for the protocol
+    thread; what the protocol thread sends comes in through :meth:`send`."""
 
     def __init__(self) -> None:
         self.chan: Any = None
-        self.sock: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.stderr = TailBuffer()
         self.finished = threading.Event()
         self.returncode: int | None = None
         self.lost = ""  # why the connection dropped, if it did
-        self._pending: list[bytes] = []
-        self._eof = False
+        self.inbox = Inbox(INBOX_HIGH, INBOX_LOW, self._resume_soon)
+        self._arrived: list[bytes] = []  # received in this loop turn, not yet in the inbox
         # protocol thread -> channel: bytes handed over and not yet released
         self.send_cv = threading.Condition()
         self.queued = 0
@@ -572,94 +588,67 @@ class Bridge(asyncssh.SSHClientSession[bytes]):
             self.queued -= n
             self.send_cv.notify_all()
 
-    # SSH channel -> socket
+    # SSH channel -> protocol thread
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes, datatype: Any) -> None:
         if datatype == asyncssh.EXTENDED_DATA_STDERR:
             self.stderr.add(data)
             return
-        # Packets are 32 KiB; the ones that arrive in one loop turn go out in one write.
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._write_pending)
-        self._pending.append(data)
+        # Packets are 32 KiB; the ones that arrive in one loop turn are handed over at
+        # once, so a waiting protocol thread is woken once per socket read, not per packet.
+        if not self._arrived:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._arrived.append(data)
 
-    def _write_pending(self) -> None:
-        data = b"".join(self._pending)
-        self._pending.clear()
-        if data and self.sock is not None and not self.sock.is_closing():
-            self.sock.write(data)
+    def _hand_over(self) -> None:
+        arrived, self._arrived = self._arrived, []
+        if self.inbox.put(arrived) and self.chan is not None:
+            self.chan.pause_reading()  # asyncssh keeps what still comes, within the window
+
+    def _resume_soon(self) -> None:
+        """The protocol thread took the inbox down to INBOX_LOW: read the channel again."""
+        if self.loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self.loop.call_soon_threadsafe(self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        if self.chan is not None and not self.finished.is_set():
+            self.chan.resume_reading()
 
     def eof_received(self) -> bool:
-        self._send_eof()
+        self._end_inbox()
         return True
+
+    def _end_inbox(self) -> None:
+        self._hand_over()
+        self.inbox.end()
 
     def pause_writing(self) -> None:
         self._paused = True
-        if self.sock is not None:
-            self.sock.pause_reading()
 
     def resume_writing(self) -> None:
         self._paused = False
         held, self._held = self._held, 0
         self._release(held)
-        if self.sock is not None and not self.sock.is_closing():
-            self.sock.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = str(exc) if exc else ""
         if self.chan is not None:
             self.returncode = self.chan.get_returncode()
-        self._send_eof()
-        if self.sock is not None:
-            self.sock.close()  # after the buffered bytes are written
+        self._end_inbox()
         self.finished.set()
         with self.send_cv:
             self.send_cv.notify_all()  # a writer waiting for room gives up
-
-    def _send_eof(self) -> None:
-        self._write_pending()
-        if not self._eof and self.sock is not None and not self.sock.is_closing():
-            self._eof = True
-            self.sock.write_eof()
-
-
-class SocketSide(asyncio.Protocol):
-    """The loop's end of the socketpair: bytes from the protocol thread go to the channel."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.bridge.sock = transport
-
-    def data_received(self, data: bytes) -> None:
-        chan = self.bridge.chan
-        with contextlib.suppress(BrokenPipeError, OSError):
-            chan.write(data)
-
-    def eof_received(self) -> bool:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            self.bridge.chan.write_eof()
-        return True
-
-    def pause_writing(self) -> None:
-        self.bridge.chan.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.bridge.chan.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        pass
 
 
 # -- the transport ---------------------------------------------------------
 
 
 class SSHTransport(StreamTransport):
-    """The blocking protocol side: reads and writes its end of the socketpair."""
+    """The blocking protocol side: takes from the bridge's inbox, hands writes to the loop."""
 
     def __init__(
         self,
@@ -683,36 +672,27 @@ class SSHTransport(StreamTransport):
         self._accept_new = accept_new_host
         self._key_passphrase = key_passphrase
         self._bridge = Bridge()
-        self._sock, theirs = socket.socketpair()
-        for s in (self._sock, theirs):
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         command = remote_command(remote_cmd, url.path)
         try:
-            self._runner.run(self._start(link.sock, theirs, command))
+            self._runner.run(self._start(link.sock, command))
         except BaseException:
             self._done = True
             self._release_once()
             link.close()
-            if self._bridge.sock is None:
-                theirs.close()
             raise
 
     def _policy(self, target: Target) -> HostKeyPolicy:
         known = read_known_hosts(target.known_hosts_files)
         return HostKeyPolicy(target, known, self._accept_new, self._key_passphrase)
 
-    async def _start(self, tcp: socket.socket, theirs: socket.socket, command: str) -> None:
+    async def _start(self, tcp: socket.socket, command: str) -> None:
         tunnel: Any = ConnectedSocket(tcp)
         for jump in self.target.jumps:
             conn = await self._handshake(jump, tunnel, self._policy(jump))
             self._jump_conns.append(conn)
             tunnel = conn
         self._conn = await self._handshake(self.target, tunnel, self._policy(self.target))
-        loop = asyncio.get_running_loop()
         bridge = self._bridge
-        transport, _ = await loop.connect_accepted_socket(lambda: SocketSide(bridge), sock=theirs)
-        transport.pause_reading()  # until the channel exists
         try:
             await self._conn.create_session(
                 lambda: bridge,
@@ -726,7 +706,6 @@ class SSHTransport(StreamTransport):
             raise TransportError(
                 f"{self.target.hostport} refused to start a session: {exc.reason}"
             ) from None
-        transport.resume_reading()
 
     async def _handshake(self, target: Target, tunnel: Any, policy: HostKeyPolicy) -> Any:
         try:
@@ -768,9 +747,10 @@ class SSHTransport(StreamTransport):
         return self._bridge.lost
 
     def _raw_read(self, n: int) -> bytes:
-        if not wait_ready(self._sock.fileno(), False, self.idle_timeout):
+        data = self._bridge.inbox.take(n, self.idle_timeout)
+        if data is None:
             raise self.stalled(sending=False)
-        return self._sock.recv(n)
+        return data
 
     def _raw_write(self, data: memoryview) -> None:
         bridge = self._bridge
@@ -823,9 +803,9 @@ class SSHTransport(StreamTransport):
         conn, self._conn = self._conn, None
         jumps, self._jump_conns = self._jump_conns, []
         with contextlib.suppress(Exception):
-            self._runner.run(_shutdown(conn, self._bridge, jumps), timeout=10)
+            self._runner.run(_shutdown(conn, jumps), timeout=10)
         self._runner.stop()
-        self._sock.close()
+        self._bridge.inbox.end()  # a reader still waiting gets the end
         self._link.close()
 
     def _kill(self) -> None:
@@ -848,14 +828,11 @@ def _auth_detail(target: Target, policy: HostKeyPolicy) -> str:
     return detail
 
 
-async def _shutdown(conn: Any, bridge: Bridge, jumps: list[Any] | None = None) -> None:
-    """Close the SSH connection (then the jump hosts', last first) and the loop's end of
-    the socketpair."""
+async def _shutdown(conn: Any, jumps: list[Any] | None = None) -> None:
+    """Close the SSH connection, then the jump hosts', last first."""
     for c in [conn, *reversed(jumps or [])]:
         if c is not None:
             c.close()
             await c.wait_closed()
-    if bridge.sock is not None and not bridge.sock.is_closing():
-        bridge.sock.abort()
     for _ in range(3):
         await asyncio.sleep(0)  # let the transports run their connection_lost

@@ -396,8 +396,7 @@ def fetch_chunks(
                 break
             records: list[Record] = []
             for expected, length in outstanding.pop(0):
-                msg = conn.expect(p.CHUNK)
-                cid, compression, raw_len, payload = p.decode_chunk(msg.payload)
+                cid, compression, raw_len, payload = conn.recv_chunk()
                 _check_chunk(expected, length, cid, raw_len, payload)
                 records.append((cid, raw_len, compression, payload))
             if verifying is not None:
