@@ -115,6 +115,51 @@ def test_large_writes_do_not_deadlock_both_directions() -> None:
     t.join()
 
 
+def test_frames_of_every_size_arrive_whole_across_reads() -> None:
+    """The server's pipe slices what it has buffered and reads a long remainder at its
+    own length: frames from 0 bytes to several reads long, back to back, arrive whole
+    and in order, and one message's tail never leaks into the next."""
+    a, b = pair()
+    sizes = [0, 1, 5, 40_000, 65_535, 65_536, 65_537, 300_000, 7, 1_500_000, 3, 999_999]
+    payloads = [os.urandom(n) for n in sizes]
+
+    def writer() -> None:
+        for payload in payloads:
+            a.send(p.OBJ_DATA if len(payload) <= p.PACK_DATA_BYTES else p.CHUNK, payload)
+        a.send(p.BYE)
+        a.flush()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    got = [b.recv().payload for _ in payloads]
+    assert b.recv().type == p.BYE
+    t.join()
+    assert [len(g) for g in got] == sizes
+    assert got == payloads
+    assert all(isinstance(g, bytes) for g in got)
+
+
+def test_frames_made_ahead_are_read_like_sent_ones() -> None:
+    """frame_into + send_framed (the offer's batches) put the same bytes on the wire as
+    send_parts, and the frame copies its parts: changing a part afterwards changes
+    nothing sent."""
+    a, b = pair()
+    buf = bytearray(os.urandom(200_000))
+    frames = bytearray()
+    head = p.CHUNK_HEAD.pack(b"\2" * 32, 0, len(buf))
+    p.frame_into(frames, p.OFFER_CHUNK, head, memoryview(buf))
+    p.frame_into(frames, p.OFFER_END, b"{}")
+    original = bytes(buf)
+    buf[:] = bytes(len(buf))  # the commit reuses its block buffer
+    a.send_framed(frames)
+    a.flush()
+    cid, compression, raw_len, payload = p.decode_chunk_view(b.expect(p.OFFER_CHUNK).payload)
+    assert (cid, compression, raw_len, bytes(payload)) == (b"\2" * 32, 0, 200_000, original)
+    assert b.expect(p.OFFER_END).json() == {}
+    with pytest.raises(ValueError, match="over"):
+        p.frame_into(bytearray(), p.OFFER_END, b"x" * (p.CONTROL_BYTES + 1))
+
+
 def test_server_refuses_a_foreign_hello(tmp_path: Path) -> None:
     """A client that does not speak vsync gets an ERROR frame, not a traceback."""
     run_vsync("init", "--bare", tmp_path / "r", cwd=tmp_path)

@@ -107,6 +107,23 @@ def encode(
 
 
 def decode(compression: int, payload: bytes, raw_len: int, cid: bytes, where: str) -> bytes:
+    """Decompress a stored chunk and verify it against its id (:func:`check`); its raw
+    bytes (``payload`` itself when it is stored raw)."""
+    data = _decoded(compression, payload, raw_len, cid, where)
+    return data if isinstance(data, bytes) else bytes(data)  # bytes in, bytes out
+
+
+def check(
+    compression: int, payload: bytes | memoryview, raw_len: int, cid: bytes, where: str
+) -> None:
+    """Raise ChunkCorrupt unless ``payload`` decodes to ``raw_len`` bytes whose BLAKE3 is
+    ``cid`` (a view is checked where it lies: nothing is copied for a raw chunk)."""
+    _decoded(compression, payload, raw_len, cid, where)
+
+
+def _decoded(
+    compression: int, payload: bytes | memoryview, raw_len: int, cid: bytes, where: str
+) -> bytes | memoryview:
     """Decompress a stored chunk and verify it against its id.
 
     Nothing is allocated beyond ``raw_len`` (itself at most MAX_CHUNK_BYTES):
@@ -119,6 +136,7 @@ def decode(compression: int, payload: bytes, raw_len: int, cid: bytes, where: st
         raise ChunkCorrupt(
             cid, f"{where}: {raw_len} bytes is over the {MAX_CHUNK_BYTES}-byte maximum"
         )
+    data: bytes | memoryview
     if compression == COMPRESSION_NONE:
         data = payload
     elif compression == COMPRESSION_ZSTD:
@@ -141,7 +159,7 @@ def decode(compression: int, payload: bytes, raw_len: int, cid: bytes, where: st
     return data
 
 
-def _decompress_bounded(payload: bytes, raw_len: int) -> bytes:
+def _decompress_bounded(payload: bytes | memoryview, raw_len: int) -> bytes:
     """A frame without a declared size: at most ``raw_len + 1`` bytes of its output."""
     out = bytearray()
     with _decompressor().stream_reader(payload) as reader:

@@ -14,6 +14,7 @@ import select
 from vsync.sync.errors import Stalled, TransportClosed
 
 READ_SIZE = 1024 * 1024
+DIRECT_READ = 64 * 1024  # a remainder this long is read by itself, not through the buffer
 WRITE_FLUSH = 1024 * 1024
 PIPE_SIZE = 1 << 20  # Linux pipe capacity asked for (F_SETPIPE_SZ)
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -40,7 +41,8 @@ class FdPipe:
         self.write_fd = write_fd
         self.where = where
         self.idle_timeout = idle_timeout  # seconds without a byte moving; None: no limit
-        self._rbuf = bytearray()
+        self._rbuf = b""  # read and not yet taken: from _rpos on
+        self._rpos = 0
         self._wbuf = bytearray()
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -65,30 +67,44 @@ class FdPipe:
     def readable(self, timeout: float) -> bool:
         """Whether a read would not wait: bytes buffered, or the peer sent (or closed)
         within ``timeout`` seconds. Never raises Stalled (a watch session polls with it)."""
-        return bool(self._rbuf) or wait_ready(self.read_fd, False, timeout)
+        return self._rpos < len(self._rbuf) or wait_ready(self.read_fd, False, timeout)
+
+    def _fill(self) -> bytes:
+        data = self._read_some(READ_SIZE)
+        self.bytes_received += len(data)
+        return data
 
     def read(self, n: int) -> bytes:
-        if not self._rbuf:
-            data = self._read_some(max(n, READ_SIZE))
-            self.bytes_received += len(data)
-            self._rbuf += data
-        out = bytes(self._rbuf[:n])
-        del self._rbuf[:n]
+        if self._rpos == len(self._rbuf):
+            self._rbuf, self._rpos = self._fill(), 0
+        out = self._rbuf[self._rpos : self._rpos + n]
+        self._rpos += len(out)
         return out
 
     def readexactly(self, n: int) -> bytes:
-        while len(self._rbuf) < n:
-            data = self._read_some(max(n - len(self._rbuf), READ_SIZE))
+        """Exactly ``n`` bytes. What is buffered is sliced; a long remainder (a chunk)
+        is read at its own length, so each byte is copied once, by the final join."""
+        have = len(self._rbuf) - self._rpos
+        if have >= n:
+            out = self._rbuf[self._rpos : self._rpos + n]
+            self._rpos += n
+            return out
+        parts = [self._rbuf[self._rpos :]] if have else []
+        self._rbuf, self._rpos = b"", 0
+        need = n - have
+        while need:
+            data = self._read_some(need if need >= DIRECT_READ else READ_SIZE)
             if not data:
                 raise TransportClosed(self.where)
             self.bytes_received += len(data)
-            self._rbuf += data
-        with memoryview(self._rbuf) as view:
-            out = bytes(view[:n])  # one copy (a bytearray slice would make two)
-        del self._rbuf[:n]
-        return out
+            if len(data) > need:  # the rest starts the next message
+                self._rbuf, self._rpos = data, need
+                data = data[:need]
+            parts.append(data)
+            need -= len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         self._wbuf += data
         if len(self._wbuf) >= WRITE_FLUSH:
             self.flush()

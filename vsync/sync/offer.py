@@ -39,7 +39,8 @@ from vsync.store.chunkstore import Record
 from vsync.sync import protocol as p
 from vsync.sync.protocol import Connection, ProtocolError
 
-QUEUE_BYTES = 4 * 1024 * 1024  # payload bytes handed to the sending thread, not yet sent
+QUEUE_BYTES = 4 * 1024 * 1024  # framed bytes handed to the sending thread, not yet sent
+BATCH_BYTES = 512 * 1024  # tee frames the chunks into batches of about this many bytes
 VERIFY_BATCH_BYTES = 8 * 1024 * 1024  # the server verifies offered chunks in batches of this
 KEEPALIVE_SECONDS = 15.0  # an idle offer sends KEEPALIVE at least this often
 
@@ -51,13 +52,26 @@ class OfferStats:
     seconds: float = 0.0  # from the first offered chunk to OFFER_END's answer
 
 
+@dataclass
+class _Batch:
+    """OFFER_CHUNK frames, whole, as the transport is to send them."""
+
+    frames: bytearray
+    chunks: int
+    payload_bytes: int
+
+
 class ChunkOffer:
     """Sends the chunks handed to :meth:`tee` as OFFER_CHUNKs, on a thread of its own.
 
-    While it runs, that thread is the only user of ``conn``. :meth:`tee` blocks
-    while QUEUE_BYTES are waiting (the commit goes no faster than the network
-    takes its chunks), and returns at once after the sending failed: from then
-    on nothing more is offered, and the caller finds out in :meth:`finish`.
+    :meth:`tee` frames the chunks on the caller's thread straight into batches
+    of about BATCH_BYTES (the one copy of each payload the offer makes: the
+    caller may reuse its buffers once tee returns); the thread writes each
+    batch to the transport whole. While it runs, that thread is the only user
+    of ``conn``. :meth:`tee` blocks while QUEUE_BYTES are waiting (the commit
+    goes no faster than the network takes its chunks), and returns at once
+    after the sending failed: from then on nothing more is offered, and the
+    caller finds out in :meth:`finish`.
     """
 
     def __init__(self, conn: Connection, keepalive: float = KEEPALIVE_SECONDS) -> None:
@@ -65,9 +79,9 @@ class ChunkOffer:
         self.keepalive = keepalive
         self.stats = OfferStats()
         self.error: BaseException | None = None
-        self._queue: queue.Queue[tuple[bytes, int, int, bytes] | None] = queue.Queue()
+        self._queue: queue.Queue[_Batch | None] = queue.Queue()
         self._room = threading.Condition()
-        self._queued = 0  # payload bytes in the queue
+        self._queued = 0  # framed bytes in the queue
         self._failed = threading.Event()
         self._t0: float | None = None
         self._thread = threading.Thread(target=self._run, name="vsync-offer", daemon=True)
@@ -78,42 +92,57 @@ class ChunkOffer:
         return self._failed.is_set()
 
     def tee(self, records: list[Record]) -> None:
-        """Queue ``records`` for sending; their payloads are copied (they may view a
-        buffer the commit reuses)."""
+        """Frame ``records`` as OFFER_CHUNKs and queue them for sending (their
+        payloads are copied into the frames: they may view a buffer the commit reuses)."""
         if self._failed.is_set():
             return
         if self._t0 is None:
             self._t0 = time.monotonic()
+        batch = _Batch(bytearray(), 0, 0)
         for cid, raw_len, compression, payload in records:
-            data = payload if isinstance(payload, bytes) else bytes(payload)
-            with self._room:
-                while self._queued >= QUEUE_BYTES and not self._failed.is_set():
-                    self._room.wait(1.0)
-                if self._failed.is_set():
+            p.frame_into(
+                batch.frames, p.OFFER_CHUNK, p.CHUNK_HEAD.pack(cid, compression, raw_len), payload
+            )
+            batch.chunks += 1
+            batch.payload_bytes += len(payload)
+            if len(batch.frames) >= BATCH_BYTES:
+                if not self._put(batch):
                     return
-                self._queued += len(data)
-            self._queue.put((cid, raw_len, compression, data))
+                batch = _Batch(bytearray(), 0, 0)
+        if batch.chunks:
+            self._put(batch)
+
+    def _put(self, batch: _Batch) -> bool:
+        """Queue ``batch`` once there is room; False when the sending has failed."""
+        with self._room:
+            while self._queued >= QUEUE_BYTES and not self._failed.is_set():
+                self._room.wait(1.0)
+            if self._failed.is_set():
+                return False
+            self._queued += len(batch.frames)
+        self._queue.put(batch)
+        return True
 
     def _run(self) -> None:
         conn = self.conn
         try:
             while True:
                 try:
-                    item = self._queue.get(timeout=self.keepalive)
+                    batch = self._queue.get(timeout=self.keepalive)
                 except queue.Empty:
                     conn.send(p.KEEPALIVE)  # optional: skipped by the server, keeps it waiting
                     conn.flush()
                     continue
-                if item is None:
+                if batch is None:
                     conn.flush()
                     return
-                cid, raw_len, compression, data = item
-                conn.send_parts(p.OFFER_CHUNK, p.CHUNK_HEAD.pack(cid, compression, raw_len), data)
-                self.stats.chunks += 1
-                self.stats.bytes += len(data)
-                faults.point("chunk-offered")
+                conn.send_framed(batch.frames)
+                self.stats.chunks += batch.chunks
+                self.stats.bytes += batch.payload_bytes
+                for _ in range(batch.chunks):
+                    faults.point("chunk-offered")
                 with self._room:
-                    self._queued -= len(data)
+                    self._queued -= len(batch.frames)
                     self._room.notify()
                 if self._queue.empty():
                     conn.flush()
@@ -181,7 +210,7 @@ def receive_offer(conn: Connection, repo: Repository, first: p.Message) -> Offer
         batch: list[Record] = []
         nbytes = 0
         while msg.type == p.OFFER_CHUNK:
-            cid, compression, raw_len, payload = p.decode_chunk(msg.payload)
+            cid, compression, raw_len, payload = p.decode_chunk_view(msg.payload)
             _check_offered(cid, raw_len, payload)
             faults.point("offer-received")
             batch.append((cid, raw_len, compression, payload))
@@ -206,7 +235,7 @@ def receive_offer(conn: Connection, repo: Repository, first: p.Message) -> Offer
     return stats
 
 
-def _check_offered(cid: bytes, raw_len: int, payload: bytes) -> None:
+def _check_offered(cid: bytes, raw_len: int, payload: bytes | memoryview) -> None:
     """An OFFER_CHUNK's header, before it is kept: nothing names its length, so the
     format's bounds are the check."""
     if raw_len > codec.MAX_CHUNK_BYTES:
@@ -224,7 +253,7 @@ def _verified(records: list[Record]) -> list[Record]:
     """``records`` once each decodes to bytes whose BLAKE3 is its id; else ProtocolError."""
     for cid, raw_len, compression, payload in records:
         try:
-            codec.decode(compression, bytes(payload), raw_len, cid, "from the client")
+            codec.check(compression, payload, raw_len, cid, "from the client")
         except ChunkCorrupt:
             raise ProtocolError(
                 f"the client offered chunk {cid.hex()[:16]} whose bytes do not match its id; "

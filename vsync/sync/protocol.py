@@ -150,7 +150,7 @@ class Pipe(Protocol):
     bytes_received: int
 
     def readexactly(self, n: int) -> bytes: ...
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | bytearray) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -193,6 +193,11 @@ class Connection:
         for part in parts:
             if part:
                 self.pipe.write(part)
+
+    def send_framed(self, frames: bytes | bytearray) -> None:
+        """Whole frames made by :func:`frame_into`, written as they are (the pipe may
+        keep ``frames``: never change it afterwards)."""
+        self.pipe.write(frames)
 
     def send_json(self, mtype: int, value: dict[str, Any]) -> None:
         self.send(mtype, json.dumps(value, separators=(",", ":")).encode("utf-8"))
@@ -282,6 +287,16 @@ class Connection:
         self.flush()
 
 
+def frame_into(out: bytearray, mtype: int, *parts: bytes | memoryview) -> None:
+    """Append one message whose payload is ``parts`` concatenated to ``out`` (for
+    :meth:`Connection.send_framed`: many small messages, one write)."""
+    size = sum(len(part) for part in parts)
+    _check_size(mtype, size)
+    out += FRAME.pack(size, mtype)
+    for part in parts:
+        out += part
+
+
 def _check_size(mtype: int, size: int) -> None:
     limit = MAX_FRAME.get(mtype, MAX_PAYLOAD)
     if size > limit:
@@ -345,3 +360,9 @@ def decode_chunk(payload: bytes) -> tuple[bytes, int, int, bytes]:
         raise ProtocolError("peer sent a truncated CHUNK message")
     cid, compression, raw_len = CHUNK_HEAD.unpack_from(payload)
     return cid, compression, raw_len, payload[CHUNK_HEAD.size :]
+
+
+def decode_chunk_view(payload: bytes) -> tuple[bytes, int, int, memoryview]:
+    """:func:`decode_chunk` with the chunk's bytes as a view into ``payload`` (no copy)."""
+    cid, compression, raw_len, _rest = decode_chunk(payload[: CHUNK_HEAD.size])
+    return cid, compression, raw_len, memoryview(payload)[CHUNK_HEAD.size :]

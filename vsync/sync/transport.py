@@ -60,7 +60,7 @@ class Transport(Protocol):
 
     def read(self, n: int) -> bytes: ...  # up to n bytes; b"" at EOF
     def readexactly(self, n: int) -> bytes: ...  # raises TransportClosed at EOF
-    def write(self, data: bytes) -> None: ...  # buffered; data may be kept: never mutate it
+    def write(self, data: bytes | bytearray) -> None: ...  # buffered; may be kept: never mutate it
     def flush(self) -> None: ...
     def close(self) -> int: ...  # closes our side, waits; the remote's exit status
     def abort(self) -> None: ...  # stop the remote now; never raises
@@ -216,7 +216,7 @@ class StreamTransport:
         return data
 
     # -- writing --------------------------------------------------------
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self._done:
             raise TransportError(f"the connection to {self.where} is already closed")
         if len(self._wbuf) + len(data) > WRITE_BUFFER:
