@@ -116,8 +116,8 @@ def test_large_writes_do_not_deadlock_both_directions() -> None:
 
 
 def test_frames_of_every_size_arrive_whole_across_reads() -> None:
-    """The server's pipe slices what it has buffered and reads a long remainder at its
-    own length: frames from 0 bytes to several reads long, back to back, arrive whole
+    """The server's pipe slices messages out of what it has read and joins those that
+    run past it: frames from 0 bytes to several reads long, back to back, arrive whole
     and in order, and one message's tail never leaks into the next."""
     a, b = pair()
     sizes = [0, 1, 5, 40_000, 65_535, 65_536, 65_537, 300_000, 7, 1_500_000, 3, 999_999]

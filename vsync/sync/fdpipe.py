@@ -14,7 +14,6 @@ import select
 from vsync.sync.errors import Stalled, TransportClosed
 
 READ_SIZE = 1024 * 1024
-DIRECT_READ = 64 * 1024  # a remainder this long is read by itself, not through the buffer
 WRITE_FLUSH = 1024 * 1024
 PIPE_SIZE = 1 << 20  # Linux pipe capacity asked for (F_SETPIPE_SZ)
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -82,8 +81,9 @@ class FdPipe:
         return out
 
     def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes. What is buffered is sliced; a long remainder (a chunk)
-        is read at its own length, so each byte is copied once, by the final join."""
+        """Exactly ``n`` bytes, sliced from what is buffered (one copy); a message that
+        runs past the buffer is joined from its pieces. Reads ask for at least
+        READ_SIZE (one syscall per MiB, not per message)."""
         have = len(self._rbuf) - self._rpos
         if have >= n:
             out = self._rbuf[self._rpos : self._rpos + n]
@@ -93,7 +93,7 @@ class FdPipe:
         self._rbuf, self._rpos = b"", 0
         need = n - have
         while need:
-            data = self._read_some(need if need >= DIRECT_READ else READ_SIZE)
+            data = self._read_some(max(need, READ_SIZE))
             if not data:
                 raise TransportClosed(self.where)
             self.bytes_received += len(data)
