@@ -11,6 +11,7 @@ import fcntl
 import os
 import select
 
+from vsync.sync.buffered_reads import BufferedReads
 from vsync.sync.errors import Stalled, TransportClosed
 
 READ_SIZE = 1024 * 1024
@@ -28,7 +29,9 @@ def wait_ready(fd: int, writing: bool, timeout: float | None) -> bool:
     return bool(poller.poll(None if timeout is None else max(1, int(timeout * 1000))))
 
 
-class FdPipe:
+class FdPipe(BufferedReads):
+    read_size = READ_SIZE
+
     def __init__(
         self,
         read_fd: int,
@@ -40,8 +43,6 @@ class FdPipe:
         self.write_fd = write_fd
         self.where = where
         self.idle_timeout = idle_timeout  # seconds without a byte moving; None: no limit
-        self._rbuf = b""  # read and not yet taken: from _rpos on
-        self._rpos = 0
         self._wbuf = bytearray()
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -68,41 +69,13 @@ class FdPipe:
         within ``timeout`` seconds. Never raises Stalled (a watch session polls with it)."""
         return self._rpos < len(self._rbuf) or wait_ready(self.read_fd, False, timeout)
 
-    def _fill(self) -> bytes:
-        data = self._read_some(READ_SIZE)
+    def _recv(self, n: int) -> bytes:
+        data = self._read_some(n)
         self.bytes_received += len(data)
         return data
 
-    def read(self, n: int) -> bytes:
-        if self._rpos == len(self._rbuf):
-            self._rbuf, self._rpos = self._fill(), 0
-        out = self._rbuf[self._rpos : self._rpos + n]
-        self._rpos += len(out)
-        return out
-
-    def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes, sliced from what is buffered (one copy); a message that
-        runs past the buffer is joined from its pieces. Reads ask for at least
-        READ_SIZE (one syscall per MiB, not per message)."""
-        have = len(self._rbuf) - self._rpos
-        if have >= n:
-            out = self._rbuf[self._rpos : self._rpos + n]
-            self._rpos += n
-            return out
-        parts = [self._rbuf[self._rpos :]] if have else []
-        self._rbuf, self._rpos = b"", 0
-        need = n - have
-        while need:
-            data = self._read_some(max(need, READ_SIZE))
-            if not data:
-                raise TransportClosed(self.where)
-            self.bytes_received += len(data)
-            if len(data) > need:  # the rest starts the next message
-                self._rbuf, self._rpos = data, need
-                data = data[:need]
-            parts.append(data)
-            need -= len(data)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+    def _closed_error(self) -> Exception:
+        return TransportClosed(self.where)
 
     def write(self, data: bytes | bytearray) -> None:
         self._wbuf += data

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import IO, Protocol
 
 from vsync.errors import StoppedError
+from vsync.sync.buffered_reads import BufferedReads
 from vsync.sync.errors import (
     ConnectionLost,
     RemoteCommandMissing,
@@ -116,7 +117,7 @@ def command_missing(status: int | None, stderr: str) -> bool:
     return status in (126, 127) or (status not in (None, 0) and bool(_MISSING.search(stderr)))
 
 
-class StreamTransport:
+class StreamTransport(BufferedReads):
     """Buffering, counting and error mapping over a raw byte stream.
 
     Subclasses provide ``_raw_read``, ``_raw_write``, ``_close_write``,
@@ -125,10 +126,9 @@ class StreamTransport:
 
     where = "the remote"
     command = "vsync"
+    read_size = READ_BLOCK
 
     def __init__(self) -> None:
-        self._rbuf = b""
-        self._rpos = 0
         self._wbuf = bytearray()
         self._eof = False
         self._status: int | None = None
@@ -164,43 +164,9 @@ class StreamTransport:
     def stderr_text(self) -> str:
         return ""
 
-    # -- reading --------------------------------------------------------
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes (at least one unless at EOF); b"" at EOF."""
-        if self._rpos == len(self._rbuf) and not self._fill():
-            return b""
-        out = self._rbuf[self._rpos : self._rpos + n]
-        self._rpos += len(out)
-        return out
-
-    def readexactly(self, n: int) -> bytes:
-        """Exactly ``n`` bytes; raises :class:`TransportClosed` (or why it closed) at EOF."""
-        avail = len(self._rbuf) - self._rpos
-        if avail >= n:
-            out = self._rbuf[self._rpos : self._rpos + n]
-            self._rpos += n
-            return out
-        parts = [self._rbuf[self._rpos :]] if avail else []
-        need = n - avail
-        self._rbuf, self._rpos = b"", 0
-        while need > 0:
-            data = self._recv(max(need, READ_BLOCK))
-            if not data:
-                raise self.eof_error()
-            if len(data) > need:
-                parts.append(data[:need])
-                self._rbuf = data
-                self._rpos = need
-                need = 0
-            else:
-                parts.append(data)
-                need -= len(data)
-        return b"".join(parts)
-
-    def _fill(self) -> bool:
-        data = self._recv(READ_BLOCK)
-        self._rbuf, self._rpos = data, 0
-        return bool(data)
+    # -- reading (BufferedReads: read, readexactly) ---------------------------
+    def _closed_error(self) -> Exception:
+        return self.eof_error()
 
     def _recv(self, n: int) -> bytes:
         if self._eof or self._released:
