@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from conftest import Run
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vsync.model.clean_walk import folder_as_cached
@@ -232,7 +232,13 @@ _rows = st.tuples(
 )
 
 
+_ZERO_ROW: Row = (0, 0, 0, 0, 0, 0, b"0" * 40)
+
+
 @settings(max_examples=300, deadline=None)
+@example(  # an unsorted base whose entries are all forgotten, later first (found once)
+    base={"0": _ZERO_ROW, "00": _ZERO_ROW}, pending={"0": None, "00": None}, shuffled=True
+)
 @given(
     base=st.dictionaries(_paths, _rows, max_size=30),
     pending=st.dictionaries(_paths, st.none() | _rows, max_size=12),

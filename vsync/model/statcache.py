@@ -349,6 +349,8 @@ def _encode_spliced(
         if keys is None:
             keys = list(base.index)
         k = bisect_left(keys, path) if i is None else i
+        if k < done:  # behind what is laid out already: only an unsorted base does that
+            raise _OutOfOrder
         start = path_start(k) if k > done else at
         if k > done:
             rec_parts.append(records[done * size : k * size])
