@@ -92,6 +92,7 @@ from vsync.model.statcache import (
     file_identity,
     has_legacy_rows,
     is_racy,
+    racy_ns,
     read_header,
     read_raw,
     stat_key,
@@ -260,6 +261,7 @@ class _Reader:
     ) -> None:
         self.repo = repo
         self.root = str(repo.require_worktree())
+        self.racy_ns = racy_ns(self.root)
         self.ingester = ingester
         self.writer = writer
         self.stream = stream
@@ -604,7 +606,7 @@ class _Reader:
         except OSError as exc:
             raise Fallback(f"unreadable symlink {path!r}") from exc
         blob = blob_object(os.fsencode(target))
-        mode = key[4] if same and not is_racy(key[1], key[2], hashed_at) else SMUDGED
+        mode = key[4] if same and not is_racy(key[1], key[2], hashed_at, self.racy_ns) else SMUDGED
         self.records[r * RS : (r + 1) * RS] = RECORD.pack(
             *key[:4], mode, hashed_at, unhexlify(blob.id)
         )
@@ -644,7 +646,7 @@ class _Reader:
             reader.read(todo(), self.writer, on_file)
 
     def _settle(self, r: int, raw: bytes, oid: bytes, st: os.stat_result, at: int) -> None:
-        mode = SMUDGED if is_racy(st.st_mtime_ns, st.st_ctime_ns, at) else st.st_mode
+        mode = SMUDGED if is_racy(st.st_mtime_ns, st.st_ctime_ns, at, self.racy_ns) else st.st_mode
         self.records[r * RS : (r + 1) * RS] = RECORD.pack(
             st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode, at, unhexlify(oid)
         )

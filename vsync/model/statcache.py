@@ -10,11 +10,13 @@ see :func:`write_file`).
 
 An entry is trusted only when the file's size, mtime, ctime, inode and mode
 are unchanged *and* the file was last modified comfortably before it was
-hashed. A file modified within ``RACY_NS`` of its hashing (the timestamp
-granularity problem git calls "racily clean") is hashed again next time;
-2 s covers FAT's timestamps on USB drives. Such an entry is *smudged* when
-recorded (its mode set to 0, which no file has), as git smudges racy index
-entries, so that trusting a record is one comparison of its stat fields.
+hashed. A file modified within the racy window of its hashing (the timestamp
+granularity problem git calls "racily clean") is hashed again next time: 100 ms
+on a local file system with nanosecond stamps, else ``RACY_NS`` (2 s, FAT's
+timestamps on USB drives; :mod:`vsync.model.racy_window` says which). Such an
+entry is *smudged* when recorded (its mode set to 0, which no file has), as git
+smudges racy index entries, so that trusting a record is one comparison of its
+stat fields.
 
 The clean stamp names the commit and tree the entries were clean against:
 every entry's object id, and nothing else, makes that tree. A status that
@@ -50,6 +52,8 @@ from binascii import hexlify, unhexlify
 from bisect import bisect_left
 from pathlib import Path
 from typing import NamedTuple
+
+from vsync.model.racy_window import folder_window_ns, window_for
 
 RACY_NS = 2_000_000_000
 
@@ -100,10 +104,18 @@ def stat_key(st: Stat) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
-def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int) -> bool:
+def is_racy(st_mtime_ns: int, st_ctime_ns: int, hashed_at_ns: int, folder_ns: int) -> bool:
     """Whether a file with these times, hashed at ``hashed_at_ns``, may have changed
-    within the same timestamp tick afterwards (git's "racily clean")."""
-    return max(st_mtime_ns, st_ctime_ns) >= hashed_at_ns - RACY_NS
+    within the same timestamp tick afterwards (git's "racily clean"); ``folder_ns``
+    is :func:`racy_ns` of its working folder."""
+    window = window_for(st_mtime_ns, st_ctime_ns, folder_ns)
+    return max(st_mtime_ns, st_ctime_ns) >= hashed_at_ns - window
+
+
+def racy_ns(root: Path | str) -> int:
+    """The racy window of the working folder at ``root``: never more than ``RACY_NS``
+    (which tests may set to 0 to trust entries at once)."""
+    return min(RACY_NS, folder_window_ns(str(root)))
 
 
 class CacheFile:
@@ -452,7 +464,7 @@ def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
             RECORD.pack(size, mtime, ctime, ino, mode, hashed_at, unhexlify(manifest))
         except (ValueError, TypeError, struct.error, UnicodeEncodeError):
             continue  # not a row this version wrote: left out (the file is read again)
-        if is_racy(mtime, ctime, hashed_at):
+        if is_racy(mtime, ctime, hashed_at, RACY_NS):
             mode = SMUDGED
         out.append((path, (size, mtime, ctime, ino, mode, hashed_at, manifest)))
     return out
@@ -495,6 +507,7 @@ class StatCache:
         self._stamp: Stamp | None = None
         self._mark: Mark | None = None
         self._mark_changed = False
+        self._racy_ns: int | None = None
 
     # -- reading ---------------------------------------------------------------------
 
@@ -578,7 +591,10 @@ class StatCache:
 
     def record(self, path: str, st: Stat, oid: bytes, hashed_at_ns: int) -> None:
         self._load()
-        mode = SMUDGED if is_racy(st.st_mtime_ns, st.st_ctime_ns, hashed_at_ns) else st.st_mode
+        if self._racy_ns is None:
+            self._racy_ns = racy_ns(self._control.parent)
+        racy = is_racy(st.st_mtime_ns, st.st_ctime_ns, hashed_at_ns, self._racy_ns)
+        mode = SMUDGED if racy else st.st_mode
         row: Row = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, mode, hashed_at_ns, oid)
         if self.get(path) != row:
             self._pending[path] = row
