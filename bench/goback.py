@@ -59,7 +59,7 @@ DATA_DIR = BENCH_DIR / "data"
 HEADING = "## Going back a version of a large file (issue 14)"
 RUNS = 3
 EDIT = b"0123456789"
-RACY_WAIT = 2.2  # seconds: the stat cache's racy window (2 s) and a margin
+RACY_WAIT = 2.2  # seconds: the stat cache's longest racy window (2 s) and a margin
 RSS_LIMIT = 150 * MIB
 STEPS = ("checkout", "restore", "cp", "cp-over", "cp-auto", "restic")
 LABEL = {
@@ -273,7 +273,7 @@ freeing of the old version's blocks when the rename drops it (what the copy over
 existing copy pays too) and the start of a Python process; on a reflink file system, the
 start of the process and dropping the old file's cached pages, whatever the file's size.
 The stat cache must know the folder's copy for that: before each vsync step
-the benchmark waits until the file was last written more than 2 s ago (the racy window)
+the benchmark waits until the file was last written more than 2 s ago (the longest racy window)
 and runs an untimed `vsync status`, as any status or commit made later would. `sync`
 runs before every timed step. Each result is checked against the version's BLAKE3
 hash. The file systems: the one `bench/data/` is on, and a loop-mounted image made by

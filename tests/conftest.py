@@ -15,6 +15,18 @@ import pytest
 
 VSYNC = [sys.executable, "-m", "vsync"]
 
+
+def racy_wait() -> float:
+    """Seconds after which a file the test just wrote under the temporary folder is
+    past the stat cache's racy window there (100 ms on ext4 or tmpfs, else 2 s), so
+    that vsync trusts its cached entry: the window and a margin."""
+    import tempfile
+
+    from vsync.model.statcache import racy_ns
+
+    return racy_ns(tempfile.gettempdir()) / 1e9 + 0.1
+
+
 # No test may reach beyond this machine: vsync refuses non-loopback SSH hosts
 # while this is set (inherited by every vsync subprocess the tests start).
 os.environ["VSYNC_LOOPBACK_ONLY"] = "1"

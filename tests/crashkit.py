@@ -31,12 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import VSYNC, wait_for_serve_exit
+from conftest import VSYNC, racy_wait, wait_for_serve_exit
 
 from vsync.model.gitdb import MODE_LINK
 from vsync.model.repository import Repository
 from vsync.model.snapshot import flatten
-from vsync.model.statcache import RACY_NS
 from vsync.ops.fsck import fsck
 
 Hashes = dict[str, str]  # path -> sha256 of the content (a symlink: of "link:" + target)
@@ -173,7 +172,7 @@ class Outcome:
     landed: bool  # the refs hold the new state after the kill
 
 
-SETTLE = RACY_NS / 1e9 + 0.1
+SETTLE = racy_wait()
 """How old a copy of a scene is before a command runs in it. Copying gives every file
 a new inode and ctime, so the command hashes them again; one hashed within the racy
 window of its ctime is not trusted, and a large file is then written whole instead of

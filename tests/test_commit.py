@@ -10,7 +10,7 @@ import time
 import unicodedata
 from pathlib import Path
 
-from conftest import Run, run_vsync
+from conftest import Run, racy_wait, run_vsync
 
 
 def porcelain(vsync: object) -> list[str]:
@@ -112,7 +112,7 @@ def test_status_second_run_uses_stat_cache(work: Path, vsync) -> None:
     f.write_bytes(os.urandom(1 << 20))
     old = time.time() - 3600
     os.utime(f, (old, old))
-    time.sleep(2.1)  # let the ctime leave the racy window too
+    time.sleep(racy_wait())  # let the ctime leave the racy window too
     vsync("commit", "-m", "one")
     # A status that re-read the file would record a new hashing time.
     from vsync.model.statcache import StatCache

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import VSYNC, run_vsync
+from conftest import VSYNC, racy_wait, run_vsync
 
 from vsync.model.repository import Repository
 from vsync.store import chunkpack, faults
@@ -381,7 +381,7 @@ def test_gc_removes_exactly_the_unreachable_chunks(work: Path, vsync) -> None:
     (work / "x.bin").write_bytes(x)
     past = time.time() - 100
     os.utime(work / "x.bin", (past, past))
-    time.sleep(2.2)  # utime set ctime to now; the stat cache trusts it only 2 s later
+    time.sleep(racy_wait())  # utime set ctime to now: trusted only past the racy window
     assert vsync("status", "--porcelain").stdout == "?? x.bin\n"
     vsync("commit", "-m", "x again")
     assert show(work, "HEAD:x.bin") == x

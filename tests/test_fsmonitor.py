@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import VSYNC, run_vsync, wait_for
+from conftest import VSYNC, racy_wait, run_vsync, wait_for
 
 from vsync.model import fsmonitor
 from vsync.model.statcache import read_header
@@ -94,8 +94,8 @@ def make_folder(tmp: Path, name: str = "work") -> Path:
 
 
 def settle_racy() -> None:
-    """Past the stat cache's racy window (2 s), so cached entries are trusted."""
-    time.sleep(2.2)
+    """Past the stat cache's racy window, so cached entries are trusted."""
+    time.sleep(racy_wait())
 
 
 def outside_edit(root: Path, tmp: Path, name: str) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import VSYNC, run_vsync
+from conftest import VSYNC, racy_wait, run_vsync
 
 from vsync.errors import UncommittedChanges
 from vsync.model import statcache
@@ -460,7 +460,7 @@ def _cli_scene(work: Path) -> tuple[bytes, bytes]:
     run_vsync("commit", "-q", "-m", "one", cwd=work)
     (work / "big.bin").write_bytes(two)
     run_vsync("commit", "-q", "-m", "two", cwd=work)
-    time.sleep(statcache.RACY_NS / 1e9 + 0.2)  # out of the racy window: the next hash counts
+    time.sleep(racy_wait())  # out of the racy window: the next hash counts
     run_vsync("status", cwd=work)
     return one, two
 

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import Run
+from conftest import Run, racy_wait
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -22,9 +22,9 @@ from vsync.model.clean_walk import folder_as_cached
 from vsync.model.ignore import Ignore
 from vsync.model.statcache import EMPTY, HEADER, RECORD, CacheFile, Row, StatCache, encode, parse
 
-# The racy window (statcache.RACY_NS): a file hashed sooner than this after its last
+# The racy window (statcache.racy_ns): a file hashed sooner than this after its last
 # change is hashed again. Tests that need a trusted entry wait it out once.
-PAST_RACY_WINDOW = 2.1
+PAST_RACY_WINDOW = racy_wait()
 
 
 def porcelain(vsync: object) -> list[str]:

@@ -454,6 +454,7 @@ def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
     except sqlite3.Error:
         return []  # no table, damaged, locked: the cache starts empty
     out: list[tuple[str, Row]] = []
+    window = racy_ns(control.parent)
     for path, size, mtime, ctime, ino, mode, manifest, hashed_at in rows:
         if not isinstance(path, str) or not isinstance(manifest, bytes) or "\0" in path:
             continue
@@ -464,7 +465,7 @@ def _legacy_rows(control: Path) -> list[tuple[str, Row]]:
             RECORD.pack(size, mtime, ctime, ino, mode, hashed_at, unhexlify(manifest))
         except (ValueError, TypeError, struct.error, UnicodeEncodeError):
             continue  # not a row this version wrote: left out (the file is read again)
-        if is_racy(mtime, ctime, hashed_at, RACY_NS):
+        if is_racy(mtime, ctime, hashed_at, window):
             mode = SMUDGED
         out.append((path, (size, mtime, ctime, ino, mode, hashed_at, manifest)))
     return out
