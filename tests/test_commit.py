@@ -174,7 +174,9 @@ def test_dedup_after_small_insertion(work: Path, vsync) -> None:
 def test_file_that_keeps_changing_is_skipped_not_torn(work: Path, vsync) -> None:
     (work / "stable.txt").write_text("stable")
     f = work / "hot.bin"
-    f.write_bytes(os.urandom(20 * 1024 * 1024))
+    f.write_bytes(os.urandom(32 * 1024 * 1024))
+    # The writer never sleeps: a writer that paused between writes could be left off
+    # the CPU for a whole read attempt on a loaded machine, and that read was stable.
     writer = subprocess.Popen(
         [
             sys.executable,
@@ -184,8 +186,7 @@ def test_file_that_keeps_changing_is_skipped_not_torn(work: Path, vsync) -> None
             "i=0\n"
             "end=time.time()+60\n"
             "while time.time()<end:\n"
-            "    os.pwrite(fd, i.to_bytes(4,'big'), (i*7919) % (20*1024*1024-4)); i+=1\n"
-            "    time.sleep(0.0005)\n",
+            "    os.pwrite(fd, i.to_bytes(4,'big'), (i*7919) % (32*1024*1024-4)); i+=1\n",
             str(f),
         ]
     )
