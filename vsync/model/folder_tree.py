@@ -16,7 +16,8 @@ folder's size:
    its git mode, and one small node per folder (where its files' records are,
    and its subfolders).
 2. **Hash** what changed (new files, files whose lstat differs), small files in
-   batches (:mod:`vsync.model.batchread`), large ones streamed, each under
+   batches (:mod:`vsync.model.batchread`), larger ones streamed one after
+   another through one pipeline (:mod:`vsync.model.ingest_files`), each under
    :mod:`vsync.model.stable_read`'s policy; their records are filled in and
    their new manifests go to a :class:`~vsync.model.gitdb.PackStream`.
 3. **Build the trees** bottom-up. A folder in which nothing changed (no file
@@ -45,6 +46,7 @@ from array import array
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import attrgetter, itemgetter, methodcaller, ne
 from pathlib import Path
@@ -66,7 +68,7 @@ from vsync.model.gitdb import (
 )
 from vsync.model.ignore import Ignore
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import FileTooLarge
+from vsync.model.ingest_files import FileIngested, ingest_files
 from vsync.model.paths import (
     CONTROL_NAME,
     TEMP_PREFIX,
@@ -77,7 +79,6 @@ from vsync.model.paths import (
     unicode_twin,
 )
 from vsync.model.repository import Repository
-from vsync.model.stable_read import ingest_stable
 from vsync.model.statcache import (
     CACHE_FILE,
     KEY,
@@ -574,26 +575,36 @@ class _Reader:
             self._link(r)
         if small:
             self._small(small, large, sink)
-        advance = sink.advance if sink is not None else None
-        for r in large:
-            path = self.path(r)
-            try:
-                result = ingest_stable(
-                    os.path.join(self.root, path), self.ingester, self.writer, advance
-                )
-            except FileTooLarge:
-                raise FileTooLarge(path) from None
-            except PermissionError as exc:
-                raise Fallback(f"unreadable {path!r}") from exc
-            if result is None:
-                raise Fallback(f"{path!r} kept changing")
-            manifest, st, hashed_at = result
-            raw = manifest.to_bytes()
-            self._settle(r, raw, blob_id(raw), st, hashed_at)
-            if sink is not None:
-                sink.file_done(path)
+        if large:
+            self._large(large, sink)
         if sink is not None:
             sink.finish()
+
+    def _large(self, large: array[int], sink: ProgressSink | None) -> None:
+        """Stream the files over SMALL_MAX through one pipeline, one after another."""
+        recs, root = self.records, self.root
+
+        def todo() -> Iterator[_TodoFile]:
+            for r in large:
+                path = self.path(r)
+                st = FileStat(*KEY.unpack_from(recs, r * RS))
+                yield _TodoFile(path, os.path.join(root, path), st, r)
+
+        advance = sink.advance if sink is not None else None
+        with closing(ingest_files(todo(), self.ingester, self.writer, advance)) as results:
+            for got in results:
+                self._settle_large(got, sink)
+
+    def _settle_large(self, got: FileIngested[_TodoFile], sink: ProgressSink | None) -> None:
+        wf = got.wf
+        if got.unreadable:
+            raise Fallback(f"unreadable {wf.path!r}")
+        if got.manifest is None or got.st is None:
+            raise Fallback(f"{wf.path!r} kept changing")
+        raw = got.manifest.to_bytes()
+        self._settle(wf.record, raw, blob_id(raw), got.st, got.hashed_at)
+        if sink is not None:
+            sink.file_done(wf.path)
 
     def _link(self, r: int) -> None:
         path = self.path(r)

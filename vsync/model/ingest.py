@@ -4,9 +4,10 @@ The pipeline works a block (4 MiB) at a time, so per-chunk Python overhead
 stays small:
 
 1. a reading thread (:func:`read_ahead`, for files over two blocks; else
-   the calling thread) reads a block and cuts it into chunks (FastCDC; both
-   the read and the cut release the GIL), the chunks staying views into the
-   block's buffer: no copies;
+   the calling thread; for many files one after another, one thread reads
+   them all: :mod:`vsync.model.ingest_files`) reads a block and cuts it into
+   chunks (FastCDC; both the read and the cut release the GIL), the chunks
+   staying views into the block's buffer: no copies;
 2. a worker thread hashes the block's chunks (BLAKE3);
 3. the calling thread looks the ids up and a worker compresses only the
    chunks the store lacks (zstd), as one batch;
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, TypeVar
 
-from vsync.model.manifest import Manifest
+from vsync.model.manifest import FileTooLarge, Manifest
 from vsync.store import codec
 from vsync.store.chunker import BLOCK_SIZE, Chunker, ChunkerParams
 from vsync.store.chunkstore import PackWriter, Record
@@ -59,14 +60,17 @@ def encode_block(chunks: list[tuple[bytes, memoryview]], level: int) -> list[Rec
 T = TypeVar("T")
 
 
-def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
-    """Iterate ``items`` on a thread of its own, up to ``depth`` items ahead.
+class _Stopped(Exception):
+    """The consumer left: the producer's ``put`` unwinds it."""
 
-    For a large file the calling thread's share of the pipeline (reading and
-    cutting each block, then lookups and queueing writes) is the longest
-    stage; with the read and the cut on this thread the two halves overlap.
-    Whatever the reading raises is raised here; leaving the loop early stops
-    the thread before this returns.
+
+def produce_ahead(produce: Callable[[Callable[[T], None]], None], depth: int) -> Iterator[T]:
+    """Run ``produce(put)`` on a thread of its own; iterate what it puts, up to
+    ``depth`` items ahead.
+
+    Whatever the producer raises is raised here; leaving the loop early makes the
+    producer's next ``put`` raise (so it unwinds) and stops the thread before this
+    returns.
     """
     q: queue.Queue[object] = queue.Queue(depth)
     stop = threading.Event()
@@ -81,12 +85,16 @@ def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
                 continue
         return False
 
+    def put_or_stop(item: T) -> None:
+        if not put(item):
+            raise _Stopped
+
     def run() -> None:
         try:
-            for item in items:
-                if not put(item):
-                    return
+            produce(put_or_stop)
             put(done)
+        except _Stopped:
+            return
         except BaseException as exc:  # handed to the consuming thread
             put(_Failed(exc))
 
@@ -103,6 +111,23 @@ def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
     finally:
         stop.set()
         thread.join()
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Iterate ``items`` on a thread of its own, up to ``depth`` items ahead.
+
+    For a large file the calling thread's share of the pipeline (reading and
+    cutting each block, then lookups and queueing writes) is the longest
+    stage; with the read and the cut on this thread the two halves overlap.
+    Whatever the reading raises is raised here; leaving the loop early stops
+    the thread before this returns.
+    """
+
+    def produce(put: Callable[[T], None]) -> None:
+        for item in items:
+            put(item)
+
+    return produce_ahead(produce, depth)
 
 
 class _Failed:
@@ -128,7 +153,7 @@ class Ingester:
         self._pool: ThreadPoolExecutor | None = None
         # Block buffers whose chunks are all settled, reused by the next blocks
         # (and the next files): fresh memory costs page faults on every block.
-        self._spare: list[bytearray] = []
+        self.spare: list[bytearray] = []
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -152,57 +177,118 @@ class Ingester:
     ) -> Manifest:
         """Chunk ``stream``; store new chunks through ``writer`` (None: only hash)."""
         manifest = Manifest()
-        hashing: deque[tuple[bytearray, list[memoryview], Future[list[bytes]]]] = deque()
-        encoding: deque[tuple[bytearray, list[bytes], Future[list[Record]]]] = deque()
-        queued: set[bytes] = set()  # being compressed, not yet in the writer
-        spare = self._spare
-        pool = self.pool
-        level = self.level
-
-        def settle_hash() -> None:
-            block, views, fut = hashing.popleft()
-            ids = fut.result()
-            for view, cid in zip(views, ids, strict=True):
-                manifest.append(cid, len(view))
-            if progress is not None:
-                progress(sum(len(v) for v in views))
-            new: list[tuple[bytes, memoryview]] = []
-            if writer is not None:
-                known = writer.known_many([cid for cid in ids if cid not in queued])
-                for view, cid in zip(views, ids, strict=True):
-                    if cid not in known and cid not in queued:
-                        queued.add(cid)
-                        new.append((cid, view))
-            if new:
-                batch = [cid for cid, _view in new]
-                encoding.append((block, batch, pool.submit(encode_block, new, level)))
-            else:
-                spare.append(block)
-
-        def settle_encode() -> None:
-            block, batch, fut = encoding.popleft()
-            assert writer is not None
-            records = fut.result()
-            if any(compression == codec.COMPRESSION_NONE for _c, _n, compression, _p in records):
-                # The block's buffer is reused only once its raw payloads are written.
-                writer.add_many(records, lambda: spare.append(block), checked=True)
-            else:  # every payload is a compressed copy: the buffer is free now
-                writer.add_many(records, checked=True)
-                spare.append(block)
-            queued.difference_update(batch)
-
-        blocks = self.chunker.blocks(stream, spare=spare)
+        stages = Stages(self, writer, progress)
+        blocks = self.chunker.blocks(stream, spare=self.spare)
         if _size_hint(stream) > 2 * BLOCK_SIZE:
             blocks = read_ahead(blocks, self.depth)
         for block, views in blocks:
-            hashing.append((block, views, pool.submit(hash_block, views)))
-            while len(hashing) > self.depth:
-                settle_hash()
-            while len(encoding) > self.depth:
-                settle_encode()
-        while hashing:
-            settle_hash()
-        while encoding:
-            settle_encode()
-        del spare[self.depth + 2 :]  # keep enough for the next file, free the rest
+            stages.block(block, views, manifest)
+        stages.finish()
         return manifest
+
+    def trim_spare(self) -> None:
+        """Keep enough block buffers for the next file, free the rest."""
+        del self.spare[self.depth + 2 :]
+
+
+Mark = Callable[[], None]
+_Hashing = tuple[bytearray, list[memoryview], "Future[list[bytes]]", Manifest, str]
+
+
+class Stages:
+    """The stages after the cut, shared by the blocks of one file or of many files one
+    after another (:mod:`vsync.model.ingest_files`), so that the next file's first
+    blocks are hashed while the last file's are compressed: blocks are hashed on the
+    pool, their ids appended to their file's manifest in order and looked up, and the
+    new chunks compressed on the pool and handed to the writer, in order.
+
+    A *mark* (:meth:`mark`) runs on the calling thread once every block given before
+    it has been hashed and appended to its manifest."""
+
+    def __init__(
+        self, ingester: Ingester, writer: PackWriter | None, progress: Progress | None
+    ) -> None:
+        self.ingester = ingester
+        self.writer = writer
+        self.progress = progress
+        self.pool = ingester.pool
+        self.depth = ingester.depth
+        self.level = ingester.level
+        self.spare = ingester.spare
+        self.hashing: deque[_Hashing | Mark] = deque()
+        self.blocks_hashing = 0
+        self.encoding: deque[tuple[bytearray, list[bytes], Future[list[Record]]]] = deque()
+        self.queued: set[bytes] = set()  # being compressed, not yet in the writer
+
+    def block(
+        self, block: bytearray, views: list[memoryview], manifest: Manifest, path: str = ""
+    ) -> None:
+        """Hash ``block``'s chunks ``views`` into ``manifest``, storing the new ones
+        (``path``: the file's, named by :class:`FileTooLarge`)."""
+        self.hashing.append((block, views, self.pool.submit(hash_block, views), manifest, path))
+        self.blocks_hashing += 1
+        while self.blocks_hashing > self.depth:
+            self._settle_hash()
+        while len(self.encoding) > self.depth:
+            self._settle_encode()
+
+    def mark(self, done: Mark) -> None:
+        """Call ``done`` once every block given so far is in its manifest."""
+        if self.blocks_hashing:
+            self.hashing.append(done)
+        else:
+            done()
+
+    def finish(self) -> None:
+        """Settle every block given (their chunks handed to the writer)."""
+        while self.hashing:
+            self._settle_hash()
+        while self.encoding:
+            self._settle_encode()
+        self.ingester.trim_spare()
+
+    def _settle_hash(self) -> None:
+        item = self.hashing.popleft()
+        if callable(item):
+            item()
+            return
+        block, views, fut, manifest, path = item
+        self.blocks_hashing -= 1
+        ids = fut.result()
+        try:
+            for view, cid in zip(views, ids, strict=True):
+                manifest.append(cid, len(view))
+        except FileTooLarge:
+            raise FileTooLarge(path) from None
+        if self.progress is not None:
+            self.progress(sum(len(v) for v in views))
+        new: list[tuple[bytes, memoryview]] = []
+        writer, queued = self.writer, self.queued
+        if writer is not None:
+            known = writer.known_many([cid for cid in ids if cid not in queued])
+            for view, cid in zip(views, ids, strict=True):
+                if cid not in known and cid not in queued:
+                    queued.add(cid)
+                    new.append((cid, view))
+        if new:
+            batch = [cid for cid, _view in new]
+            self.encoding.append((block, batch, self.pool.submit(encode_block, new, self.level)))
+        else:
+            self.spare.append(block)
+        while self.hashing and callable(self.hashing[0]):  # marks due now
+            mark = self.hashing.popleft()
+            assert callable(mark)
+            mark()
+
+    def _settle_encode(self) -> None:
+        block, batch, fut = self.encoding.popleft()
+        writer, spare = self.writer, self.spare
+        assert writer is not None
+        records = fut.result()
+        if any(compression == codec.COMPRESSION_NONE for _c, _n, compression, _p in records):
+            # The block's buffer is reused only once its raw payloads are written.
+            writer.add_many(records, lambda: spare.append(block), checked=True)
+        else:  # every payload is a compressed copy: the buffer is free now
+            writer.add_many(records, checked=True)
+            spare.append(block)
+        self.queued.difference_update(batch)
