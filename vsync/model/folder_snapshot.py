@@ -4,7 +4,8 @@ The folder is walked by :mod:`vsync.model.folder_scan`.
 
 Regular files whose stat matches the stat cache reuse their manifest id;
 the rest are read through the :class:`Ingester` (small ones in batches,
-:mod:`vsync.model.batchread`), each under the policy of
+:mod:`vsync.model.batchread`, larger ones one after another through one
+pipeline, :mod:`vsync.model.ingest_files`), each under the policy of
 :mod:`vsync.model.stable_read`: a file that keeps changing while it is read
 is skipped with a warning, so a snapshot never holds torn content.
 Files and folders that cannot be read (permissions) are skipped with a
@@ -20,6 +21,7 @@ import time
 from binascii import unhexlify
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISLNK
@@ -29,11 +31,10 @@ from vsync.model.folder_scan import MODE_EXEC, MODE_FILE, MODE_LINK, WorkFile, g
 from vsync.model.gitdb import BLOB, Presence, RawObject, blob_id, blob_object
 from vsync.model.ignore import Ignore
 from vsync.model.ingest import Ingester
-from vsync.model.manifest import FileTooLarge
+from vsync.model.ingest_files import ingest_files
 from vsync.model.paths import is_under
 from vsync.model.repository import Repository
 from vsync.model.snapshot import Entry, FlatMap
-from vsync.model.stable_read import ingest_stable
 from vsync.model.statcache import Stat, StatCache, stat_key
 from vsync.store import faults
 from vsync.store.chunkstore import PackWriter
@@ -194,24 +195,21 @@ def read_working(
             )
             reader.read(small, writer, on_file)
     advance = progress.advance if progress is not None else None
-    for wf in large:
-        try:
-            result = ingest_stable(wf.disk, ingester, writer, advance)
-        except FileTooLarge:
-            raise FileTooLarge(wf.path) from None
-        except PermissionError as exc:
-            warn(f"skipping unreadable '{wf.path}': {exc.strerror}")
-            unreadable.append(wf.path)
-            continue
-        if result is None:
-            warn(f"skipping '{wf.path}': it kept changing while it was read")
-            state.skipped.append(wf.path)
-            continue
-        manifest, read_st, hashed_at = result
-        raw = manifest.to_bytes()
-        settle(wf, raw, blob_id(raw), read_st, hashed_at)
-        if progress is not None:
-            progress.file_done(wf.path)
+    with closing(ingest_files(large, ingester, writer, advance)) as results:
+        for got in results:
+            wf = got.wf
+            if got.unreadable:
+                warn(f"skipping unreadable '{wf.path}': {got.unreadable}")
+                unreadable.append(wf.path)
+                continue
+            if got.manifest is None or got.st is None:
+                warn(f"skipping '{wf.path}': it kept changing while it was read")
+                state.skipped.append(wf.path)
+                continue
+            raw = got.manifest.to_bytes()
+            settle(wf, raw, blob_id(raw), got.st, got.hashed_at)
+            if progress is not None:
+                progress.file_done(wf.path)
     if only is None:
         for path in cache.paths():
             if path not in files and (prefixes is None or any(is_under(path, p) for p in prefixes)):
