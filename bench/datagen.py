@@ -122,6 +122,7 @@ def ensure(path: Path, kind: str, seed: int, size: int) -> Path:
         return path
     gen = random_bytes(seed, size) if kind == "random" else log_lines(seed, size)
     write(path, gen)
+    os.sync()  # written back now, not during the first timed step
     return path
 
 
@@ -216,6 +217,7 @@ def source_tree(seed: int, root: Path, files: int = 50_000) -> Path:
         with open(tmp / rel, "wb") as f:
             f.write(text.encode()[:size])
     os.replace(tmp, root)
+    os.sync()  # written back now, not during the first timed step
     return root
 
 
@@ -270,6 +272,7 @@ def insert_middle(path: Path, seed: int, dest: Path | None = None) -> Path:
                 yield block
 
     write(target, blocks())
+    os.sync()  # written back now, not during the first timed step
     return target
 
 
@@ -401,6 +404,7 @@ def mixed_folder(seed: int, root: Path, spec: MixedSpec) -> Path:
             rel = f"Thumbnails/{i % 50:02d}/thumb-{i}.png"
             write(tmp / rel, random_bytes(_file_seed(seed, 4, i), size))
     os.replace(tmp, root)
+    os.sync()  # written back now, not during the first timed step
     return root
 
 
@@ -487,6 +491,7 @@ def mixed_edit(src: Path, dest: Path, seed: int, spec: MixedSpec) -> Path:
         size = rng.randint(spec.small_min, spec.small_max)
         write(tmp / f"Notes/new/note-added-{i}.md", iter([rng.randbytes(size // 2).hex().encode()]))
     os.replace(tmp, dest)
+    os.sync()  # written back now, not during the first timed step
     return dest
 
 
